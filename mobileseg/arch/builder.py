@@ -1,0 +1,138 @@
+"""One builder: any genotype -> a standalone ``keras.Model`` (DESIGN.md, point 2).
+
+References, searched networks and subnets of the supernet all go through
+``build_model``; a new architecture needs a YAML file, not new model code.
+
+The model takes float RGB images in [0, 255] (batch, H, W, 3) and normalises
+them in the graph (``x / 127.5 - 1``), so an exported model needs no host-side
+preprocessing. Its output is logits at the resolution of the head's first
+input (1/8 for most networks), or at the input size with ``resize_output``.
+Layers are named ``<branch>_<index>_<op>`` so per-block tables can name them.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from mobileseg.arch.genotype import Cell, Genotype, Ref
+from mobileseg.blocks import conv, efficient_attention, fusion, gfa_attention, heads, mhsa, sea_attention
+
+
+def cell_layer(cell: Cell, in_channels: int, name: str) -> keras.layers.Layer:
+    """The Keras layer that implements one cell, given its input channels.
+
+    Example:
+        >>> from mobileseg.arch.genotype import MBConv
+        >>> type(cell_layer(MBConv(width=16, kernel=5, stride=2), 8, "b_0_mbconv")).__name__
+        'MBConv'
+    """
+    op = cell.OP
+    if op == "conv":
+        return conv.ConvBNAct(cell.width, cell.kernel, cell.stride, activation=cell.act, name=name)
+    if op == "mbconv":
+        return conv.MBConv(cell.width, cell.kernel, cell.stride, expansion=cell.expansion,
+                           se_ratio=0.25 if cell.se else 0.0, activation=cell.act,
+                           expanded_filters=cell.expanded or None, name=name)
+    if op == "zoomed_conv":
+        return conv.ZoomedConv(cell.width, cell.kernel, cell.stride, activation=cell.act, name=name)
+    if op == "patch_embed":
+        return conv.OverlapPatchEmbed(cell.width, cell.kernel, cell.stride, name=name)
+    if op == "sea_attention":
+        return sea_attention.SeaFormerBlock(in_channels, key_dim=cell.key_dim, num_heads=cell.heads, mlp_ratio=cell.mlp_ratio,
+                                            attn_ratio=cell.attn_ratio, activation=cell.act, name=name)
+    if op == "gfa_attention":
+        return gfa_attention.GFABlock(in_channels, num_heads=cell.heads, units=cell.units, mlp_ratio=cell.mlp_ratio, name=name)
+    if op == "cross_attention":
+        return gfa_attention.CrossResolutionBlock(in_channels, num_heads=cell.heads, key_dim=cell.key_dim,
+                                                  mlp_ratio=cell.mlp_ratio, name=name)
+    if op == "efficient_attention":
+        return efficient_attention.SegFormerBlock(in_channels, num_heads=cell.heads, sr_ratio=cell.sr_ratio,
+                                                  mlp_ratio=cell.mlp_ratio, tome_mode=cell.tome_mode,
+                                                  tome_ratio=cell.tome_ratio, name=name)
+    if op == "mhsa":
+        return mhsa.MemoryEfficientMHSA(in_channels, num_heads=cell.heads, key_dim=cell.key_dim, mlp_ratio=cell.mlp_ratio,
+                                        name=name)
+    if op == "fuse":
+        fusion_class = fusion.SigmoidGateFusion if cell.mode == "gate" else fusion.SumFusion
+        return fusion_class(cell.width, name=name)
+    if op == "skip":
+        return keras.layers.Identity(name=name)
+    raise ValueError(f"no layer for op {op!r}")  # every op in CELL_TYPES is handled above
+
+
+def head_layer(genotype: Genotype, num_classes: int, name: str = "head") -> keras.layers.Layer:
+    """The segmentation head named by ``genotype.head.op``."""
+    head = genotype.head
+    if head.op == "light":
+        return heads.LightHead(num_classes, head.width, name=name)
+    if head.op == "mlp":
+        return heads.MLPDecoder(num_classes, head.width, name=name)
+    return heads.LRASPPHead(num_classes, head.width, name=name)
+
+
+def build_model(genotype: Genotype, num_classes: int, input_size: tuple[int, int], *,
+                resize_output: bool = False, auxiliary: bool = False, batch_size: int | None = None,
+                name: str | None = None) -> keras.Model:
+    """Build the network a genotype describes.
+
+    Args:
+        genotype: a validated genotype.
+        num_classes: output channels of the logits.
+        input_size: (height, width) of the input images.
+        resize_output: add a bilinear resize of the logits to the input size.
+        auxiliary: also output one logits map per ``head.aux`` reference (for training).
+        batch_size: a static batch size, or None.
+        name: model name (default: the genotype's).
+
+    Returns:
+        A functional model: image (B, H, W, 3) in [0, 255] -> logits (B, h, w, num_classes)
+        [, auxiliary logits ...].
+
+    Example:
+        >>> from mobileseg.arch import schema_io
+        >>> g = schema_io.loads('''
+        ... name: tiny
+        ... branches:
+        ...   - {name: main, source: null, cells: [{op: conv, width: 8, stride: 2}, {op: mbconv, width: 8, stride: 2}]}
+        ...   - {name: low, source: {branch: main}, cells: [{op: mbconv, width: 16, stride: 2}]}
+        ... head: {op: light, inputs: [{branch: main}, {branch: low}], width: 8}
+        ... ''')
+        >>> build_model(g, num_classes=5, input_size=(32, 32)).output.shape
+        (None, 8, 8, 5)
+    """
+    height, width = input_size
+    image = keras.Input((height, width, 3), batch_size=batch_size, name="image")
+    normalized = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalize")(image)
+    outputs: dict[tuple[str, int], object] = {}
+
+    def feature(ref: Ref):
+        branch_name, index = genotype.resolve(ref)
+        key = (branch_name, index)
+        if key not in outputs:
+            branch = genotype.branch(branch_name)
+            if index > 0:
+                x = feature(Ref(branch_name, index - 1))
+            elif branch.source is None:
+                x = normalized
+            else:
+                x = feature(branch.source)
+            cell = branch.cells[index]
+            layer = cell_layer(cell, int(x.shape[-1]), f"{branch_name}_{index}_{cell.OP}")
+            context = cell.context_ref()
+            outputs[key] = layer([x, feature(context)] if context is not None else x)
+        return outputs[key]
+
+    for branch in genotype.branches:
+        for index in range(len(branch.cells)):
+            feature(Ref(branch.name, index))
+    head_inputs = [feature(ref) for ref in genotype.head.inputs]
+    logits = head_layer(genotype, num_classes)(head_inputs)
+    if resize_output:
+        logits = keras.layers.Resizing(height, width, interpolation="bilinear", name="resize_logits")(logits)
+    model_outputs = [logits]
+    if auxiliary:
+        for i, ref in enumerate(genotype.head.aux):
+            aux = feature(ref)
+            aux_head = heads.LightHead(num_classes, int(aux.shape[-1]), name=f"aux_head_{i}")
+            model_outputs.append(aux_head([aux]))
+    return keras.Model(image, model_outputs if len(model_outputs) > 1 else logits, name=name or genotype.name)

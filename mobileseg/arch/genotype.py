@@ -1,0 +1,278 @@
+"""Genotypes: an architecture as frozen, versioned data (DESIGN.md, point 1).
+
+A network is a set of named **branches**. Each branch is a sequence of **cells**
+(one block each) and starts either from the image (the first branch) or from the
+output of a cell of another branch (``source``). A cell may read a second
+branch's feature through ``context`` (fusion, cross-resolution attention), and
+the **head** reads any cells' outputs. This one schema writes
+
+- single-path networks (MobileNetV3 + LR-ASPP, SegFormer: one branch, the head
+  reads several of its cells);
+- SeaFormer's two branches (a context branch forks at 1/8, goes to 1/64 and gates
+  the detail branch through fusion cells);
+- RTFormer's dual resolution (cross-resolution attention cells take the low
+  branch as context);
+- HyCTAS' and FasterSeg's lattices (branches at 1/8, 1/16 and 1/32 forking from
+  one another, fused in the head).
+
+References are ``{branch: NAME, cell: INDEX}``, ``cell: -1`` meaning the last.
+Attention cells keep their input width; other cells set it with ``width``.
+
+Example:
+    >>> g = Genotype(name="tiny", branches=(
+    ...     Branch(name="main", source=None, cells=(
+    ...         Conv(width=8, kernel=3, stride=2), MBConv(width=8, kernel=3, stride=1, expansion=2.0))),),
+    ...     head=Head(op="light", inputs=(Ref("main", -1),), width=8))
+    >>> g.cell_strides()["main"]
+    (2, 2)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from mobileseg.blocks.activations import ACTIVATIONS
+
+SCHEMA_VERSION = 1
+
+KERNELS = (1, 3, 5, 7)
+STRIDES = (1, 2)
+TOME_MODES = ("none", "kv_pool", "kv_bsm", "q_pool", "q_bsm")
+FUSE_MODES = ("sum", "gate")
+HEAD_OPS = ("light", "mlp", "lraspp")
+
+
+def _choices(*values):
+    return {"choices": tuple(values)}
+
+
+def _positive():
+    return {"positive": True}
+
+
+@dataclass(frozen=True)
+class Ref:
+    """The output of cell ``cell`` of branch ``branch`` (``-1``: the last cell)."""
+
+    branch: str
+    cell: int = -1
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Base of all cells; ``OP`` is the name a YAML file uses."""
+
+    OP: ClassVar[str] = ""
+
+    def downsampling(self) -> int:
+        """Spatial stride of the cell (1 for cells that cannot stride)."""
+        return self.__dict__.get("stride", 1)
+
+    def context_ref(self) -> Ref | None:
+        """The second input of the cell, if it has one."""
+        return self.__dict__.get("context")
+
+    def out_width(self, in_width: int) -> int:
+        """Output channels given the input channels."""
+        return self.__dict__.get("width", in_width)
+
+
+@dataclass(frozen=True)
+class Conv(Cell):
+    """Convolution + BN + activation (stems, transitions)."""
+
+    OP: ClassVar[str] = "conv"
+    width: int = field(metadata=_positive())
+    kernel: int = field(default=3, metadata=_choices(*KERNELS))
+    stride: int = field(default=1, metadata=_choices(*STRIDES))
+    act: str = field(default="relu", metadata=_choices(*ACTIVATIONS))
+
+
+@dataclass(frozen=True)
+class MBConv(Cell):
+    """MobileNetV2/V3 inverted residual; ``expanded`` overrides ``expansion`` when set."""
+
+    OP: ClassVar[str] = "mbconv"
+    width: int = field(metadata=_positive())
+    kernel: int = field(default=3, metadata=_choices(*KERNELS))
+    stride: int = field(default=1, metadata=_choices(*STRIDES))
+    expansion: float = field(default=4.0, metadata=_positive())
+    se: bool = False
+    act: str = field(default="relu", metadata=_choices(*ACTIVATIONS))
+    expanded: int = 0
+
+
+@dataclass(frozen=True)
+class ZoomedConv(Cell):
+    """FasterSeg's zoomed convolution (downsample, conv, upsample)."""
+
+    OP: ClassVar[str] = "zoomed_conv"
+    width: int = field(metadata=_positive())
+    kernel: int = field(default=3, metadata=_choices(*KERNELS))
+    stride: int = field(default=1, metadata=_choices(*STRIDES))
+    act: str = field(default="relu", metadata=_choices(*ACTIVATIONS))
+
+
+@dataclass(frozen=True)
+class PatchEmbed(Cell):
+    """SegFormer's overlapping patch embedding (strided conv + LayerNorm)."""
+
+    OP: ClassVar[str] = "patch_embed"
+    width: int = field(metadata=_positive())
+    kernel: int = field(default=3, metadata=_choices(*KERNELS))
+    stride: int = field(default=2, metadata=_choices(2, 4))
+
+
+@dataclass(frozen=True)
+class SeaAttention(Cell):
+    """SeaFormer block: squeeze-enhanced axial attention + detail enhancement + FFN."""
+
+    OP: ClassVar[str] = "sea_attention"
+    heads: int = field(metadata=_positive())
+    key_dim: int = field(metadata=_positive())
+    attn_ratio: float = field(default=2.0, metadata=_positive())
+    mlp_ratio: float = field(default=2.0, metadata=_positive())
+    act: str = field(default="relu", metadata=_choices(*ACTIVATIONS))
+
+
+@dataclass(frozen=True)
+class GFAttention(Cell):
+    """RTFormer's GPU-friendly (external) attention + FFN, for a low-resolution branch."""
+
+    OP: ClassVar[str] = "gfa_attention"
+    heads: int = field(metadata=_positive())
+    units: int = field(metadata=_positive())
+    mlp_ratio: float = field(default=2.0, metadata=_positive())
+
+
+@dataclass(frozen=True)
+class CrossAttention(Cell):
+    """RTFormer's cross-resolution attention: queries here, keys/values from ``context``."""
+
+    OP: ClassVar[str] = "cross_attention"
+    context: Ref = field()
+    heads: int = field(metadata=_positive())
+    key_dim: int = field(metadata=_positive())
+    mlp_ratio: float = field(default=2.0, metadata=_positive())
+
+
+@dataclass(frozen=True)
+class EfficientAttention(Cell):
+    """SegFormer block (spatial-reduction attention + Mix-FFN) with Segformer++ token merging."""
+
+    OP: ClassVar[str] = "efficient_attention"
+    heads: int = field(metadata=_positive())
+    sr_ratio: int = field(default=1, metadata=_choices(1, 2, 4, 8))
+    mlp_ratio: float = field(default=4.0, metadata=_positive())
+    tome_mode: str = field(default="none", metadata=_choices(*TOME_MODES))
+    tome_ratio: float = 0.0
+
+
+@dataclass(frozen=True)
+class MHSA(Cell):
+    """HyCTAS' memory-efficient multi-head self-attention + FFN."""
+
+    OP: ClassVar[str] = "mhsa"
+    heads: int = field(metadata=_positive())
+    key_dim: int = field(metadata=_positive())
+    mlp_ratio: float = field(default=2.0, metadata=_positive())
+
+
+@dataclass(frozen=True)
+class Fuse(Cell):
+    """Merge another branch's feature into this one: ``sum`` (HRNet/HyCTAS) or ``gate`` (SeaFormer)."""
+
+    OP: ClassVar[str] = "fuse"
+    context: Ref = field()
+    width: int = field(metadata=_positive())
+    mode: str = field(default="gate", metadata=_choices(*FUSE_MODES))
+
+
+@dataclass(frozen=True)
+class Skip(Cell):
+    """Identity: lets a search drop a cell (depth choice)."""
+
+    OP: ClassVar[str] = "skip"
+
+
+CELL_TYPES: dict[str, type[Cell]] = {cls.OP: cls for cls in (
+    Conv, MBConv, ZoomedConv, PatchEmbed, SeaAttention, GFAttention, CrossAttention,
+    EfficientAttention, MHSA, Fuse, Skip)}
+
+ATTENTION_OPS = ("sea_attention", "gfa_attention", "cross_attention", "efficient_attention", "mhsa")
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A named sequence of cells, from the image (``source: null``) or from another branch's cell."""
+
+    name: str
+    source: Ref | None
+    cells: tuple[Cell, ...]
+
+
+@dataclass(frozen=True)
+class Head:
+    """The segmentation head: ``light`` (SeaFormer), ``mlp`` (SegFormer) or ``lraspp`` (MobileNetV3).
+
+    ``inputs[0]`` is the finest feature and sets the logits' resolution; ``aux``
+    lists cells that get an auxiliary head during training.
+    """
+
+    op: str = field(metadata=_choices(*HEAD_OPS))
+    inputs: tuple[Ref, ...]
+    width: int = field(metadata=_positive())
+    aux: tuple[Ref, ...] = ()
+
+
+@dataclass(frozen=True)
+class Genotype:
+    """A whole network: branches and a head (see the module docstring)."""
+
+    name: str
+    branches: tuple[Branch, ...]
+    head: Head
+    schema_version: int = SCHEMA_VERSION
+
+    def branch(self, name: str) -> Branch:
+        """The branch called ``name`` (KeyError if there is none)."""
+        for branch in self.branches:
+            if branch.name == name:
+                return branch
+        raise KeyError(name)
+
+    def resolve(self, ref: Ref) -> tuple[str, int]:
+        """``ref`` with a non-negative cell index."""
+        cells = self.branch(ref.branch).cells
+        return ref.branch, ref.cell % len(cells)
+
+    def cell_strides(self) -> dict[str, tuple[int, ...]]:
+        """Output stride (relative to the image) of every cell, per branch."""
+        strides: dict[str, tuple[int, ...]] = {}
+
+        def of_branch(name: str) -> tuple[int, ...]:
+            if name not in strides:
+                branch = self.branch(name)
+                start = 1 if branch.source is None else stride_of(branch.source)
+                out, current = [], start
+                for cell in branch.cells:
+                    current *= cell.downsampling()
+                    out.append(current)
+                strides[name] = tuple(out)
+            return strides[name]
+
+        def stride_of(ref: Ref) -> int:
+            name, index = self.resolve(ref)
+            return of_branch(name)[index]
+
+        for branch in self.branches:
+            of_branch(branch.name)
+        return strides
+
+    def replace_cells(self, function) -> "Genotype":
+        """A copy with every cell replaced by ``function(branch_name, index, cell)``."""
+        branches = tuple(dataclasses.replace(b, cells=tuple(function(b.name, i, c) for i, c in enumerate(b.cells)))
+                         for b in self.branches)
+        return dataclasses.replace(self, branches=branches)

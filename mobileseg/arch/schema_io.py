@@ -1,0 +1,291 @@
+"""Strict YAML/JSON round trip of genotypes (DESIGN.md, point 1; after tunas' ``schema_io``).
+
+``load(dump(g)) == g`` for every genotype. Reading rejects an unknown key, a
+missing key, a value of the wrong type or outside its allowed set, and a network
+whose shapes cannot connect, with ONE error that names the file and the key path,
+e.g. ``arch.yaml: branches[1].cells[3].op: unknown op 'mbconvv'; expected one of ...``.
+
+Example:
+    >>> text = '''
+    ... name: tiny
+    ... branches:
+    ...   - name: main
+    ...     source: null
+    ...     cells:
+    ...       - {op: conv, width: 8, stride: 2}
+    ...       - {op: mbconv, width: 8, kernal: 3}
+    ... head: {op: light, inputs: [{branch: main}], width: 8}
+    ... '''
+    >>> loads(text, source="tiny.yaml")
+    Traceback (most recent call last):
+    ...
+    mobileseg.arch.schema_io.GenotypeError: tiny.yaml: branches[0].cells[1]: unknown key 'kernal'; allowed: width, kernel, stride, expansion, se, act, expanded
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import types
+import typing
+from pathlib import Path
+
+import yaml
+
+from mobileseg.atomic_write import write_atomic
+from mobileseg.arch.genotype import (
+    ATTENTION_OPS, CELL_TYPES, SCHEMA_VERSION, Branch, Cell, Genotype, Head, Ref)
+
+
+class GenotypeError(ValueError):
+    """A genotype file or dict that is not a valid network; the message names file and key path."""
+
+
+def _fail(source: str, path: str, message: str):
+    where = f"{source}: {path}" if path else source
+    raise GenotypeError(f"{where}: {message}")
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _convert(value, annotation, source: str, path: str):
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(value, options[0], source, path)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            _fail(source, path, f"expected a list, got {type(value).__name__} {value!r}")
+        item = typing.get_args(annotation)[0]
+        return tuple(_convert(v, item, source, _join(path, i)) for i, v in enumerate(value))
+    if annotation is Cell:
+        return _cell_from_dict(value, source, path)
+    if dataclasses.is_dataclass(annotation):
+        return _dataclass_from_dict(annotation, value, source, path)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            _fail(source, path, f"expected true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            _fail(source, path, f"expected an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _fail(source, path, f"expected a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            _fail(source, path, f"expected a string, got {value!r}")
+        return value
+    raise TypeError(f"no conversion for {annotation!r}")  # a schema bug, not a user error
+
+
+def _dataclass_from_dict(cls, data, source: str, path: str, skip: tuple[str, ...] = ()):
+    if not isinstance(data, dict):
+        _fail(source, path, f"expected a mapping for {cls.__name__}, got {data!r}")
+    fields = [f for f in dataclasses.fields(cls) if f.name not in skip]
+    names = [f.name for f in fields]
+    unknown = [k for k in data if k not in names and k not in skip]
+    if unknown:
+        _fail(source, path, f"unknown key {unknown[0]!r}; allowed: {', '.join(names)}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in fields:
+        key_path = _join(path, f.name)
+        if f.name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                _fail(source, key_path, "missing key")
+            continue
+        value = _convert(data[f.name], hints[f.name], source, key_path)
+        if "choices" in f.metadata and value not in f.metadata["choices"]:
+            allowed = ", ".join(str(c) for c in f.metadata["choices"])
+            _fail(source, key_path, f"{value!r} is not allowed; expected one of {allowed}")
+        if f.metadata.get("positive") and value <= 0:
+            _fail(source, key_path, f"must be positive, got {value!r}")
+        values[f.name] = value
+    return cls(**values)
+
+
+def _cell_from_dict(data, source: str, path: str) -> Cell:
+    if not isinstance(data, dict) or "op" not in data:
+        _fail(source, path, f"a cell needs an 'op' key, got {data!r}")
+    op = data["op"]
+    if op not in CELL_TYPES:
+        _fail(source, _join(path, "op"), f"unknown op {op!r}; expected one of {', '.join(CELL_TYPES)}")
+    return _dataclass_from_dict(CELL_TYPES[op], {k: v for k, v in data.items() if k != "op"}, source, path)
+
+
+def from_dict(data, source: str = "<genotype>") -> Genotype:
+    """Build and validate a genotype from plain data (as read from YAML/JSON).
+
+    Raises:
+        GenotypeError: naming ``source`` and the key path of the first problem.
+    """
+    if not isinstance(data, dict):
+        _fail(source, "", f"expected a mapping at the top level, got {type(data).__name__}")
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        _fail(source, "schema_version", f"unsupported version {version!r}; this mobileseg reads {SCHEMA_VERSION}")
+    genotype = _dataclass_from_dict(Genotype, data, source, "")
+    validate(genotype, source)
+    return genotype
+
+
+def validate(genotype: Genotype, source: str = "<genotype>") -> None:
+    """Check that the branches, references and widths connect into one network.
+
+    Raises:
+        GenotypeError: duplicate or unknown branch, a reference out of range, a cycle,
+            an attention cell whose width its heads do not divide, a bad head or token merging.
+    """
+    names = [b.name for b in genotype.branches]
+    if not names:
+        _fail(source, "branches", "a network needs at least one branch")
+    for i, branch in enumerate(genotype.branches):
+        if branch.name in names[:i]:
+            _fail(source, f"branches[{i}].name", f"duplicate branch name {branch.name!r}")
+        if not branch.cells:
+            _fail(source, f"branches[{i}].cells", "a branch needs at least one cell")
+        if (i == 0) != (branch.source is None):
+            _fail(source, f"branches[{i}].source",
+                  "the first branch starts from the image (source: null); every other branch needs a source")
+
+    index_of = {name: i for i, name in enumerate(names)}
+
+    def check_ref(ref: Ref, path: str) -> None:
+        if ref.branch not in index_of:
+            _fail(source, _join(path, "branch"), f"unknown branch {ref.branch!r}; branches: {', '.join(names)}")
+        count = len(genotype.branches[index_of[ref.branch]].cells)
+        if not -count <= ref.cell < count:
+            _fail(source, _join(path, "cell"),
+                  f"branch {ref.branch!r} has {count} cells; cell {ref.cell} does not exist")
+
+    widths: dict[tuple[str, int], int] = {}
+    visiting: set[tuple[str, int]] = set()
+
+    def width_of(name: str, index: int, path: str) -> int:
+        """Output channels of a cell, computed through its inputs (detects cycles)."""
+        key = (name, index)
+        if key in widths:
+            return widths[key]
+        if key in visiting:
+            _fail(source, path, f"cycle: cell {index} of branch {name!r} depends on itself")
+        visiting.add(key)
+        b = index_of[name]
+        branch = genotype.branches[b]
+        cell = branch.cells[index]
+        cell_path = f"branches[{b}].cells[{index}]"
+        if index > 0:
+            in_width = width_of(name, index - 1, cell_path)
+        elif branch.source is None:
+            in_width = 3
+        else:
+            check_ref(branch.source, f"branches[{b}].source")
+            in_width = width_of(*genotype.resolve(branch.source), f"branches[{b}].source")
+        context = cell.context_ref()
+        if context is not None:
+            check_ref(context, _join(cell_path, "context"))
+            width_of(*genotype.resolve(context), _join(cell_path, "context"))
+        _check_cell(cell, in_width, source, cell_path)
+        visiting.discard(key)
+        widths[key] = cell.out_width(in_width)
+        return widths[key]
+
+    for b, branch in enumerate(genotype.branches):
+        for index in range(len(branch.cells)):
+            width_of(branch.name, index, f"branches[{b}].cells[{index}]")
+    head = genotype.head
+    if not head.inputs:
+        _fail(source, "head.inputs", "the head needs at least one input")
+    if head.op == "lraspp" and len(head.inputs) != 2:
+        _fail(source, "head.inputs", f"lraspp takes [low, high] inputs, got {len(head.inputs)}")
+    for i, ref in enumerate(head.inputs):
+        check_ref(ref, f"head.inputs[{i}]")
+    for i, ref in enumerate(head.aux):
+        check_ref(ref, f"head.aux[{i}]")
+
+
+def _check_cell(cell: Cell, in_width: int, source: str, path: str) -> None:
+    if cell.OP == "efficient_attention" and in_width % cell.heads:
+        _fail(source, _join(path, "heads"), f"{cell.heads} heads do not divide the input width {in_width}")
+    if cell.OP == "gfa_attention" and in_width % cell.heads:
+        _fail(source, _join(path, "heads"), f"{cell.heads} heads do not divide the input width {in_width}")
+    if cell.OP == "efficient_attention":
+        if not 0.0 <= cell.tome_ratio < 1.0:
+            _fail(source, _join(path, "tome_ratio"), f"must be in [0, 1), got {cell.tome_ratio}")
+        if (cell.tome_mode == "none") != (cell.tome_ratio == 0.0):
+            _fail(source, _join(path, "tome_ratio"),
+                  "token merging needs both a tome_mode other than none and a tome_ratio above 0")
+    if cell.OP in ATTENTION_OPS and in_width < 2:
+        _fail(source, path, f"{cell.OP} needs a feature map, not the image")
+
+
+def to_dict(genotype: Genotype) -> dict:
+    """Plain data for a genotype; every field written, cells with their ``op`` first."""
+    def convert(value):
+        if isinstance(value, Cell):
+            return {"op": value.OP, **{f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+        if dataclasses.is_dataclass(value):
+            return {f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, tuple):
+            return [convert(v) for v in value]
+        return value
+
+    data = convert(genotype)
+    return {"schema_version": data.pop("schema_version"), **data}
+
+
+class _FlowCells(yaml.SafeDumper):
+    """Writes each cell and reference on one line, the rest in block style."""
+
+
+def _represent_dict(dumper, data):
+    flow = "op" in data or set(data) == {"branch", "cell"}
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flow)
+
+
+_FlowCells.add_representer(dict, _represent_dict)
+
+
+def dumps(genotype: Genotype, fmt: str = "yaml") -> str:
+    """A genotype as YAML (default) or JSON text."""
+    data = to_dict(genotype)
+    if fmt == "json":
+        return json.dumps(data, indent=2) + "\n"
+    return yaml.dump(data, Dumper=_FlowCells, sort_keys=False, width=120)
+
+
+def loads(text: str, source: str = "<string>") -> Genotype:
+    """Parse YAML (a superset of JSON) text into a validated genotype."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise GenotypeError(f"{source}: not valid YAML/JSON: {error}") from None
+    return from_dict(data, source)
+
+
+def load(path: str | os.PathLike) -> Genotype:
+    """Read a ``.yaml``/``.yml``/``.json`` genotype file.
+
+    Raises:
+        GenotypeError: the file is missing, unreadable or not a valid genotype (named).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise GenotypeError(f"{path}: cannot read: {error.strerror}") from None
+    return loads(text, str(path))
+
+
+def dump(genotype: Genotype, path: str | os.PathLike) -> None:
+    """Write a genotype atomically, as JSON for ``.json`` paths and YAML otherwise."""
+    write_atomic(path, dumps(genotype, "json" if str(path).endswith(".json") else "yaml"))

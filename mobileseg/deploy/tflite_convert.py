@@ -1,0 +1,165 @@
+"""Keras 3 model -> TFLite flatbuffer, the one conversion path every step uses.
+
+`TFLiteConverter.from_keras_model` is unreliable on Keras 3, so the model is
+exported as a SavedModel with a static batch-1 signature (no SHAPE/PACK ops for a
+dynamic batch) and converted from there. Three modes:
+
+- ``fp32``: float model, builtin ops only;
+- ``fp16``: float16 weights (for the GPU delegate);
+- ``int8``: full-integer post-training quantization with a representative set;
+  int8 input and output, and the converter refuses any op that has no int8 kernel.
+
+The same function serves tests, the latency table, export and benchmarks, so a
+block's latency is measured exactly as it will ship.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+
+MODES = ("fp32", "fp16", "int8")
+
+
+def random_representative(input_shapes: Sequence[Sequence[int]], num_samples: int = 8,
+                          seed: int = 0, low: float = -1.0, high: float = 1.0
+                          ) -> Callable[[], Iterable[list[np.ndarray]]]:
+    """A representative data generator of uniform noise for calibration.
+
+    Args:
+        input_shapes: one full shape (batch included) per model input.
+        num_samples: calibration samples to yield.
+        seed: seeds the generator, so two conversions calibrate alike.
+        low, high: value range of the noise.
+
+    Example:
+        >>> gen = random_representative([(1, 4, 4, 3)], num_samples=2)
+        >>> [sample[0].shape for sample in gen()]
+        [(1, 4, 4, 3), (1, 4, 4, 3)]
+    """
+    def generate():
+        rng = np.random.default_rng(seed)
+        for _ in range(num_samples):
+            yield [rng.uniform(low, high, size=shape).astype(np.float32) for shape in input_shapes]
+    return generate
+
+
+def convert(model, mode: str = "fp32",
+            representative: Callable[[], Iterable[list[np.ndarray]]] | None = None,
+            batch_size: int = 1) -> bytes:
+    """Convert a Keras 3 model to a TFLite flatbuffer through a SavedModel.
+
+    Args:
+        model: a built `keras.Model` (functional or subclassed) with static input shapes.
+        mode: ``fp32``, ``fp16`` or ``int8`` (full integer, int8 input and output).
+        representative: calibration generator for ``int8``; default: uniform noise
+            in [-1, 1] shaped like the model inputs.
+        batch_size: the static batch size of the exported signature.
+
+    Returns:
+        The flatbuffer bytes.
+
+    Raises:
+        ValueError: unknown mode, or an input shape that is not static.
+
+    Example:
+        >>> import keras
+        >>> inputs = keras.Input((8, 8, 3))
+        >>> model = keras.Model(inputs, keras.layers.Conv2D(4, 3)(inputs))
+        >>> flatbuffer = convert(model, "int8")
+        >>> flatbuffer[4:8]
+        b'TFL3'
+    """
+    import tensorflow as tf
+
+    if mode not in MODES:
+        raise ValueError(f"unknown TFLite mode {mode!r}; expected one of {', '.join(MODES)}")
+    specs = []
+    for tensor in model.inputs:
+        shape = tuple(tensor.shape[1:])
+        if any(dim is None for dim in shape):
+            raise ValueError(f"model input {tensor.name!r} has a dynamic shape {shape}; "
+                             "build the model with a fixed input size to convert it")
+        specs.append(tf.TensorSpec((batch_size, *shape), tf.float32))
+    with tempfile.TemporaryDirectory(prefix="mobileseg_savedmodel_") as saved:
+        model.export(saved, format="tf_saved_model", input_signature=specs, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if mode == "fp16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        elif mode == "int8":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = representative or random_representative(
+                [spec.shape for spec in specs])
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+        return converter.convert()
+
+
+def op_names(flatbuffer: bytes) -> list[str]:
+    """The operator names of a flatbuffer's main graph, in execution order, before delegation.
+
+    Example:
+        >>> import keras
+        >>> inputs = keras.Input((8, 8, 3))
+        >>> model = keras.Model(inputs, keras.layers.Conv2D(4, 3)(inputs))
+        >>> op_names(convert(model))
+        ['CONV_2D']
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(model_content=flatbuffer,
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    return [op["op_name"] for op in interpreter._get_ops_details()]
+
+
+def run(flatbuffer: bytes, inputs: Sequence[np.ndarray], num_threads: int = 1) -> list[np.ndarray]:
+    """Run a flatbuffer once in LiteRT on float inputs; int8 I/O is (de)quantized here.
+
+    Args:
+        flatbuffer: the model bytes.
+        inputs: one float array per model input, batch included.
+        num_threads: LiteRT threads.
+
+    Returns:
+        One float32 array per model output.
+
+    Example:
+        >>> import keras
+        >>> inputs = keras.Input((8, 8, 3))
+        >>> model = keras.Model(inputs, keras.layers.ReLU()(inputs))
+        >>> x = np.linspace(-1, 1, 192, dtype=np.float32).reshape(1, 8, 8, 3)
+        >>> bool(np.allclose(run(convert(model), [x])[0], np.maximum(x, 0)))
+        True
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=flatbuffer, num_threads=num_threads)
+    interpreter.allocate_tensors()
+    for detail, value in zip(interpreter.get_input_details(), inputs, strict=True):
+        interpreter.set_tensor(detail["index"], quantize(value, detail))
+    interpreter.invoke()
+    return [dequantize(interpreter.get_tensor(detail["index"]), detail)
+            for detail in interpreter.get_output_details()]
+
+
+def quantize(value: np.ndarray, detail: dict) -> np.ndarray:
+    """Float array -> the dtype of a LiteRT tensor, with its scale and zero point."""
+    dtype = detail["dtype"]
+    if not np.issubdtype(dtype, np.integer):
+        return np.asarray(value, dtype=dtype)
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(value / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def dequantize(value: np.ndarray, detail: dict) -> np.ndarray:
+    """A LiteRT tensor -> float32, undoing its scale and zero point when quantized."""
+    if not np.issubdtype(value.dtype, np.integer):
+        return value.astype(np.float32)
+    scale, zero_point = detail["quantization"]
+    return ((value.astype(np.float32) - zero_point) * scale).astype(np.float32)

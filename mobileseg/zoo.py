@@ -1,0 +1,109 @@
+"""``python -m mobileseg.zoo``: the reference networks side by side.
+
+For every genotype in ``search_space/references/`` (or ``--arch`` files): parameters,
+multiply-accumulates, and fp32 and int8 TFLite latency measured with LiteRT on
+this machine (XNNPACK, ``--threads`` threads, default 1), with the number of
+XNNPACK partitions of the int8 model. The weights are random: latency does not
+depend on them. ``--json FILE`` also writes the table as JSON (atomically).
+
+Example:
+    python -m mobileseg.zoo --input_size 360x480 --num_classes 12
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from absl import app, flags
+
+from mobileseg.cli_flags import parse_size
+
+REFERENCES = Path(__file__).resolve().parent.parent / "search_space" / "references"
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string("arch", None, "Genotype files (default: every file in search_space/references).")
+flags.DEFINE_string("input_size", "360x480", "Input HEIGHTxWIDTH.")
+flags.DEFINE_integer("num_classes", 12, "Number of output classes.")
+flags.DEFINE_integer("threads", 1, "LiteRT threads.")
+flags.DEFINE_string("json", None, "Also write the table to this JSON file.")
+
+
+def reference_files() -> list[Path]:
+    """The reference genotype files, sorted by name."""
+    return sorted(REFERENCES.glob("*.yaml"))
+
+
+def profile(path: Path, num_classes: int, input_size: tuple[int, int], threads: int = 1,
+            max_seconds: float = 20.0) -> dict:
+    """Params, MACs and fp32/int8 LiteRT latency of one genotype file.
+
+    Example:
+        >>> row = profile(REFERENCES / "mobilenetv3_small_lraspp.yaml", 12, (64, 64), max_seconds=0.5)
+        >>> row["name"], row["int8"]["xnnpack_partitions"] >= 1, row["params"] > 1e5
+        ('mobilenetv3_small_lraspp', True, True)
+    """
+    from mobileseg.arch import builder, complexity, schema_io
+    from mobileseg.deploy import tflite_convert
+    from mobileseg.latency.measure import measure_interleaved
+
+    genotype = schema_io.load(path)
+    model = builder.build_model(genotype, num_classes, input_size, batch_size=1)
+    params, macs = complexity.total(complexity.layer_costs(model))
+    images = tflite_convert.random_representative([(1, *input_size, 3)], num_samples=8, low=0.0, high=255.0)
+    flatbuffers = {mode: tflite_convert.convert(model, mode, representative=images) for mode in ("fp32", "int8")}
+    records = measure_interleaved(list(flatbuffers.values()), threads, names=list(flatbuffers),
+                                  max_seconds=max_seconds)
+    row = {"name": genotype.name, "file": path.name, "params": params, "macs": macs}
+    for mode, record in zip(flatbuffers, records, strict=True):
+        row[mode] = {"median_ms": record.median_ms, "p90_ms": record.p90_ms,
+                     "xnnpack_partitions": record.xnnpack_partitions,
+                     "fallback_ops": sorted(set(record.fallback_ops)),
+                     "size_kb": len(flatbuffers[mode]) / 1024}
+    return row
+
+
+def format_rows(rows: list[dict], input_size: tuple[int, int], num_classes: int, threads: int) -> str:
+    """A markdown table of ``profile`` rows."""
+    lines = [f"Reference zoo at {input_size[0]}x{input_size[1]}, {num_classes} classes, "
+             f"LiteRT {threads} thread(s), XNNPACK, random weights",
+             "", "| network | params (M) | MACs (G) | fp32 ms | int8 ms | int8/fp32 | int8 partitions |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        fp32, int8 = row["fp32"]["median_ms"], row["int8"]["median_ms"]
+        lines.append(f"| {row['name']} | {row['params'] / 1e6:.2f} | {row['macs'] / 1e9:.2f} | {fp32:.1f} | "
+                     f"{int8:.1f} | {int8 / fp32:.2f} | {row['int8']['xnnpack_partitions']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    from tqdm import tqdm
+
+    from mobileseg.atomic_write import write_atomic
+    from mobileseg.latency.device import local_fingerprint
+
+    del argv
+    input_size = parse_size(FLAGS.input_size)
+    files = [Path(p) for p in FLAGS.arch] if FLAGS.arch else reference_files()
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        print(f"error: no such genotype file: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    started = time.time()
+    rows = []
+    for path in tqdm(files, desc="build, convert, time", unit="net"):
+        rows.append(profile(path, FLAGS.num_classes, input_size, FLAGS.threads))
+    print(format_rows(rows, input_size, FLAGS.num_classes, FLAGS.threads))
+    print(f"\n{len(rows)} networks in {time.time() - started:.0f} s")
+    if FLAGS.json:
+        result = {"command": "python -m mobileseg.zoo " + " ".join(sys.argv[1:]),
+                  "device": local_fingerprint(FLAGS.threads), "input_size": list(input_size),
+                  "num_classes": FLAGS.num_classes, "rows": rows}
+        write_atomic(FLAGS.json, json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(lambda argv: sys.exit(main(argv)))

@@ -1,0 +1,106 @@
+import subprocess
+import sys
+
+import pytest
+
+from mobileseg.arch import schema_io
+from mobileseg.arch.schema_io import GenotypeError
+from tests.arch.test_genotype import two_branch
+
+VALID = """
+name: net
+branches:
+  - name: main
+    source: null
+    cells:
+      - {op: conv, width: 8, stride: 2}
+      - {op: mbconv, width: 16, kernel: 5, stride: 2, expansion: 3}
+      - {op: efficient_attention, heads: 2, sr_ratio: 2}
+      - {op: fuse, context: {branch: low, cell: -1}, width: 16, mode: sum}
+  - name: low
+    source: {branch: main, cell: 1}
+    cells:
+      - {op: mbconv, width: 32, stride: 2}
+      - {op: sea_attention, heads: 2, key_dim: 8}
+head: {op: light, inputs: [{branch: main}], width: 16}
+"""
+
+
+def test_yaml_and_json_round_trip(tmp_path):
+    g = schema_io.loads(VALID)
+    for suffix in ("yaml", "json"):
+        path = tmp_path / f"net.{suffix}"
+        schema_io.dump(g, path)
+        assert schema_io.load(path) == g
+    assert schema_io.loads(schema_io.dumps(two_branch())) == two_branch()
+
+
+def test_int_is_accepted_where_a_float_is_expected():
+    g = schema_io.loads(VALID)
+    assert g.branches[0].cells[1].expansion == 3.0
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("op: mbconv, width: 16", "op: mbconvv, width: 16",
+     "branches[0].cells[1].op: unknown op 'mbconvv'"),
+    ("kernel: 5", "kernel: 4", "branches[0].cells[1].kernel: 4 is not allowed; expected one of 1, 3, 5, 7"),
+    ("kernel: 5", "kernal: 5", "branches[0].cells[1]: unknown key 'kernal'"),
+    ("{op: conv, width: 8, stride: 2}", "{op: conv, stride: 2}", "branches[0].cells[0].width: missing key"),
+    ("sr_ratio: 2", "sr_ratio: 2.5", "branches[0].cells[2].sr_ratio: expected an integer, got 2.5"),
+    ("heads: 2, sr_ratio", "heads: 3, sr_ratio", "branches[0].cells[2].heads: 3 heads do not divide the input width 16"),
+    ("{branch: low, cell: -1}", "{branch: lo, cell: -1}", "branches[0].cells[3].context.branch: unknown branch 'lo'"),
+    ("source: {branch: main, cell: 1}", "source: {branch: main, cell: 9}",
+     "branches[1].source.cell: branch 'main' has 4 cells; cell 9 does not exist"),
+    ("source: {branch: main, cell: 1}", "source: {branch: main, cell: 3}", "cycle"),
+    ("source: {branch: main, cell: 1}", "source: null", "branches[1].source: the first branch starts from the image"),
+    ("name: low", "name: main", "branches[1].name: duplicate branch name 'main'"),
+    ("head: {op: light", "head: {op: heavy", "head.op: 'heavy' is not allowed"),
+    ("name: net", "name: net\nschema_version: 7", "schema_version: unsupported version 7"),
+    ("name: net", "name: net\ncolour: red", "unknown key 'colour'"),
+])
+def test_malformed_genotypes_name_the_key_path(old, new, message):
+    assert old in VALID
+    with pytest.raises(GenotypeError) as error:
+        schema_io.loads(VALID.replace(old, new, 1), source="net.yaml")
+    assert str(error.value).startswith("net.yaml: ")
+    assert message in str(error.value)
+
+
+def test_token_merging_needs_mode_and_ratio():
+    with pytest.raises(GenotypeError, match="tome_ratio"):
+        schema_io.loads(VALID.replace("sr_ratio: 2", "sr_ratio: 2, tome_ratio: 0.5"))
+    g = schema_io.loads(VALID.replace("sr_ratio: 2", "sr_ratio: 2, tome_ratio: 0.5, tome_mode: kv_bsm"))
+    assert g.branches[0].cells[2].tome_mode == "kv_bsm"
+
+
+def test_missing_file_and_bad_yaml_are_named(tmp_path):
+    with pytest.raises(GenotypeError, match="nowhere.yaml: cannot read"):
+        schema_io.load(tmp_path / "nowhere.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed")
+    with pytest.raises(GenotypeError, match="bad.yaml: not valid YAML"):
+        schema_io.load(bad)
+
+
+def test_dump_is_atomic_and_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "arch.yaml"
+    schema_io.dump(two_branch(), path)
+    before = path.read_text()
+
+    def explode(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", explode)
+    with pytest.raises(OSError):
+        schema_io.dump(schema_io.loads(VALID), path)
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["arch.yaml"]
+
+
+def test_summary_cli_exits_non_zero_on_a_malformed_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(VALID.replace("kernel: 5", "kernel: 4"))
+    result = subprocess.run([sys.executable, "-m", "mobileseg.summary", str(bad), "--num_classes", "3",
+                             "--input_size", "32x32"], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert f"{bad}: branches[0].cells[1].kernel: 4 is not allowed" in result.stderr
