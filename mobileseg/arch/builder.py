@@ -4,8 +4,8 @@ References, searched networks and subnets of the supernet all go through
 ``build_model``; a new architecture needs a YAML file, not new model code.
 
 The model takes float RGB images in [0, 255] (batch, H, W, 3) and normalises
-them in the graph (``x / 127.5 - 1``), so an exported model needs no host-side
-preprocessing. Its output is logits at the resolution of the head's first
+them in the graph with ``mobileseg.data.normalization``'s constants, so an
+exported model needs no host-side preprocessing. Its output is logits at the resolution of the head's first
 input (1/8 for most networks), or at the input size with ``resize_output``.
 Layers are named ``<branch>_<index>_<op>`` so per-block tables can name them.
 """
@@ -13,9 +13,11 @@ Layers are named ``<branch>_<index>_<op>`` so per-block tables can name them.
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from mobileseg.arch.genotype import Cell, Genotype, Ref
 from mobileseg.blocks import conv, efficient_attention, fusion, gfa_attention, heads, mhsa, sea_attention
+from mobileseg.data.normalization import MEAN_RGB, STD_RGB
 
 
 def cell_layer(cell: Cell, in_channels: int, name: str) -> keras.layers.Layer:
@@ -102,7 +104,7 @@ def build_model(genotype: Genotype, num_classes: int, input_size: tuple[int, int
     """
     height, width = input_size
     image = keras.Input((height, width, 3), batch_size=batch_size, name="image")
-    normalized = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalize")(image)
+    normalized = keras.layers.Normalization(mean=MEAN_RGB, variance=np.square(STD_RGB), name="normalize")(image)
     outputs: dict[tuple[str, int], object] = {}
 
     def feature(ref: Ref):

@@ -82,9 +82,11 @@ def convert(model, mode: str = "fp32",
         if any(dim is None for dim in shape):
             raise ValueError(f"model input {tensor.name!r} has a dynamic shape {shape}; "
                              "build the model with a fixed input size to convert it")
-        specs.append(tf.TensorSpec((batch_size, *shape), tf.float32))
+        specs.append(tf.TensorSpec((batch_size, *shape), tf.float32, name=input_name(len(specs))))
     with tempfile.TemporaryDirectory(prefix="mobileseg_savedmodel_") as saved:
-        model.export(saved, format="tf_saved_model", input_signature=specs, verbose=False)
+        # a functional model with several inputs takes them as one list argument
+        signature = [specs] if len(specs) > 1 else specs
+        model.export(saved, format="tf_saved_model", input_signature=signature, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         if mode == "fp16":
@@ -92,12 +94,24 @@ def convert(model, mode: str = "fp32",
             converter.target_spec.supported_types = [tf.float16]
         elif mode == "int8":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = representative or random_representative(
-                [spec.shape for spec in specs])
+            samples = representative or random_representative([spec.shape for spec in specs])
+            converter.representative_dataset = (
+                (lambda: (dict(zip((spec.name for spec in specs), sample)) for sample in samples()))
+                if len(specs) > 1 else samples)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
         return converter.convert()
+
+
+def input_name(index: int) -> str:
+    """The signature name of model input ``index``; sorting by it restores the model's order."""
+    return f"input_{index:03d}"
+
+
+def input_details(interpreter) -> list[dict]:
+    """A LiteRT interpreter's input details in the model's input order (LiteRT's own order may differ)."""
+    return sorted(interpreter.get_input_details(), key=lambda detail: detail["name"])
 
 
 def op_names(flatbuffer: bytes) -> list[str]:
@@ -140,7 +154,7 @@ def run(flatbuffer: bytes, inputs: Sequence[np.ndarray], num_threads: int = 1) -
 
     interpreter = Interpreter(model_content=flatbuffer, num_threads=num_threads)
     interpreter.allocate_tensors()
-    for detail, value in zip(interpreter.get_input_details(), inputs, strict=True):
+    for detail, value in zip(input_details(interpreter), inputs, strict=True):
         interpreter.set_tensor(detail["index"], quantize(value, detail))
     interpreter.invoke()
     return [dequantize(interpreter.get_tensor(detail["index"]), detail)
