@@ -16,9 +16,13 @@ from absl import app, flags
 from mobileseg.cli_flags import parse_size
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("num_classes", 19, "Number of output classes.")
-flags.DEFINE_string("input_size", "512x512", "Input HEIGHTxWIDTH.")
-flags.DEFINE_bool("json", False, "Print one JSON object instead of a table.")
+
+
+def define_flags() -> None:
+    """Declare the flags (at start-up only, so importing this module declares nothing)."""
+    flags.DEFINE_integer("num_classes", 19, "Number of output classes.")
+    flags.DEFINE_string("input_size", "512x512", "Input HEIGHTxWIDTH.")
+    flags.DEFINE_bool("json", False, "Print one JSON object instead of a table.")
 
 
 def summarize(path: str, num_classes: int, input_size: tuple[int, int]) -> dict:
@@ -81,4 +85,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(lambda argv: sys.exit(main(argv)))

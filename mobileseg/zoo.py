@@ -4,7 +4,7 @@ For every genotype in ``search_space/references/`` (or ``--arch`` files): parame
 multiply-accumulates, and fp32 and int8 TFLite latency measured with LiteRT on
 this machine (XNNPACK, ``--threads`` threads, default 1), with the number of
 XNNPACK partitions of the int8 model. The weights are random: latency does not
-depend on them. ``--json FILE`` also writes the table as JSON (atomically).
+depend on them. ``--json_out FILE`` also writes the table as JSON (atomically).
 
 Example:
     python -m mobileseg.zoo --input_size 360x480 --num_classes 12
@@ -24,11 +24,15 @@ from mobileseg.cli_flags import parse_size
 REFERENCES = Path(__file__).resolve().parent.parent / "search_space" / "references"
 
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("arch", None, "Genotype files (default: every file in search_space/references).")
-flags.DEFINE_string("input_size", "360x480", "Input HEIGHTxWIDTH.")
-flags.DEFINE_integer("num_classes", 12, "Number of output classes.")
-flags.DEFINE_integer("threads", 1, "LiteRT threads.")
-flags.DEFINE_string("json", None, "Also write the table to this JSON file.")
+
+
+def define_flags() -> None:
+    """Declare the flags (at start-up only, so importing this module declares nothing)."""
+    flags.DEFINE_multi_string("arch", None, "Genotype files (default: every file in search_space/references).")
+    flags.DEFINE_string("input_size", "360x480", "Input HEIGHTxWIDTH.")
+    flags.DEFINE_integer("num_classes", 12, "Number of output classes.")
+    flags.DEFINE_integer("threads", 1, "LiteRT threads.")
+    flags.DEFINE_string("json_out", None, "Also write the table to this JSON file.")
 
 
 def reference_files() -> list[Path]:
@@ -97,13 +101,14 @@ def main(argv: list[str]) -> int:
         rows.append(profile(path, FLAGS.num_classes, input_size, FLAGS.threads))
     print(format_rows(rows, input_size, FLAGS.num_classes, FLAGS.threads))
     print(f"\n{len(rows)} networks in {time.time() - started:.0f} s")
-    if FLAGS.json:
+    if FLAGS.json_out:
         result = {"command": "python -m mobileseg.zoo " + " ".join(sys.argv[1:]),
                   "device": local_fingerprint(FLAGS.threads), "input_size": list(input_size),
                   "num_classes": FLAGS.num_classes, "rows": rows}
-        write_atomic(FLAGS.json, json.dumps(result, indent=2) + "\n")
+        write_atomic(FLAGS.json_out, json.dumps(result, indent=2) + "\n")
     return 0
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(lambda argv: sys.exit(main(argv)))

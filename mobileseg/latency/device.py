@@ -1,0 +1,101 @@
+"""The fingerprint of the machine and runtime a latency was measured on.
+
+A latency table holds one fingerprint: entries measured on another CPU, another
+LiteRT version, another thread count or another converter (TensorFlow) version
+are different measurements. `fingerprint_mismatch` lists the fields that decide
+that; the rest (Python version, host name) is recorded for the reader only.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+
+# Fields that change what a measurement means: two fingerprints that differ in
+# one of them must not share a table that is still being filled.
+MEASUREMENT_FIELDS = ("cpu", "cores", "machine", "runtime", "runtime_version", "tensorflow",
+                      "threads", "delegate")
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def cpu_model(cpuinfo_path: str = "/proc/cpuinfo") -> str:
+    """The CPU model name: ``model name`` (x86) or ``Hardware``/``Processor`` (ARM) of cpuinfo.
+
+    Args:
+        cpuinfo_path: where to read it; falls back to `platform.processor()`.
+
+    Example:
+        >>> isinstance(cpu_model(), str) and len(cpu_model()) > 0
+        True
+    """
+    fields = {}
+    try:
+        with open(cpuinfo_path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                name, sep, value = line.partition(":")
+                if sep:
+                    fields.setdefault(name.strip().lower(), value.strip())
+    except OSError:
+        pass
+    for name in ("model name", "hardware", "processor", "cpu model"):
+        value = fields.get(name, "")
+        if value and not value.isdigit():  # ARM "processor : 0" is an index, not a name
+            return value
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def local_fingerprint(threads: int | None = 1, delegate: str = "xnnpack") -> dict:
+    """The fingerprint of this machine running LiteRT (``ai_edge_litert``).
+
+    Args:
+        threads: LiteRT threads the measurements use; ``None`` leaves the field out
+            (for reports whose records carry their own thread count).
+        delegate: ``xnnpack`` (LiteRT's default CPU delegate) or ``none``.
+
+    Returns:
+        A JSON-serialisable dict: ``cpu``, ``cores``, ``machine``, ``system``,
+        ``runtime`` (``ai-edge-litert``), ``runtime_version``, ``tensorflow``
+        (the converter), ``python``, ``delegate`` and ``threads``.
+
+    Example:
+        >>> fp = local_fingerprint(threads=2)
+        >>> fp["threads"], fp["runtime"], fp["cores"] >= 1
+        (2, 'ai-edge-litert', True)
+    """
+    fingerprint = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count() or 1,
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "runtime": "ai-edge-litert",
+        "runtime_version": _version("ai-edge-litert"),
+        "tensorflow": _version("tensorflow"),
+        "python": platform.python_version(),
+        "delegate": delegate,
+    }
+    if threads is not None:
+        fingerprint["threads"] = int(threads)
+    return fingerprint
+
+
+def fingerprint_mismatch(expected: dict, actual: dict) -> list[str]:
+    """The measurement fields on which two fingerprints differ, as ``name: a != b`` lines.
+
+    Args:
+        expected: e.g. a table's fingerprint.
+        actual: e.g. `local_fingerprint()`.
+
+    Example:
+        >>> a = local_fingerprint(threads=1)
+        >>> fingerprint_mismatch(a, dict(a, threads=4, python="0"))
+        ['threads: 1 != 4']
+    """
+    return [f"{name}: {expected.get(name)!r} != {actual.get(name)!r}"
+            for name in MEASUREMENT_FIELDS if expected.get(name) != actual.get(name)]

@@ -1,0 +1,401 @@
+"""The block latency table: measured latencies keyed by `BlockSignature`, one device per file.
+
+On disk it is versioned JSON (DESIGN.md, point 7)::
+
+    {
+      "schema_version": 1,
+      "fingerprint": {"cpu": "...", "cores": 2, "runtime_version": "2.3.0", "threads": 1, ...},
+      "quantization": "int8",
+      "overhead": null | {"kind": "offset", "scale": 1.0, "offset_ms": 0.4, ...},
+      "entries": {"mbconv|in=45x60x32|...|q=int8": {"median_ms": 0.81, "p90_ms": 0.85,
+                  "std_ms": 0.02, "min_ms": 0.79, "runs": 60, "xnnpack_partitions": 1,
+                  "fallback_ops": [], "measured_at": "2025-01-01T00:00:00+00:00"}}
+    }
+
+One table is one device + runtime + thread count + quantization: the fingerprint
+says which, and every entry's key ends in the table's quantization.
+
+`LatencyTable.build` converts each missing block exactly as export does
+(`mobileseg.deploy.tflite_convert.convert`), measures it, and rewrites the file
+atomically (`mobileseg.atomic_write`: a temporary file + ``os.replace``) after
+every entry, so a build that is killed keeps everything it measured and the next
+build measures only the rest. A single process writes a table at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+
+from mobileseg.atomic_write import write_atomic
+from mobileseg.latency.device import fingerprint_mismatch, local_fingerprint
+from mobileseg.latency.overhead import Overhead
+from mobileseg.latency.signature import QUANTIZATIONS, BlockSignature
+
+SCHEMA_VERSION = 1
+_TOP_LEVEL = ("schema_version", "fingerprint", "quantization", "overhead", "entries")
+
+
+class TableFormatError(ValueError):
+    """A latency table file that is not valid JSON, has another schema version, or bad fields."""
+
+
+class DeviceMismatchError(ValueError):
+    """A table measured on another device/runtime/thread count than the one about to add to it."""
+
+
+class MissingBlockError(KeyError):
+    """A block signature with no entry in the table; the message names the block and the file."""
+
+    def __init__(self, key: str, path: str | None):
+        self.key = key
+        self.path = path
+        super().__init__(
+            f"block {key} has no entry in the latency table {path or '(not saved to a file)'}; "
+            "build the table for this search space and input size (LatencyTable.build), "
+            "or use the 'local' latency backend to measure missing blocks on this machine")
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclasses.dataclass(frozen=True)
+class TableEntry:
+    """The measured latency of one block.
+
+    Args:
+        median_ms, p90_ms, std_ms, min_ms: statistics of the timed invokes.
+        runs: timed invokes.
+        xnnpack_partitions: XNNPACK partitions of the block alone.
+        fallback_ops: ops of the block left to the built-in kernels.
+        measured_at: ISO 8601 UTC time of the measurement.
+
+    Example:
+        >>> entry = TableEntry(1.0, 1.2, 0.1, 0.9, 50, 1, (), "2025-01-01T00:00:00+00:00")
+        >>> TableEntry.from_dict(entry.to_dict()) == entry
+        True
+    """
+
+    median_ms: float
+    p90_ms: float
+    std_ms: float
+    min_ms: float
+    runs: int
+    xnnpack_partitions: int
+    fallback_ops: tuple[str, ...]
+    measured_at: str
+
+    @classmethod
+    def from_record(cls, record, measured_at: str | None = None) -> TableEntry:
+        """From a `LatencyRecord`, or a dict with its keys (another device's measurer).
+
+        Raises:
+            ValueError: a record without ``median_ms``, ``p90_ms``, ``std_ms``, ``min_ms``,
+                ``runs``, ``xnnpack_partitions`` or ``fallback_ops`` (the missing ones named).
+        """
+        needed = ("median_ms", "p90_ms", "std_ms", "min_ms", "runs", "xnnpack_partitions",
+                  "fallback_ops")
+        if isinstance(record, Mapping):
+            get = record.__getitem__
+            missing = [name for name in needed if name not in record]
+        else:
+            get = functools.partial(getattr, record)
+            missing = [name for name in needed if not hasattr(record, name)]
+        if missing:
+            raise ValueError(f"a latency table entry needs {', '.join(needed)}; the measurer's "
+                             f"record lacks {', '.join(missing)}")
+        return cls(median_ms=float(get("median_ms")), p90_ms=float(get("p90_ms")),
+                   std_ms=float(get("std_ms")), min_ms=float(get("min_ms")), runs=int(get("runs")),
+                   xnnpack_partitions=int(get("xnnpack_partitions")),
+                   fallback_ops=tuple(get("fallback_ops")), measured_at=measured_at or _now())
+
+    def to_dict(self) -> dict:
+        """JSON form (``fallback_ops`` as a list)."""
+        return {**dataclasses.asdict(self), "fallback_ops": list(self.fallback_ops)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TableEntry:
+        """Inverse of `to_dict`; unknown or missing keys raise ``ValueError`` naming them."""
+        fields = [field.name for field in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(fields))
+        missing = [name for name in fields if name not in data]
+        if unknown or missing:
+            raise ValueError(f"unknown keys {unknown}, missing keys {missing}")
+        return cls(**{**data, "fallback_ops": tuple(data["fallback_ops"])})
+
+
+class LatencyTable:
+    """Measured block latencies of one device, keyed by `BlockSignature`.
+
+    Args:
+        fingerprint: the device, runtime and thread count (`local_fingerprint` for this machine).
+        quantization: the mode of every entry: ``int8`` (default), ``fp16`` or ``fp32``.
+        entries: ``{key: TableEntry}``.
+        overhead: the fitted `Overhead`, or None before one is fitted.
+        path: the file `save` writes by default.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "table.json"
+        >>> table = LatencyTable(local_fingerprint(threads=1), path=path)
+        >>> sig = BlockSignature("conv", (16, 16, 8), (16, 16, 8), kernel=3)
+        >>> table.add(sig, {"median_ms": 0.05, "p90_ms": 0.06, "std_ms": 0.01, "min_ms": 0.04,
+        ...                 "runs": 20, "xnnpack_partitions": 1, "fallback_ops": []})
+        >>> table.save()
+        >>> LatencyTable.load(path)[sig].median_ms
+        0.05
+    """
+
+    def __init__(self, fingerprint: dict, quantization: str = "int8",
+                 entries: Mapping[str, TableEntry] | None = None, overhead: Overhead | None = None,
+                 path: str | os.PathLike | None = None):
+        if quantization not in QUANTIZATIONS:
+            raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, "
+                             f"got {quantization!r}")
+        self.fingerprint = dict(fingerprint)
+        self.quantization = quantization
+        self.entries: dict[str, TableEntry] = dict(entries or {})
+        self.overhead = overhead
+        self.path = os.fspath(path) if path is not None else None
+
+    # ---- lookup -------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, signature: BlockSignature | str) -> bool:
+        return _key(signature) in self.entries
+
+    def __getitem__(self, signature: BlockSignature | str) -> TableEntry:
+        key = _key(signature)
+        try:
+            return self.entries[key]
+        except KeyError:
+            raise MissingBlockError(key, self.path) from None
+
+    def signatures(self) -> list[BlockSignature]:
+        """Every entry's signature, in key order."""
+        return [BlockSignature.from_key(key) for key in sorted(self.entries)]
+
+    def missing(self, signatures: Iterable[BlockSignature]) -> list[BlockSignature]:
+        """The signatures without an entry, each once, in first-seen order.
+
+        Raises:
+            ValueError: a signature whose quantization is not the table's (named).
+        """
+        seen, missing = set(), []
+        for signature in signatures:
+            self._check_quantization(signature)
+            if signature.key not in self.entries and signature.key not in seen:
+                seen.add(signature.key)
+                missing.append(signature)
+        return missing
+
+    def add(self, signature: BlockSignature, record, measured_at: str | None = None) -> None:
+        """Store a measurement (`LatencyRecord` or record dict) under the signature's key."""
+        self._check_quantization(signature)
+        self.entries[signature.key] = TableEntry.from_record(record, measured_at)
+
+    def _check_quantization(self, signature: BlockSignature) -> None:
+        if signature.quantization != self.quantization:
+            raise ValueError(f"block {signature.key} is {signature.quantization} but the latency "
+                             f"table {self.path or '(not saved)'} holds {self.quantization} entries")
+
+    # ---- files --------------------------------------------------------------------------
+
+    def to_json(self) -> dict:
+        """The JSON document (see the module doc)."""
+        return {"schema_version": SCHEMA_VERSION, "fingerprint": self.fingerprint,
+                "quantization": self.quantization,
+                "overhead": self.overhead.to_dict() if self.overhead else None,
+                "entries": {key: self.entries[key].to_dict() for key in sorted(self.entries)}}
+
+    def save(self, path: str | os.PathLike | None = None) -> None:
+        """Write the table atomically to ``path`` (default: the table's own path, which it then becomes)."""
+        if path is None and self.path is None:
+            raise ValueError("LatencyTable.save: no path given and the table has none")
+        if path is not None:
+            self.path = os.fspath(path)
+        write_atomic(self.path, json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> LatencyTable:
+        """Read a table file.
+
+        Raises:
+            FileNotFoundError: no such file.
+            TableFormatError: invalid JSON, another schema version, unknown/missing
+                fields or a malformed entry; the message names the file.
+        """
+        path = os.fspath(path)
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise TableFormatError(f"latency table {path} is not valid JSON ({error})") from None
+        if not isinstance(data, dict):
+            raise TableFormatError(f"latency table {path}: expected a JSON object, got "
+                                   f"{type(data).__name__}")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise TableFormatError(f"latency table {path} has schema_version {version!r}; this "
+                                   f"mobileseg reads version {SCHEMA_VERSION}; rebuild the table")
+        unknown = sorted(set(data) - set(_TOP_LEVEL))
+        missing = [name for name in _TOP_LEVEL if name not in data]
+        if unknown or missing:
+            raise TableFormatError(f"latency table {path}: unknown fields {unknown}, "
+                                   f"missing fields {missing}")
+        if not isinstance(data["fingerprint"], dict) or not isinstance(data["entries"], dict):
+            raise TableFormatError(f"latency table {path}: fingerprint and entries must be objects")
+        quantization = data["quantization"]
+        if quantization not in QUANTIZATIONS:
+            raise TableFormatError(f"latency table {path}: unknown quantization {quantization!r}")
+        entries = {}
+        for key, value in data["entries"].items():
+            try:
+                signature = BlockSignature.from_key(key)
+                if not isinstance(value, dict):
+                    raise ValueError(f"expected an object, got {type(value).__name__}")
+                entries[key] = TableEntry.from_dict(value)
+            except (TypeError, ValueError) as error:
+                raise TableFormatError(f"latency table {path}: entry {key!r}: {error}") from None
+            if signature.quantization != quantization:
+                raise TableFormatError(f"latency table {path}: entry {key!r} is not {quantization}")
+        try:
+            overhead = Overhead.from_dict(data["overhead"]) if data["overhead"] is not None else None
+        except (TypeError, ValueError) as error:
+            raise TableFormatError(f"latency table {path}: overhead: {error}") from None
+        return cls(data["fingerprint"], quantization, entries, overhead, path)
+
+    @classmethod
+    def load_or_create(cls, path: str | os.PathLike, fingerprint: dict,
+                       quantization: str = "int8") -> LatencyTable:
+        """Open a table that this device will add entries to, or start an empty one there.
+
+        An existing table measured with another fingerprint (CPU, cores, LiteRT or
+        TensorFlow version, threads, delegate) is refused: adding this machine's
+        measurements to it would mix two devices in one table.
+
+        Raises:
+            DeviceMismatchError: the file's fingerprint differs (the fields are listed).
+            ValueError: the file's quantization differs.
+            TableFormatError: see `load`.
+        """
+        if not os.path.exists(path):
+            return cls(fingerprint, quantization, path=path)
+        table = cls.load(path)
+        mismatch = fingerprint_mismatch(table.fingerprint, fingerprint)
+        if mismatch:
+            raise DeviceMismatchError(
+                f"latency table {table.path} was measured on another device or setting "
+                f"({'; '.join(mismatch)}); use it read-only with the 'table:' backend, or "
+                "measure this machine into a new file")
+        if table.quantization != quantization:
+            raise ValueError(f"latency table {table.path} holds {table.quantization} entries, "
+                             f"not {quantization}")
+        return table
+
+    # ---- building -----------------------------------------------------------------------
+
+    def build(self, signatures: Iterable[BlockSignature],
+              make_model: Callable[[BlockSignature], object],
+              measurer: Callable[[bytes], object] | None = None, *,
+              convert: Callable[[object, str], bytes] | None = None,
+              save_every: int = 1, progress: bool = True) -> list[str]:
+        """Measure every signature not in the table yet, saving as it goes.
+
+        Args:
+            signatures: the blocks a space can produce (repeats are measured once).
+            make_model: builds the block alone as a `keras.Model` at its input shape.
+            measurer: flatbuffer bytes -> `LatencyRecord` (or record dict). Default:
+                `measure_tflite` on this machine with the fingerprint's threads and
+                delegate, after checking the fingerprint is this machine's.
+            convert: ``(model, quantization) -> bytes``; default
+                `mobileseg.deploy.tflite_convert.convert` (as export converts).
+            save_every: rewrite the file after this many new entries (and at the end,
+                and when an error stops the build). Needs the table's ``path``.
+            progress: show a tqdm bar on stderr.
+
+        Returns:
+            The keys measured by this call, in order.
+
+        Raises:
+            DeviceMismatchError: default measurer and a fingerprint that is not this machine's.
+            ValueError: a signature of another quantization.
+
+        Example:
+            >>> import pathlib, tempfile
+            >>> from mobileseg.latency.testing import block_model
+            >>> table = LatencyTable(local_fingerprint(threads=1),
+            ...                      path=pathlib.Path(tempfile.mkdtemp()) / "t.json")
+            >>> sig = BlockSignature("conv", (8, 8, 4), (8, 8, 4), kernel=3)
+            >>> table.build([sig, sig], block_model, progress=False) == [sig.key]
+            True
+            >>> table.build([sig], block_model, progress=False)
+            []
+        """
+        if save_every < 1:
+            raise ValueError(f"save_every must be >= 1, got {save_every}")
+        todo = self.missing(signatures)
+        if not todo:
+            return []
+        if measurer is None:
+            measurer = self._local_measurer()
+        if convert is None:
+            from mobileseg.deploy.tflite_convert import convert
+        from tqdm.auto import tqdm
+
+        measured: list[str] = []
+        unsaved = 0
+        bar = tqdm(total=len(todo), desc="latency table", unit="block", disable=not progress,
+                   file=sys.stderr, dynamic_ncols=True)
+        try:
+            for signature in todo:
+                bar.set_postfix_str(signature.key, refresh=False)
+                flatbuffer = convert(make_model(signature), signature.quantization)
+                self.add(signature, measurer(flatbuffer))
+                measured.append(signature.key)
+                unsaved += 1
+                if self.path is not None and unsaved >= save_every:
+                    self.save()
+                    unsaved = 0
+                _clear_keras_session()
+                bar.update()
+        finally:
+            bar.close()
+            if unsaved and self.path is not None:
+                self.save()
+        return measured
+
+    def _local_measurer(self) -> Callable[[bytes], object]:
+        threads = self.fingerprint.get("threads")
+        delegate = self.fingerprint.get("delegate", "xnnpack")
+        mismatch = fingerprint_mismatch(self.fingerprint, local_fingerprint(threads, delegate))
+        if mismatch:
+            raise DeviceMismatchError(
+                f"latency table {self.path or '(not saved)'} is for another device or setting "
+                f"({'; '.join(mismatch)}); pass a measurer for that device, or start a new table")
+        from mobileseg.latency.measure import measure_tflite
+
+        return functools.partial(measure_tflite, threads=threads, delegate=delegate)
+
+
+def _key(signature: BlockSignature | str) -> str:
+    return signature if isinstance(signature, str) else signature.key
+
+
+def _clear_keras_session() -> None:
+    """Drop Keras' global graph state between blocks so a long build does not grow."""
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        keras.backend.clear_session()

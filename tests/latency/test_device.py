@@ -1,0 +1,42 @@
+"""The device fingerprint: what it reads and which fields decide a mismatch."""
+
+import json
+
+from mobileseg.latency import device
+
+
+def test_local_fingerprint_fields():
+    fingerprint = device.local_fingerprint(threads=4)
+    assert set(device.MEASUREMENT_FIELDS) <= set(fingerprint)
+    assert fingerprint["threads"] == 4 and fingerprint["delegate"] == "xnnpack"
+    assert fingerprint["runtime"] == "ai-edge-litert" and fingerprint["runtime_version"]
+    assert fingerprint["tensorflow"] and fingerprint["cores"] >= 1
+    assert json.loads(json.dumps(fingerprint)) == fingerprint
+    assert "threads" not in device.local_fingerprint(threads=None)
+
+
+def test_cpu_model_x86(tmp_path):
+    path = tmp_path / "cpuinfo"
+    path.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\n\n"
+                    "processor\t: 1\nmodel name\t: AMD EPYC 7B13\n")
+    assert device.cpu_model(str(path)) == "AMD EPYC 7B13"
+
+
+def test_cpu_model_arm(tmp_path):
+    path = tmp_path / "cpuinfo"
+    path.write_text("processor\t: 0\nBogoMIPS\t: 38.40\nCPU part\t: 0xd05\n\n"
+                    "Hardware\t: Qualcomm Technologies, Inc SM8250\n")
+    assert device.cpu_model(str(path)) == "Qualcomm Technologies, Inc SM8250"
+
+
+def test_cpu_model_without_cpuinfo(tmp_path):
+    assert device.cpu_model(str(tmp_path / "absent"))
+
+
+def test_mismatch_lists_only_measurement_fields():
+    a = device.local_fingerprint(threads=1)
+    b = dict(a, threads=2, runtime_version="9.9", python="2.7", system="Plan9")
+    mismatch = device.fingerprint_mismatch(a, b)
+    assert [line.split(":")[0] for line in mismatch] == ["runtime_version", "threads"]
+    assert "threads: 1 != 2" in mismatch
+    assert device.fingerprint_mismatch(a, dict(a)) == []
