@@ -38,7 +38,7 @@ def summarize(path: str, num_classes: int, input_size: tuple[int, int]) -> dict:
         ... ''')
         >>> summary = summarize(str(arch), num_classes=2, input_size=(8, 8))
         >>> summary["params"], summary["macs"]
-        (58, 2816)
+        (58, 1536)
     """
     from mobileseg.arch import builder, complexity, schema_io
 

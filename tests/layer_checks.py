@@ -116,3 +116,32 @@ def _assert_int8_io(flatbuffer: bytes) -> None:
     interpreter = Interpreter(model_content=flatbuffer)
     for detail in interpreter.get_input_details() + interpreter.get_output_details():
         assert detail["dtype"] == np.int8, f"tensor {detail['name']} is {detail['dtype']}, not int8"
+
+
+def randomized(layer, input_shapes, seed=0):
+    """Build ``layer`` and give every weight random values (BN variances positive).
+
+    Zero-initialized scales (SeaFormer's projection BNs, HyCTAS's gamma) would otherwise
+    switch whole branches off, and the checks would not see them.
+    """
+    layer.build(input_shapes[0] if len(input_shapes) == 1 else list(input_shapes))
+    rng = np.random.default_rng(seed)
+    for weight in layer.weights:
+        shape = tuple(weight.shape)
+        if "variance" in weight.path:
+            value = rng.uniform(0.5, 1.5, shape)
+        elif "gamma" in weight.path:
+            value = rng.uniform(0.5, 1.5, shape)
+        else:
+            value = rng.normal(0.0, 0.3, shape)
+        weight.assign(value.astype("float32"))
+    return layer
+
+
+def trainable_count(layer) -> int:
+    return sum(int(np.prod(weight.shape)) for weight in layer.trainable_weights)
+
+
+def softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)

@@ -16,7 +16,8 @@ def targets():
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("py_"):
-            kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+            kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords
+                      if k.arg in ("name", "srcs", "deps", "main")}
             found.append((node.func.id, kwargs))
     return found
 

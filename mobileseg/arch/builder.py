@@ -40,20 +40,18 @@ def cell_layer(cell: Cell, in_channels: int, name: str) -> keras.layers.Layer:
     if op == "patch_embed":
         return conv.OverlapPatchEmbed(cell.width, cell.kernel, cell.stride, name=name)
     if op == "sea_attention":
-        return sea_attention.SeaFormerBlock(in_channels, key_dim=cell.key_dim, num_heads=cell.heads, mlp_ratio=cell.mlp_ratio,
+        return sea_attention.SeaFormerBlock(in_channels, cell.key_dim, cell.heads, mlp_ratio=cell.mlp_ratio,
                                             attn_ratio=cell.attn_ratio, activation=cell.act, name=name)
     if op == "gfa_attention":
-        return gfa_attention.GFABlock(in_channels, num_heads=cell.heads, units=cell.units, mlp_ratio=cell.mlp_ratio, name=name)
+        return gfa_attention.GFABlock(in_channels, cell.heads, memory_units=cell.units, name=name)
     if op == "cross_attention":
-        return gfa_attention.CrossResolutionBlock(in_channels, num_heads=cell.heads, key_dim=cell.key_dim,
-                                                  mlp_ratio=cell.mlp_ratio, name=name)
+        return gfa_attention.CrossResolutionBlock(in_channels, context_size=cell.context_size, name=name)
     if op == "efficient_attention":
-        return efficient_attention.SegFormerBlock(in_channels, num_heads=cell.heads, sr_ratio=cell.sr_ratio,
+        return efficient_attention.SegFormerBlock(in_channels, cell.heads, sr_ratio=cell.sr_ratio,
                                                   mlp_ratio=cell.mlp_ratio, tome_mode=cell.tome_mode,
                                                   tome_ratio=cell.tome_ratio, name=name)
     if op == "mhsa":
-        return mhsa.MemoryEfficientMHSA(in_channels, num_heads=cell.heads, key_dim=cell.key_dim, mlp_ratio=cell.mlp_ratio,
-                                        name=name)
+        return mhsa.MemoryEfficientMHSA(in_channels, cell.heads, key_dim=cell.key_dim, name=name)
     if op == "fuse":
         fusion_class = fusion.SigmoidGateFusion if cell.mode == "gate" else fusion.SumFusion
         return fusion_class(cell.width, name=name)

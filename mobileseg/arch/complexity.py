@@ -16,6 +16,9 @@ from dataclasses import dataclass
 import keras
 
 
+COUNTED_OPS = ("Conv2D", "DepthwiseConv2dNative", "MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum")
+
+
 @dataclass(frozen=True)
 class LayerCost:
     """Parameters and MACs of one top-level layer."""
@@ -28,6 +31,8 @@ class LayerCost:
 
 
 def _op_macs(op) -> int:
+    if op.type not in COUNTED_OPS:
+        return 0
     out = op.outputs[0].shape
     if op.type == "Conv2D":
         kh, kw, cin, _ = op.inputs[1].shape
@@ -39,17 +44,15 @@ def _op_macs(op) -> int:
         a = op.inputs[0].shape
         depth = a[0] if op.get_attr("transpose_a") else a[1]
         return math.prod(out) * depth
-    if op.type in ("BatchMatMulV2", "BatchMatMulV3", "BatchMatMul"):
+    if op.type.startswith("BatchMatMul"):
         a = op.inputs[0].shape
         depth = a[-2] if op.get_attr("adj_x") else a[-1]
         return math.prod(out) * depth
-    if op.type == "Einsum":
-        inputs, _ = op.get_attr("equation").decode().split("->")
-        sizes = {}
-        for spec, tensor in zip(inputs.split(","), op.inputs, strict=True):
-            sizes.update(zip(spec, tensor.shape))
-        return math.prod(sizes.values())
-    return 0
+    inputs, _ = op.get_attr("equation").decode().split("->")  # Einsum: product of every index's size
+    sizes = {}
+    for spec, tensor in zip(inputs.split(","), op.inputs, strict=True):
+        sizes.update(zip(spec, tensor.shape))
+    return math.prod(sizes.values())
 
 
 def layer_costs(model: keras.Model) -> list[LayerCost]:

@@ -132,7 +132,7 @@ class SeaAttention(Cell):
     OP: ClassVar[str] = "sea_attention"
     heads: int = field(metadata=_positive())
     key_dim: int = field(metadata=_positive())
-    attn_ratio: float = field(default=2.0, metadata=_positive())
+    attn_ratio: int = field(default=2, metadata=_positive())
     mlp_ratio: float = field(default=2.0, metadata=_positive())
     act: str = field(default="relu", metadata=_choices(*ACTIVATIONS))
 
@@ -144,18 +144,15 @@ class GFAttention(Cell):
     OP: ClassVar[str] = "gfa_attention"
     heads: int = field(metadata=_positive())
     units: int = field(metadata=_positive())
-    mlp_ratio: float = field(default=2.0, metadata=_positive())
 
 
 @dataclass(frozen=True)
 class CrossAttention(Cell):
-    """RTFormer's cross-resolution attention: queries here, keys/values from ``context``."""
+    """RTFormer's cross-resolution attention + FFN: queries here, keys/values pooled from ``context``."""
 
     OP: ClassVar[str] = "cross_attention"
     context: Ref = field()
-    heads: int = field(metadata=_positive())
-    key_dim: int = field(metadata=_positive())
-    mlp_ratio: float = field(default=2.0, metadata=_positive())
+    context_size: int = field(default=12, metadata=_positive())
 
 
 @dataclass(frozen=True)
@@ -172,12 +169,11 @@ class EfficientAttention(Cell):
 
 @dataclass(frozen=True)
 class MHSA(Cell):
-    """HyCTAS' memory-efficient multi-head self-attention + FFN."""
+    """HyCTAS' memory-efficient self-attention cell (narrow queries/keys, residual)."""
 
     OP: ClassVar[str] = "mhsa"
     heads: int = field(metadata=_positive())
     key_dim: int = field(metadata=_positive())
-    mlp_ratio: float = field(default=2.0, metadata=_positive())
 
 
 @dataclass(frozen=True)

@@ -216,8 +216,10 @@ def validate(genotype: Genotype, source: str = "<genotype>") -> None:
 def _check_cell(cell: Cell, in_width: int, source: str, path: str) -> None:
     if cell.OP == "efficient_attention" and in_width % cell.heads:
         _fail(source, _join(path, "heads"), f"{cell.heads} heads do not divide the input width {in_width}")
-    if cell.OP == "gfa_attention" and in_width % cell.heads:
+    if cell.OP in ("gfa_attention", "mhsa") and in_width % cell.heads:
         _fail(source, _join(path, "heads"), f"{cell.heads} heads do not divide the input width {in_width}")
+    if cell.OP == "gfa_attention" and cell.units % cell.heads:
+        _fail(source, _join(path, "units"), f"{cell.heads} heads do not divide {cell.units} memory units")
     if cell.OP == "efficient_attention":
         if not 0.0 <= cell.tome_ratio < 1.0:
             _fail(source, _join(path, "tome_ratio"), f"must be in [0, 1), got {cell.tome_ratio}")

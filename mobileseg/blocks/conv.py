@@ -482,3 +482,14 @@ class OverlapPatchEmbed(keras.layers.Layer):
         config = super().get_config()
         config.update(filters=self.filters, kernel_size=self.kernel_size, strides=self.strides)
         return config
+
+
+def drop_path_layer(rate: float, name: str) -> keras.layers.Dropout | None:
+    """Stochastic depth on a residual branch: drops whole samples in training, identity at inference.
+
+    A Dropout whose noise is shared over H, W and C drops the branch of a sample and
+    scales the kept ones by ``1 / (1 - rate)``, as timm's ``DropPath``.
+    """
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"drop_path must be in [0, 1), got {rate!r}")
+    return keras.layers.Dropout(rate, noise_shape=(None, 1, 1, 1), name=name) if rate > 0 else None

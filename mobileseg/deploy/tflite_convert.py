@@ -109,11 +109,6 @@ def input_name(index: int) -> str:
     return f"input_{index:03d}"
 
 
-def input_details(interpreter) -> list[dict]:
-    """A LiteRT interpreter's input details in the model's input order (LiteRT's own order may differ)."""
-    return sorted(interpreter.get_input_details(), key=lambda detail: detail["name"])
-
-
 def op_names(flatbuffer: bytes) -> list[str]:
     """The operator names of a flatbuffer's main graph, in execution order, before delegation.
 
@@ -152,13 +147,19 @@ def run(flatbuffer: bytes, inputs: Sequence[np.ndarray], num_threads: int = 1) -
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=flatbuffer, num_threads=num_threads)
-    interpreter.allocate_tensors()
-    for detail, value in zip(input_details(interpreter), inputs, strict=True):
-        interpreter.set_tensor(detail["index"], quantize(value, detail))
-    interpreter.invoke()
-    return [dequantize(interpreter.get_tensor(detail["index"]), detail)
-            for detail in interpreter.get_output_details()]
+    runner = Interpreter(model_content=flatbuffer, num_threads=num_threads).get_signature_runner()
+    details = runner.get_input_details()
+    names = sorted(details)
+    if len(names) != len(inputs):
+        raise ValueError(f"the model takes {len(names)} inputs, got {len(inputs)}")
+    outputs = runner(**{name: quantize(value, details[name]) for name, value in zip(names, inputs)})
+    output_details = runner.get_output_details()
+    return [dequantize(outputs[name], output_details[name]) for name in sorted(outputs, key=_output_index)]
+
+
+def _output_index(name: str) -> int:
+    """``output_12`` -> 12: signature outputs sort in the model's order."""
+    return int(name.rsplit("_", 1)[1])
 
 
 def quantize(value: np.ndarray, detail: dict) -> np.ndarray:

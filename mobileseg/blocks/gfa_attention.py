@@ -1,0 +1,529 @@
+"""RTFormer's GPU-friendly attention, cross-resolution attention and dual-resolution block.
+
+Wang, Zheng, Luo, Ye, Ding, Zhu, Ding, Dou, "RTFormer: Efficient Design for Real-Time
+Semantic Segmentation with Transformer", NeurIPS 2022 (Sec. 3.1-3.3), as in the
+official PaddleSeg code (``paddleseg/models/rtformer.py``: ``ExternalAttention``,
+``MLP``, ``EABlock``).
+
+How the official ``EABlock`` maps to the layers here:
+
+- ``GFAttention`` is ``ExternalAttention`` without cross keys/values (``attn_l``): BN,
+  learnable key memory (1x1 conv), grouped double normalization, value memory.
+- ``CrossResolutionAttention`` is ``ExternalAttention`` with cross keys/values
+  (``attn_h``) together with ``EABlock.cross_kv``, the only consumer of the keys and
+  values it makes from the low-resolution map.
+- ``RTFormerFFN`` is ``MLP``.
+- ``GFABlock`` is the low-resolution half of ``EABlock`` (optional strided shortcut,
+  ``x + GFA(x)``, ``x + FFN(x)``), usable alone as a single-stream block.
+- ``RTFormerBlock`` is the whole ``EABlock``: takes ``[high, low]`` and returns
+  ``[high, low]``: low branch (``GFABlock``), compression of the low branch into the
+  high one, cross-resolution attention + FFN on the high branch, and the strided
+  down path that adds the high branch back into the low one.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from mobileseg.blocks.conv import batch_norm, check_positive_int, conv_initializer, drop_path_layer
+
+FFN_BN_EPSILON = 1e-6  # the official MLP's BatchNorm epsilon
+
+
+def memory_initializer() -> keras.initializers.Initializer:
+    """The official initialization of the key and value memories: normal, std 0.001."""
+    return keras.initializers.RandomNormal(stddev=0.001)
+
+
+def grouped_double_normalization(logits, num_heads: int, epsilon: float = 1e-6):
+    """RTFormer's grouped double normalization of ``(B, N, M)`` logits over N tokens and M units.
+
+    The official code takes a softmax over the tokens, then divides by the sum over
+    the units of each of ``num_heads`` groups plus ``epsilon``. Written out, that is a
+    softmax over the units of each group of ``logits - logsumexp_over_tokens(logits)``
+    with one extra unit of constant logit ``log(epsilon)`` (dropped afterwards), which is
+    what is computed here, exactly. Every intermediate stays in a range int8 holds,
+    where the literal token softmax of a large map has values near ``1 / N`` that int8
+    (fixed scale 1/256) rounds to zero.
+
+    Example:
+        >>> import numpy as np
+        >>> logits = np.random.default_rng(0).normal(size=(1, 6, 4)).astype("float32")
+        >>> x = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        >>> x = x.reshape(1, 6, 2, 2)
+        >>> want = (x / (x.sum(axis=-1, keepdims=True) + 1e-6)).reshape(1, 6, 4)
+        >>> got = np.asarray(grouped_double_normalization(logits, num_heads=2))
+        >>> bool(np.allclose(got, want, atol=1e-6))
+        True
+    """
+    tokens, units = logits.shape[1], logits.shape[2]
+    peak = ops.max(logits, axis=1, keepdims=True)
+    log_total = ops.log(ops.sum(ops.exp(logits - peak), axis=1, keepdims=True)) + peak
+    grouped = ops.reshape(logits - log_total, (-1, tokens, num_heads, units // num_heads))
+    grouped = ops.pad(grouped, ((0, 0), (0, 0), (0, 0), (0, 1)), constant_values=float(np.log(epsilon)))
+    return ops.reshape(ops.softmax(grouped, axis=-1)[..., :-1], (-1, tokens, units))
+
+
+def adaptive_max_pool(inputs, size: int):
+    """``AdaptiveMaxPool2D((size, size))`` of PyTorch/Paddle on a static NHWC map, with builtin ops.
+
+    Bin ``i`` of an axis of length ``L`` covers ``floor(i L / size) .. ceil((i + 1) L / size)``.
+    A map divisible by ``size`` uses one max pool; otherwise each axis gathers the rows of
+    every bin (padding short bins with their last row) and takes their max.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.arange(5, dtype="float32").reshape(1, 5, 1, 1)
+        >>> np.asarray(adaptive_max_pool(x, 3))[0, :, 0, 0].tolist()
+        [1.0, 3.0, 4.0]
+    """
+    height, width = inputs.shape[1], inputs.shape[2]
+    if height % size == 0 and width % size == 0:
+        pool = (height // size, width // size)
+        return ops.max_pool(inputs, pool, strides=pool, padding="valid")
+    x = inputs
+    for axis, length in ((1, height), (2, width)):
+        starts = [(i * length) // size for i in range(size)]
+        ends = [-((-(i + 1) * length) // size) for i in range(size)]
+        span = max(end - start for start, end in zip(starts, ends))
+        index = np.array([[min(start + j, end - 1) for j in range(span)] for start, end in zip(starts, ends)],
+                         dtype="int32")
+        x = ops.max(ops.take(x, index, axis=axis), axis=axis + 1)
+    return x
+
+
+@keras.saving.register_keras_serializable(package="mobileseg")
+class GFAttention(keras.layers.Layer):
+    """GPU-friendly attention of RTFormer (Wang et al., NeurIPS 2022, Sec. 3.2, official ``ExternalAttention``).
+
+    Paper: "RTFormer: Efficient Design for Real-Time Semantic Segmentation with Transformer",
+    Wang, Zheng, Luo, Ye, Ding, Zhu, Ding, Dou, NeurIPS 2022.
+
+    External attention with learnable memories instead of token keys and values: BN on
+    the input, logits against ``memory_units`` key vectors (a bias-free 1x1 conv, stride
+    ``strides``), grouped double normalization (softmax over the tokens, then each of
+    ``num_heads`` groups of units normalized to sum to one per token), and a bias-free
+    1x1 conv with the value memory to ``dim`` channels. Its cost is linear in the tokens.
+
+    Args:
+        dim: output channels.
+        num_heads: groups of the double normalization (must divide ``memory_units``).
+        memory_units: learnable key/value vectors (official: ``dim`` in the low branch).
+        strides: stride of the key conv; the official block uses 2 where the low
+            branch widens (its input channels differ from ``dim``).
+
+    Example:
+        >>> import numpy as np
+        >>> layer = GFAttention(32, num_heads=4, strides=2)
+        >>> tuple(layer(np.zeros((1, 8, 8, 16), "float32")).shape)
+        (1, 4, 4, 32)
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, memory_units: int | None = None, strides: int = 1,
+                 **kwargs):
+        super().__init__(**kwargs)
+        owner = type(self).__name__
+        check_positive_int(owner, "dim", dim)
+        check_positive_int(owner, "num_heads", num_heads)
+        if memory_units is not None:
+            check_positive_int(owner, "memory_units", memory_units)
+        if strides not in (1, 2):
+            raise ValueError(f"{owner}: strides must be 1 or 2, got {strides!r}")
+        units = memory_units or dim
+        if units % num_heads:
+            raise ValueError(f"{owner}: memory_units={units} is not divisible by num_heads={num_heads}")
+        self.dim = dim
+        self.num_heads = num_heads
+        self.memory_units = memory_units
+        self.strides = strides
+        self.units = units
+        self.norm = batch_norm("norm")
+        self.key_memory = keras.layers.Conv2D(units, 1, strides=strides, use_bias=False,
+                                              kernel_initializer=memory_initializer(), name="key_memory")
+        self.value_memory = keras.layers.Conv2D(dim, 1, use_bias=False, kernel_initializer=memory_initializer(),
+                                                name="value_memory")
+
+    def build(self, input_shape):
+        self.norm.build(input_shape)
+        self.key_memory.build(input_shape)
+        self.value_memory.build((*self.key_memory.compute_output_shape(input_shape)[:-1], self.units))
+
+    def call(self, inputs, training=None):
+        x = self.key_memory(self.norm(inputs, training=training))
+        height, width = x.shape[1], x.shape[2]
+        weights = grouped_double_normalization(ops.reshape(x, (-1, height * width, self.units)), self.num_heads)
+        return self.value_memory(ops.reshape(weights, (-1, height, width, self.units)))
+
+    def compute_output_shape(self, input_shape):
+        return (*self.key_memory.compute_output_shape(input_shape)[:-1], self.dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(dim=self.dim, num_heads=self.num_heads, memory_units=self.memory_units,
+                      strides=self.strides)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="mobileseg")
+class CrossResolutionAttention(keras.layers.Layer):
+    """Cross-resolution attention of RTFormer (Wang et al., NeurIPS 2022, Sec. 3.3, official ``attn_h`` + ``cross_kv``).
+
+    Paper: "RTFormer: Efficient Design for Real-Time Semantic Segmentation with Transformer",
+    Wang, Zheng, Luo, Ye, Ding, Zhu, Ding, Dou, NeurIPS 2022.
+
+    Called on ``[x, context]``: the high-resolution tokens ``x`` (``dim`` channels) query
+    ``context_size ** 2`` keys and values made from the low-resolution ``context``:
+    BN, adaptive max pool to ``context_size x context_size``, a bias-free 1x1 conv to
+    ``2 * dim`` channels split into keys (first half) and values. The queries are the
+    BN-normalized ``x``; the attention is a single-head softmax over the keys, scaled by
+    ``(number of keys) ** -0.5 = 1 / context_size`` as officially (not by the channels).
+
+    Args:
+        dim: channels of ``x`` and of the output.
+        context_size: side of the pooled context grid (official: 12, so 144 keys).
+
+    Example:
+        >>> import numpy as np
+        >>> layer = CrossResolutionAttention(16, context_size=2)
+        >>> x, context = np.zeros((1, 8, 8, 16), "float32"), np.zeros((1, 4, 4, 32), "float32")
+        >>> tuple(layer([x, context]).shape)
+        (1, 8, 8, 16)
+    """
+
+    def __init__(self, dim: int, context_size: int = 12, **kwargs):
+        super().__init__(**kwargs)
+        owner = type(self).__name__
+        check_positive_int(owner, "dim", dim)
+        check_positive_int(owner, "context_size", context_size)
+        self.dim = dim
+        self.context_size = context_size
+        self.norm = batch_norm("norm")
+        self.context_norm = batch_norm("context_norm")
+        self.context_kv = keras.layers.Conv2D(2 * dim, 1, use_bias=False,
+                                              kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+                                              name="context_kv")
+
+    def build(self, input_shape):
+        x_shape, context_shape = input_shape
+        if x_shape[-1] != self.dim:
+            raise ValueError(f"{type(self).__name__}: dim={self.dim} but x has {x_shape[-1]} channels")
+        if None in tuple(context_shape[1:3]):
+            raise ValueError(f"{type(self).__name__} needs a static context size, got {context_shape}")
+        self.norm.build(x_shape)
+        self.context_norm.build(context_shape)
+        self.context_kv.build((None, self.context_size, self.context_size, context_shape[-1]))
+
+    def call(self, inputs, training=None):
+        x, context = inputs
+        height, width = x.shape[1], x.shape[2]
+        keys_count = self.context_size ** 2
+        kv = adaptive_max_pool(self.context_norm(context, training=training), self.context_size)
+        kv = ops.reshape(self.context_kv(kv), (-1, keys_count, 2 * self.dim))
+        keys, values = kv[..., :self.dim], kv[..., self.dim:]
+        queries = ops.reshape(self.norm(x, training=training), (-1, height * width, self.dim))
+        logits = ops.matmul(queries, ops.transpose(keys, (0, 2, 1))) * (keys_count ** -0.5)
+        out = ops.matmul(ops.softmax(logits, axis=-1), values)
+        return ops.reshape(out, (-1, height, width, self.dim))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(dim=self.dim, context_size=self.context_size)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="mobileseg")
+class RTFormerFFN(keras.layers.Layer):
+    """The feed-forward network of RTFormer's block (Wang et al., NeurIPS 2022, Sec. 3.1, official ``MLP``).
+
+    Paper: "RTFormer: Efficient Design for Real-Time Semantic Segmentation with Transformer",
+    Wang, Zheng, Luo, Ye, Ding, Zhu, Ding, Dou, NeurIPS 2022.
+
+    BN (epsilon 1e-6), 3x3 conv with a bias to ``hidden_dim``, GELU, 3x3 conv with a
+    bias back to ``dim``.
+
+    Args:
+        dim: input and output channels.
+        hidden_dim: hidden channels (official: ``dim``).
+
+    Example:
+        >>> import numpy as np
+        >>> tuple(RTFormerFFN(16)(np.zeros((1, 8, 8, 16), "float32")).shape)
+        (1, 8, 8, 16)
+    """
+
+    def __init__(self, dim: int, hidden_dim: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        check_positive_int(type(self).__name__, "dim", dim)
+        if hidden_dim is not None:
+            check_positive_int(type(self).__name__, "hidden_dim", hidden_dim)
+        self.dim = dim
+        self.hidden_dim = hidden_dim
+        hidden = hidden_dim or dim
+        self.norm = keras.layers.BatchNormalization(epsilon=FFN_BN_EPSILON, momentum=0.9, name="norm")
+        self.conv1 = keras.layers.Conv2D(hidden, 3, padding="same", kernel_initializer=conv_initializer(),
+                                         name="conv1")
+        self.conv2 = keras.layers.Conv2D(dim, 3, padding="same", kernel_initializer=conv_initializer(),
+                                         name="conv2")
+
+    def build(self, input_shape):
+        self.norm.build(input_shape)
+        self.conv1.build(input_shape)
+        self.conv2.build(self.conv1.compute_output_shape(input_shape))
+
+    def call(self, inputs, training=None):
+        x = self.conv1(self.norm(inputs, training=training))
+        return self.conv2(keras.activations.gelu(x, approximate=False))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(dim=self.dim, hidden_dim=self.hidden_dim)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="mobileseg")
+class GFABlock(keras.layers.Layer):
+    """RTFormer's low-resolution transformer block (Wang et al., NeurIPS 2022, Fig. 2, low half of ``EABlock``).
+
+    Paper: "RTFormer: Efficient Design for Real-Time Semantic Segmentation with Transformer",
+    Wang, Zheng, Luo, Ye, Ding, Zhu, Ding, Dou, NeurIPS 2022.
+
+    ``shortcut(x) + GFAttention(x)`` then ``x + RTFormerFFN(x)``. The shortcut is the
+    identity, or BN + bias-free strided 1x1 conv when the width or resolution changes
+    (official ``attn_shortcut_l``).
+
+    Args:
+        dim: output channels.
+        num_heads: groups of the GFA double normalization.
+        memory_units: GFA key/value vectors (default ``dim``, as official).
+        strides: 1, or 2 to halve the resolution (official: where the width grows).
+        drop_path: stochastic depth rate of both residual branches (training only).
+
+    Example:
+        >>> import numpy as np
+        >>> block = GFABlock(32, num_heads=4, strides=2)
+        >>> tuple(block(np.zeros((1, 8, 8, 16), "float32")).shape)
+        (1, 4, 4, 32)
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, memory_units: int | None = None, strides: int = 1,
+                 drop_path: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.dim = dim
+        self.num_heads = num_heads
+        self.memory_units = memory_units
+        self.strides = strides
+        self.drop_path = drop_path
+        self.attn = GFAttention(dim, num_heads=num_heads, memory_units=memory_units, strides=strides, name="attn")
+        self.mlp = RTFormerFFN(dim, name="mlp")
+        self.drop_attn = drop_path_layer(drop_path, "drop_path_attn")
+        self.drop_mlp = drop_path_layer(drop_path, "drop_path_mlp")
+        self.shortcut_norm = None
+        self.shortcut_conv = None
+
+    def build(self, input_shape):
+        if input_shape[-1] != self.dim or self.strides != 1:
+            self.shortcut_norm = batch_norm("shortcut_norm")
+            self.shortcut_conv = keras.layers.Conv2D(self.dim, 1, strides=self.strides, use_bias=False,
+                                                     kernel_initializer=conv_initializer(), name="shortcut_conv")
+            self.shortcut_norm.build(input_shape)
+            self.shortcut_conv.build(input_shape)
+        self.attn.build(input_shape)
+        self.mlp.build(self.attn.compute_output_shape(input_shape))
+
+    def call(self, inputs, training=None):
+        shortcut = inputs
+        if self.shortcut_conv is not None:
+            shortcut = self.shortcut_conv(self.shortcut_norm(inputs, training=training))
+        branch = self.attn(inputs, training=training)
+        if self.drop_attn is not None:
+            branch = self.drop_attn(branch, training=training)
+        x = shortcut + branch
+        branch = self.mlp(x, training=training)
+        if self.drop_mlp is not None:
+            branch = self.drop_mlp(branch, training=training)
+        return x + branch
+
+    def compute_output_shape(self, input_shape):
+        return self.attn.compute_output_shape(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(dim=self.dim, num_heads=self.num_heads, memory_units=self.memory_units,
+                      strides=self.strides, drop_path=self.drop_path)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="mobileseg")
+class CrossResolutionBlock(keras.layers.Layer):
+    """RTFormer's high-resolution transformer step (Wang et al., NeurIPS 2022, Fig. 2, high half of ``EABlock``).
+
+    Paper: "RTFormer: Efficient Design for Real-Time Semantic Segmentation with Transformer",
+    Wang, Zheng, Luo, Ye, Ding, Zhu, Ding, Dou, NeurIPS 2022.
+
+    Called on ``[x, context]``: ``x + CrossResolutionAttention([x, context])`` then
+    ``x + RTFormerFFN(x)``. This is the ``cross_attention`` cell of a genotype, whose
+    ``context`` is any lower-resolution branch.
+
+    Args:
+        dim: channels of ``x`` and of the output.
+        context_size: side of the pooled context grid (official: 12).
+        drop_path: stochastic depth rate of both residual branches (training only).
+
+    Example:
+        >>> import numpy as np
+        >>> block = CrossResolutionBlock(16, context_size=2)
+        >>> tuple(block([np.zeros((1, 8, 8, 16), "float32"), np.zeros((1, 2, 2, 32), "float32")]).shape)
+        (1, 8, 8, 16)
+    """
+
+    def __init__(self, dim: int, context_size: int = 12, drop_path: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.dim = dim
+        self.context_size = context_size
+        self.drop_path = drop_path
+        self.cross_attn = CrossResolutionAttention(dim, context_size=context_size, name="cross_attn")
+        self.mlp = RTFormerFFN(dim, name="mlp")
+        self.drop_attn = drop_path_layer(drop_path, "drop_path_attn")
+        self.drop_mlp = drop_path_layer(drop_path, "drop_path_mlp")
+
+    def build(self, input_shape):
+        self.cross_attn.build(input_shape)
+        self.mlp.build(input_shape[0])
+
+    def call(self, inputs, training=None):
+        x, context = inputs
+        branch = self.cross_attn([x, context], training=training)
+        if self.drop_attn is not None:
+            branch = self.drop_attn(branch, training=training)
+        x = x + branch
+        branch = self.mlp(x, training=training)
+        if self.drop_mlp is not None:
+            branch = self.drop_mlp(branch, training=training)
+        return x + branch
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(dim=self.dim, context_size=self.context_size, drop_path=self.drop_path)
+        return config
+
+
+def _norm_relu_conv(filters: int, kernel_size: int, strides: int, name: str) -> keras.Sequential:
+    """RTFormer's pre-activation unit: BN, ReLU, bias-free conv."""
+    return keras.Sequential([
+        batch_norm(f"{name}_norm"),
+        keras.layers.ReLU(name=f"{name}_relu"),
+        keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False,
+                            kernel_initializer=conv_initializer(), name=f"{name}_conv"),
+    ], name=name)
+
+
+@keras.saving.register_keras_serializable(package="mobileseg")
+class RTFormerBlock(keras.layers.Layer):
+    """RTFormer's dual-resolution block (Wang et al., NeurIPS 2022, Fig. 2, official ``EABlock``).
+
+    Paper: "RTFormer: Efficient Design for Real-Time Semantic Segmentation with Transformer",
+    Wang, Zheng, Luo, Ye, Ding, Zhu, Ding, Dou, NeurIPS 2022.
+
+    Called on ``[high, low]``, returns ``[high, low]``:
+
+    1. ``low = GFABlock(low)`` (strided when ``low_strides == 2``);
+    2. ``high += resize(compression(low))``, compression = BN, ReLU, 1x1 conv to ``dim``,
+       bilinear resize to the high resolution;
+    3. ``high = CrossResolutionBlock([high, low])`` (cross-resolution attention + FFN, residual);
+    4. with ``has_down``: ``low += down(high)``, down = BN, ReLU, 3x3 stride-2 conv to
+       ``low_dim // 2``, BN, ReLU, 3x3 stride-2 conv to ``low_dim`` (so the low branch
+       must be at a quarter of the high resolution after step 1).
+
+    Convs use ``padding="same"`` (the official pads 1 on each side: for even sizes the
+    stride-2 sampling grid is shifted by one pixel).
+
+    Args:
+        dim: channels of the high-resolution branch (input and output).
+        low_dim: output channels of the low-resolution branch.
+        num_heads: groups of the low branch's GFA double normalization.
+        low_strides: 2 halves the low branch in step 1 (official: the first block,
+            where the low width doubles), else 1.
+        context_size: pooled context side of the cross-resolution attention.
+        has_down: add the high branch back into the low one (step 4).
+        drop_path: stochastic depth rate of the four residual branches (training only).
+
+    Example:
+        >>> import numpy as np
+        >>> block = RTFormerBlock(16, low_dim=32, num_heads=4, low_strides=2, context_size=2)
+        >>> high, low = block([np.zeros((1, 16, 16, 16), "float32"), np.zeros((1, 8, 8, 24), "float32")])
+        >>> tuple(high.shape), tuple(low.shape)
+        ((1, 16, 16, 16), (1, 4, 4, 32))
+    """
+
+    def __init__(self, dim: int, low_dim: int, num_heads: int = 8, low_strides: int = 1,
+                 context_size: int = 12, has_down: bool = True, drop_path: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        check_positive_int(type(self).__name__, "dim", dim)
+        check_positive_int(type(self).__name__, "low_dim", low_dim)
+        if has_down and low_dim < 2:
+            raise ValueError(f"{type(self).__name__}: low_dim must be at least 2 with has_down, got {low_dim}")
+        self.dim = dim
+        self.low_dim = low_dim
+        self.num_heads = num_heads
+        self.low_strides = low_strides
+        self.context_size = context_size
+        self.has_down = has_down
+        self.drop_path = drop_path
+        self.low_block = GFABlock(low_dim, num_heads=num_heads, strides=low_strides, drop_path=drop_path,
+                                  name="low_block")
+        self.compression = _norm_relu_conv(dim, 1, 1, "compression")
+        self.high_block = CrossResolutionBlock(dim, context_size=context_size, drop_path=drop_path,
+                                               name="high_block")
+        self.down = keras.Sequential([_norm_relu_conv(low_dim // 2, 3, 2, "down1"),
+                                      _norm_relu_conv(low_dim, 3, 2, "down2")], name="down") if has_down else None
+
+    def build(self, input_shape):
+        high_shape, low_shape = input_shape
+        if high_shape[-1] != self.dim:
+            raise ValueError(f"{type(self).__name__}: dim={self.dim} but the high branch has "
+                             f"{high_shape[-1]} channels")
+        self.low_block.build(low_shape)
+        low_out = self.low_block.compute_output_shape(low_shape)
+        if self.has_down:
+            expected = tuple(-(-size // 4) for size in high_shape[1:3])
+            if tuple(low_out[1:3]) != expected:
+                raise ValueError(f"{type(self).__name__}: the low branch is {tuple(low_out[1:3])} after its "
+                                 f"block but the down path makes {expected} from the high branch "
+                                 f"{tuple(high_shape[1:3])}")
+            self.down.build(high_shape)
+        self.compression.build(low_out)
+        self.high_block.build([high_shape, low_out])
+
+    def call(self, inputs, training=None):
+        high, low = inputs
+        low = self.low_block(low, training=training)
+        height, width = high.shape[1], high.shape[2]
+        high = high + ops.image.resize(self.compression(low, training=training), (height, width),
+                                       interpolation="bilinear")
+        high = self.high_block([high, low], training=training)
+        if self.down is not None:
+            low = low + self.down(high, training=training)
+        return [high, low]
+
+    def compute_output_shape(self, input_shape):
+        high_shape, low_shape = input_shape
+        return [tuple(high_shape), tuple(self.low_block.compute_output_shape(low_shape))]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(dim=self.dim, low_dim=self.low_dim, num_heads=self.num_heads, low_strides=self.low_strides,
+                      context_size=self.context_size, has_down=self.has_down, drop_path=self.drop_path)
+        return config
+
+
