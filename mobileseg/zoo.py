@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -95,7 +96,7 @@ def main(argv: list[str]) -> int:
     if missing:
         print(f"error: no such genotype file: {', '.join(missing)}", file=sys.stderr)
         return 1
-    started = time.time()
+    started, load_before = time.time(), os.getloadavg()
     rows = []
     for path in tqdm(files, desc="build, convert, time", unit="net"):
         rows.append(profile(path, FLAGS.num_classes, input_size, FLAGS.threads))
@@ -104,7 +105,8 @@ def main(argv: list[str]) -> int:
     if FLAGS.json_out:
         result = {"command": "python -m mobileseg.zoo " + " ".join(sys.argv[1:]),
                   "device": local_fingerprint(FLAGS.threads), "input_size": list(input_size),
-                  "num_classes": FLAGS.num_classes, "rows": rows}
+                  "num_classes": FLAGS.num_classes, "seconds": round(time.time() - started),
+                  "load_average_before_after": [load_before, os.getloadavg()], "rows": rows}
         write_atomic(FLAGS.json_out, json.dumps(result, indent=2) + "\n")
     return 0
 

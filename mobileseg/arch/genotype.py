@@ -224,6 +224,15 @@ class Head:
 
 
 @dataclass(frozen=True)
+class CellShape:
+    """Shapes (H, W, C) around one cell: its input, its output and its context input, if any."""
+
+    input: tuple[int, int, int]
+    output: tuple[int, int, int]
+    context: tuple[int, int, int] | None
+
+
+@dataclass(frozen=True)
 class Genotype:
     """A whole network: branches and a head (see the module docstring)."""
 
@@ -266,6 +275,44 @@ class Genotype:
         for branch in self.branches:
             of_branch(branch.name)
         return strides
+
+    def cell_shapes(self, input_size: tuple[int, int]) -> dict[tuple[str, int], CellShape]:
+        """Input, output and context shapes (H, W, C) of every cell for an image of ``input_size``.
+
+        Strided cells round up (``ceil(H / stride)``), as "same" padding does. The genotype
+        must be valid (``schema_io.validate``): references are not checked here.
+
+        Example:
+            >>> g = Genotype(name="s", branches=(Branch("m", None, (Conv(width=8, stride=2), Skip())),),
+            ...              head=Head(op="light", inputs=(Ref("m"),), width=8))
+            >>> g.cell_shapes((45, 60))[("m", 1)]
+            CellShape(input=(23, 30, 8), output=(23, 30, 8), context=None)
+        """
+        shapes: dict[tuple[str, int], CellShape] = {}
+
+        def output_of(ref: Ref) -> tuple[int, int, int]:
+            key = self.resolve(ref)
+            if key not in shapes:
+                name, index = key
+                branch = self.branch(name)
+                if index > 0:
+                    x = output_of(Ref(name, index - 1))
+                elif branch.source is None:
+                    x = (*input_size, 3)
+                else:
+                    x = output_of(branch.source)
+                cell = branch.cells[index]
+                stride = cell.downsampling()
+                context = cell.context_ref()
+                shapes[key] = CellShape(
+                    input=x, output=(-(-x[0] // stride), -(-x[1] // stride), cell.out_width(x[2])),
+                    context=None if context is None else output_of(context))
+            return shapes[key].output
+
+        for branch in self.branches:
+            for index in range(len(branch.cells)):
+                output_of(Ref(branch.name, index))
+        return shapes
 
     def replace_cells(self, function) -> "Genotype":
         """A copy with every cell replaced by ``function(branch_name, index, cell)``."""

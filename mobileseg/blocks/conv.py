@@ -484,12 +484,13 @@ class OverlapPatchEmbed(keras.layers.Layer):
         return config
 
 
-def drop_path_layer(rate: float, name: str) -> keras.layers.Dropout | None:
+def drop_path_layer(rate: float, name: str) -> keras.layers.Dropout:
     """Stochastic depth on a residual branch: drops whole samples in training, identity at inference.
 
     A Dropout whose noise is shared over H, W and C drops the branch of a sample and
-    scales the kept ones by ``1 / (1 - rate)``, as timm's ``DropPath``.
+    scales the kept ones by ``1 / (1 - rate)``, as timm's ``DropPath``; at rate 0 it is
+    the identity.
     """
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"drop_path must be in [0, 1), got {rate!r}")
-    return keras.layers.Dropout(rate, noise_shape=(None, 1, 1, 1), name=name) if rate > 0 else None
+    return keras.layers.Dropout(rate, noise_shape=(None, 1, 1, 1), name=name)

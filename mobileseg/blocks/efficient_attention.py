@@ -295,12 +295,10 @@ class SegFormerBlock(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         branch = self.attn(self.norm1(inputs))
-        if self.drop_attn is not None:
-            branch = self.drop_attn(branch, training=training)
+        branch = self.drop_attn(branch, training=training)
         x = inputs + branch
         branch = self.mlp(self.norm2(x))
-        if self.drop_mlp is not None:
-            branch = self.drop_mlp(branch, training=training)
+        branch = self.drop_mlp(branch, training=training)
         return x + branch
 
     def compute_output_shape(self, input_shape):

@@ -343,12 +343,10 @@ class GFABlock(keras.layers.Layer):
         if self.shortcut_conv is not None:
             shortcut = self.shortcut_conv(self.shortcut_norm(inputs, training=training))
         branch = self.attn(inputs, training=training)
-        if self.drop_attn is not None:
-            branch = self.drop_attn(branch, training=training)
+        branch = self.drop_attn(branch, training=training)
         x = shortcut + branch
         branch = self.mlp(x, training=training)
-        if self.drop_mlp is not None:
-            branch = self.drop_mlp(branch, training=training)
+        branch = self.drop_mlp(branch, training=training)
         return x + branch
 
     def compute_output_shape(self, input_shape):
@@ -401,12 +399,10 @@ class CrossResolutionBlock(keras.layers.Layer):
     def call(self, inputs, training=None):
         x, context = inputs
         branch = self.cross_attn([x, context], training=training)
-        if self.drop_attn is not None:
-            branch = self.drop_attn(branch, training=training)
+        branch = self.drop_attn(branch, training=training)
         x = x + branch
         branch = self.mlp(x, training=training)
-        if self.drop_mlp is not None:
-            branch = self.drop_mlp(branch, training=training)
+        branch = self.drop_mlp(branch, training=training)
         return x + branch
 
     def compute_output_shape(self, input_shape):

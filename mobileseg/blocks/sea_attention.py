@@ -290,12 +290,10 @@ class SeaFormerBlock(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         branch = self.attn(inputs, training=training)
-        if self.drop_attn is not None:
-            branch = self.drop_attn(branch, training=training)
+        branch = self.drop_attn(branch, training=training)
         x = inputs + branch
         branch = self.mlp(x, training=training)
-        if self.drop_mlp is not None:
-            branch = self.drop_mlp(branch, training=training)
+        branch = self.drop_mlp(branch, training=training)
         return x + branch
 
     def compute_output_shape(self, input_shape):

@@ -15,6 +15,7 @@ block's latency is measured exactly as it will ship.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 
@@ -83,7 +84,7 @@ def convert(model, mode: str = "fp32",
             raise ValueError(f"model input {tensor.name!r} has a dynamic shape {shape}; "
                              "build the model with a fixed input size to convert it")
         specs.append(tf.TensorSpec((batch_size, *shape), tf.float32, name=input_name(len(specs))))
-    with tempfile.TemporaryDirectory(prefix="mobileseg_savedmodel_") as saved:
+    with tempfile.TemporaryDirectory(prefix="mobileseg_savedmodel_") as saved, _quiet_absl():
         # a functional model with several inputs takes them as one list argument
         signature = [specs] if len(specs) > 1 else specs
         model.export(saved, format="tf_saved_model", input_signature=signature, verbose=False)
@@ -102,6 +103,19 @@ def convert(model, mode: str = "fp32",
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
         return converter.convert()
+
+
+@contextlib.contextmanager
+def _quiet_absl():
+    """Silence the SavedModel writer's and converter's INFO lines while converting."""
+    from absl import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
 
 
 def input_name(index: int) -> str:

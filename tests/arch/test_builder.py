@@ -19,6 +19,10 @@ def roundtrip_and_int8(genotype, tmp_path, num_classes=5):
     branch, index = genotype.resolve(genotype.head.inputs[0])
     stride = strides[branch][index]
     assert model.output.shape[1:] == (INPUT[0] // stride, INPUT[1] // stride, num_classes)
+    for (branch_name, index), shape in genotype.cell_shapes(INPUT).items():
+        cell = genotype.branch(branch_name).cells[index]
+        layer = model.get_layer(f"{branch_name}_{index}_{cell.OP}")
+        assert tuple(layer.output.shape[1:]) == shape.output, (branch_name, index)
     images = np.random.default_rng(0).uniform(0, 255, size=(1, *INPUT, 3)).astype(np.float32)
     expected = np.asarray(model(images))
     path = tmp_path / "model.keras"

@@ -44,3 +44,13 @@ def test_replace_cells_changes_only_what_it_returns():
     g = two_branch().replace_cells(lambda b, i, c: Skip() if (b, i) == ("low", 1) else c)
     assert g.branch("low").cells[1] == Skip()
     assert g.branch("main") == two_branch().branch("main")
+
+
+def test_cell_shapes_follow_strides_widths_and_contexts():
+    shapes = two_branch().cell_shapes((45, 60))
+    assert shapes[("main", 0)].input == (45, 60, 3)
+    assert shapes[("main", 1)].output == (12, 15, 16)
+    assert shapes[("low", 0)].output == (6, 8, 32)
+    assert shapes[("low", 2)].output == (6, 8, 32)
+    assert shapes[("main", 2)].context == (6, 8, 32)
+    assert shapes[("main", 2)].output == (12, 15, 16)
