@@ -1,0 +1,244 @@
+"""``python -m mobileseg.evaluate --model PATH --data KIND:PATH [--split test] [--json]``.
+
+Full-resolution mIoU, pixel accuracy and per-class IoU of a ``.keras`` or ``.tflite``
+model on one split of a data set. Both kinds of model go through the same code: the
+split's pairs are checked (`mobileseg.data.checks.verified_pairs`), read at full
+resolution by `mobileseg.data.pipeline.eval_dataset`, segmented by
+`mobileseg.inference.Segmenter.predict` (images resized to the model's input size,
+predictions resized back to each image's own size) and counted in one
+`mobileseg.training.miou.ConfusionMatrix`. Void pixels (the ignore index) do not count.
+
+A model is evaluated the way it ships: at its fixed input size. A ``.keras`` model
+whose input size differs from the images' sees them resized, exactly as its ``.tflite``
+does, so the two agree. (The trainer's validation, `mobileseg.training.evaluation`,
+runs a copy of the network rebuilt for each image size instead; both give the same
+numbers when the model's input size is the images' size, e.g. 360x480 for CamVid.)
+
+The model must predict as many classes as the data set has. Prints a per-class
+table, or with ``--json`` one JSON object (``miou``, ``pixel_accuracy``,
+``per_class_iou`` by class name (null for a class absent from both ground truth and
+predictions), ``confusion_matrix``, timings, ...); ``--out FILE`` also writes that
+object to a file, atomically. ``--max_images N`` evaluates the first N good pairs
+only (the whole split is still checked); ``--skip_bad`` leaves bad pairs out (listed
+in ``skipped``) instead of stopping at the first.
+
+Exit codes: 0 done, 2 bad input (missing or unloadable model, wrong suffix, bad data
+set, class count mismatch).
+
+Example:
+    python -m mobileseg.evaluate --model runs/camvid/model.keras --data camvid:../shared/datasets/camvid
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def check_classes(segmenter, source) -> list[str]:
+    """Refuse a model whose class count differs from the data set's (both are named).
+
+    A class map model without a sidecar has no known class count; its ids are then
+    checked image by image in `evaluate`.
+
+    Returns:
+        Warnings: the model's sidecar names other classes than the data set (compared
+        without case); classes are still matched by id.
+
+    Raises:
+        mobileseg.inference.ModelError: the counts differ.
+    """
+    from mobileseg.inference import ModelError
+
+    if segmenter.num_classes is not None and segmenter.num_classes != source.num_classes:
+        raise ModelError(
+            f"{segmenter.path} predicts {segmenter.num_classes} classes but {source.spec} has "
+            f"{source.num_classes} ({', '.join(source.class_names)})")
+    model_names = [name.lower() for name in segmenter.class_names]
+    if segmenter.sidecar and model_names != [name.lower() for name in source.class_names]:
+        return [f"{segmenter.sidecar} names the classes {', '.join(segmenter.class_names)} but {source.spec} "
+                f"has {', '.join(source.class_names)}; classes are matched by id"]
+    return []
+
+
+def evaluate(segmenter, source, split: str = "test", *, max_images: int | None = None,
+             skip_bad: bool = False, progress: bool | None = None) -> dict:
+    """Evaluate a model on one split at full resolution.
+
+    Args:
+        segmenter: a `mobileseg.inference.Segmenter`.
+        source: a `mobileseg.data.source.SegmentationSource`.
+        split: the split to evaluate.
+        max_images: evaluate only the first this many (good) pairs.
+        skip_bad: leave bad pairs out instead of stopping at the first.
+        progress: show a progress bar on stderr (None: only on a terminal).
+
+    Returns:
+        A JSON-ready dict: ``miou``, ``pixel_accuracy``, ``per_class_iou`` (class name ->
+        IoU or None), ``pixels``, ``confusion_matrix`` (rows ground truth), ``model``,
+        ``backend``, ``input_size``, ``data``, ``split``, ``images``, ``skipped``,
+        ``class_names``, ``wall_seconds``, ``model_ms_per_image`` (mean time of
+        `Segmenter.predict`, resizing included), ``warnings`` (see `check_classes`),
+        ``threads`` (LiteRT only).
+
+    Raises:
+        mobileseg.inference.ModelError: class count mismatch (or a class id out of range).
+        mobileseg.data.problems.DataError: a bad split or, without ``skip_bad``, a bad pair.
+
+    Example:
+        >>> import keras, pathlib, tempfile
+        >>> from mobileseg.data.synthetic import SyntheticSource
+        >>> from mobileseg.inference import Segmenter
+        >>> inputs = keras.Input((16, 16, 3))  # a model that predicts class 0 everywhere
+        >>> bias = keras.initializers.Constant([1.0] + [0.0] * 7)
+        >>> sky = keras.layers.Conv2D(8, 1, kernel_initializer="zeros", bias_initializer=bias)
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "sky.keras"
+        >>> keras.Model(inputs, sky(inputs)).save(path)
+        >>> result = evaluate(Segmenter.load(path), SyntheticSource(10, size=(24, 32)), "val", progress=False)
+        >>> iou = result["per_class_iou"]
+        >>> result["images"], iou["sky"] == result["pixel_accuracy"], iou["road"]
+        (1, True, 0.0)
+    """
+    from tqdm import tqdm
+
+    from mobileseg.data.checks import verified_pairs
+    from mobileseg.data.pipeline import eval_dataset
+    from mobileseg.inference import ModelError
+    from mobileseg.training.miou import ConfusionMatrix
+
+    warnings = check_classes(segmenter, source)
+    start = time.perf_counter()
+    pairs, skipped = verified_pairs(source, split, skip_bad=skip_bad, progress=progress)
+    if max_images is not None:
+        pairs = pairs[:max_images]
+    confusion = ConfusionMatrix(source.num_classes, source.ignore_index)
+    model_seconds = 0.0
+    batches = eval_dataset(source, split, batch_size=1, pairs=pairs)
+    bar = tqdm(batches.as_numpy_iterator(), total=len(pairs), desc=f"evaluating {segmenter.path.name}",
+               unit="image", file=sys.stderr, disable=None if progress is None else not progress, leave=False)
+    for image, mask in bar:
+        tick = time.perf_counter()
+        predicted = segmenter.predict(image)
+        model_seconds += time.perf_counter() - tick
+        if predicted.size and predicted.max() >= source.num_classes:
+            raise ModelError(f"{segmenter.path} predicted class id {int(predicted.max())} but {source.spec} has "
+                             f"{source.num_classes} classes (0..{source.num_classes - 1})")
+        confusion.update(mask, predicted)
+    result = confusion.as_dict(list(source.class_names))
+    images = len(pairs)
+    result.update({
+        "confusion_matrix": confusion.matrix.tolist(),
+        "model": str(segmenter.path),
+        "backend": segmenter.backend,
+        "input_size": list(segmenter.input_size) if segmenter.input_size else None,
+        "data": source.spec,
+        "split": split,
+        "images": images,
+        "skipped": [str(problem) for problem in skipped],
+        "class_names": list(source.class_names),
+        "wall_seconds": time.perf_counter() - start,
+        "model_ms_per_image": 1000.0 * model_seconds / max(images, 1),
+        "warnings": warnings,
+    })
+    if segmenter.backend == "litert":
+        result["threads"] = segmenter.num_threads
+    return result
+
+
+def format_report(result: dict) -> str:
+    """A per-class IoU table (in percent) with the totals.
+
+    Example:
+        >>> print(format_report({"model": "m.tflite", "backend": "litert", "input_size": [360, 480],
+        ...     "data": "camvid:/d", "split": "test", "images": 2, "skipped": [],
+        ...     "per_class_iou": {"Sky": 0.5, "Road": None}, "miou": 0.5, "pixel_accuracy": 0.75,
+        ...     "pixels": 1000, "wall_seconds": 1.5, "model_ms_per_image": 20.0}))
+        m.tflite (litert, input 360x480) on camvid:/d test: 2 images, 1,000 pixels
+        class   IoU %
+        Sky     50.00
+        Road        -
+        mIoU 50.00 %, pixel accuracy 75.00 %
+        20.0 ms per image in the model (resizing included), 1.5 s in all
+    """
+    size = "x".join(map(str, result["input_size"])) if result.get("input_size") else "any size"
+    lines = [f"{result['model']} ({result['backend']}, input {size}) on {result['data']} {result['split']}: "
+             f"{result['images']} images, {result['pixels']:,} pixels"]
+    width = max([len("class"), *map(len, result["per_class_iou"])])
+    lines.append(f"{'class':<{width}}   IoU %")
+    for name, iou in result["per_class_iou"].items():
+        lines.append(f"{name:<{width}} {'-' if iou is None else f'{100 * iou:.2f}':>7}")
+    lines.append(f"mIoU {100 * result['miou']:.2f} %, pixel accuracy {100 * result['pixel_accuracy']:.2f} %")
+    lines.append(f"{result['model_ms_per_image']:.1f} ms per image in the model (resizing included), "
+                 f"{result['wall_seconds']:.1f} s in all")
+    if result["skipped"]:
+        lines.append(f"skipped {len(result['skipped'])} bad pair(s):")
+        lines.extend(f"  {problem}" for problem in result["skipped"])
+    return "\n".join(lines)
+
+
+def define_flags(flag_values=None) -> None:
+    """Declare the flags (at start-up only, so importing this module declares nothing)."""
+    from absl import flags
+
+    from mobileseg.data.sources import DATA_FLAG_HELP
+
+    flag_values = flags.FLAGS if flag_values is None else flag_values
+    flags.DEFINE_string("model", None, "The model: a .keras or .tflite file.", flag_values=flag_values)
+    flags.DEFINE_string("data", None, DATA_FLAG_HELP, flag_values=flag_values)
+    flags.DEFINE_string("split", "test", "The split to evaluate.", flag_values=flag_values)
+    flags.DEFINE_bool("json", False, "Print one JSON object instead of the table.", flag_values=flag_values)
+    flags.DEFINE_string("out", None, "Also write the JSON result to this file (atomic).", flag_values=flag_values)
+    flags.DEFINE_integer("max_images", None, "Evaluate only the first N pairs (quick runs).", lower_bound=1,
+                         flag_values=flag_values)
+    flags.DEFINE_bool("skip_bad", False, "Leave bad pairs out (listed) instead of stopping at the first.",
+                      flag_values=flag_values)
+    flags.DEFINE_integer("threads", None, "LiteRT threads (default: every core).", lower_bound=1,
+                         flag_values=flag_values)
+    flags.DEFINE_bool("progress", True, "Show a progress bar on stderr.", flag_values=flag_values)
+
+
+def run(flag_values, argv: Sequence[str]) -> int:
+    """Evaluate as the parsed flags say; returns the exit code."""
+    from mobileseg.atomic_write import write_atomic
+    from mobileseg.data.problems import DataError
+    from mobileseg.data.sources import open_source
+    from mobileseg.inference import ModelError, Segmenter
+
+    if len(argv) > 1:
+        print(f"mobileseg.evaluate: error: unexpected arguments {list(argv[1:])}", file=sys.stderr)
+        return 2
+    missing = [f"--{name}" for name in ("model", "data") if not flag_values[name].value]
+    if missing:
+        print(f"mobileseg.evaluate: error: {' and '.join(missing)} required", file=sys.stderr)
+        return 2
+    try:
+        source = open_source(flag_values.data)
+        segmenter = Segmenter.load(flag_values.model, num_threads=flag_values.threads)
+        result = evaluate(segmenter, source, flag_values.split, max_images=flag_values.max_images,
+                          skip_bad=flag_values.skip_bad, progress=flag_values.progress)
+    except (ModelError, DataError) as error:
+        print(f"mobileseg.evaluate: error: {error}", file=sys.stderr)
+        return 2
+    for warning in result["warnings"]:
+        print(f"mobileseg.evaluate: warning: {warning}", file=sys.stderr)
+    document = json.dumps(result)
+    if flag_values.out:
+        write_atomic(flag_values.out, document + "\n")
+    print(document if flag_values.json else format_report(result))
+    return 0
+
+
+def main() -> None:
+    """Entry point of ``python -m mobileseg.evaluate``."""
+    from absl import app, flags
+
+    define_flags(flags.FLAGS)
+    app.run(lambda argv: sys.exit(run(flags.FLAGS, argv)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,279 @@
+"""``python -m mobileseg.train --arch ARCH.yaml --data KIND:PATH --run_dir DIR [flags]``.
+
+Trains the network a genotype file describes on a data set, into a run folder:
+AdamW with linear warm-up and poly (or cosine) decay, OHEM cross-entropy with the
+ignore index on the logits upsampled to the crop, auxiliary heads where the genotype
+lists ``head.aux`` cells, optional distillation from a trained ``--teacher``,
+full-resolution validation mIoU and per-class IoU after every epoch, a Keras progress
+bar and TensorBoard logs. In DIR (see `mobileseg.training.callbacks`):
+
+- ``model.keras``: the best checkpoint by validation mIoU (main output only), at
+  ``--model_size`` (default ``--input_size``); ``last.keras``: the last one, with the
+  optimizer state;
+- ``config.yaml``: its ``train`` section holds every flag value, resolved (other
+  steps' sections are kept);
+- ``train_state.json``, ``train_log.jsonl``, ``tensorboard/``.
+
+Started again with the same DIR, a killed run resumes where it stopped (weights,
+optimizer state, epoch, the same data order); ``--epochs`` may be raised to train
+longer. A NaN or infinite loss stops the run with a message naming the epoch and
+step, leaving the last good checkpoints as they were.
+
+Exit codes: 0 trained (or already trained), 1 training diverged, 2 bad input (a
+missing or malformed ``--arch``, a bad ``--data``, an ``--input_size`` that is not a
+multiple of the network's output stride, a ``--teacher`` with other classes, a DIR
+holding a different run); with bad input nothing in DIR is changed.
+
+Example:
+    python -m mobileseg.train --arch search_space/references/mobilenetv3_small_lraspp.yaml \\
+        --data camvid:../shared/datasets/camvid --input_size 360x480 --batch_size 8 --epochs 200 \\
+        --run_dir runs/camvid_mv3
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Sequence
+
+FLAG_NAMES = (
+    "arch", "data", "run_dir", "epochs", "input_size", "batch_size", "lr", "weight_decay", "schedule",
+    "poly_power", "warmup_epochs", "min_lr", "seed", "ohem", "ohem_thresh", "ohem_min_kept", "aux_weight",
+    "teacher", "distill_weight", "temperature", "scale_range", "val_split", "val_size", "val_batch_size",
+    "model_size", "distribute", "skip_bad", "jit_compile", "tensorboard", "verbose",
+)
+"""Every flag of the command, in the order config.yaml lists them."""
+
+
+def define_flags(flag_values=None) -> None:
+    """Declare the flags (at start-up only, so importing this module declares nothing)."""
+    from absl import flags
+
+    fv = flags.FLAGS if flag_values is None else flag_values
+    flags.DEFINE_string("arch", None, "The network: a genotype YAML/JSON file.", flag_values=fv)
+    flags.DEFINE_string("data", None, "Data set as KIND:PATH, one of camvid:DIR, cityscapes:DIR, ade20k:DIR, "
+                        "folder:DIR or synthetic:N[,size=HxW][,seed=S].", flag_values=fv)
+    flags.DEFINE_string("run_dir", None, "The run folder (created; resumed when it holds last.keras).",
+                        flag_values=fv)
+    flags.DEFINE_integer("epochs", 100, "Epochs in total (a resumed run continues up to this).", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_string("input_size", "512x512", "Training crop HEIGHTxWIDTH: the model's input size; a "
+                        "multiple of the network's output stride.", flag_values=fv)
+    flags.DEFINE_integer("batch_size", 8, "Images per optimizer step.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_float("lr", 1e-3, "Peak learning rate (AdamW).", flag_values=fv)
+    flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (not on norms and biases).", flag_values=fv)
+    flags.DEFINE_enum("schedule", "poly", ["poly", "cosine"], "Decay after the warm-up.", flag_values=fv)
+    flags.DEFINE_float("poly_power", 0.9, "Exponent of the poly decay.", flag_values=fv)
+    flags.DEFINE_float("warmup_epochs", 1.0, "Linear warm-up length in epochs (may be fractional).",
+                       flag_values=fv)
+    flags.DEFINE_float("min_lr", 0.0, "Learning rate at the end of training.", flag_values=fv)
+    flags.DEFINE_integer("seed", 0, "Seeds initial weights, data order and augmentation.", flag_values=fv)
+    flags.DEFINE_bool("ohem", True, "OHEM cross-entropy (--noohem: plain cross-entropy).", flag_values=fv)
+    flags.DEFINE_float("ohem_thresh", 0.7, "OHEM: pixels whose true-class probability is below this are hard.",
+                       flag_values=fv)
+    flags.DEFINE_integer("ohem_min_kept", None, "OHEM: pixels per image always kept (default: a quarter of "
+                         "the crop).", lower_bound=0, flag_values=fv)
+    flags.DEFINE_float("aux_weight", 0.4, "Weight of each auxiliary head's loss.", flag_values=fv)
+    flags.DEFINE_string("teacher", None, "Distil from this trained model: a .keras file or a run folder "
+                        "(its model.keras); it must predict the data set's classes.", flag_values=fv)
+    flags.DEFINE_float("distill_weight", 1.0, "Weight of the distillation term (with --teacher).", flag_values=fv)
+    flags.DEFINE_float("temperature", 1.0, "Distillation temperature.", flag_values=fv)
+    flags.DEFINE_list("scale_range", ["0.5", "2.0"], "Random rescaling range of training images: LOW,HIGH.",
+                      flag_values=fv)
+    flags.DEFINE_string("val_split", "val", "Split validated on after every epoch.", flag_values=fv)
+    flags.DEFINE_string("val_size", None, "Resize validation images to HEIGHTxWIDTH (default: full resolution).",
+                        flag_values=fv)
+    flags.DEFINE_integer("val_batch_size", 1, "Validation images per batch.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_string("model_size", None, "Save model.keras for HEIGHTxWIDTH images (default: --input_size).",
+                        flag_values=fv)
+    flags.DEFINE_enum("distribute", "none", ["none", "mirrored"], "tf.distribute strategy: none, or "
+                      "MirroredStrategy over the local GPUs (or the CPU).", flag_values=fv)
+    flags.DEFINE_bool("skip_bad", False, "Leave bad pairs out instead of stopping at the first.", flag_values=fv)
+    flags.DEFINE_bool("jit_compile", False, "Compile the training step with XLA.", flag_values=fv)
+    flags.DEFINE_bool("tensorboard", True, "Write TensorBoard logs to DIR/tensorboard.", flag_values=fv)
+    flags.DEFINE_integer("verbose", 1, "Progress bar: 0 none, 1 a bar, 2 one line per epoch.", lower_bound=0,
+                         upper_bound=2, flag_values=fv)
+
+
+class BadInput(ValueError):
+    """A flag value that cannot be used; the message names the flag."""
+
+
+def logits_stride(genotype) -> int:
+    """Output stride of a genotype's logits: the stride of the head's first (finest) input.
+
+    Example:
+        >>> from mobileseg.arch import schema_io
+        >>> logits_stride(schema_io.loads('''
+        ... name: two_scales
+        ... branches:
+        ...   - name: main
+        ...     source: null
+        ...     cells: [{op: conv, width: 8, stride: 2}, {op: conv, width: 8, stride: 2},
+        ...             {op: conv, width: 8, stride: 2}]
+        ... head: {op: light, inputs: [{branch: main, cell: 1}, {branch: main, cell: 2}], width: 8}
+        ... '''))
+        4
+    """
+    branch, index = genotype.resolve(genotype.head.inputs[0])
+    return genotype.cell_strides()[branch][index]
+
+
+def check_size(flag: str, size: tuple[int, int], stride: int, what: str) -> None:
+    """Refuse a size whose sides are not multiples of ``stride`` (suggesting the nearest that are).
+
+    Example:
+        >>> check_size("--input_size", (180, 240), 8, "mv3.yaml")
+        Traceback (most recent call last):
+        ...
+        mobileseg.train.BadInput: --input_size 180x240: height and width must be multiples of 8, the output stride of the logits of mv3.yaml; e.g. 176x240 or 184x240
+    """
+    if all(side % stride == 0 for side in size):
+        return
+    down = [max(stride, side // stride * stride) for side in size]
+    up = [-(-side // stride) * stride for side in size]
+    raise BadInput(f"{flag} {size[0]}x{size[1]}: height and width must be multiples of {stride}, the output "
+                   f"stride of the logits of {what}; e.g. {down[0]}x{down[1]} or {up[0]}x{up[1]}")
+
+
+def _size_flag(flag_values, name: str) -> tuple[int, int] | None:
+    from mobileseg.cli_flags import parse_size
+
+    text = flag_values[name].value
+    if not text:
+        return None
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise BadInput(f"--{name}: {error}") from None
+
+
+def _scale_range(values: list[str]) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in values)
+    except ValueError:
+        raise BadInput(f"--scale_range {','.join(values)}: expected LOW,HIGH, e.g. 0.5,2.0") from None
+    return low, high
+
+
+def train_config(flag_values):
+    """The `TrainConfig` the flags describe.
+
+    Raises:
+        BadInput: a value out of range (the flag is named).
+    """
+    from mobileseg.training.trainer import TrainConfig
+
+    fv = flag_values
+    try:
+        return TrainConfig(
+            epochs=fv.epochs, batch_size=fv.batch_size, input_size=_size_flag(fv, "input_size"), lr=fv.lr,
+            weight_decay=fv.weight_decay, schedule=fv.schedule, poly_power=fv.poly_power,
+            warmup_epochs=fv.warmup_epochs, min_lr=fv.min_lr, ohem_thresh=fv.ohem_thresh if fv.ohem else None,
+            ohem_min_kept=fv.ohem_min_kept, aux_weight=fv.aux_weight, distill_weight=fv.distill_weight,
+            temperature=fv.temperature, seed=fv.seed, scale_range=_scale_range(fv.scale_range),
+            val_split=fv.val_split, val_size=_size_flag(fv, "val_size"), val_batch_size=fv.val_batch_size,
+            model_size=_size_flag(fv, "model_size"), skip_bad=fv.skip_bad, verbose=fv.verbose,
+            jit_compile=fv.jit_compile, tensorboard=fv.tensorboard)
+    except ValueError as error:
+        if isinstance(error, BadInput):
+            raise
+        raise BadInput(f"--{error}") from None  # TrainConfig names the field, which is the flag
+
+
+def genotype_digest(genotype) -> str:
+    """SHA-256 of a genotype's canonical YAML: equal for equal networks, whatever the file's layout."""
+    from mobileseg.arch import schema_io
+
+    return hashlib.sha256(schema_io.dumps(genotype).encode()).hexdigest()
+
+
+def run(flag_values, argv: Sequence[str]) -> int:
+    """Train as the parsed flags say; returns the exit code."""
+    from mobileseg.arch.schema_io import GenotypeError
+    from mobileseg.data.problems import DataError
+    from mobileseg.training.trainer import TrainingDiverged, TrainingError
+
+    if len(argv) > 1:
+        print(f"mobileseg.train: error: unexpected arguments {list(argv[1:])}", file=sys.stderr)
+        return 2
+    missing = [f"--{name}" for name in ("arch", "data", "run_dir") if not flag_values[name].value]
+    if missing:
+        print(f"mobileseg.train: error: {', '.join(missing)} required", file=sys.stderr)
+        return 2
+    try:
+        result = _train(flag_values)
+    except TrainingDiverged as error:
+        print(f"mobileseg.train: error: {error}", file=sys.stderr)
+        return 1
+    except DataError as error:
+        message = str(error) if str(error).startswith("--data") else f"--data {flag_values.data}: {error}"
+        print(f"mobileseg.train: error: {message}", file=sys.stderr)
+        return 2
+    except (BadInput, GenotypeError, TrainingError) as error:
+        print(f"mobileseg.train: error: {error}", file=sys.stderr)
+        return 2
+    best = "none" if result.best_miou is None else f"{result.best_miou:.4f} (epoch {result.best_epoch})"
+    print(f"trained {result.epoch} epochs ({result.optimizer_step} steps); best val mIoU {best}; "
+          f"model: {result.run_dir / 'model.keras'}")
+    return 0
+
+
+def _train(fv):
+    import keras
+    import tensorflow as tf
+
+    from mobileseg.arch import builder, schema_io
+    from mobileseg.data.sources import open_source
+    from mobileseg.training import trainer
+
+    genotype = schema_io.load(fv.arch)
+    source = open_source(fv.data)
+    config = train_config(fv)
+    stride = logits_stride(genotype)
+    what = f"{genotype.name} ({fv.arch})"
+    check_size("--input_size", config.input_size, stride, what)
+    if config.model_size:
+        check_size("--model_size", config.model_size, stride, what)
+    digest = genotype_digest(genotype)
+    previous = trainer.read_config(fv.run_dir).get("train") or {}
+    if previous.get("arch_sha256") not in (None, digest):
+        raise BadInput(f"--arch {fv.arch}: {fv.run_dir} holds a run of another network "
+                       f"({previous.get('arch_name')} from {previous.get('arch')}); use a new --run_dir")
+
+    strategy = tf.distribute.MirroredStrategy() if fv.distribute == "mirrored" else tf.distribute.get_strategy()
+    teacher = None
+    if fv.teacher:
+        with strategy.scope():
+            try:
+                loaded = trainer.load_teacher(fv.teacher)
+            except trainer.TrainingError as error:
+                raise BadInput(f"--teacher: {error}") from None
+            teacher = trainer.prepare_teacher(loaded, source.num_classes, config.input_size,
+                                              name=f"--teacher {fv.teacher}")
+    auxiliary = bool(genotype.head.aux)
+
+    def build():
+        return builder.build_model(genotype, source.num_classes, config.input_size, auxiliary=auxiliary)
+
+    record = {name: fv[name].value for name in FLAG_NAMES}
+    record.update(
+        input_size=list(config.input_size), val_size=config.val_size and list(config.val_size),
+        model_size=list(config.model_size or config.input_size), scale_range=list(config.scale_range),
+        ohem_thresh=config.ohem_thresh, ohem_min_kept=config.min_kept(), arch_name=genotype.name,
+        arch_sha256=digest, output_stride=stride, auxiliary_heads=len(genotype.head.aux) if auxiliary else 0,
+        num_classes=source.num_classes, class_names=list(source.class_names),
+        replicas=strategy.num_replicas_in_sync, tensorflow=tf.__version__, keras=keras.__version__)
+    return trainer.fit(build, source, fv.run_dir, config, teacher=teacher, strategy=strategy, record=record)
+
+
+def main() -> None:
+    """Entry point of ``python -m mobileseg.train``."""
+    from absl import app, flags
+
+    define_flags()
+    app.run(lambda argv: sys.exit(run(flags.FLAGS, argv)))
+
+
+if __name__ == "__main__":
+    main()

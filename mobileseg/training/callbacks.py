@@ -1,0 +1,447 @@
+"""The Keras callbacks of a training run and the run folder files they keep.
+
+Files in the run folder (DIR):
+
+- ``last.keras``: the training model after the last completed epoch, with its optimizer
+  (moments and iteration count): what a resumed run starts from.
+- ``model.keras``: the best model so far by validation mIoU, main output only, no
+  optimizer: what evaluation, QAT and export read.
+- ``train_log.jsonl``: one JSON object per completed epoch: losses, learning rate,
+  validation mIoU, pixel accuracy and per-class IoU, timings, images/s.
+- ``train_state.json``: epoch, optimizer step, best mIoU and epoch, status
+  ("running", "finished", or "stopped" / "diverged" with a message), the settings a resumed run
+  must share.
+- ``tensorboard/``: TensorBoard logs (``train/`` and ``validation/``, per-class IoU included).
+
+Every file but the log is replaced atomically (written beside, then renamed), so a run
+killed at any moment leaves it either old or new, never half written; the log gets one
+line appended per epoch, and a torn last line is dropped when it is read. At the end of
+an epoch they are written in the order model.keras, train_log.jsonl, last.keras,
+train_state.json: ``last.keras`` is the commit point, and a resumed run trusts its
+optimizer step count and drops log lines past it (see `mobileseg.training.trainer.fit`).
+
+Callbacks, in the order `fit` runs them:
+
+1. `TrainMonitor`: times the epoch, adds the learning rate to the logs, and stops
+   training at the first non-finite loss (the NaN guard); `EpochSeeds`: dropout masks
+   that depend on (seed, epoch) only.
+2. `Validation`: full-resolution mIoU on the validation split (``val_miou``,
+   ``val_pixel_accuracy`` in the logs).
+3. `TensorBoardLogger`: epoch scalars, per-class IoU included.
+4. `RunCheckpoint`: writes the files above.
+5. `EpochProgbar`: Keras' progress bar.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+from tensorflow.core.framework import summary_pb2
+
+from mobileseg.atomic_write import write_atomic
+
+LAST = "last.keras"
+BEST = "model.keras"
+STATE = "train_state.json"
+LOG = "train_log.jsonl"
+TENSORBOARD = "tensorboard"
+
+
+def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
+    """``model.save(path)`` through a temporary ``.keras`` file in the same folder and a rename.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> inputs = keras.Input((4,))
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.keras"
+        >>> save_model_atomic(keras.Model(inputs, keras.layers.Dense(2)(inputs)), path).name
+        'm.keras'
+        >>> sorted(p.name for p in path.parent.iterdir())
+        ['m.keras']
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.partial.keras")
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def optimizer_step(optimizer) -> int:
+    """The optimizer's iteration count as an int (also for a variable mirrored by tf.distribute)."""
+    return int(keras.ops.convert_to_numpy(optimizer.iterations.value))
+
+
+def weights_finite(model: keras.Model) -> bool:
+    """True when every weight of `model` is finite."""
+    return all(np.isfinite(w).all() for w in model.get_weights())
+
+
+@dataclasses.dataclass
+class RunState:
+    """``DIR/train_state.json``: where a run is.
+
+    Attributes:
+        epoch: epochs completed and saved in ``last.keras``.
+        optimizer_step: the optimizer's iteration count at that point.
+        best_miou: the best validation mIoU so far (None before the first epoch).
+        best_epoch: the epoch (1-based) that reached it.
+        status: "running", "finished", "stopped" (by a callback) or "diverged".
+        message: why a run stopped early.
+        epochs: the number of epochs asked for.
+        steps_per_epoch: optimizer steps per epoch.
+        fixed: settings a resumed run must share (data, input size, batch size, seed, ...).
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> RunState(epoch=2, optimizer_step=10, best_miou=0.5, best_epoch=1).save(folder)
+        >>> RunState.load(folder).optimizer_step, RunState.load(tempfile.mkdtemp())
+        (10, None)
+    """
+
+    epoch: int = 0
+    optimizer_step: int = 0
+    best_miou: float | None = None
+    best_epoch: int | None = None
+    status: str = "running"
+    message: str = ""
+    epochs: int = 0
+    steps_per_epoch: int = 0
+    fixed: dict = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike) -> "RunState | None":
+        """The state in `run_dir`, or None when there is none.
+
+        Raises:
+            ValueError: the file exists but is not a state file (named).
+        """
+        path = Path(run_dir) / STATE
+        if not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text())
+            known = {f.name for f in dataclasses.fields(cls)}
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{path}: not a training state file ({error}); "
+                             "move it away or use a new run dir") from None
+
+    def save(self, run_dir: str | os.PathLike) -> None:
+        """Write the state atomically (with the time it was written)."""
+        data = {**dataclasses.asdict(self), "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        write_atomic(Path(run_dir) / STATE, json.dumps(data, indent=2) + "\n")
+
+
+def read_log(run_dir: str | os.PathLike) -> list[dict]:
+    """The epochs recorded in ``DIR/train_log.jsonl`` (an unreadable trailing line is dropped)."""
+    path = Path(run_dir) / LOG
+    if not path.exists():
+        return []
+    entries = []
+    for line in path.read_text().splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            break
+    return entries
+
+
+def write_log(run_dir: str | os.PathLike, entries: list[dict]) -> None:
+    """Replace ``DIR/train_log.jsonl`` with `entries`, atomically."""
+    write_atomic(Path(run_dir) / LOG, "".join(json.dumps(e) + "\n" for e in entries))
+
+
+def _json_number(value):
+    value = float(value)
+    return value if math.isfinite(value) else str(value)
+
+
+class TrainMonitor(keras.callbacks.Callback):
+    """Epoch timing, the learning rate in the logs, and the NaN guard.
+
+    At the first batch whose (running mean) loss is NaN or infinite, training stops
+    (``model.stop_training``) and `diverged` tells where.
+
+    Args:
+        batch_size: images per step, for images/s.
+
+    Attributes:
+        diverged: None, or a dict naming the first bad step: what (e.g. "loss became nan"),
+            epoch, step (1-based) and optimizer_step.
+        train_seconds, images_per_second: of the last epoch's training steps (validation excluded).
+    """
+
+    def __init__(self, batch_size: int):
+        super().__init__()
+        self.batch_size = int(batch_size)
+        self.diverged: dict | None = None
+        self.train_seconds = 0.0
+        self.images_per_second = 0.0
+        self._epoch = 0
+        self._steps = 0
+        self._started = 0.0
+        self._last_batch_end = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._steps = epoch, 0
+        self._started = self._last_batch_end = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._last_batch_end = time.perf_counter()
+        self._steps = batch + 1
+        loss = (logs or {}).get("loss")
+        if loss is not None and self.diverged is None and not math.isfinite(float(loss)):
+            self.diverged = {"what": f"loss became {float(loss)}", "epoch": self._epoch + 1, "step": batch + 1,
+                             "optimizer_step": optimizer_step(self.model.optimizer)}
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.train_seconds = self._last_batch_end - self._started
+        self.images_per_second = self._steps * self.batch_size / max(self.train_seconds, 1e-9)
+        if logs is not None:
+            optimizer = self.model.optimizer
+            logs["lr"] = float(optimizer.learning_rate)  # a schedule's value at the current step
+            if self.diverged is None and "loss" in logs and not math.isfinite(float(logs["loss"])):
+                self.diverged = {"what": f"loss became {float(logs['loss'])}", "epoch": epoch + 1,
+                                 "step": self._steps, "optimizer_step": optimizer_step(optimizer)}
+                self.model.stop_training = True
+
+
+class EpochSeeds(keras.callbacks.Callback):
+    """Re-seeds the model's random layers (dropout) at the start of every epoch from (seed, epoch).
+
+    Keras keeps a random layer's state in a ``SeedGenerator`` variable that a ``.keras``
+    file does not store, so a resumed run would draw other dropout masks than an
+    uninterrupted one. Setting every generator to a state that depends only on (seed,
+    epoch, its index) makes the masks of epoch e the same however the run was split.
+
+    Args:
+        model: the trained model.
+        seed: the run's seed.
+    """
+
+    def __init__(self, model: keras.Model, seed: int):
+        super().__init__()
+        self.seed = int(seed)
+        self.states = [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for index, state in enumerate(self.states):
+            base = (self.seed * 1_000_003 + 7919 * (index + 1)) % 2**31
+            state.assign(np.array([base, epoch << 20], dtype=state.dtype))
+
+
+class Validation(keras.callbacks.Callback):
+    """Full-resolution validation at the end of every epoch.
+
+    Adds ``val_miou`` and ``val_pixel_accuracy`` to the epoch logs and keeps the whole
+    result (with per-class IoU) in `result`. Skipped once `monitor` reports divergence.
+
+    Args:
+        evaluator: a `mobileseg.training.evaluation.Evaluator`.
+        model: the model to evaluate (the main-output model sharing the trained layers).
+        monitor: the run's `TrainMonitor`.
+        tensorboard_dir: where to write ``iou/<class>`` scalars, or None.
+    """
+
+    def __init__(self, evaluator, model: keras.Model, monitor: TrainMonitor):
+        super().__init__()
+        self.evaluator = evaluator
+        self.eval_model = model
+        self.monitor = monitor
+        self.result: dict | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.result = None
+        if self.monitor.diverged is not None:
+            return
+        self.result = self.evaluator(self.eval_model)
+        if logs is not None:
+            logs["val_miou"] = self.result["miou"]
+            logs["val_pixel_accuracy"] = self.result["pixel_accuracy"]
+
+
+_SCALAR_METADATA = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")).SerializeToString()
+
+
+def write_scalar(tag: str, value: float, step: int) -> None:
+    """Write one TensorBoard scalar to the default summary writer.
+
+    ``tf.summary.scalar`` needs the ``tensorboard`` package installed; this writes the same
+    event (a float32 tensor tagged for TensorBoard's "scalars" plugin) with TensorFlow alone.
+    """
+    tf.summary.write(tag, tf.constant(value, tf.float32), step=step, metadata=_SCALAR_METADATA)
+
+
+class TensorBoardLogger(keras.callbacks.Callback):
+    """Epoch scalars for TensorBoard: training logs under ``train/``, validation under ``validation/``.
+
+    Writes every numeric epoch log (``loss``, its parts, ``lr``; ``val_miou`` and
+    ``val_pixel_accuracy`` as ``miou`` and ``pixel_accuracy``) and the per-class IoU
+    (``iou/<class>``), at step = epoch number (1-based). The writers stay open across the
+    per-epoch ``fit`` calls of a run; `close` them at the end.
+
+    Args:
+        log_dir: the TensorBoard folder.
+        validation: the run's `Validation` (for per-class IoU), or None.
+    """
+
+    def __init__(self, log_dir: str | os.PathLike, validation: Validation | None = None):
+        super().__init__()
+        self.log_dir = Path(log_dir)
+        self.validation = validation
+        self._writers: dict[str, object] = {}
+
+    def _writer(self, name: str):
+        if name not in self._writers:
+            self._writers[name] = tf.summary.create_file_writer(str(self.log_dir / name))
+        return self._writers[name]
+
+    def on_epoch_end(self, epoch, logs=None):
+        scalars = {"train": {}, "validation": {}}
+        for key, value in (logs or {}).items():
+            if isinstance(value, (int, float, np.number)) or (hasattr(value, "shape") and not value.shape):
+                if key.startswith("val_"):
+                    scalars["validation"][key[4:]] = float(value)
+                else:
+                    scalars["train"][key] = float(value)
+        result = self.validation.result if self.validation is not None else None
+        for name, iou in ((result or {}).get("per_class_iou") or {}).items():
+            if iou is not None:
+                scalars["validation"][f"iou/{name}"] = iou
+        for writer_name, values in scalars.items():
+            if values:
+                with self._writer(writer_name).as_default():
+                    for tag, value in values.items():
+                        write_scalar(tag, value, epoch + 1)
+                self._writer(writer_name).flush()
+
+    def close(self) -> None:
+        """Close the writers (a later epoch opens new ones)."""
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+
+
+class EpochProgbar(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, numbering epochs out of the run's total.
+
+    `fit` calls ``Model.fit`` once per epoch; this bar still prints "Epoch 3/10".
+
+    Args:
+        epochs: the run's number of epochs.
+    """
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.total_epochs = int(epochs)
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.epochs = self.total_epochs
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Writes the run folder at the end of every epoch (see the module docstring).
+
+    A diverged epoch (see `TrainMonitor`), or one that ends with non-finite weights, writes
+    nothing but the state, with status "diverged" and a message naming the epoch and step;
+    the checkpoints of the last good epoch stay as they are.
+
+    Args:
+        run_dir: DIR.
+        student: the trained model (all outputs), saved with its optimizer to ``last.keras``.
+        best_model: returns the model to save as ``model.keras`` (main output only).
+        state: the run's `RunState`, updated in place.
+        monitor: the run's `TrainMonitor`.
+        validation: the run's `Validation`.
+        hint: appended to the divergence message (e.g. what to change).
+
+    Attributes:
+        entries: the log entries written by this run, in order.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, student: keras.Model, best_model, state: RunState,
+                 monitor: TrainMonitor, validation: Validation, hint: str = ""):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.student = student
+        self.best_model = best_model
+        self.state = state
+        self.monitor = monitor
+        self.validation = validation
+        self.hint = hint
+        self.entries: list[dict] = []
+        self._epoch_started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_started = time.perf_counter()
+
+    def _diverged(self, where: dict) -> None:
+        state = self.state
+        if state.epoch and state.best_miou is not None:
+            good = (f"{self.run_dir / LAST} (epoch {state.epoch}) and {self.run_dir / BEST} (best, epoch "
+                    f"{state.best_epoch}, val mIoU {state.best_miou:.4f}) are the last good checkpoints")
+        elif state.epoch:
+            good = f"{self.run_dir / LAST} (epoch {state.epoch}) is the last good checkpoint"
+        else:
+            good = "no epoch completed, so there is no checkpoint"
+        state.status = "diverged"
+        state.message = (f"training diverged: {where['what']} at epoch {where['epoch']}, "
+                         f"step {where['step']} (optimizer step {where['optimizer_step']}); stopped. "
+                         f"{good}. {self.hint}").strip()
+        state.save(self.run_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        if self.monitor.diverged is None and not weights_finite(self.student):
+            self.monitor.diverged = {"what": "weights became non-finite", "epoch": epoch + 1,
+                                     "step": self.state.steps_per_epoch,
+                                     "optimizer_step": optimizer_step(self.model.optimizer)}
+        if self.monitor.diverged is not None:
+            self._diverged(self.monitor.diverged)
+            return
+        result = self.validation.result or {}
+        miou = result.get("miou")
+        best = miou is not None and (self.state.best_miou is None or miou > self.state.best_miou)
+        if best:
+            save_model_atomic(self.best_model(), self.run_dir / BEST)
+        entry = {
+            "epoch": epoch + 1,
+            "optimizer_step": optimizer_step(self.model.optimizer),
+            **{k: _json_number(v) for k, v in logs.items() if not k.startswith("val_")},
+            "val_miou": miou,
+            "val_pixel_accuracy": result.get("pixel_accuracy"),
+            "val_per_class_iou": result.get("per_class_iou"),
+            "best": best,
+            "train_seconds": round(self.monitor.train_seconds, 3),
+            "images_per_second": round(self.monitor.images_per_second, 2),
+            "val_seconds": round(result.get("seconds", 0.0), 3),
+            "epoch_seconds": round(time.perf_counter() - self._epoch_started, 3),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        with open(self.run_dir / LOG, "a") as log:  # appending one line; a resumed run drops a torn one
+            log.write(json.dumps(entry) + "\n")
+        save_model_atomic(self.student, self.run_dir / LAST)
+        self.state.epoch = epoch + 1
+        self.state.optimizer_step = entry["optimizer_step"]
+        if best:
+            self.state.best_miou, self.state.best_epoch = float(miou), epoch + 1
+        self.state.save(self.run_dir)
+        self.entries.append(entry)
+        logging.info("epoch %d: val mIoU %.4f%s; %.1f images/s", epoch + 1, miou or 0.0,
+                     " (best)" if best else "", self.monitor.images_per_second)

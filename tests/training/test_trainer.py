@@ -1,0 +1,187 @@
+"""The fit loop: a resumed run is the uninterrupted run, distillation, and the refusals that protect a run dir."""
+
+import dataclasses
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mobileseg.arch import builder, schema_io
+from mobileseg.data.synthetic import SyntheticSource
+from mobileseg.training import callbacks, trainer
+from mobileseg.training.losses import distillation_kl
+from mobileseg.training.trainer import ResumeError, TrainConfig, TrainingError
+
+GENOTYPE = schema_io.loads("""
+name: tiny_aux
+branches:
+  - name: main
+    source: null
+    cells: [{op: conv, width: 8, stride: 2}, {op: mbconv, width: 12, stride: 2}, {op: mbconv, width: 16, stride: 2}]
+head: {op: light, inputs: [{branch: main}], width: 16, aux: [{branch: main, cell: 1}]}
+""")
+SIZE = (32, 48)
+
+
+def source():
+    return SyntheticSource(16, size=SIZE)  # 12 train pairs: 6 steps of 2
+
+
+def config(**overrides):
+    settings = dict(epochs=2, batch_size=2, input_size=SIZE, warmup_epochs=0.5, verbose=0, tensorboard=False)
+    return TrainConfig(**{**settings, **overrides})
+
+
+def build():
+    return builder.build_model(GENOTYPE, 8, SIZE, auxiliary=True)
+
+
+class StopAfterOneEpoch(keras.callbacks.Callback):
+    """Ends the run at the first epoch end, as a kill between epochs would."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = True
+
+
+def snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_a_resumed_run_is_the_uninterrupted_run(tmp_path):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    data = source()
+    trainer.fit(build, data, whole, config())
+    stopped = trainer.fit(build, data, split, config(), callbacks=[StopAfterOneEpoch()])
+    assert stopped.epoch == 1 and callbacks.RunState.load(split).status == "stopped"
+    resumed = trainer.fit(build, data, split, config())
+
+    assert (resumed.initial_epoch, resumed.epoch, resumed.optimizer_step) == (1, 2, 12)
+    state = callbacks.RunState.load(split)
+    assert (state.status, state.epoch, state.optimizer_step) == ("finished", 2, 12)
+    log_whole, log_split = callbacks.read_log(whole), callbacks.read_log(split)
+    assert [e["epoch"] for e in log_split] == [1, 2]
+    for a, b in zip(log_whole, log_split):  # same data order, dropout masks and optimizer state
+        assert (a["loss"], a["main_loss"], a["aux_loss"], a["val_miou"]) == (
+            b["loss"], b["main_loss"], b["aux_loss"], b["val_miou"])
+    assert set(log_split[0]["val_per_class_iou"]) == set(data.class_names)
+    last_whole = keras.saving.load_model(whole / "last.keras")
+    last_split = keras.saving.load_model(split / "last.keras")
+    for w_whole, w_split in zip(last_whole.get_weights(), last_split.get_weights()):
+        np.testing.assert_array_equal(w_whole, w_split)
+    assert int(last_split.optimizer.iterations) == 12
+    best = keras.saving.load_model(split / "model.keras")
+    assert len(best.outputs) == 1 and tuple(best.output.shape) == (None, 4, 6, 8)  # the main head only
+    best_epoch = max(log_split, key=lambda e: e["val_miou"])["epoch"]
+    assert state.best_epoch == best_epoch and state.best_miou == max(e["val_miou"] for e in log_split)
+    assert trainer.read_config(split)["train"]["epochs"] == 2
+    again = trainer.fit(build, data, split, config())  # already done: nothing to train
+    assert (again.epoch, again.entries) == (2, [])
+
+
+def test_distillation_changes_the_loss_and_the_gradients():
+    keras.utils.set_random_seed(0)
+    student, teacher = build(), builder.build_model(GENOTYPE, 8, SIZE)
+    images = np.random.default_rng(0).uniform(0, 255, (2, *SIZE, 3)).astype("float32")
+    labels = np.random.default_rng(1).integers(0, 8, (2, *SIZE))
+    loss = trainer.make_loss(config(distill_weight=2.0))
+
+    def loss_and_grads(with_teacher):
+        model = trainer.TrainingModel(student, loss, teacher if with_teacher else None)
+        with tf.GradientTape() as tape:
+            value = model.compute_loss(images, labels, model(images, training=False))
+        return float(value), tape.gradient(value, student.trainable_variables)
+
+    plain, plain_grads = loss_and_grads(False)
+    distilled, distilled_grads = loss_and_grads(True)
+    kl = float(distillation_kl(student(images)[0], teacher(images), 1.0))
+    assert kl > 0 and distilled == pytest.approx(plain + 2.0 * kl, rel=1e-5)
+    assert any(not np.allclose(a, b) for a, b in zip(plain_grads, distilled_grads))
+
+
+def test_a_teacher_with_other_classes_is_refused_and_one_of_another_size_is_resized():
+    with pytest.raises(TrainingError, match="predicts 5 classes but the data set has 8"):
+        trainer.prepare_teacher(builder.build_model(GENOTYPE, 5, SIZE), 8, SIZE)
+    teacher = trainer.prepare_teacher(builder.build_model(GENOTYPE, 8, (64, 64)), 8, SIZE)
+    assert teacher.input.shape[1:3] == SIZE and not teacher.trainable
+
+
+def test_a_missing_teacher_file_is_named(tmp_path):
+    with pytest.raises(TrainingError, match="no teacher model there"):
+        trainer.load_teacher(tmp_path / "nothing.keras")
+    with pytest.raises(TrainingError, match="model.keras"):
+        trainer.load_teacher(tmp_path)  # a run folder without a model
+
+
+def test_resuming_with_other_fixed_settings_is_refused_and_changes_nothing(tmp_path):
+    callbacks.RunState(epoch=1, optimizer_step=6, fixed={"batch_size": 2, "seed": 0}).save(tmp_path)
+    (tmp_path / "last.keras").write_bytes(b"checkpoint")
+    before = snapshot(tmp_path)
+    with pytest.raises(ResumeError, match="batch_size=2, but this run asks for batch_size=3"):
+        trainer.fit(build, source(), tmp_path, config(batch_size=3))
+    with pytest.raises(ResumeError, match="seed=0, but this run asks for seed=4"):
+        trainer.fit(build, source(), tmp_path, config(seed=4))
+    assert snapshot(tmp_path) == before
+
+
+def test_a_folder_with_an_old_model_but_no_checkpoint_is_not_overwritten(tmp_path):
+    (tmp_path / "model.keras").write_bytes(b"someone's best model")
+    with pytest.raises(TrainingError, match="no last.keras to resume from"):
+        trainer.fit(build, source(), tmp_path, config())
+    assert snapshot(tmp_path) == {tmp_path.joinpath("model.keras").relative_to(tmp_path): b"someone's best model"}
+
+
+def test_a_model_for_other_classes_or_sizes_is_refused_before_writing(tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(TrainingError, match="predicts 5 classes but synthetic:16,size=32x48 has 8"):
+        trainer.fit(lambda: builder.build_model(GENOTYPE, 5, SIZE), source(), run, config())
+    with pytest.raises(TrainingError, match=r"takes \(64, 64\) images"):
+        trainer.fit(lambda: builder.build_model(GENOTYPE, 8, (64, 64)), source(), run, config())
+    with pytest.raises(TrainingError, match="larger than the 12 training pairs"):
+        trainer.fit(build, source(), run, config(batch_size=13))
+    assert not run.exists()
+
+
+def test_epoch_batches_depend_on_seed_and_epoch_only():
+    data, settings = source(), config()
+    pairs = data.pairs("train")
+
+    def first_images(epoch, seed=0):
+        keras.utils.set_random_seed(seed)
+        return np.concatenate([x.numpy() for x, _ in trainer.epoch_batches(data, pairs, settings, epoch)])
+
+    epoch_1 = first_images(1)
+    first_images(0)
+    np.testing.assert_array_equal(first_images(1), epoch_1)
+    assert not np.array_equal(first_images(2), epoch_1)
+    assert epoch_1.shape == (12, *SIZE, 3)
+
+
+def test_config_values_are_checked():
+    assert TrainConfig(input_size=(64, 64)).min_kept() == 64 * 64 // 4
+    for bad, match in [(dict(lr=0.0), "lr must be positive"), (dict(min_lr=1.0), "min_lr"),
+                       (dict(ohem_thresh=0.0), "ohem_thresh"), (dict(scale_range=(2.0, 1.0)), "scale_range")]:
+        with pytest.raises(ValueError, match=match):
+            TrainConfig(input_size=(8, 8), **bad)
+
+
+def test_config_sections_of_other_steps_are_kept(tmp_path):
+    (tmp_path / "config.yaml").write_text("search:\n  budget_ms: 12\n")
+    trainer.record_config(tmp_path, "train", {"epochs": 3})
+    assert trainer.read_config(tmp_path) == {"search": {"budget_ms": 12}, "train": {"epochs": 3}}
+    (tmp_path / "config.yaml").write_text("- not\n- a mapping\n")
+    with pytest.raises(TrainingError, match="config.yaml"):
+        trainer.record_config(tmp_path, "train", {"epochs": 3})
+    assert json.dumps(dataclasses.asdict(config()))  # the default record is JSON-ready
+
+
+def test_make_optimizer_decays_kernels_but_not_norms_and_biases():
+    model = build()
+    variables = model.trainable_variables
+    optimizer = trainer.make_optimizer(config(lr=0.1, warmup_epochs=0, weight_decay=0.5), steps_per_epoch=6)
+    before = [v.numpy().copy() for v in variables]
+    optimizer.apply_gradients(zip([tf.zeros_like(v) for v in variables], variables))  # decay only
+    changed = {v.name for v, old in zip(variables, before) if not np.array_equal(v.numpy(), old)}
+    assert "kernel" in changed and not changed & {"gamma", "beta", "bias"}
