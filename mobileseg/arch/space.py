@@ -4,7 +4,8 @@ A space file is a genotype file in which any value may be written
 ``{choice: [a, b, ...]}``: a width, a kernel, a fork point, a whole cell (which is
 how a cell chooses its op, ``{op: skip}`` included) or a whole branch, where a
 ``null`` alternative drops the branch. Dropping a branch drops the branches that
-fork from it and the head inputs that read it. A reference network is a space
+fork from it and the head inputs that read it, and turns the cells that read it
+(fusion, cross-resolution attention) into ``skip``. A reference network is a space
 with every choice fixed.
 
 Every sample is described by its **decisions**: ``{choice path: alternative
@@ -264,7 +265,7 @@ def _normalize(node, annotation, source: str, path: str):
 
 
 def _prune_dropped_branches(data: dict) -> dict:
-    """Drop branches whose source branch was dropped, and head references to dropped branches."""
+    """Drop branches whose source branch was dropped, skip cells and head inputs that read one."""
     branches = list(data["branches"])
     while True:
         names = {b["name"] for b in branches}
@@ -272,10 +273,18 @@ def _prune_dropped_branches(data: dict) -> dict:
         if len(kept) == len(branches):
             break
         branches = kept
+    branches = [{**b, "cells": [{"op": "skip"} if _reads(cell, names) is False else cell for cell in b["cells"]]}
+                for b in branches]
     head = dict(data["head"])
     for key in ("inputs", "aux"):
         head[key] = [ref for ref in head.get(key, []) if ref["branch"] in names]
     return {**data, "branches": branches, "head": head}
+
+
+def _reads(cell: dict, names: set[str]) -> bool | None:
+    """Whether a cell's context branch is present (None for a cell without context)."""
+    context = cell.get("context")
+    return None if context is None else context["branch"] in names
 
 
 def _match(node, value, path: str, present: set[str]) -> Decisions | None:

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -115,3 +117,19 @@ def test_an_impossible_space_raises_after_bounded_retries():
     space = SearchSpace.from_text(impossible, "bad.yaml")
     with pytest.raises(GenotypeError, match="no valid network in 200 draws"):
         space.sample(np.random.default_rng(0))
+
+
+def test_a_cell_reading_a_dropped_branch_becomes_skip():
+    space = SearchSpace.from_text(SPACE.replace(
+        "          - {op: skip}\n  - choice:",
+        "          - {op: skip}\n      - choice: [{op: skip}, {op: fuse, context: {branch: low}, width: 16}]\n  - choice:"))
+    g = space.materialize({"branches[0].cells[2]": 2, "branches[0].cells[3]": 1, "branches[1]": 0, "branches[2]": 0})
+    assert [c.OP for c in g.branches[0].cells] == ["conv", "mbconv", "skip", "skip"]
+    assert space.materialize(space.encode(g)) == g
+
+
+def test_default_space_samples_always_connect():
+    space = SearchSpace.load(Path(__file__).resolve().parents[2] / "search_space" / "default.yaml")
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        space.materialize(space.sample_decisions(rng))
