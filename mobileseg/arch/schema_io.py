@@ -209,6 +209,11 @@ def validate(genotype: Genotype, source: str = "<genotype>") -> None:
         _fail(source, "head.inputs", f"lraspp takes [low, high] inputs, got {len(head.inputs)}")
     for i, ref in enumerate(head.inputs):
         check_ref(ref, f"head.inputs[{i}]")
+    if head.op == "light" and len(head.inputs) == 1:
+        width = widths[genotype.resolve(head.inputs[0])]
+        if width != head.width:
+            _fail(source, "head.width", f"a light head with one input keeps its width: the input has {width} "
+                  f"channels, the head says {head.width}")
     for i, ref in enumerate(head.aux):
         check_ref(ref, f"head.aux[{i}]")
 

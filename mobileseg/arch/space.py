@@ -51,6 +51,7 @@ from mobileseg.arch.schema_io import GenotypeError
 
 Decisions = dict[str, int]
 MAX_RETRIES = 200
+SKIP = {"op": "skip"}
 
 
 def _is_choice(node) -> bool:
@@ -149,7 +150,7 @@ class SearchSpace:
         Raises:
             GenotypeError: the genotype is not in this space.
         """
-        data = schema_io.to_dict(genotype)
+        data = {**schema_io.to_dict(genotype), "name": self.tree["name"]}  # any name: the network is what counts
         present = {b["name"] for b in data["branches"]}
         found = _match(self.tree, data, "", present)
         if found is None:
@@ -273,7 +274,7 @@ def _prune_dropped_branches(data: dict) -> dict:
         if len(kept) == len(branches):
             break
         branches = kept
-    branches = [{**b, "cells": [{"op": "skip"} if _reads(cell, names) is False else cell for cell in b["cells"]]}
+    branches = [{**b, "cells": [SKIP if _reads(cell, names) is False else cell for cell in b["cells"]]}
                 for b in branches]
     head = dict(data["head"])
     for key in ("inputs", "aux"):
@@ -297,6 +298,8 @@ def _match(node, value, path: str, present: set[str]) -> Decisions | None:
             if found is not None:
                 return {path: index, **found}
         return None
+    if value == SKIP and isinstance(node, dict) and _reads(node, present) is False:
+        return _first_decisions(node, path)  # a cell reading a dropped branch became skip
     if isinstance(node, dict):
         if not isinstance(value, dict) or set(node) != set(value):
             return None

@@ -57,6 +57,8 @@ def test_int_is_accepted_where_a_float_is_expected():
     ("head: {op: light", "head: {op: heavy", "head.op: 'heavy' is not allowed"),
     ("name: net", "name: net\nschema_version: 7", "schema_version: unsupported version 7"),
     ("name: net", "name: net\ncolour: red", "unknown key 'colour'"),
+    ("inputs: [{branch: main}], width: 16", "inputs: [{branch: main}], width: 24",
+     "head.width: a light head with one input keeps its width: the input has 16 channels, the head says 24"),
 ])
 def test_malformed_genotypes_name_the_key_path(old, new, message):
     assert old in VALID

@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ branches:
           - {op: mbconv, width: {choice: [16, 24]}, kernel: {choice: [3, 5]}}
           - {op: mhsa, heads: 2, key_dim: 8}
           - {op: skip}
+      - {op: conv, width: 16, kernel: 1}
   - choice:
       - null
       - name: low
@@ -121,10 +123,10 @@ def test_an_impossible_space_raises_after_bounded_retries():
 
 def test_a_cell_reading_a_dropped_branch_becomes_skip():
     space = SearchSpace.from_text(SPACE.replace(
-        "          - {op: skip}\n  - choice:",
-        "          - {op: skip}\n      - choice: [{op: skip}, {op: fuse, context: {branch: low}, width: 16}]\n  - choice:"))
-    g = space.materialize({"branches[0].cells[2]": 2, "branches[0].cells[3]": 1, "branches[1]": 0, "branches[2]": 0})
-    assert [c.OP for c in g.branches[0].cells] == ["conv", "mbconv", "skip", "skip"]
+        "      - {op: conv, width: 16, kernel: 1}\n  - choice:",
+        "      - {op: conv, width: 16, kernel: 1}\n      - choice: [{op: skip}, {op: fuse, context: {branch: low}, width: 16}]\n  - choice:"))
+    g = space.materialize({"branches[0].cells[2]": 2, "branches[0].cells[4]": 1, "branches[1]": 0, "branches[2]": 0})
+    assert [c.OP for c in g.branches[0].cells] == ["conv", "mbconv", "skip", "conv", "skip"]
     assert space.materialize(space.encode(g)) == g
 
 
@@ -133,3 +135,12 @@ def test_default_space_samples_always_connect():
     rng = np.random.default_rng(0)
     for _ in range(100):
         space.materialize(space.sample_decisions(rng))
+
+
+def test_encode_accepts_skip_made_from_a_cell_reading_a_dropped_branch_and_any_name():
+    space = SearchSpace.from_text(SPACE.replace(
+        "      - {op: conv, width: 16, kernel: 1}\n  - choice:",
+        "      - {op: conv, width: 16, kernel: 1}\n      - {op: fuse, context: {branch: low}, width: 16}\n  - choice:"))
+    g = space.materialize({"branches[0].cells[2]": 2, "branches[1]": 0, "branches[2]": 0})
+    assert g.branches[0].cells[4].OP == "skip"
+    assert space.materialize(space.encode(dataclasses.replace(g, name="renamed"))) == g

@@ -1,0 +1,406 @@
+"""Train a supernet with the sandwich rule and in-place distillation, resumably, into ``RUN/supernet/``.
+
+Every optimizer step (Yu et al., "BigNAS: Scaling Up Neural Architecture Search with Big
+Single-Stage Models", ECCV 2020; Yu & Huang, "Universally Slimmable Networks", ICCV 2019):
+
+1. the **largest** network (`Supernet.largest`) on the batch, OHEM cross-entropy on the labels;
+2. the **smallest** (`Supernet.smallest`) and ``num_random`` **random** networks
+   (`Supernet.sample` with the ``np.random.Generator`` passed in), each with the
+   cross-entropy plus ``distill_weight`` x the KL divergence from the largest network's
+   logits of the same step (in-place distillation; the teacher's logits are a stopped
+   gradient);
+3. one AdamW update with the sum of the four networks' gradients.
+
+Each network runs through one compiled function, `SupernetTrainer.subnet_step`, whose
+architecture is a tensor argument: one trace serves every network (its trace count is
+what the tests check), and the gradients accumulate in variables between the calls
+(one network's activations in memory at a time). Grappler's memory optimizer is off for
+these functions (`mobileseg.supernet.graph_options` says why).
+
+Known approximation: AdamW moves every shared weight at every step, also the weights of
+alternatives no network of that step ran (zero gradient, but Adam's moments and the
+weight decay still act), as in every weight-sharing supernet trained with a momentum
+optimizer (once-for-all and BigNAS use SGD with momentum, which does the same).
+
+The search resolution is the supernet's input size (the crop); ``search_scale`` scales
+the random rescaling of the augmentation, so 0.5 trains on crops of half-size images
+(the usual setting: search at half resolution, train the found network at full).
+
+Run folder (``RUN/supernet/``): ``checkpoint.npz`` holds the weights, the optimizer
+state, the epoch, the sampler's generator state and the epoch log, and is replaced
+atomically at the end of every epoch (it is the commit point); ``state.json`` says where
+the run is (also atomic). A run started again on the same folder resumes after the last
+completed epoch with the same data order (each epoch's pipeline is seeded by
+(seed, epoch), as `mobileseg.training.trainer`) and the same architecture sequence.
+Learning-rate schedule, optimizer and losses are those of `mobileseg.training`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from mobileseg.atomic_write import write_atomic
+from mobileseg.data.checks import verified_pairs
+from mobileseg.data.source import SegmentationSource
+from mobileseg.supernet.graph_options import supernet_function_options
+from mobileseg.supernet.model import Supernet
+from mobileseg.training.losses import OhemCrossEntropy, distillation_kl
+from mobileseg.training.trainer import (
+    ResumeError,
+    TrainConfig,
+    TrainingDiverged,
+    TrainingError,
+    epoch_batches,
+    make_optimizer,
+    record_config,
+)
+
+FOLDER = "supernet"
+CHECKPOINT = "checkpoint.npz"
+STATE = "state.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class SupernetTrainConfig:
+    """Settings of a supernet training run.
+
+    Args:
+        epochs: epochs in total (a resumed run continues up to this).
+        batch_size: images per step (every network of the sandwich sees the same batch).
+        steps_per_epoch: at most this many steps per epoch (a budget); None: one pass over
+            the training split.
+        lr, weight_decay, schedule, warmup_epochs, min_lr: AdamW and its warm-up + decay
+            schedule, as `mobileseg.training.trainer.TrainConfig`.
+        ohem_thresh, ohem_min_kept: the OHEM cross-entropy (min_kept None: a quarter of the crop).
+        num_random: random networks per step besides the largest and the smallest.
+        distill_weight: weight of the in-place distillation KL for all but the largest.
+        temperature: distillation temperature.
+        scale_range: random rescaling of the training images at ``search_scale == 1``.
+        search_scale: multiplies ``scale_range``; 0.5 searches at half the data's resolution.
+        seed: data order and augmentation (architectures come from the generator passed to `fit`).
+        skip_bad: leave bad training pairs out instead of stopping.
+        verbose: show a progress bar.
+
+    Example:
+        >>> SupernetTrainConfig(epochs=2, search_scale=0.5).train_config((32, 32)).scale_range
+        (0.25, 1.0)
+    """
+
+    epochs: int = 100
+    batch_size: int = 8
+    steps_per_epoch: int | None = None
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    schedule: str = "poly"
+    warmup_epochs: float = 1.0
+    min_lr: float = 0.0
+    ohem_thresh: float | None = 0.7
+    ohem_min_kept: int | None = None
+    num_random: int = 2
+    distill_weight: float = 1.0
+    temperature: float = 1.0
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    search_scale: float = 1.0
+    seed: int = 0
+    skip_bad: bool = False
+    verbose: bool = True
+
+    def __post_init__(self):
+        if self.num_random < 0:
+            raise ValueError(f"num_random must be >= 0, got {self.num_random}")
+        if not self.search_scale > 0:
+            raise ValueError(f"search_scale must be positive, got {self.search_scale}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be >= 1 or None, got {self.steps_per_epoch}")
+
+    def train_config(self, input_size: tuple[int, int]) -> TrainConfig:
+        """The `TrainConfig` of the shared pieces (optimizer, schedule, OHEM, augmentation)."""
+        low, high = self.scale_range
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, input_size=tuple(input_size),
+                           lr=self.lr, weight_decay=self.weight_decay, schedule=self.schedule,
+                           warmup_epochs=self.warmup_epochs, min_lr=self.min_lr, ohem_thresh=self.ohem_thresh,
+                           ohem_min_kept=self.ohem_min_kept, temperature=self.temperature, seed=self.seed,
+                           scale_range=(low * self.search_scale, high * self.search_scale),
+                           skip_bad=self.skip_bad, verbose=0, tensorboard=False)
+
+
+@dataclasses.dataclass
+class SupernetTrainResult:
+    """What `SupernetTrainer.fit` did.
+
+    Attributes:
+        folder: ``RUN/supernet``.
+        initial_epoch: the epoch this call started at (> 0 when resumed).
+        epoch: epochs completed.
+        steps: optimizer steps completed.
+        log: one dict per completed epoch (losses, seconds, steps/s).
+    """
+
+    folder: Path
+    initial_epoch: int
+    epoch: int
+    steps: int
+    log: list[dict]
+
+
+class SupernetTrainer:
+    """The sandwich-rule trainer of one `Supernet`.
+
+    Args:
+        supernet: the supernet to train (its input size is the crop size).
+        config: the settings.
+        steps_per_epoch: optimizer steps per epoch, for the learning-rate schedule; `fit`
+            sets it from the data (give it to use `sandwich_step` alone).
+
+    Example:
+        >>> import numpy as np
+        >>> from mobileseg.arch.space import SearchSpace
+        >>> space = SearchSpace.from_text('''
+        ... name: tiny
+        ... branches:
+        ...   - {name: main, source: null, cells: [{op: conv, width: {choice: [8, 16]}, stride: 2}]}
+        ... head: {op: light, inputs: [{branch: main}], width: {choice: [8, 16]}}
+        ... ''')
+        >>> trainer = SupernetTrainer(Supernet(space, 3, (16, 16)), SupernetTrainConfig(epochs=1), steps_per_epoch=4)
+        >>> images, labels = np.zeros((2, 16, 16, 3), "float32"), np.zeros((2, 16, 16), "int32")
+        >>> rng = np.random.default_rng(0)
+        >>> sorted(trainer.sandwich_step(images, labels, rng))
+        ['distill', 'largest_ce', 'student_ce']
+        >>> trainer.subnet_tracing_count()
+        1
+    """
+
+    def __init__(self, supernet: Supernet, config: SupernetTrainConfig, steps_per_epoch: int | None = None):
+        self.supernet = supernet
+        self.config = config
+        self.train_config = config.train_config(supernet.input_size)
+        self.loss = OhemCrossEntropy(threshold=config.ohem_thresh, min_kept=self.train_config.min_kept())
+        self.variables = list(supernet.trainable_variables)
+        self._accumulators = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False) for v in self.variables]
+        self.optimizer = None
+        if steps_per_epoch is not None:
+            self.set_steps_per_epoch(steps_per_epoch)
+        self._largest = supernet.encode(supernet.largest())
+        self._smallest = supernet.encode(supernet.smallest())
+        self._zeros, self._zeros_key = None, None
+        self._distill_weight = tf.constant(config.distill_weight, tf.float32)
+        self._no_distill = tf.constant(0.0, tf.float32)
+        self._compiled_subnet_step = tf.function(self._subnet_step)
+        self._compiled_apply_step = tf.function(self._apply_step)
+
+    def subnet_step(self, images, labels, arch, teacher_logits, distill_weight):
+        """Forward and backward of one network (``arch`` a tensor); gradients add into the accumulators.
+
+        One compiled function for every network: `subnet_tracing_count` stays 1.
+        Returns (cross-entropy, distillation KL, logits).
+        """
+        with supernet_function_options():
+            return self._compiled_subnet_step(images, labels, arch, teacher_logits, distill_weight)
+
+    def apply_step(self) -> None:
+        """One optimizer update with the accumulated gradients; clears them."""
+        with supernet_function_options():
+            self._compiled_apply_step()
+
+    def subnet_tracing_count(self) -> int:
+        """How many times the network step was traced (1 however many networks ran)."""
+        return self._compiled_subnet_step.experimental_get_tracing_count()
+
+    def set_steps_per_epoch(self, steps_per_epoch: int) -> None:
+        """Create the optimizer (AdamW with the schedule over ``epochs * steps_per_epoch`` steps)."""
+        self.optimizer = make_optimizer(self.train_config, steps_per_epoch)
+        self.optimizer.build(self.variables)
+
+    # -- one step --------------------------------------------------------------------------------
+    def _subnet_step(self, images, labels, arch, teacher_logits, distill_weight):
+        with tf.GradientTape() as tape:
+            logits = self.supernet((images, arch), training=True)
+            ce = self.loss(labels, logits)
+            distill = distillation_kl(logits, teacher_logits, self.config.temperature)
+            total = ce + distill_weight * distill
+        for accumulator, gradient in zip(self._accumulators, tape.gradient(total, self.variables), strict=True):
+            if gradient is not None:
+                accumulator.assign_add(tf.convert_to_tensor(gradient))
+        return ce, distill, logits
+
+    def _apply_step(self):
+        self.optimizer.apply([a.value() for a in self._accumulators], self.variables)
+        for accumulator in self._accumulators:
+            accumulator.assign(tf.zeros_like(accumulator))
+
+    def architectures(self, rng: np.random.Generator) -> list[np.ndarray]:
+        """The arch vectors of one sandwich step: largest, smallest, then ``num_random`` random ones."""
+        randoms = [self.supernet.encode(self.supernet.sample(rng)) for _ in range(self.config.num_random)]
+        return [self._largest, self._smallest, *randoms]
+
+    def sandwich_step(self, images, labels, rng: np.random.Generator) -> dict:
+        """One optimizer step of the sandwich rule on one batch; returns its losses (floats).
+
+        Raises:
+            TrainingDiverged: a loss is not finite (the update is not applied).
+        """
+        if self.optimizer is None:
+            raise TrainingError("call set_steps_per_epoch (or fit) before training steps")
+        images = tf.convert_to_tensor(images, tf.float32)
+        labels = tf.convert_to_tensor(labels, tf.int32)
+        largest, *students = self.architectures(rng)
+        ce, _, teacher = self.subnet_step(images, labels, tf.constant(largest), self._zero_teacher(images),
+                                          self._no_distill)
+        teacher = tf.stop_gradient(teacher)
+        student_ce, distill = [], []
+        for arch in students:
+            loss, kl, _ = self.subnet_step(images, labels, tf.constant(arch), teacher, self._distill_weight)
+            student_ce.append(loss)
+            distill.append(kl)
+        losses = {"largest_ce": float(ce),
+                  "student_ce": float(np.mean([float(v) for v in student_ce])) if student_ce else 0.0,
+                  "distill": float(np.mean([float(v) for v in distill])) if distill else 0.0}
+        if not all(np.isfinite(v) for v in losses.values()):
+            for accumulator in self._accumulators:
+                accumulator.assign(tf.zeros_like(accumulator))
+            raise TrainingDiverged(f"non-finite supernet loss {losses}")
+        self.apply_step()
+        return losses
+
+    def _zero_teacher(self, images):
+        key = tuple(images.shape)
+        if self._zeros_key != key:
+            height, width = self.supernet.plan.slot(*self.supernet.plan.head.inputs[0].candidates[0]).size
+            self._zeros = tf.zeros((images.shape[0], height, width, self.supernet.num_classes))
+            self._zeros_key = key
+        return self._zeros
+
+    # -- a run -----------------------------------------------------------------------------------
+    def fixed(self, source: SegmentationSource, train_pairs: int) -> dict:
+        """Settings a resumed run must share with the run it continues."""
+        return {"space": self.supernet.space.source, "layout": self.supernet.arch_size,
+                "weights": len(self.supernet.weights), "input_size": list(self.supernet.input_size),
+                "num_classes": self.supernet.num_classes, "data": source.spec, "train_pairs": train_pairs,
+                "batch_size": self.config.batch_size, "seed": self.config.seed,
+                "search_scale": self.config.search_scale}
+
+    def fit(self, source: SegmentationSource, run_dir: str | os.PathLike, rng: np.random.Generator
+            ) -> SupernetTrainResult:
+        """Train for ``config.epochs`` epochs into ``run_dir/supernet``, resuming the run already there.
+
+        Args:
+            source: the data set (its ``train`` split).
+            run_dir: the run folder.
+            rng: draws the random networks; on resume its state is replaced by the saved one,
+                so the architecture sequence continues as if never interrupted.
+
+        Raises:
+            TrainingError: too little data, or (`ResumeError`) the folder holds a run with
+                other fixed settings.
+            TrainingDiverged: a non-finite loss (the last checkpoint is kept).
+        """
+        if source.num_classes != self.supernet.num_classes:
+            raise TrainingError(f"the supernet predicts {self.supernet.num_classes} classes but {source.spec} "
+                                f"has {source.num_classes}")
+        folder = Path(run_dir) / FOLDER
+        pairs, _ = verified_pairs(source, "train", skip_bad=self.config.skip_bad)
+        steps_per_epoch = len(pairs) // self.config.batch_size
+        if steps_per_epoch < 1:
+            raise TrainingError(f"batch_size {self.config.batch_size} is larger than the {len(pairs)} training "
+                                f"pairs of {source.spec}")
+        if self.config.steps_per_epoch is not None:
+            steps_per_epoch = min(steps_per_epoch, self.config.steps_per_epoch)
+        fixed = self.fixed(source, len(pairs))
+        self.set_steps_per_epoch(steps_per_epoch)
+        epoch, log = 0, []
+        if (folder / CHECKPOINT).is_file():
+            epoch, log = self._restore(folder / CHECKPOINT, fixed, rng)
+        initial_epoch = epoch
+        record_config(run_dir, "supernet", {**dataclasses.asdict(self.config), **fixed})
+        keras.utils.set_random_seed(self.config.seed + epoch)
+        while epoch < self.config.epochs:
+            started = time.perf_counter()
+            sums: dict[str, float] = {}
+            batches = epoch_batches(source, pairs, self.train_config, epoch).take(steps_per_epoch)
+            bar = tqdm(batches, total=steps_per_epoch, desc=f"supernet epoch {epoch + 1}/{self.config.epochs}",
+                       disable=not self.config.verbose, leave=False)
+            steps = 0
+            for images, labels in bar:
+                losses = self.sandwich_step(images, labels, rng)
+                steps += 1
+                for key, value in losses.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
+            bar.close()
+            seconds = time.perf_counter() - started
+            epoch += 1
+            log.append({"epoch": epoch, **{k: v / max(steps, 1) for k, v in sums.items()},
+                        "steps": steps, "seconds": seconds, "steps_per_second": steps / seconds})
+            self._save(folder, epoch, log, rng, fixed)
+        self._write_state(folder, epoch, log, fixed, "finished")
+        return SupernetTrainResult(folder, initial_epoch, epoch, self.steps(), log)
+
+    def steps(self) -> int:
+        """Optimizer steps taken so far."""
+        return int(self.optimizer.iterations.numpy()) if self.optimizer is not None else 0
+
+    def _save(self, folder: Path, epoch: int, log: list[dict], rng: np.random.Generator, fixed: dict) -> None:
+        meta = {"epoch": epoch, "log": log, "fixed": fixed, "rng": rng.bit_generator.state,
+                "weights": [v.path for v in self.supernet.weights]}
+        arrays = {f"w{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self.supernet.weights)}
+        arrays.update({f"o{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self.optimizer.variables)})
+        buffer = io.BytesIO()
+        np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / CHECKPOINT, buffer.getvalue())
+        self._write_state(folder, epoch, log, fixed, "running")
+
+    def _write_state(self, folder: Path, epoch: int, log: list[dict], fixed: dict, status: str) -> None:
+        state = {"epoch": epoch, "epochs": self.config.epochs, "optimizer_step": self.steps(), "status": status,
+                 "last": log[-1] if log else None, "fixed": fixed,
+                 "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / STATE, json.dumps(state, indent=2) + "\n")
+
+    def _restore(self, path: Path, fixed: dict, rng: np.random.Generator) -> tuple[int, list[dict]]:
+        try:
+            data = np.load(path)
+            meta = json.loads(str(data["meta"]))
+        except (OSError, ValueError, KeyError) as error:
+            raise ResumeError(f"{path}: cannot read it to resume ({error}); move it away to start over") from None
+        for key, value in fixed.items():
+            if meta["fixed"].get(key) != value:
+                raise ResumeError(f"{path.parent} holds a supernet run with {key}={meta['fixed'].get(key)}, but this "
+                                  f"run asks for {key}={value}; resume with the same {key}, or use a new run dir")
+        weights, optimizer_vars = self.supernet.weights, self.optimizer.variables
+        if meta["weights"] != [v.path for v in weights] or f"o{len(optimizer_vars) - 1}" not in data:
+            raise ResumeError(f"{path}: its weights do not match this supernet; use a new run dir")
+        for i, variable in enumerate(weights):
+            variable.assign(data[f"w{i}"])
+        for i, variable in enumerate(optimizer_vars):
+            variable.assign(data[f"o{i}"])
+        rng.bit_generator.state = meta["rng"]
+        return int(meta["epoch"]), list(meta["log"])
+
+
+def load_supernet_weights(supernet: Supernet, run_dir: str | os.PathLike) -> int:
+    """Load the weights of ``run_dir/supernet/checkpoint.npz`` into ``supernet``; returns its epoch.
+
+    Raises:
+        ResumeError: no checkpoint, or one of another supernet.
+    """
+    path = Path(run_dir) / FOLDER / CHECKPOINT
+    if not path.is_file():
+        raise ResumeError(f"{path}: no supernet checkpoint (train the supernet first)")
+    data = np.load(path)
+    meta = json.loads(str(data["meta"]))
+    if meta["weights"] != [v.path for v in supernet.weights]:
+        raise ResumeError(f"{path}: its weights do not match this supernet (another space or size?)")
+    for i, variable in enumerate(supernet.weights):
+        variable.assign(data[f"w{i}"])
+    return int(meta["epoch"])
