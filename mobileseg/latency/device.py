@@ -15,7 +15,13 @@ import platform
 # Fields that change what a measurement means: two fingerprints that differ in
 # one of them must not share a table that is still being filled.
 MEASUREMENT_FIELDS = ("cpu", "cores", "machine", "runtime", "runtime_version", "tensorflow",
-                      "threads", "delegate")
+                      "threads", "delegate", "clock")
+# A fingerprint written before a field existed has that field's value implied.
+IMPLIED = {"clock": "wall"}
+# The same for a phone's fingerprint (`mobileseg.android.device_benchmark.AndroidDevice.prepare`,
+# absent from this machine's): model, SoC, ABI, Android build and the cores benchmark_model
+# is pinned to. Its serial is not among them, so another unit of the same phone may finish a table.
+PHONE_FIELDS = ("kind", "model", "soc", "abi", "build", "big_core_mask")
 
 
 def _version(distribution: str) -> str | None:
@@ -51,18 +57,19 @@ def cpu_model(cpuinfo_path: str = "/proc/cpuinfo") -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def local_fingerprint(threads: int | None = 1, delegate: str = "xnnpack") -> dict:
+def local_fingerprint(threads: int | None = 1, delegate: str = "xnnpack", clock: str = "wall") -> dict:
     """The fingerprint of this machine running LiteRT (``ai_edge_litert``).
 
     Args:
         threads: LiteRT threads the measurements use; ``None`` leaves the field out
             (for reports whose records carry their own thread count).
         delegate: ``xnnpack`` (LiteRT's default CPU delegate) or ``none``.
+        clock: how invokes are timed, ``wall`` or ``thread_cpu`` (`mobileseg.latency.measure`).
 
     Returns:
         A JSON-serialisable dict: ``cpu``, ``cores``, ``machine``, ``system``,
         ``runtime`` (``ai-edge-litert``), ``runtime_version``, ``tensorflow``
-        (the converter), ``python``, ``delegate`` and ``threads``.
+        (the converter), ``python``, ``delegate``, ``clock`` and ``threads``.
 
     Example:
         >>> fp = local_fingerprint(threads=2)
@@ -79,6 +86,7 @@ def local_fingerprint(threads: int | None = 1, delegate: str = "xnnpack") -> dic
         "tensorflow": _version("tensorflow"),
         "python": platform.python_version(),
         "delegate": delegate,
+        "clock": clock,
     }
     if threads is not None:
         fingerprint["threads"] = int(threads)
@@ -86,7 +94,7 @@ def local_fingerprint(threads: int | None = 1, delegate: str = "xnnpack") -> dic
 
 
 def fingerprint_mismatch(expected: dict, actual: dict) -> list[str]:
-    """The measurement fields on which two fingerprints differ, as ``name: a != b`` lines.
+    """The measurement (and phone) fields on which two fingerprints differ, as ``name: a != b`` lines.
 
     Args:
         expected: e.g. a table's fingerprint.
@@ -97,5 +105,8 @@ def fingerprint_mismatch(expected: dict, actual: dict) -> list[str]:
         >>> fingerprint_mismatch(a, dict(a, threads=4, python="0"))
         ['threads: 1 != 4']
     """
-    return [f"{name}: {expected.get(name)!r} != {actual.get(name)!r}"
-            for name in MEASUREMENT_FIELDS if expected.get(name) != actual.get(name)]
+    def value(fingerprint: dict, name: str):
+        return fingerprint.get(name, IMPLIED.get(name))
+
+    return [f"{name}: {value(expected, name)!r} != {value(actual, name)!r}"
+            for name in MEASUREMENT_FIELDS + PHONE_FIELDS if value(expected, name) != value(actual, name)]

@@ -12,6 +12,9 @@ Backends (`latency_model_from_spec`):
 - ``local`` / ``local:FILE``: this machine; blocks missing from the table are
   built, converted, measured and saved into it on the fly. The table must have
   been measured here (same CPU, runtime, threads...), else `DeviceMismatchError`.
+- ``adb`` / ``adb:FILE``: the same on an Android phone over adb (``serial``): each
+  missing block is pushed and timed with ``benchmark_model``
+  (`mobileseg.latency.adb_backend`); the table must be that phone's.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from mobileseg.latency.overhead import Overhead, fit_overhead
 from mobileseg.latency.signature import BlockSignature
 from mobileseg.latency.table import DeviceMismatchError, LatencyTable, MissingBlockError
 
-__all__ = ["LatencyModel", "TableLatencyModel", "LocalLatencyModel", "MissingBlockError",
+__all__ = ["LatencyModel", "TableLatencyModel", "MeasuringLatencyModel", "LocalLatencyModel",
+           "MissingBlockError",
            "DeviceMismatchError", "calibrate_overhead", "latency_model_from_spec"]
 
 SignaturesOf = Callable[[Any], Sequence[BlockSignature]]
@@ -85,8 +89,48 @@ class TableLatencyModel:
         return self.overhead.apply(self.blocks_ms(genotype))
 
 
-class LocalLatencyModel(TableLatencyModel):
-    """A `TableLatencyModel` that measures missing blocks on this machine and saves them.
+class MeasuringLatencyModel(TableLatencyModel):
+    """A `TableLatencyModel` that measures the blocks its table lacks, and saves them.
+
+    Args:
+        table: the table to read and fill (with a ``path`` to be saved after every block).
+        signatures_of: genotype -> its blocks' signatures.
+        make_model: signature -> the block alone as a `keras.Model` at its input shape.
+        measurer: flatbuffer -> `LatencyRecord` or record dict, on the table's device; None:
+            LiteRT on this machine (`LatencyTable.build`'s default, which checks the fingerprint).
+        convert: ``(model, quantization) -> bytes``; default the export converter.
+        overhead: see `TableLatencyModel`.
+        progress: show a progress bar while measuring missing blocks.
+        conversions: how many conversions a block whose delegation varies is timed over
+            (the median is kept; see `LatencyTable.build`).
+    """
+
+    def __init__(self, table: LatencyTable, signatures_of: SignaturesOf,
+                 make_model: Callable[[BlockSignature], object],
+                 measurer: Callable[[bytes], object] | None = None,
+                 convert: Callable[[object, str], bytes] | None = None,
+                 overhead: Overhead | None = None, progress: bool = True, conversions: int = 3):
+        super().__init__(table, signatures_of, overhead)
+        self.make_model = make_model
+        self.measurer = measurer
+        self.convert = convert
+        self.progress = progress
+        self.conversions = conversions
+
+    def measure_missing(self, genotypes: Iterable[Any]) -> list[str]:
+        """Measure every block of these genotypes that the table lacks; returns the new keys."""
+        signatures = [signature for genotype in genotypes for signature in self.signatures_of(genotype)]
+        return self.table.build(signatures, self.make_model, self.measurer, convert=self.convert,
+                                progress=self.progress, conversions=self.conversions)
+
+    def blocks_ms(self, genotype: Any) -> float:
+        """Measures the genotype's missing blocks first, then sums."""
+        self.measure_missing([genotype])
+        return super().blocks_ms(genotype)
+
+
+class LocalLatencyModel(MeasuringLatencyModel):
+    """A `MeasuringLatencyModel` on this machine: missing blocks are timed with LiteRT here.
 
     Args:
         table_path: the table file; created if missing. An existing file must carry
@@ -95,10 +139,13 @@ class LocalLatencyModel(TableLatencyModel):
         make_model: signature -> the block alone as a `keras.Model` at its input shape.
         threads: LiteRT threads.
         quantization: the table's mode (``int8`` as shipped; ``fp16``/``fp32`` on request).
-        measurer: flatbuffer -> `LatencyRecord`; default `measure_tflite` at ``threads``.
+        measurer: flatbuffer -> `LatencyRecord`; default `measure_tflite` at ``threads``
+            and ``clock``.
         convert: ``(model, quantization) -> bytes``; default the export converter.
         overhead: see `TableLatencyModel`.
         progress: show a progress bar while measuring missing blocks.
+        clock: ``wall`` or ``thread_cpu`` (`mobileseg.latency.measure`); part of the fingerprint.
+        conversions: see `MeasuringLatencyModel`.
 
     Example:
         >>> import pathlib, tempfile
@@ -114,24 +161,12 @@ class LocalLatencyModel(TableLatencyModel):
                  make_model: Callable[[BlockSignature], object], threads: int = 1,
                  quantization: str = "int8", measurer: Callable[[bytes], object] | None = None,
                  convert: Callable[[object, str], bytes] | None = None,
-                 overhead: Overhead | None = None, progress: bool = True):
-        table = LatencyTable.load_or_create(table_path, local_fingerprint(threads), quantization)
-        super().__init__(table, signatures_of, overhead)
-        self.make_model = make_model
-        self.measurer = measurer
-        self.convert = convert
-        self.progress = progress
-
-    def measure_missing(self, genotypes: Iterable[Any]) -> list[str]:
-        """Measure every block of these genotypes that the table lacks; returns the new keys."""
-        signatures = [signature for genotype in genotypes for signature in self.signatures_of(genotype)]
-        return self.table.build(signatures, self.make_model, self.measurer, convert=self.convert,
-                                progress=self.progress)
-
-    def blocks_ms(self, genotype: Any) -> float:
-        """Measures the genotype's missing blocks first, then sums."""
-        self.measure_missing([genotype])
-        return super().blocks_ms(genotype)
+                 overhead: Overhead | None = None, progress: bool = True, clock: str = "wall",
+                 conversions: int = 3):
+        table = LatencyTable.load_or_create(table_path, local_fingerprint(threads, clock=clock),
+                                            quantization)
+        super().__init__(table, signatures_of, make_model, measurer, convert, overhead, progress,
+                         conversions)
 
 
 def calibrate_overhead(model: TableLatencyModel, genotypes: Sequence[Any],
@@ -174,38 +209,54 @@ def calibrate_overhead(model: TableLatencyModel, genotypes: Sequence[Any],
 def latency_model_from_spec(spec: str, signatures_of: SignaturesOf, *,
                             make_model: Callable[[BlockSignature], object] | None = None,
                             default_table: str | os.PathLike | None = None, threads: int = 1,
-                            quantization: str = "int8", progress: bool = True) -> LatencyModel:
+                            quantization: str = "int8", progress: bool = True,
+                            serial: str | None = None, adb: str = "adb",
+                            clock: str = "wall", conversions: int = 3) -> LatencyModel:
     """Build the latency model a ``--latency`` flag names.
 
     Args:
-        spec: ``table:FILE``, ``local`` (uses ``default_table``) or ``local:FILE``.
+        spec: ``table:FILE``, ``local`` / ``local:FILE`` or ``adb`` / ``adb:FILE``
+            (``local`` and ``adb`` without a file use ``default_table``).
         signatures_of: genotype -> its blocks' signatures.
-        make_model: signature -> block model; required by ``local``.
-        default_table: the table file of ``local`` without a path (e.g.
+        make_model: signature -> block model; required by ``local`` and ``adb``.
+        default_table: the table file of ``local`` / ``adb`` without a path (e.g.
             ``runs/NAME/latency_table.json``).
-        threads, quantization, progress: for ``local`` (see `LocalLatencyModel`).
+        threads, quantization, progress: for ``local`` and ``adb`` (see `LocalLatencyModel`).
+        clock: for ``local``: ``wall`` or ``thread_cpu`` (see `mobileseg.latency.measure`).
+        conversions: for ``local`` and ``adb``: see `MeasuringLatencyModel`.
+        serial, adb: for ``adb``: the phone (None: the only one connected) and the adb
+            executable; see `mobileseg.latency.adb_backend`.
 
     Raises:
         ValueError: an unknown backend (the known ones are listed) or a missing argument.
         FileNotFoundError / TableFormatError: a ``table:`` file that is absent or corrupt.
+        mobileseg.android.errors.AdbError: ``adb`` and no usable phone.
 
     Example:
         >>> latency_model_from_spec("gpu-cloud", list)
         Traceback (most recent call last):
         ...
-        ValueError: unknown latency backend 'gpu-cloud'; expected table:FILE, local or local:FILE
+        ValueError: unknown latency backend 'gpu-cloud'; expected table:FILE, local[:FILE] or adb[:FILE]
     """
     backend, _, argument = spec.partition(":")
     if backend == "table":
         if not argument:
             raise ValueError("latency backend 'table:' needs a file: table:PATH/latency_table.json")
         return TableLatencyModel(LatencyTable.load(argument), signatures_of)
-    if backend == "local":
+    if backend in ("local", "adb"):
         path = argument or default_table
         if not path:
-            raise ValueError("latency backend 'local' needs a table file: local:FILE, or a default table")
+            raise ValueError(f"latency backend {backend!r} needs a table file: {backend}:FILE, "
+                             "or a default table")
         if make_model is None:
-            raise ValueError("latency backend 'local' needs make_model (signature -> block model)")
-        return LocalLatencyModel(path, signatures_of, make_model, threads=threads,
-                                 quantization=quantization, progress=progress)
-    raise ValueError(f"unknown latency backend {spec!r}; expected table:FILE, local or local:FILE")
+            raise ValueError(f"latency backend {backend!r} needs make_model (signature -> block model)")
+        if backend == "local":
+            return LocalLatencyModel(path, signatures_of, make_model, threads=threads,
+                                     quantization=quantization, progress=progress, clock=clock,
+                                     conversions=conversions)
+        from mobileseg.latency import adb_backend
+
+        return adb_backend.adb_latency_model(path, signatures_of, make_model, serial=serial,
+                                             threads=threads, quantization=quantization,
+                                             adb=adb, progress=progress, conversions=conversions)
+    raise ValueError(f"unknown latency backend {spec!r}; expected table:FILE, local[:FILE] or adb[:FILE]")

@@ -27,6 +27,7 @@ RESERVED_FIELDS = ("in", "out", "k", "s", "e", "w", "q")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _INT = re.compile(r"^-?[0-9]+$")
+_SHAPE = re.compile(r"^[1-9][0-9]*x[1-9][0-9]*x[1-9][0-9]*$")
 
 
 def _normalise_number(value, what: str):
@@ -48,12 +49,42 @@ def _normalise_extra_value(name: str, value):
     if isinstance(value, (int, float)):
         return _normalise_number(value, f"extra {name!r}")
     if isinstance(value, str):
+        if _SHAPE.match(value):
+            return value
         if not _TOKEN.match(value) or value in ("true", "false"):
             raise ValueError(f"extra {name!r}: string value {value!r} must match "
-                             f"{_TOKEN.pattern} and not be 'true'/'false'")
+                             f"{_TOKEN.pattern} (or be a shape HxWxC) and not be 'true'/'false'")
         return value
-    raise ValueError(f"extra {name!r}: value must be int, float, bool or str, "
-                     f"got {type(value).__name__} {value!r}")
+    if isinstance(value, tuple) and len(value) == 3 and all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in value):
+        return format_shape(value)
+    raise ValueError(f"extra {name!r}: value must be int, float, bool or str, or a shape tuple "
+                     f"(h, w, c) of positive ints, got {type(value).__name__} {value!r}")
+
+
+def format_shape(shape) -> str:
+    """``(12, 15, 64)`` -> ``"12x15x64"``, as shapes appear in keys.
+
+    Example:
+        >>> format_shape((12, 15, 64))
+        '12x15x64'
+    """
+    return "x".join(str(int(d)) for d in shape)
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """``"12x15x64"`` -> ``(12, 15, 64)``; the inverse of `format_shape`.
+
+    Raises:
+        ValueError: not three positive integers joined by ``x``.
+
+    Example:
+        >>> parse_shape("12x15x64")
+        (12, 15, 64)
+    """
+    if not isinstance(text, str) or not _SHAPE.match(text):
+        raise ValueError(f"{text!r} is not a shape HxWxC")
+    return tuple(int(d) for d in text.split("x"))
 
 
 def _format_value(value) -> str:
@@ -100,7 +131,9 @@ class BlockSignature:
         width: the block's inner width (hidden channels, attention embedding);
             0 when the op has no such setting.
         extra: op-specific settings as a mapping or ``(key, value)`` pairs; stored
-            as a tuple sorted by key. Values are int, float, bool or a plain token string.
+            as a tuple sorted by key. Values are int, float, bool, a plain token string,
+            or a shape: a tuple ``(h, w, c)`` (e.g. a second input's) is stored as the
+            string ``"HxWxC"``, written in keys like ``in``/``out``.
         quantization: the exported model's mode, ``int8``, ``fp16`` or ``fp32``.
 
     Raises:

@@ -64,6 +64,18 @@ class MissingBlockError(KeyError):
         return self.args[0]
 
 
+# absent from tables written before phones were measured and blocks were converted repeatedly
+_OPTIONAL_ENTRY_FIELDS = ("p95_ms", "conversions", "conversion_medians_ms")
+
+
+def _float_or_none(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def _tuple_or_none(value) -> tuple | None:
+    return None if value is None else tuple(value)
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -73,11 +85,18 @@ class TableEntry:
     """The measured latency of one block.
 
     Args:
-        median_ms, p90_ms, std_ms, min_ms: statistics of the timed invokes.
+        median_ms, p90_ms, std_ms, min_ms: statistics of the timed invokes; all but the
+            median may be None when the measurer does not report them (a phone's
+            ``benchmark_model`` gives ``p95_ms``, not ``p90_ms``).
         runs: timed invokes.
-        xnnpack_partitions: XNNPACK partitions of the block alone.
-        fallback_ops: ops of the block left to the built-in kernels.
+        xnnpack_partitions: XNNPACK partitions of the block alone (None when the measurer
+            does not report them).
+        fallback_ops: ops of the block left to the built-in kernels (None when not reported).
         measured_at: ISO 8601 UTC time of the measurement.
+        p95_ms: 95th percentile, when the measurer reports it (``benchmark_model``).
+        conversions: independent conversions (fresh weights and calibration) the block was
+            timed over; the entry is the one with the median latency (see `LatencyTable.build`).
+        conversion_medians_ms: the median latency of each conversion, when there were several.
 
     Example:
         >>> entry = TableEntry(1.0, 1.2, 0.1, 0.9, 50, 1, (), "2025-01-01T00:00:00+00:00")
@@ -86,13 +105,16 @@ class TableEntry:
     """
 
     median_ms: float
-    p90_ms: float
-    std_ms: float
-    min_ms: float
+    p90_ms: float | None
+    std_ms: float | None
+    min_ms: float | None
     runs: int
-    xnnpack_partitions: int
-    fallback_ops: tuple[str, ...]
+    xnnpack_partitions: int | None
+    fallback_ops: tuple[str, ...] | None
     measured_at: str
+    p95_ms: float | None = None
+    conversions: int = 1
+    conversion_medians_ms: tuple[float, ...] | None = None
 
     @classmethod
     def from_record(cls, record, measured_at: str | None = None) -> TableEntry:
@@ -113,24 +135,46 @@ class TableEntry:
         if missing:
             raise ValueError(f"a latency table entry needs {', '.join(needed)}; the measurer's "
                              f"record lacks {', '.join(missing)}")
-        return cls(median_ms=float(get("median_ms")), p90_ms=float(get("p90_ms")),
-                   std_ms=float(get("std_ms")), min_ms=float(get("min_ms")), runs=int(get("runs")),
-                   xnnpack_partitions=int(get("xnnpack_partitions")),
-                   fallback_ops=tuple(get("fallback_ops")), measured_at=measured_at or _now())
+        optional = (record.get("p95_ms") if isinstance(record, Mapping)
+                    else getattr(record, "p95_ms", None))
+        return cls(median_ms=float(get("median_ms")), p90_ms=_float_or_none(get("p90_ms")),
+                   std_ms=_float_or_none(get("std_ms")), min_ms=_float_or_none(get("min_ms")),
+                   runs=int(get("runs")),
+                   xnnpack_partitions=(None if get("xnnpack_partitions") is None
+                                       else int(get("xnnpack_partitions"))),
+                   fallback_ops=_tuple_or_none(get("fallback_ops")),
+                   measured_at=measured_at or _now(),
+                   p95_ms=_float_or_none(optional))
 
     def to_dict(self) -> dict:
         """JSON form (``fallback_ops`` as a list)."""
-        return {**dataclasses.asdict(self), "fallback_ops": list(self.fallback_ops)}
+        return {**dataclasses.asdict(self),
+                "fallback_ops": None if self.fallback_ops is None else list(self.fallback_ops),
+                "conversion_medians_ms": (None if self.conversion_medians_ms is None
+                                          else list(self.conversion_medians_ms))}
 
     @classmethod
     def from_dict(cls, data: dict) -> TableEntry:
-        """Inverse of `to_dict`; unknown or missing keys raise ``ValueError`` naming them."""
+        """Inverse of `to_dict`; unknown or missing keys raise ``ValueError`` naming them
+        (``p95_ms``, ``conversions`` and ``conversion_medians_ms`` may be absent)."""
         fields = [field.name for field in dataclasses.fields(cls)]
         unknown = sorted(set(data) - set(fields))
-        missing = [name for name in fields if name not in data]
+        missing = [name for name in fields if name not in data and name not in _OPTIONAL_ENTRY_FIELDS]
         if unknown or missing:
             raise ValueError(f"unknown keys {unknown}, missing keys {missing}")
-        return cls(**{**data, "fallback_ops": tuple(data["fallback_ops"])})
+        return cls(**{**data, "fallback_ops": _tuple_or_none(data["fallback_ops"]),
+                      "conversion_medians_ms": _tuple_or_none(data.get("conversion_medians_ms"))})
+
+    def delegation_varies(self) -> bool:
+        """Whether another conversion of the block may be delegated differently.
+
+        XNNPACK takes some int8 ops only for some quantization parameters (an int8
+        BATCH_MATMUL only when its second input's zero point is 0), and those come from the
+        random weights and calibration data of each conversion. A block fully delegated in
+        one partition has nothing left to vary; one with ops left to the built-in kernels (or
+        several partitions) does.
+        """
+        return bool(self.fallback_ops) or (self.xnnpack_partitions or 1) > 1
 
 
 class LatencyTable:
@@ -311,20 +355,26 @@ class LatencyTable:
               make_model: Callable[[BlockSignature], object],
               measurer: Callable[[bytes], object] | None = None, *,
               convert: Callable[[object, str], bytes] | None = None,
-              save_every: int = 1, progress: bool = True) -> list[str]:
+              save_every: int = 1, progress: bool = True, conversions: int = 1) -> list[str]:
         """Measure every signature not in the table yet, saving as it goes.
 
         Args:
             signatures: the blocks a space can produce (repeats are measured once).
             make_model: builds the block alone as a `keras.Model` at its input shape.
             measurer: flatbuffer bytes -> `LatencyRecord` (or record dict). Default:
-                `measure_tflite` on this machine with the fingerprint's threads and
-                delegate, after checking the fingerprint is this machine's.
+                `measure_tflite` on this machine with the fingerprint's threads, delegate
+                and clock, after checking the fingerprint is this machine's.
             convert: ``(model, quantization) -> bytes``; default
                 `mobileseg.deploy.tflite_convert.convert` (as export converts).
             save_every: rewrite the file after this many new entries (and at the end,
                 and when an error stops the build). Needs the table's ``path``.
             progress: show a tqdm bar on stderr.
+            conversions: a block whose delegation can vary between conversions
+                (`TableEntry.delegation_varies`: ops left to the built-in kernels) is
+                converted this many times, each from a fresh model (new random weights and
+                calibration), and keeps the conversion with the median latency: its typical
+                cost, not the cost of one lucky or unlucky set of quantization parameters.
+                Entries measured with fewer conversions are completed.
 
         Returns:
             The keys measured by this call, in order.
@@ -346,7 +396,9 @@ class LatencyTable:
         """
         if save_every < 1:
             raise ValueError(f"save_every must be >= 1, got {save_every}")
-        todo = self.missing(signatures)
+        if conversions < 1:
+            raise ValueError(f"conversions must be >= 1, got {conversions}")
+        todo = self.to_measure(signatures, conversions)
         if not todo:
             return []
         if measurer is None:
@@ -355,6 +407,12 @@ class LatencyTable:
             from mobileseg.deploy.tflite_convert import convert
         from tqdm.auto import tqdm
 
+        def measure_once(signature: BlockSignature) -> TableEntry:
+            flatbuffer = convert(make_model(signature), signature.quantization)
+            entry = TableEntry.from_record(measurer(flatbuffer))
+            _clear_keras_session()
+            return entry
+
         measured: list[str] = []
         unsaved = 0
         bar = tqdm(total=len(todo), desc="latency table", unit="block", disable=not progress,
@@ -362,14 +420,24 @@ class LatencyTable:
         try:
             for signature in todo:
                 bar.set_postfix_str(signature.key, refresh=False)
-                flatbuffer = convert(make_model(signature), signature.quantization)
-                self.add(signature, measurer(flatbuffer))
+                self._check_quantization(signature)
+                existing = self.entries.get(signature.key)
+                runs = [existing] if existing is not None else [measure_once(signature)]
+                medians = list(existing.conversion_medians_ms or (existing.median_ms,)) \
+                    if existing is not None else [runs[0].median_ms]
+                while self._needs_conversions(runs[0], conversions, len(medians)):
+                    runs.append(measure_once(signature))
+                    medians.append(runs[-1].median_ms)
+                chosen = sorted(runs, key=lambda entry: entry.median_ms)[(len(runs) - 1) // 2]
+                if len(medians) > 1:
+                    chosen = dataclasses.replace(chosen, conversions=len(medians),
+                                                 conversion_medians_ms=tuple(medians))
+                self.entries[signature.key] = chosen
                 measured.append(signature.key)
                 unsaved += 1
                 if self.path is not None and unsaved >= save_every:
                     self.save()
                     unsaved = 0
-                _clear_keras_session()
                 bar.update()
         finally:
             bar.close()
@@ -377,17 +445,34 @@ class LatencyTable:
                 self.save()
         return measured
 
+    def to_measure(self, signatures: Iterable[BlockSignature], conversions: int = 1
+                   ) -> list[BlockSignature]:
+        """What `build` would measure: the missing signatures, then the entries that need more
+        conversions (see ``conversions`` there), each once."""
+        signatures = list(signatures)
+        todo = self.missing(signatures)
+        todo += [signature for signature in {s.key: s for s in signatures}.values()
+                 if signature.key in self.entries
+                 and self._needs_conversions(self.entries[signature.key], conversions)]
+        return todo
+
+    @staticmethod
+    def _needs_conversions(entry: TableEntry, conversions: int, done: int | None = None) -> bool:
+        done = entry.conversions if done is None else done
+        return done < conversions and entry.delegation_varies()
+
     def _local_measurer(self) -> Callable[[bytes], object]:
         threads = self.fingerprint.get("threads")
         delegate = self.fingerprint.get("delegate", "xnnpack")
-        mismatch = fingerprint_mismatch(self.fingerprint, local_fingerprint(threads, delegate))
+        clock = self.fingerprint.get("clock", "wall")
+        mismatch = fingerprint_mismatch(self.fingerprint, local_fingerprint(threads, delegate, clock))
         if mismatch:
             raise DeviceMismatchError(
                 f"latency table {self.path or '(not saved)'} is for another device or setting "
                 f"({'; '.join(mismatch)}); pass a measurer for that device, or start a new table")
         from mobileseg.latency.measure import measure_tflite
 
-        return functools.partial(measure_tflite, threads=threads, delegate=delegate)
+        return functools.partial(measure_tflite, threads=threads, delegate=delegate, clock=clock)
 
 
 def _key(signature: BlockSignature | str) -> str:

@@ -130,3 +130,17 @@ def test_record_from_dict_names_bad_keys():
     assert measure.LatencyRecord.from_dict(data).to_dict() == data
     with pytest.raises(ValueError, match=r"unknown keys \['extra'\], missing keys \['runs'\]"):
         measure.LatencyRecord.from_dict({**{k: v for k, v in data.items() if k != "runs"}, "extra": 1})
+
+
+def test_thread_cpu_clock_counts_the_invoking_threads_cpu_time(models, monkeypatch):
+    record = measure.measure_tflite(models["conv_int8"], threads=1, clock="thread_cpu", **FAST)
+    assert 0 < record.min_ms <= record.median_ms and 10 <= record.runs <= 40
+    # time the scheduler gives to other processes is not counted: a sleeping invoke costs ~0
+    timed = measure._Timed(models["conv_int8"], None, 1, "xnnpack", 0, 0, clock="thread_cpu")
+    monkeypatch.setattr(timed.interpreter, "invoke", lambda: __import__("time").sleep(0.02))
+    timed.run_round(3, rewarm=False)
+    assert max(timed.samples) < 5.0  # ms: far below the 20 ms of wall time each took
+    with pytest.raises(ValueError, match="needs threads=1, got 2"):
+        measure.measure_tflite(models["conv_int8"], threads=2, clock="thread_cpu")
+    with pytest.raises(ValueError, match="clock must be one of wall, thread_cpu"):
+        measure.measure_tflite(models["conv_int8"], clock="sundial")

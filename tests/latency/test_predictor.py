@@ -96,8 +96,10 @@ def test_local_refuses_a_table_of_another_device(table):
 
 
 def test_spec_errors(tmp_path):
-    with pytest.raises(ValueError, match="unknown latency backend 'adb'"):
-        latency_model_from_spec("adb", genotype_blocks)
+    with pytest.raises(ValueError, match="unknown latency backend 'gpu-cloud'"):
+        latency_model_from_spec("gpu-cloud", genotype_blocks)
+    with pytest.raises(ValueError, match="'adb' needs make_model"):
+        latency_model_from_spec("adb", genotype_blocks, default_table=tmp_path / "t.json")
     with pytest.raises(ValueError, match="needs a file"):
         latency_model_from_spec("table:", genotype_blocks)
     with pytest.raises(ValueError, match="needs make_model"):

@@ -77,3 +77,12 @@ def test_rejects_bad_fields(kwargs, message):
 def test_from_key_rejects_malformed(key, message):
     with pytest.raises(ValueError, match=message):
         BlockSignature.from_key(key)
+
+
+def test_shapes_in_extra_are_written_like_in_and_out():
+    sig = BlockSignature("fuse", (8, 8, 16), (8, 8, 16), extra={"ctx": (4, 4, 32), "mode": "sum"})
+    assert sig.key == "fuse|in=8x8x16|out=8x8x16|k=1|s=1|e=1|w=0|ctx=4x4x32|mode=sum|q=int8"
+    assert BlockSignature.from_key(sig.key) == sig
+    assert sig.extra_dict()["ctx"] == "4x4x32"
+    with pytest.raises(ValueError, match="a shape tuple"):
+        BlockSignature("fuse", (8, 8, 16), (8, 8, 16), extra={"ctx": (4, 0, 32)})

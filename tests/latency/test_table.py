@@ -227,3 +227,41 @@ def test_build_accepts_record_dicts_from_another_measurer(tmp_path):
         table.build(SIGNATURES[1:2], block_model, lambda flatbuffer: {
             "median_ms": 1.0, "p95_ms": 1.2, "std_ms": 0.1, "min_ms": 0.9, "runs": 50,
             "fallback_ops": []}, progress=False)
+
+
+def test_blocks_whose_delegation_varies_keep_the_median_of_several_conversions(tmp_path):
+    varying = BlockSignature("attn", (8, 8, 4), (8, 8, 4))
+    steady = BlockSignature("conv", (8, 8, 4), (8, 8, 4), kernel=3)
+    medians = iter([5.0, 1.0, 9.0, 7.0, 2.0, 3.0])  # the measurer's results, in call order
+
+    def measurer(flatbuffer):
+        return {**record(next(medians), ["BATCH_MATMUL"] if flatbuffer == b"attn" else ()),
+                "xnnpack_partitions": 2 if flatbuffer == b"attn" else 1}
+
+    table = LatencyTable(local_fingerprint(threads=1), path=tmp_path / "t.json")
+    fake = {"make_model": lambda signature: signature.op,
+            "convert": lambda model, quantization: model.encode(), "progress": False}
+    assert table.to_measure([varying, steady], conversions=3) == [varying, steady]
+    assert table.build([varying, steady], fake["make_model"], measurer, conversions=3,
+                       convert=fake["convert"], progress=False) == [varying.key, steady.key]
+    attn, conv = table[varying], table[steady]
+    assert (attn.median_ms, attn.conversions, attn.conversion_medians_ms) == (5.0, 3, (5.0, 1.0, 9.0))
+    assert attn.fallback_ops == ("BATCH_MATMUL",) and attn.delegation_varies()
+    assert (conv.median_ms, conv.conversions, conv.conversion_medians_ms) == (7.0, 1, None)
+    assert not conv.delegation_varies()
+    assert LatencyTable.load(tmp_path / "t.json").entries == table.entries  # round trip
+    assert table.to_measure([varying, steady], conversions=3) == []
+    # asking for more conversions later completes the entries that vary, and only those
+    assert table.to_measure([varying, steady], conversions=5) == [varying]
+    table.build([varying, steady], fake["make_model"], measurer, conversions=5,
+                convert=fake["convert"], progress=False)
+    assert table[varying].conversion_medians_ms == (5.0, 1.0, 9.0, 2.0, 3.0)
+    assert table[varying].conversions == 5 and table[steady] == conv
+
+
+def test_entries_of_older_tables_read_with_one_conversion():
+    data = TableEntry(1.0, 1.2, 0.1, 0.9, 50, 1, (), "2025-01-01T00:00:00+00:00").to_dict()
+    for name in ("p95_ms", "conversions", "conversion_medians_ms"):
+        del data[name]
+    entry = TableEntry.from_dict(data)
+    assert (entry.conversions, entry.conversion_medians_ms, entry.p95_ms) == (1, None, None)

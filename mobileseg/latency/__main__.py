@@ -1,0 +1,433 @@
+"""``python -m mobileseg.latency COMMAND``: build a block latency table, fit its overhead, validate it.
+
+Commands:
+
+- ``build``: every block the space can produce at ``--input_size``
+  (`mobileseg.latency.blocks.enumerate_space`) that the table ``--out`` lacks is built
+  alone, converted as export converts it and timed, on this CPU (``--backend local``,
+  LiteRT) or on a phone (``--backend adb --serial S``, ``benchmark_model``). The file is
+  rewritten after every block: a killed build, or a phone unplugged mid-build, loses
+  nothing, and running the same command again measures only the rest.
+- ``calibrate``: fits the table's overhead (``measured ~ scale * sum of blocks + offset``)
+  on ``--calibration_samples`` networks timed end to end, chosen to span the predicted
+  range with ``--calibration_seed`` and never one of the validation samples of ``--seed``.
+- ``validate``: ``--samples`` seeded random networks, each converted and timed end to end
+  on the table's device, against the prediction; writes ``--out``/validation.json and
+  ``--out``/scatter.png. Calibrates first when the table has no overhead (or with
+  ``--recalibrate``). Measured networks are kept in ``--out``, so a killed run resumes.
+
+Example:
+    python -m mobileseg.latency build --space search_space/default.yaml --input_size 360x480 \\
+        --out runs/latency/latency_table.json
+    python -m mobileseg.latency validate --space search_space/default.yaml --input_size 360x480 \\
+        --table runs/latency/latency_table.json --samples 100 --out runs/latency/validation
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from absl import app, flags
+
+from mobileseg.cli_flags import parse_size
+
+FLAGS = flags.FLAGS
+COMMANDS = ("build", "calibrate", "validate")
+EXIT_DEVICE_LOST = 3
+
+
+def define_flags() -> None:
+    """Declare the flags (at start-up only, so importing this module declares nothing)."""
+    flags.DEFINE_string("space", None, "Search space YAML file.")
+    flags.DEFINE_string("input_size", "360x480", "Input HEIGHTxWIDTH.")
+    flags.DEFINE_integer("num_classes", 12, "Output classes of the head.")
+    flags.DEFINE_enum("quantization", "int8", ["int8", "fp16", "fp32"],
+                      "How blocks and networks are converted (int8: full integer, as shipped).")
+    flags.DEFINE_integer("threads", 1, "Threads of LiteRT / benchmark_model (validate, calibrate: "
+                         "taken from the table).")
+    flags.DEFINE_enum("clock", "wall", ["wall", "thread_cpu"],
+                      "local: how invokes are timed: wall (latency as seen) or thread_cpu (CPU "
+                      "time of the one LiteRT thread: idle-core latency on a shared machine; "
+                      "needs --threads 1). validate, calibrate: taken from the table.")
+    flags.DEFINE_enum("backend", "local", ["local", "adb"],
+                      "local: LiteRT on this CPU; adb: benchmark_model on an Android phone.")
+    flags.DEFINE_string("serial", None, "adb: the phone (default: the only one connected).")
+    flags.DEFINE_string("adb", "adb", "adb: the adb executable.")
+    flags.DEFINE_string("out", None, "build: the table file to create or complete; validate: the "
+                        "result folder; calibrate: where its networks are kept (default: "
+                        "next to the table).")
+    flags.DEFINE_string("table", None, "validate, calibrate: the latency table file.")
+    flags.DEFINE_integer("samples", 100, "validate: random networks to measure.")
+    flags.DEFINE_integer("seed", 0, "validate: seed of the random networks.")
+    flags.DEFINE_integer("calibration_samples", 8, "Networks the overhead is fitted on.")
+    flags.DEFINE_integer("calibration_seed", None, "Seed of the calibration networks "
+                         "(default: --seed + 1000; they never equal a validation sample).")
+    flags.DEFINE_enum("overhead", "auto", ["auto", "offset", "affine"], "Form of the overhead fit.")
+    flags.DEFINE_boolean("recalibrate", False, "validate: fit the overhead again even if the table has one.")
+    flags.DEFINE_boolean("resize_output", False, "Networks end with a bilinear resize of the "
+                         "logits to the input size (part of the overhead).")
+    flags.DEFINE_integer("conversions", 3, "Blocks with ops left to the built-in kernels (whose "
+                         "XNNPACK delegation depends on the quantization parameters each "
+                         "conversion happens to get) are converted and timed this many times; "
+                         "the table keeps the median (see LatencyTable.build).")
+    flags.DEFINE_integer("warmup", 5, "Untimed invokes before timing.")
+    flags.DEFINE_integer("min_runs", 20, "local: timed invokes before a model may stop.")
+    flags.DEFINE_integer("max_runs", 500, "local: most timed invokes per model.")
+    flags.DEFINE_float("max_seconds", None, "local: stop timing a model after about this long.")
+    flags.DEFINE_integer("num_runs", 50, "adb: benchmark_model --num_runs.")
+    flags.DEFINE_boolean("progress", True, "Show progress bars.")
+
+
+# ---- settings shared by the commands ----------------------------------------------------
+
+@dataclasses.dataclass
+class Setting:
+    """What the flags say about the space, the networks and the device."""
+
+    space: object
+    input_size: tuple[int, int]
+    num_classes: int
+    quantization: str
+
+    def signatures_of(self, genotype):
+        from mobileseg.latency.blocks import signatures_of
+
+        return signatures_of(genotype, self.input_size, self.num_classes, self.quantization)
+
+    def flatbuffer_of(self, genotype) -> bytes:
+        from mobileseg.latency.validation import network_flatbuffer
+
+        return network_flatbuffer(genotype, self.input_size, self.num_classes, self.quantization,
+                                  resize_output=FLAGS.resize_output)
+
+    def context(self) -> dict:
+        """What a stored network measurement depends on besides its genotype."""
+        return {"input_size": list(self.input_size), "num_classes": self.num_classes,
+                "quantization": self.quantization, "resize_output": FLAGS.resize_output}
+
+
+def _setting() -> Setting:
+    from mobileseg.arch.space import SearchSpace
+
+    return Setting(SearchSpace.load(FLAGS.space), parse_size(FLAGS.input_size), FLAGS.num_classes,
+                   FLAGS.quantization)
+
+
+def _device(threads: int, clock: str | None = None):
+    """(measurer, fingerprint) of the chosen backend at ``threads`` (and ``clock``, default the flag's)."""
+    clock = clock or FLAGS.clock
+    if FLAGS.backend == "adb":
+        if clock != "wall":
+            raise ValueError("--backend adb times with benchmark_model's wall clock; drop --clock")
+        from mobileseg.latency import adb_backend
+
+        measurer = adb_backend.AdbMeasurer(adb_backend.connect(FLAGS.serial, FLAGS.adb), threads,
+                                           warmup_runs=FLAGS.warmup, num_runs=FLAGS.num_runs)
+        return measurer, measurer.fingerprint
+    from mobileseg.latency.device import local_fingerprint
+    from mobileseg.latency.measure import measure_tflite
+
+    if clock == "thread_cpu" and threads != 1:
+        raise ValueError(f"--clock thread_cpu times one thread: it needs --threads 1, got {threads}")
+    measurer = functools.partial(measure_tflite, threads=threads, warmup=FLAGS.warmup,
+                                 min_runs=FLAGS.min_runs, max_runs=FLAGS.max_runs,
+                                 max_seconds=FLAGS.max_seconds, clock=clock)
+    return measurer, local_fingerprint(threads, clock=clock)
+
+
+def _open_table(path: str, fingerprint_of) -> tuple:
+    """The table at ``path`` and a measurer for its device (the backend's, checked against it)."""
+    from mobileseg.latency.device import fingerprint_mismatch
+    from mobileseg.latency.table import DeviceMismatchError, LatencyTable
+
+    table = LatencyTable.load(path)
+    if table.quantization != FLAGS.quantization:
+        raise ValueError(f"latency table {path} holds {table.quantization} entries; pass "
+                         f"--quantization {table.quantization}")
+    threads = int(table.fingerprint.get("threads", FLAGS.threads))
+    if FLAGS["threads"].present and FLAGS.threads != threads:
+        raise ValueError(f"latency table {path} was measured with {threads} thread(s), not "
+                         f"--threads {FLAGS.threads}")
+    clock = table.fingerprint.get("clock", "wall")
+    if FLAGS["clock"].present and FLAGS.clock != clock:
+        raise ValueError(f"latency table {path} was timed with the {clock} clock, not --clock "
+                         f"{FLAGS.clock}")
+    measurer, fingerprint = fingerprint_of(threads, clock)
+    mismatch = fingerprint_mismatch(table.fingerprint, fingerprint)
+    if mismatch:
+        raise DeviceMismatchError(
+            f"latency table {path} was measured on another device or setting than --backend "
+            f"{FLAGS.backend} ({'; '.join(mismatch)}): networks must be timed where the blocks were")
+    return table, measurer, fingerprint
+
+
+def _versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for name in ("tensorflow", "keras", "ai-edge-litert", "numpy"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    try:
+        root = Path(__file__).resolve().parents[2]
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        versions["mobileseg_commit"] = (commit + ("+uncommitted" if dirty else "")) or None
+    except (OSError, subprocess.SubprocessError):
+        versions["mobileseg_commit"] = None
+    return versions
+
+
+def _command() -> str:
+    return "python -m mobileseg.latency " + " ".join(sys.argv[1:])
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+# ---- build ------------------------------------------------------------------------------
+
+def build() -> int:
+    from mobileseg.android.errors import DeviceLost
+    from mobileseg.latency.blocks import block_model, enumerate_space
+    from mobileseg.latency.table import LatencyTable
+
+    if not FLAGS.out:
+        raise ValueError("build needs --out TABLE.json")
+    setting = _setting()
+    started = time.perf_counter()
+    found = enumerate_space(setting.space, setting.input_size, setting.num_classes, setting.quantization)
+    _say(f"{setting.space.source} at {FLAGS.input_size}: {len(found.signatures)} block signatures "
+         f"({found.method}: {found.detail})")
+    measurer, fingerprint = _device(FLAGS.threads)
+    table = LatencyTable.load_or_create(FLAGS.out, fingerprint, setting.quantization)
+    todo = table.to_measure(found.signatures, FLAGS.conversions)
+    _say(f"{FLAGS.out}: {len(table)} entries, {len(todo)} to measure"
+         + (f" (blocks whose delegation varies: {FLAGS.conversions} conversions each)"
+            if FLAGS.conversions > 1 else "") + " "
+         f"({FLAGS.backend}, {FLAGS.threads} thread(s), {setting.quantization}, "
+         f"{fingerprint.get('clock', 'wall')} clock)")
+    try:
+        measured = table.build(found.signatures, block_model, measurer, progress=FLAGS.progress,
+                               conversions=FLAGS.conversions)
+    except DeviceLost as error:
+        left = len(table.to_measure(found.signatures, FLAGS.conversions))
+        print(f"error: {error}\n{len(table)} entries are saved in {FLAGS.out}; {left} blocks are "
+              "left. Reconnect the phone and run the same command again: it measures only "
+              "those.", file=sys.stderr)
+        return EXIT_DEVICE_LOST
+    _say(f"measured {len(measured)} blocks in {time.perf_counter() - started:.1f} s; "
+         f"{FLAGS.out} has {len(table)} entries")
+    return 0
+
+
+# ---- calibrate ----------------------------------------------------------------------------
+
+def _validation_samples(setting: Setting):
+    from mobileseg.latency.validation import draw_networks
+
+    return draw_networks(setting.space, FLAGS.samples, FLAGS.seed, setting.input_size,
+                         setting.num_classes)
+
+
+def _calibrate(setting: Setting, model, measurer, folder: Path, exclude: set[str]) -> dict:
+    """Fit and save the table's overhead; what was done, for the report."""
+    from mobileseg.latency.predictor import calibrate_overhead
+    from mobileseg.latency.validation import (NetworkStore, calibration_networks, genotype_key,
+                                              measure_networks)
+
+    seed = FLAGS.calibration_seed if FLAGS.calibration_seed is not None else FLAGS.seed + 1000
+    started = time.perf_counter()
+    genotypes = calibration_networks(setting.space, model, FLAGS.calibration_samples, seed,
+                                     setting.input_size, setting.num_classes, exclude)
+    names = [f"{setting.space.tree.get('name', 'space')}_calibration_s{seed}_{i:02d}"
+             for i in range(len(genotypes))]
+    records = measure_networks(genotypes, NetworkStore(folder), setting.flatbuffer_of, measurer,
+                               "calibration networks", names, FLAGS.progress, setting.context())
+    measured = {genotype_key(g): r["measured_ms"] for g, r in zip(genotypes, records, strict=True)}
+    overhead = calibrate_overhead(model, genotypes, lambda g: measured[genotype_key(g)],
+                                  kind=FLAGS.overhead, save=False)
+    overhead = dataclasses.replace(overhead, reason=(
+        f"{len(genotypes)} networks of {setting.space.source} at {FLAGS.input_size} "
+        f"(seed {seed}, spanning the predicted range); {overhead.reason}"))
+    model.table.overhead = overhead
+    model.table.save()
+    _say(f"overhead: {overhead.kind}, scale {overhead.scale:.4f}, offset {overhead.offset_ms:.3f} ms, "
+         f"residual RMS {overhead.rmse_ms:.3f} ms on {len(genotypes)} networks ({overhead.reason})")
+    return {"seed": seed, "networks": [
+        {"name": r["name"], "blocks_ms": model.blocks_ms(g), "measured_ms": r["measured_ms"]}
+        for g, r in zip(genotypes, records, strict=True)],
+        "overhead": overhead.to_dict(), "seconds": round(time.perf_counter() - started, 1)}
+
+
+def _model(setting: Setting, table, measurer):
+    from mobileseg.latency.blocks import block_model
+    from mobileseg.latency.predictor import MeasuringLatencyModel
+
+    return MeasuringLatencyModel(table, setting.signatures_of, block_model, measurer,
+                                 progress=FLAGS.progress, conversions=FLAGS.conversions)
+
+
+def calibrate() -> int:
+    from mobileseg.latency.validation import genotype_key
+
+    if not FLAGS.table:
+        raise ValueError("calibrate needs --table TABLE.json")
+    setting = _setting()
+    table, measurer, _ = _open_table(FLAGS.table, _device)
+    samples, _ = _validation_samples(setting)
+    folder = Path(FLAGS.out) if FLAGS.out else Path(FLAGS.table).with_suffix("").with_name(
+        Path(FLAGS.table).stem + "_calibration")
+    _calibrate(setting, _model(setting, table, measurer), measurer, folder,
+               {genotype_key(g) for g in samples})
+    return 0
+
+
+# ---- validate ---------------------------------------------------------------------------
+
+def _by_op(rows: list[dict]) -> dict:
+    """Per op: how many samples contain it and how well those are predicted."""
+    ops = sorted({op for row in rows for op in row["ops"]})
+    result = {}
+    for op in ops:
+        errors = [row["error_pct"] for row in rows if op in row["ops"]]
+        result[op] = {"samples": len(errors), "mean_error_pct": round(sum(errors) / len(errors), 2),
+                      "within_10pct": round(sum(abs(e) <= 10 for e in errors) / len(errors), 3)}
+    return result
+
+
+def validate() -> int:
+    import numpy as np
+
+    from mobileseg.latency.validation import (ANCHOR, NetworkStore, genotype_key, measure_networks,
+                                              scatter_png, summarize)
+
+    if not FLAGS.table or not FLAGS.out:
+        raise ValueError("validate needs --table TABLE.json and --out DIR")
+    started = time.perf_counter()
+    load_start = os.getloadavg()
+    out = Path(FLAGS.out)
+    setting = _setting()
+    table, measurer, fingerprint = _open_table(FLAGS.table, _device)
+    model = _model(setting, table, measurer)
+    samples, skipped = _validation_samples(setting)
+    timings = {"sampling_s": round(time.perf_counter() - started, 1)}
+    before = len(table)
+    missing_started = time.perf_counter()
+    model.measure_missing(samples)
+    timings["missing_blocks_s"] = round(time.perf_counter() - missing_started, 1)
+    calibration = None
+    if table.overhead is None or FLAGS.recalibrate:
+        calibration = _calibrate(setting, model, measurer, out / "calibration",
+                                 {genotype_key(g) for g in samples})
+        timings["calibrate_s"] = calibration["seconds"]
+    name = setting.space.tree.get("name", "space")
+    records = measure_networks(samples, NetworkStore(out / "samples"), setting.flatbuffer_of,
+                               measurer, "validation networks",
+                               [f"{name}_s{FLAGS.seed}_{i:03d}" for i in range(len(samples))],
+                               FLAGS.progress, setting.context())
+    rows = []
+    for genotype, record in zip(samples, records, strict=True):
+        signatures = setting.signatures_of(genotype)
+        entries = [table[s] for s in signatures]
+        predicted = model.latency_ms(genotype)
+        measured = record["measured_ms"]
+        rows.append({
+            "index": record["index"], "name": record["name"], "predicted_ms": round(predicted, 4),
+            "measured_ms": measured, "blocks_ms": round(model.blocks_ms(genotype), 4),
+            "error_pct": round(100 * (predicted - measured) / measured, 2),
+            "blocks": len(signatures), "ops": sorted({s.op for s in signatures}),
+            "blocks_partitions": sum(e.xnnpack_partitions or 0 for e in entries),
+            "network_partitions": record["measurement"]["xnnpack_partitions"],
+            "network_fallback_ops": sorted(set(record["measurement"]["fallback_ops"] or ())),
+            "build_convert_s": record["build_convert_s"], "measure_s": record["measure_s"],
+            "genotype": record["genotype"]})
+    predicted = [row["predicted_ms"] for row in rows]
+    measured = [row["measured_ms"] for row in rows]
+    summary = summarize(predicted, measured)
+    summary.update(target="within_10pct >= 0.95 and spearman_rho >= 0.95",
+                   target_met=bool(summary["within_10pct"] >= 0.95
+                                   and (summary["spearman_rho"] or 0) >= 0.95),
+                   anchor=ANCHOR)
+    timings.update(samples_build_convert_s=round(sum(r["build_convert_s"] for r in rows), 1),
+                   samples_measure_s=round(sum(r["measure_s"] for r in rows), 1),
+                   this_run_s=round(time.perf_counter() - started, 1))
+    overhead = table.overhead
+    result = {
+        "command": _command(), "versions": _versions(), "device": fingerprint,
+        "space": FLAGS.space, "input_size": list(setting.input_size),
+        "num_classes": setting.num_classes, "quantization": setting.quantization,
+        "resize_output": FLAGS.resize_output, "seed": FLAGS.seed,
+        "clock": fingerprint.get("clock", "wall"),
+        "skipped_unbuildable_draws": skipped,
+        "table": {"path": FLAGS.table, "entries": len(table), "measured_now": len(table) - before},
+        "overhead": overhead.to_dict() if overhead else None, "calibration": calibration,
+        "summary": summary, "by_op": _by_op(rows),
+        "worst": sorted(({k: row[k] for k in ("name", "predicted_ms", "measured_ms", "error_pct",
+                                               "ops", "blocks_partitions", "network_partitions")}
+                         for row in rows), key=lambda r: -abs(r["error_pct"]))[:10],
+        "timings_s": timings,
+        "load_average": {"start": [round(x, 2) for x in load_start],
+                         "end": [round(x, 2) for x in os.getloadavg()]},
+        "samples": rows,
+    }
+    from mobileseg.atomic_write import write_atomic
+
+    write_atomic(out / "validation.json", json.dumps(result, indent=1) + "\n")
+    title = (f"{Path(FLAGS.space).name} at {FLAGS.input_size}, {setting.quantization}, "
+             f"{fingerprint.get('threads')} thread(s), {fingerprint.get('clock', 'wall')} clock, "
+             f"{len(rows)} networks\n"
+             f"within +-10%: {summary['within_10pct']:.0%}, Spearman rho "
+             f"{summary['spearman_rho'] if summary['spearman_rho'] is not None else float('nan'):.3f}, "
+             f"RMSE {summary['rmse_ms']:.2f} ms")
+    scatter_png(out / "scatter.png", predicted, measured, title)
+    _say(f"{len(rows)} networks: {summary['within_10pct']:.1%} within +-10%, Spearman rho "
+         f"{summary['spearman_rho'] if summary['spearman_rho'] is not None else float('nan'):.3f}, "
+         f"RMSE {summary['rmse_ms']:.3f} ms, MAPE {summary['mape_pct']:.2f}%, "
+         f"mean error {summary['mean_error_pct']:+.2f}% (measured {np.min(measured):.1f}-"
+         f"{np.max(measured):.1f} ms); wrote {out / 'validation.json'} and {out / 'scatter.png'}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    import warnings
+
+    # the TFLite converter's int8 calibration still uses tf.lite.Interpreter internally
+    warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
+    commands = argv[1:]
+    from absl import flags
+
+    if len(commands) != 1 or commands[0] not in COMMANDS or not flags.FLAGS.space:
+        print(f"usage: python -m mobileseg.latency {{{','.join(COMMANDS)}}} --space SPACE.yaml ...; "
+              f"got {' '.join(commands) or 'no command'}", file=sys.stderr)
+        return 2
+    from mobileseg.android.errors import AndroidBenchError, DeviceLost
+    from mobileseg.arch.schema_io import GenotypeError
+    from mobileseg.latency.table import MissingBlockError
+
+    try:
+        return {"build": build, "calibrate": calibrate, "validate": validate}[commands[0]]()
+    except DeviceLost as error:
+        print(f"error: {error}\nEvery block and network measured so far is saved; reconnect the "
+              "phone and run the same command again to go on.", file=sys.stderr)
+        return EXIT_DEVICE_LOST
+    except (ValueError, FileNotFoundError, GenotypeError, MissingBlockError, AndroidBenchError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(lambda argv: sys.exit(main(argv)))

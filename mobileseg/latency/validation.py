@@ -1,0 +1,271 @@
+"""Predicted against measured latency of whole networks: overhead calibration and validation.
+
+Both steps build seeded random networks of a space with the builder, convert them to
+TFLite exactly as export does (int8 calibrated on images in [0, 255]), time each end to
+end on the table's device and compare with the table's prediction:
+
+- **calibration** fits the table's overhead (`mobileseg.latency.overhead`) on a few
+  networks chosen to span the predicted range (the quantiles of many candidates), drawn
+  with their own seed and never equal to a validation sample;
+- **validation** reports, over N networks, the share predicted within +-10 %, the RMSE,
+  the MAPE, Spearman's rho and a predicted-vs-measured scatter plot.
+
+Every measured network is kept as one JSON file in a folder (`NetworkStore`), written
+atomically as soon as it is measured, so a killed run resumes where it stopped, and a
+rerun after the table changed (or with more samples) measures only networks it has not.
+
+Example:
+    >>> spearman_rho([1.0, 2.0, 3.0, 4.0], [10.0, 30.0, 20.0, 40.0])
+    0.8
+    >>> summary = summarize([10.0, 20.0], [10.5, 25.0])
+    >>> summary["within_10pct"], round(summary["rmse_ms"], 3)
+    (0.5, 3.553)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mobileseg.atomic_write import write_atomic
+
+BAND = 0.10
+# nn-Meter (Zhang et al., MobiSys 2021), Table 5: TFLite on a Cortex-A76 CPU.
+ANCHOR = "nn-Meter reports 99.0% of networks within +-10% for TFLite on a Cortex-A76 CPU"
+
+
+# ---- statistics ------------------------------------------------------------------------
+
+def average_ranks(values: Sequence[float]) -> np.ndarray:
+    """Ranks 1..n, ties sharing their average rank (as ``scipy.stats.rankdata``).
+
+    Example:
+        >>> average_ranks([3.0, 1.0, 3.0]).tolist()
+        [2.5, 1.0, 2.5]
+    """
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values), dtype=np.float64)
+    sorted_values = values[order]
+    start = 0
+    while start < len(values):
+        stop = start
+        while stop + 1 < len(values) and sorted_values[stop + 1] == sorted_values[start]:
+            stop += 1
+        ranks[order[start:stop + 1]] = (start + stop) / 2.0 + 1.0
+        start = stop + 1
+    return ranks
+
+
+def spearman_rho(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation: Pearson's correlation of the average ranks."""
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"spearman_rho needs two equal-length lists of 2+ values, got {len(a)}, {len(b)}")
+    ra, rb = average_ranks(a), average_ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denominator = float(np.sqrt((ra ** 2).sum() * (rb ** 2).sum()))
+    return float((ra * rb).sum() / denominator) if denominator else float("nan")
+
+
+def summarize(predicted: Sequence[float], measured: Sequence[float], band: float = BAND) -> dict:
+    """Agreement of predictions with measurements.
+
+    Returns:
+        ``samples``, ``within_10pct`` (share with ``|predicted - measured| <= band *
+        measured``), ``rmse_ms``, ``mape_pct``, ``mean_error_pct`` (signed: > 0 predicts
+        too slow), ``max_abs_error_pct``, ``spearman_rho`` (None for fewer than 2 samples).
+    """
+    p = np.asarray(predicted, dtype=np.float64)
+    m = np.asarray(measured, dtype=np.float64)
+    relative = (p - m) / m
+    return {
+        "samples": int(p.size),
+        "within_10pct": float(np.mean(np.abs(relative) <= band)),
+        "rmse_ms": float(np.sqrt(np.mean((p - m) ** 2))),
+        "mape_pct": float(100 * np.mean(np.abs(relative))),
+        "mean_error_pct": float(100 * np.mean(relative)),
+        "max_abs_error_pct": float(100 * np.max(np.abs(relative))),
+        "spearman_rho": spearman_rho(p, m) if p.size >= 2 else None,
+    }
+
+
+def scatter_png(path: str | os.PathLike, predicted: Sequence[float], measured: Sequence[float],
+                title: str, band: float = BAND) -> Path:
+    """Predicted (x) against measured (y) latency with the y = x line and the region where the
+    prediction is within ``band`` of the measurement."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    p = np.asarray(predicted, dtype=np.float64)
+    m = np.asarray(measured, dtype=np.float64)
+    inside = np.abs(p - m) <= band * m
+    low, high = 0.9 * min(p.min(), m.min()), 1.1 * max(p.max(), m.max())
+    line = np.linspace(low, high, 50)
+    figure, axes = pyplot.subplots(figsize=(6, 6), dpi=110)
+    # |predicted - measured| <= band * measured  <=>  predicted / (1 + band) <= measured <= predicted / (1 - band)
+    axes.fill_between(line, line / (1 + band), line / (1 - band), color="tab:green", alpha=0.15,
+                      label=f"prediction within +-{band:.0%} of measured")
+    axes.plot(line, line, color="tab:green", linewidth=1)
+    axes.scatter(p[inside], m[inside], s=14, color="tab:blue", label=f"inside ({inside.sum()})")
+    axes.scatter(p[~inside], m[~inside], s=14, color="tab:red", label=f"outside ({(~inside).sum()})")
+    axes.set_xlim(low, high)
+    axes.set_ylim(low, high)
+    axes.set_xlabel("predicted latency (ms): table sum + overhead")
+    axes.set_ylabel("measured latency (ms): whole network end to end")
+    axes.set_title(title, fontsize=9)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="upper left", fontsize=8)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    pyplot.close(figure)
+    return path
+
+
+# ---- networks --------------------------------------------------------------------------
+
+def network_flatbuffer(genotype, input_size: tuple[int, int], num_classes: int,
+                       quantization: str = "int8", resize_output: bool = False) -> bytes:
+    """The whole network as shipped: `build_model` (batch 1) converted by the export converter,
+    int8 calibrated on random images in [0, 255] as the model's input expects."""
+    from mobileseg.arch import builder
+    from mobileseg.deploy.tflite_convert import convert, random_representative
+
+    model = builder.build_model(genotype, num_classes, tuple(input_size), batch_size=1,
+                                resize_output=resize_output)
+    images = random_representative([(1, *input_size, 3)], num_samples=8, low=0.0, high=255.0)
+    return convert(model, quantization, representative=images)
+
+
+def genotype_key(genotype) -> str:
+    """A canonical text of a genotype (equal genotypes, equal keys; the name is ignored)."""
+    from mobileseg.arch import schema_io
+
+    data = schema_io.to_dict(genotype)
+    data.pop("name", None)
+    return json.dumps(data, sort_keys=True)
+
+
+class NetworkStore:
+    """Measured networks, one JSON file each in ``folder``, named by what was measured.
+
+    The file name is a hash of the record's key (the genotype and the settings that change
+    its measurement), so a rerun finds every network it measured before, whatever order or
+    selection it now asks them in, and never mistakes one network for another.
+
+    Example:
+        >>> import tempfile
+        >>> store = NetworkStore(tempfile.mkdtemp())
+        >>> store.put("net-a", {"measured_ms": 1.5})
+        >>> store.get("net-a")["measured_ms"], store.get("net-b")
+        (1.5, None)
+    """
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+
+    def path(self, key: str) -> Path:
+        """The file of the record stored under ``key``."""
+        return self.folder / f"network_{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
+
+    def get(self, key: str) -> dict | None:
+        """The record stored under ``key``, None when that network was not measured yet."""
+        path = self.path(key)
+        if not path.exists():
+            return None
+        record = json.loads(path.read_text())
+        return record if record.get("key") == key else None  # (a hash collision)
+
+    def put(self, key: str, record: dict) -> None:
+        """Store a record atomically under ``key``."""
+        write_atomic(self.path(key), json.dumps({**record, "key": key}, indent=1, sort_keys=True) + "\n")
+
+
+def measure_networks(genotypes: Sequence, store: NetworkStore, flatbuffer_of: Callable[[object], bytes],
+                     measurer: Callable[[bytes], object], desc: str, names: Sequence[str],
+                     progress: bool = True, context: dict | None = None) -> list[dict]:
+    """Measure every network not in the store yet (each saved at once); all records, in order.
+
+    Args:
+        genotypes: the networks.
+        store: where records are kept.
+        flatbuffer_of: genotype -> the shipped TFLite bytes (`network_flatbuffer`).
+        measurer: bytes -> `LatencyRecord` or record dict on the table's device.
+        desc: the progress bar's label.
+        names: one name per network.
+        progress: show a tqdm bar.
+        context: extra fields that must match for a stored record to be reused
+            (input size, classes, quantization...).
+    """
+    from tqdm.auto import tqdm
+
+    from mobileseg.arch import schema_io
+    from mobileseg.latency.table import TableEntry
+
+    context = dict(context or {})
+    records = []
+    bar = tqdm(list(zip(genotypes, names, strict=True)), desc=desc, unit="net", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
+    for index, (genotype, name) in enumerate(bar):
+        key = json.dumps({"genotype": genotype_key(genotype), **context}, sort_keys=True)
+        record = store.get(key)
+        if record is None:
+            started = time.perf_counter()
+            flatbuffer = flatbuffer_of(genotype)
+            converted = time.perf_counter()
+            entry = TableEntry.from_record(measurer(flatbuffer))
+            record = {"genotype": schema_io.to_dict(genotype), "measured_ms": entry.median_ms,
+                      "measurement": entry.to_dict(), "tflite_bytes": len(flatbuffer),
+                      "build_convert_s": round(converted - started, 3),
+                      "measure_s": round(time.perf_counter() - converted, 3)}
+            store.put(key, record)
+            _clear_keras_session()
+        records.append({**record, "index": index, "name": name})
+    bar.close()
+    return records
+
+
+def draw_networks(space, count: int, seed: int, input_size: tuple[int, int], num_classes: int,
+                  exclude: set[str] = frozenset()) -> tuple[list, int]:
+    """``count`` seeded buildable samples not in ``exclude`` (genotype keys), and how many
+    unbuildable draws were skipped (see `mobileseg.latency.blocks.head_builds`)."""
+    from mobileseg.latency.blocks import sample_buildable
+
+    rng = np.random.default_rng(seed)
+    genotypes, skipped, guard = [], 0, 0
+    while len(genotypes) < count:
+        genotype, unbuildable = sample_buildable(space, rng, input_size, num_classes)
+        skipped += unbuildable
+        guard += 1
+        if guard > 100 * count + 1000:
+            raise RuntimeError(f"{space.source}: could not draw {count} distinct new networks")
+        if genotype_key(genotype) not in exclude:
+            genotypes.append(genotype)
+    return genotypes, skipped
+
+
+def calibration_networks(space, model, count: int, seed: int, input_size: tuple[int, int],
+                         num_classes: int, exclude: set[str], candidates: int = 8) -> list:
+    """``count`` networks spanning the predicted range: the quantiles of ``count * candidates``
+    seeded samples, ranked by their sum of block latencies in the table."""
+    pool, _ = draw_networks(space, count * candidates, seed, input_size, num_classes, exclude)
+    unique = list({genotype_key(g): g for g in pool}.values())
+    ranked = sorted(unique, key=model.blocks_ms)
+    picks = sorted(set(np.linspace(0, len(ranked) - 1, min(count, len(ranked))).round().astype(int)))
+    return [ranked[i] for i in picks]
+
+
+def _clear_keras_session() -> None:
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        keras.backend.clear_session()
