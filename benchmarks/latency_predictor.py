@@ -1,6 +1,9 @@
 """Benchmark: how well the block latency table predicts whole networks (GitHub issue 4).
 
-Runs, on this machine (LiteRT, XNNPACK, one thread, int8):
+Runs, on this machine (LiteRT, XNNPACK, one thread, int8; by default timed with the
+thread-CPU clock, since other jobs share the machine, and with blocks whose XNNPACK
+delegation varies between conversions timed over 3 conversions; ``--clock wall
+--conversions 1`` is the plain protocol):
 
 1. ``python -m mobileseg.latency build`` on ``search_space/default.yaml`` at 360x480 with
    12 classes (every block signature the space can produce), timed;
@@ -17,7 +20,7 @@ The table and the measured networks are kept in ``--work_dir`` (default
 
 Usage:
     python benchmarks/latency_predictor.py [--samples 100] [--max_seconds 10]
-    python benchmarks/latency_predictor.py --clock thread_cpu --name latency_predictor_thread_cpu
+    python benchmarks/latency_predictor.py --clock wall --conversions 1 --name latency_predictor_wall_clock
 """
 
 from __future__ import annotations

@@ -2,10 +2,12 @@
 
 Exports a trained model for phones and verifies what it wrote. The model is
 ``DIR/model.keras`` (or ``--model FILE.keras``); ``DIR/config.yaml`` gives the data set
-(``data``), which flags override. Files go to ``DIR/export/`` (``--out_dir``):
+and the OHEM settings of its ``train`` section (flags override), and gets an ``export``
+section recording this step. Files go to ``DIR/export/`` (``--out_dir``):
 
 - ``model_int8.tflite``: full-integer. Quantization-aware when ``--qat_epochs N``
-  fine-tunes one now (written to ``DIR/model_qat.keras``) or one exists already;
+  fine-tunes one now (`mobileseg.quant.finetune`: the training objective plus
+  distillation from the float model; written to ``DIR/model_qat.keras``) or one exists already;
   post-training (calibrated on training images) with ``--ptq`` or a profile whose
   quantization is ``ptq``/``auto``. With both, the post-training file is the baseline
   ``model_int8_ptq.tflite``.

@@ -10,14 +10,18 @@ depthwise convolution, `mobileseg.quant.flatten`), and returns either
   logits' resolution (1/8), then nearest upsampling by two GATHERs (`ClassMap`).
   Argmax before upsampling is the cheap order: after it, the per-pixel work at full
   size is copying one byte, where upsampling logits first moves ``classes`` values per
-  pixel and can cost more than the network.
+  pixel and can cost more than the network. Its price in accuracy, measured on CamVid
+  (test split, fp32, against bilinear upsampling of the logits then argmax): 0.45 mIoU
+  point for SeaFormer-T; the head costs 0.3-0.5 ms at 360x480 (ARG_MAX, GATHER, CAST
+  run outside XNNPACK, after its single partition).
 
 Input types: an int8 file takes ``uint8`` pixels (scale 1, zero point 0: the raw camera
 bytes) or ``int8`` (pixel - 128); a float file takes ``uint8`` (a CAST inside) or
 ``float32`` pixels in [0, 255].
 
-`convert` runs the SavedModel route of `mobileseg.deploy.tflite_convert` with the
-input/output types above. For ``int8`` a quantization-aware model
+`convert` takes the SavedModel route of `mobileseg.deploy.tflite_convert` with the
+input/output types above (the SavedModel holds the one inference function,
+`save_inference_graph`). For ``int8`` a quantization-aware model
 (`mobileseg.quant.qat`) brings its own ranges; a float model is quantized
 post-training from the representative set (its input range pinned to [0, 255]).
 Before conversion every model is *frozen* (`freeze`): folded, rounded kernels become

@@ -7,7 +7,12 @@ Commands:
   alone, converted as export converts it and timed, on this CPU (``--backend local``,
   LiteRT) or on a phone (``--backend adb --serial S``, ``benchmark_model``). The file is
   rewritten after every block: a killed build, or a phone unplugged mid-build, loses
-  nothing, and running the same command again measures only the rest.
+  nothing, and running the same command again measures only the rest. A block whose
+  XNNPACK delegation depends on the quantization parameters its conversion happens to get
+  (ops left to the built-in kernels, e.g. an int8 BATCH_MATMUL, which XNNPACK takes only
+  when its second input's zero point is 0) is converted ``--conversions`` times (default 3)
+  and keeps the median. ``--clock thread_cpu`` times the CPU time of the one LiteRT thread
+  instead of the wall clock: the idle-core latency, on a machine others are loading.
 - ``calibrate``: fits the table's overhead (``measured ~ scale * sum of blocks + offset``)
   on ``--calibration_samples`` networks timed end to end, chosen to span the predicted
   range with ``--calibration_seed`` and never one of the validation samples of ``--seed``.
@@ -19,6 +24,8 @@ Commands:
 Example:
     python -m mobileseg.latency build --space search_space/default.yaml --input_size 360x480 \\
         --out runs/latency/latency_table.json
+    python -m mobileseg.latency build --space search_space/default.yaml --backend adb \\
+        --serial R58M --threads 4 --out runs/latency/pixel7_table.json
     python -m mobileseg.latency validate --space search_space/default.yaml --input_size 360x480 \\
         --table runs/latency/latency_table.json --samples 100 --out runs/latency/validation
 """
@@ -200,12 +207,12 @@ def _say(message: str) -> None:
 # ---- build ------------------------------------------------------------------------------
 
 def build() -> int:
+    if not FLAGS.out:
+        raise ValueError("build needs --out TABLE.json")
     from mobileseg.android.errors import DeviceLost
     from mobileseg.latency.blocks import block_model, enumerate_space
     from mobileseg.latency.table import LatencyTable
 
-    if not FLAGS.out:
-        raise ValueError("build needs --out TABLE.json")
     setting = _setting()
     started = time.perf_counter()
     found = enumerate_space(setting.space, setting.input_size, setting.num_classes, setting.quantization)
@@ -285,6 +292,9 @@ def calibrate() -> int:
 
     if not FLAGS.table:
         raise ValueError("calibrate needs --table TABLE.json")
+    if not Path(FLAGS.table).is_file():
+        raise FileNotFoundError(f"no latency table {FLAGS.table}: build it first "
+                                "(python -m mobileseg.latency build ... --out TABLE.json)")
     setting = _setting()
     table, measurer, _ = _open_table(FLAGS.table, _device)
     samples, _ = _validation_samples(setting)
@@ -316,6 +326,9 @@ def validate() -> int:
 
     if not FLAGS.table or not FLAGS.out:
         raise ValueError("validate needs --table TABLE.json and --out DIR")
+    if not Path(FLAGS.table).is_file():
+        raise FileNotFoundError(f"no latency table {FLAGS.table}: build it first "
+                                "(python -m mobileseg.latency build ... --out TABLE.json)")
     started = time.perf_counter()
     load_start = os.getloadavg()
     out = Path(FLAGS.out)
@@ -414,7 +427,6 @@ def main(argv: list[str]) -> int:
               f"got {' '.join(commands) or 'no command'}", file=sys.stderr)
         return 2
     from mobileseg.android.errors import AndroidBenchError, DeviceLost
-    from mobileseg.arch.schema_io import GenotypeError
     from mobileseg.latency.table import MissingBlockError
 
     try:
@@ -423,7 +435,8 @@ def main(argv: list[str]) -> int:
         print(f"error: {error}\nEvery block and network measured so far is saved; reconnect the "
               "phone and run the same command again to go on.", file=sys.stderr)
         return EXIT_DEVICE_LOST
-    except (ValueError, FileNotFoundError, GenotypeError, MissingBlockError, AndroidBenchError) as error:
+    # (a GenotypeError, a malformed space, is a ValueError)
+    except (ValueError, FileNotFoundError, MissingBlockError, AndroidBenchError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 

@@ -50,7 +50,7 @@ Example:
     ...                             storage_url=None, population=4, generations=2, seed=0)
     >>> lines = []
     >>> result = search.run(progress=lines.append)
-    >>> len(result.candidates), result.generations, lines[-1].startswith("gen 2/2: 8 trials, front ")
+    >>> len(result.candidates), result.generations, lines[-1].startswith("gen 2/2: 8 trials")
     (8, 2, True)
 """
 

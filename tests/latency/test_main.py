@@ -27,7 +27,8 @@ def test_usage_errors(tmp_path):
     assert result.returncode == 1 and "absent.yaml: cannot read" in result.stderr
     result = cli("validate", "--space", DEMO, "--table", str(tmp_path / "absent.json"),
                  "--out", str(tmp_path / "v"))
-    assert result.returncode == 1 and "absent.json" in result.stderr
+    assert result.returncode == 1 and f"no latency table {tmp_path / 'absent.json'}: build it first" \
+        in result.stderr
 
 
 @pytest.mark.slow
