@@ -497,10 +497,9 @@ class SupernetPlan:
         """The arch vector (int32, ``len(layout)``) that runs ``genotype``.
 
         Raises:
-            GenotypeError: the genotype is not in the space, or the builder could not build it.
+            GenotypeError: the genotype is not in the space.
         """
         in_space(self.space, genotype)
-        check_buildable(genotype)
         shapes = genotype.cell_shapes(self.input_size)
         vector = np.zeros(len(self.layout), np.int32)
         present = {b.name for b in genotype.branches}
@@ -575,21 +574,3 @@ def in_space(space: SearchSpace, genotype: Genotype) -> dict:
         return space.encode(dataclasses.replace(genotype, name=space.tree["name"]))
     except GenotypeError:
         raise GenotypeError(f"genotype {genotype.name!r} is not in the space {space.source}") from None
-
-
-def check_buildable(genotype: Genotype) -> None:
-    """Refuse a genotype that `build_model` cannot build although the space produced it.
-
-    The light head reads a single input without a projection, so that input must have
-    the head's width.
-
-    Raises:
-        GenotypeError: naming the mismatch.
-    """
-    head = genotype.head
-    if head.op == "light" and len(head.inputs) == 1:
-        shapes = genotype.cell_shapes((64, 64))
-        width = shapes[genotype.resolve(head.inputs[0])].output[2]
-        if width != head.width:
-            raise GenotypeError(f"genotype {genotype.name!r}: the light head's single input has {width} "
-                                f"channels but the head width is {head.width}; the builder cannot connect them")
