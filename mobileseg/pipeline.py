@@ -1,0 +1,509 @@
+"""``python -m mobileseg.pipeline --space SPACE.yaml --data KIND:PATH --run_dir DIR --target_latency_ms MS``.
+
+One run from a data set to a benchmarked int8 model, in one run folder (DESIGN.md, "The
+flow of one run"). The steps are the project's own commands, each run as a subprocess
+whose output streams through:
+
+1. ``search``: ``python -m mobileseg.search`` trains the weight-sharing supernet, runs the
+   NSGA-II search under the latency target at ``--search_input_size`` and writes
+   ``pareto.json``, ``pareto.png`` and the chosen ``arch.yaml``;
+2. ``train``: ``python -m mobileseg.train`` trains ``arch.yaml`` on ``--input_size`` crops into
+   ``model.keras``, saved for ``--search_input_size`` images (the size its latency was
+   searched at);
+3. ``export``: ``python -m mobileseg.export --int8 --qat_epochs N`` quantization-aware
+   fine-tunes it, writes ``export/model_int8.tflite`` and ``export/report.json`` with the
+   float and int8 mIoU on the test split (the val split when there is no test split);
+4. ``bench``: ``python -m mobileseg.bench`` times the int8 file with LiteRT on this CPU
+   (``bench/local.json``), or on the phone with ``--latency_backend adb`` (``bench/adb.json``).
+
+A step whose outputs are already in DIR is skipped (``search``: ``arch.yaml`` and
+``pareto.json``; ``train``: ``model.keras`` and ``train_state.json`` finished with at least
+``--train_epochs`` epochs; ``export``: ``model_int8.tflite`` and ``report.json``; ``bench``: its
+JSON), unless a step before it ran in this invocation. A step left half done resumes: every
+step resumes from what it finds in DIR. So the same command, run again after an interruption,
+picks up where it stopped.
+
+The inputs (space file, data set and its splits, target, sizes, latency backend) are checked
+before any step starts; ``DIR/config.yaml`` gets a ``pipeline`` section, and a DIR holding a
+run of another space or data set is refused. At the end a summary table gives the float and
+int8 mIoU, the int8 latency against the target, the file size, and where every file is; it is
+also written to ``DIR/summary.json``.
+
+Exit codes: 0 done, 2 bad input (the pipeline's, or a step's: the step is named), 1 a step
+failed, 3 the phone was lost (search with ``--latency_backend adb``).
+
+Example:
+    python -m mobileseg.pipeline --space search_space/default.yaml \\
+        --data camvid:../shared/datasets/camvid --run_dir runs/camvid_pipeline --target_latency_ms 20
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+STEPS = ("search", "train", "export", "bench")
+"""The steps, in the order they run."""
+
+ARCH = "arch.yaml"
+PARETO_JSON = "pareto.json"
+PARETO_PNG = "pareto.png"
+MODEL = "model.keras"
+TRAIN_STATE = "train_state.json"
+INT8 = "export/model_int8.tflite"
+REPORT = "export/report.json"
+SUMMARY = "summary.json"
+CONFIG = "config.yaml"
+
+
+class BadInput(ValueError):
+    """A pipeline input that cannot be used; the message names the flag and the problem."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineSettings:
+    """What one pipeline run does (the flags, checked).
+
+    Args:
+        space: the search space file.
+        data: the data set, ``KIND:PATH``.
+        run_dir: the run folder.
+        target_latency_ms: the search's latency target for the int8 model.
+        eval_split: the split the export evaluates (``test``, or ``val`` when there is none).
+        search_input_size: (height, width) the search measures latency at; the shipped size.
+        input_size: training crop (height, width).
+        supernet_epochs, population, generations: the search budget.
+        train_epochs, batch_size: training (``batch_size`` also for the supernet and QAT).
+        qat_epochs: quantization-aware fine-tuning epochs.
+        threads: LiteRT threads (search latency, export timing, bench).
+        latency_backend: ``local``, ``table:FILE``, ``adb`` or ``adb:FILE``.
+        serial: the phone for an adb backend (None: the only one connected).
+        seed: seeds every step.
+    """
+
+    space: Path
+    data: str
+    run_dir: Path
+    target_latency_ms: float
+    eval_split: str = "test"
+    search_input_size: tuple[int, int] = (360, 480)
+    input_size: tuple[int, int] = (360, 480)
+    supernet_epochs: int = 30
+    population: int = 32
+    generations: int = 20
+    train_epochs: int = 100
+    batch_size: int = 8
+    qat_epochs: int = 3
+    threads: int = 1
+    latency_backend: str = "local"
+    serial: str | None = None
+    seed: int = 0
+
+    @property
+    def bench_json(self) -> Path:
+        """Where the bench step writes: ``bench/adb.json`` on a phone, else ``bench/local.json``."""
+        return self.run_dir / "bench" / ("adb.json" if self.on_phone else "local.json")
+
+    @property
+    def on_phone(self) -> bool:
+        """True when latency is measured on an Android phone."""
+        return self.latency_backend.split(":")[0] == "adb"
+
+
+def _size(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def step_commands(settings: PipelineSettings) -> dict[str, list[str]]:
+    """Each step's command line, by step name (a test may substitute any of them).
+
+    Example:
+        >>> settings = PipelineSettings(Path("demo.yaml"), "synthetic:8", Path("runs/x"), 5.0)
+        >>> step_commands(settings)["bench"][3:]
+        ['--model', 'runs/x/export/model_int8.tflite', '--threads', '1', '--out', 'runs/x/bench/local.json']
+    """
+    s, run_dir = settings, str(settings.run_dir)
+    python = [sys.executable, "-m"]
+    phone = ["--serial", s.serial] if s.serial else []
+    return {
+        "search": [*python, "mobileseg.search", "--space", str(s.space), "--data", s.data, "--run_dir", run_dir,
+                   "--input_size", _size(s.search_input_size), "--target_latency_ms", f"{s.target_latency_ms:g}",
+                   "--latency_backend", s.latency_backend, *phone, "--threads", str(s.threads), "--stage", "all",
+                   "--supernet_epochs", str(s.supernet_epochs), "--population", str(s.population),
+                   "--generations", str(s.generations), "--batch_size", str(s.batch_size), "--seed", str(s.seed)],
+        "train": [*python, "mobileseg.train", "--arch", str(s.run_dir / ARCH), "--data", s.data, "--run_dir", run_dir,
+                  "--epochs", str(s.train_epochs), "--input_size", _size(s.input_size),
+                  "--model_size", _size(s.search_input_size), "--batch_size", str(s.batch_size),
+                  "--seed", str(s.seed), "--verbose", "2"],
+        "export": [*python, "mobileseg.export", "--run_dir", run_dir, "--int8", "--qat_epochs", str(s.qat_epochs),
+                   "--batch_size", str(s.batch_size), "--split", s.eval_split, "--threads", str(s.threads),
+                   "--seed", str(s.seed)],
+        "bench": [*python, "mobileseg.bench", "--model", str(s.run_dir / INT8), "--threads", str(s.threads),
+                  *(["--adb", *phone] if s.on_phone else []), "--out", str(s.bench_json)],
+    }
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def train_finished(run_dir: Path, epochs: int) -> bool:
+    """True when DIR holds ``model.keras`` and a ``train_state.json`` finished at ``epochs`` or more.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "model.keras").write_bytes(b"")
+        >>> _ = (folder / "train_state.json").write_text('{"status": "finished", "epoch": 3}')
+        >>> train_finished(folder, 3), train_finished(folder, 4)
+        (True, False)
+    """
+    state = _read_json(run_dir / TRAIN_STATE) or {}
+    return ((run_dir / MODEL).is_file() and state.get("status") == "finished"
+            and isinstance(state.get("epoch"), int) and state["epoch"] >= epochs)
+
+
+def step_done(step: str, settings: PipelineSettings) -> bool:
+    """True when `step`'s outputs are complete in the run folder (so it can be skipped)."""
+    run_dir = settings.run_dir
+    if step == "search":
+        return (run_dir / ARCH).is_file() and (run_dir / PARETO_JSON).is_file()
+    if step == "train":
+        return train_finished(run_dir, settings.train_epochs)
+    if step == "export":
+        return (run_dir / INT8).is_file() and (run_dir / REPORT).is_file()
+    if step == "bench":
+        return settings.bench_json.is_file()
+    raise KeyError(step)
+
+
+@dataclasses.dataclass
+class StepFailed(Exception):
+    """A step exited non-zero (or exited 0 without writing its outputs: `returncode` 0)."""
+
+    step: str
+    returncode: int
+    run_dir: Path
+
+    def __str__(self) -> str:
+        if self.returncode == 0:
+            how = f"exited 0 but its outputs are not all in {self.run_dir}"
+        elif self.returncode < 0:
+            how = f"was killed by signal {-self.returncode}"
+        else:
+            what = {2: " (bad input)", 3: " (phone lost)"}.get(self.returncode, "")
+            how = f"failed with exit code {self.returncode}{what}"
+        return (f"step {self.step} {how}; its output is above. Run the same command again once fixed: "
+                "finished steps are skipped and this one resumes")
+
+    @property
+    def exit_code(self) -> int:
+        """The pipeline's exit code: the step's own 2 or 3, otherwise 1."""
+        return self.returncode if self.returncode in (2, 3) else 1
+
+
+def run_steps(settings: PipelineSettings, commands: Mapping[str, Sequence[str]],
+              log: Callable[[str], None] = print) -> dict[str, dict]:
+    """Run the steps in order, skipping finished ones; returns ``{step: {"ran": bool, "seconds": s}}``.
+
+    A step is skipped when `step_done` says so and no step before it ran now (its inputs may
+    have changed). Its output goes straight to this process's stdout and stderr.
+
+    Raises:
+        StepFailed: a step exited non-zero; later steps did not run.
+    """
+    record: dict[str, dict] = {}
+    rerun = False
+    for step in STEPS:
+        if not rerun and step_done(step, settings):
+            log(f"== {step}: done already in {settings.run_dir}, skipped")
+            record[step] = {"ran": False, "seconds": 0.0}
+            continue
+        log(f"== {step}: {' '.join(commands[step])}")
+        sys.stdout.flush()
+        started = time.monotonic()
+        returncode = subprocess.run(list(commands[step]), check=False).returncode
+        seconds = round(time.monotonic() - started, 1)
+        if returncode != 0 or not step_done(step, settings):
+            raise StepFailed(step, returncode, settings.run_dir)
+        log(f"== {step}: done in {_duration(seconds)}")
+        record[step] = {"ran": True, "seconds": seconds}
+        rerun = True
+    return record
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+def summarize(settings: PipelineSettings, steps: Mapping[str, dict] | None = None) -> dict:
+    """The run's results, read from its files: mIoU float and int8, latency, size, file paths.
+
+    Values a file does not hold are None.
+    """
+    run_dir = settings.run_dir
+    report = _read_json(run_dir / REPORT) or {}
+    float_entry = report.get("float") or {}
+    int8 = next((e for e in report.get("files", []) if Path(str(e.get("file"))).name == Path(INT8).name), {})
+    bench = _read_json(settings.bench_json) or {}
+    device = (bench.get("devices") or [{}])[0]
+    record = next((r for r in device.get("records", []) if Path(str(r.get("model"))).name == Path(INT8).name), {})
+    fingerprint = device.get("fingerprint") or {}
+    latency = record.get("median_ms")
+    int8_path = run_dir / INT8
+    return {
+        "run_dir": str(run_dir),
+        "space": str(settings.space), "data": settings.data, "split": report.get("split"),
+        "eval_images": float_entry.get("images"),
+        "miou_float": float_entry.get("miou"), "miou_int8": int8.get("miou"),
+        "latency_ms": latency, "threads": record.get("threads"),
+        "device": fingerprint.get("cpu") or fingerprint.get("model") or fingerprint.get("serial"),
+        "target_latency_ms": settings.target_latency_ms,
+        "meets_target": None if latency is None else latency <= settings.target_latency_ms,
+        "size_mb": round(int8_path.stat().st_size / 2 ** 20, 3) if int8_path.is_file() else None,
+        "files": {
+            "pareto_png": str(run_dir / PARETO_PNG), "pareto_json": str(run_dir / PARETO_JSON),
+            "arch": str(run_dir / ARCH), "model": str(run_dir / MODEL), "int8_tflite": str(int8_path),
+            "export_report": str(run_dir / REPORT), "bench": str(settings.bench_json),
+        },
+        "steps": dict(steps or {}),
+    }
+
+
+def format_summary(summary: dict) -> str:
+    """The summary as a two-column table, the files last.
+
+    Example:
+        >>> print(format_summary({"run_dir": "r", "split": "test", "eval_images": 2, "miou_float": 0.5,
+        ...     "miou_int8": 0.25, "latency_ms": 1.5, "threads": 1, "device": "X", "target_latency_ms": 2.0,
+        ...     "meets_target": True, "size_mb": 0.031, "files": {"pareto_png": "r/pareto.png"},
+        ...     "steps": {"search": {"ran": False, "seconds": 0.0}, "train": {"ran": True, "seconds": 75.0}}}))
+        summary of r
+          mIoU float (test, 2 images)  50.00 %
+          mIoU int8 (test, 2 images)   25.00 %
+          int8 latency                 1.500 ms median, 1 thread(s), X (target 2 ms: met)
+          int8 size                    0.031 MB
+          steps                        search skipped, train 1m15s
+          pareto_png                   r/pareto.png
+    """
+    def percent(value):
+        return "-" if value is None else f"{100 * value:.2f} %"
+
+    where = f"({summary.get('split') or '-'}, {summary.get('eval_images') or '-'} images)"
+    if summary.get("latency_ms") is None:
+        latency = "-"
+    else:
+        verdict = "met" if summary["meets_target"] else "MISSED"
+        latency = (f"{summary['latency_ms']:.3f} ms median, {summary['threads']} thread(s), {summary['device']} "
+                   f"(target {summary['target_latency_ms']:g} ms: {verdict})")
+    steps = ", ".join(f"{step} {_duration(info['seconds'])}" if info["ran"] else f"{step} skipped"
+                      for step, info in summary.get("steps", {}).items())
+    rows = [(f"mIoU float {where}", percent(summary.get("miou_float"))),
+            (f"mIoU int8 {where}", percent(summary.get("miou_int8"))),
+            ("int8 latency", latency),
+            ("int8 size", "-" if summary.get("size_mb") is None else f"{summary['size_mb']:.3f} MB"),
+            ("steps", steps or "-"),
+            *summary["files"].items()]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join([f"summary of {summary['run_dir']}", *(f"  {name.ljust(width)}  {value}" for name, value in rows)])
+
+
+def _space_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_inputs(settings: PipelineSettings) -> PipelineSettings:
+    """Check everything a step would refuse late, before any step starts.
+
+    Returns:
+        The settings with ``eval_split`` resolved from the data set's splits.
+
+    Raises:
+        BadInput: the message names the flag (or file) and the problem.
+    """
+    from mobileseg.arch.schema_io import GenotypeError
+    from mobileseg.arch.space import SearchSpace
+    from mobileseg.data.problems import DataError
+    from mobileseg.data.sources import open_source
+
+    if not settings.target_latency_ms > 0:
+        raise BadInput(f"--target_latency_ms {settings.target_latency_ms:g}: must be a positive number of ms")
+    try:
+        SearchSpace.load(settings.space)
+    except GenotypeError as error:
+        raise BadInput(f"--space: {error}") from None
+    try:
+        source = open_source(settings.data)
+        splits = source.splits()
+        missing = [split for split in ("train", "val") if split not in splits]
+        if missing:
+            raise BadInput(f"--data {settings.data}: no {' and no '.join(missing)} split (it has: "
+                           f"{', '.join(splits) or 'none'}); search and training need train and val")
+        train_pairs = len(source.pairs("train"))
+    except DataError as error:
+        message = str(error)
+        if not message.startswith("--data"):
+            message = f"--data {message}" if message.startswith(settings.data) else f"--data {settings.data}: {message}"
+        raise BadInput(message) from None
+    if train_pairs < settings.batch_size:
+        raise BadInput(f"--batch_size {settings.batch_size}: {settings.data} has only {train_pairs} training "
+                       "images; lower it or use more data")
+    kind, _, table = settings.latency_backend.partition(":")
+    if kind not in ("local", "table", "adb") or (kind == "local" and table) or (kind == "table" and not table):
+        raise BadInput(f"--latency_backend {settings.latency_backend}: expected local, table:FILE, adb or adb:FILE")
+    if kind == "table" and not Path(table).is_file():
+        raise BadInput(f"--latency_backend {settings.latency_backend}: no such file {table}")
+    if settings.serial and kind != "adb":
+        raise BadInput("--serial needs --latency_backend adb")
+    if settings.run_dir.exists() and not settings.run_dir.is_dir():
+        raise BadInput(f"--run_dir {settings.run_dir}: exists and is not a folder")
+    _check_same_run(settings)
+    return dataclasses.replace(settings, eval_split="test" if "test" in splits else "val")
+
+
+def _check_same_run(settings: PipelineSettings) -> None:
+    from mobileseg.training.trainer import TrainingError, read_config
+
+    try:
+        previous = read_config(settings.run_dir).get("pipeline") or {}
+    except TrainingError as error:
+        raise BadInput(f"--run_dir: {error}") from None
+    if previous.get("space_sha256") not in (None, _space_digest(settings.space)):
+        raise BadInput(f"--space {settings.space}: {settings.run_dir} holds a run of another space "
+                       f"({previous.get('space')}); use a new --run_dir")
+    if previous.get("data") not in (None, settings.data):
+        raise BadInput(f"--data {settings.data}: {settings.run_dir} holds a run on {previous.get('data')}; "
+                       "use a new --run_dir")
+
+
+def record_settings(settings: PipelineSettings) -> None:
+    """Write the ``pipeline`` section of ``DIR/config.yaml`` (other steps' sections are kept)."""
+    from mobileseg.training.trainer import record_config
+
+    values = {field.name: getattr(settings, field.name) for field in dataclasses.fields(settings)}
+    values.update(space=str(settings.space), run_dir=str(settings.run_dir),
+                  space_sha256=_space_digest(settings.space))
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    record_config(settings.run_dir, "pipeline", values)
+
+
+def run_pipeline(settings: PipelineSettings, commands: Mapping[str, Sequence[str]] | None = None,
+                 log: Callable[[str], None] = print) -> int:
+    """Check the inputs, run the steps, print and write the summary; returns the exit code.
+
+    Args:
+        settings: the run.
+        commands: each step's command line (default: `step_commands`); tests substitute them.
+        log: where progress lines and the summary go.
+    """
+    from mobileseg.atomic_write import write_atomic
+
+    try:
+        settings = check_inputs(settings)
+    except BadInput as error:
+        print(f"mobileseg.pipeline: error: {error}", file=sys.stderr)
+        return 2
+    record_settings(settings)
+    try:
+        steps = run_steps(settings, commands if commands is not None else step_commands(settings), log)
+    except StepFailed as error:
+        print(f"mobileseg.pipeline: error: {error}", file=sys.stderr)
+        return error.exit_code
+    summary = summarize(settings, steps)
+    write_atomic(settings.run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
+    log(format_summary(summary))
+    return 0
+
+
+def define_flags(flag_values=None) -> None:
+    """Declare the flags (at start-up only, so importing this module declares nothing)."""
+    from absl import flags
+
+    from mobileseg.data.sources import DATA_FLAG_HELP
+
+    fv = flags.FLAGS if flag_values is None else flag_values
+    defaults = PipelineSettings(Path(), "", Path(), 0.0)
+    flags.DEFINE_string("space", None, "Search space YAML file, e.g. search_space/default.yaml.", flag_values=fv)
+    flags.DEFINE_string("data", None, DATA_FLAG_HELP, flag_values=fv)
+    flags.DEFINE_string("run_dir", None, "The run folder (created; a finished step in it is skipped).",
+                        flag_values=fv)
+    flags.DEFINE_float("target_latency_ms", None, "Latency target of the int8 model (ms).", flag_values=fv)
+    flags.DEFINE_string("search_input_size", _size(defaults.search_input_size), "HEIGHTxWIDTH the search times "
+                        "networks at, and the size the model ships at.", flag_values=fv)
+    flags.DEFINE_string("input_size", _size(defaults.input_size), "Training crop HEIGHTxWIDTH.", flag_values=fv)
+    flags.DEFINE_integer("supernet_epochs", defaults.supernet_epochs, "Supernet training epochs.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_integer("population", defaults.population, "NSGA-II population.", lower_bound=2, flag_values=fv)
+    flags.DEFINE_integer("generations", defaults.generations, "NSGA-II generations.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("train_epochs", defaults.train_epochs, "Training epochs of the chosen network.",
+                         lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("batch_size", defaults.batch_size, "Batch size of supernet, training and QAT.",
+                         lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("qat_epochs", defaults.qat_epochs, "Quantization-aware fine-tuning epochs.",
+                         lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("threads", defaults.threads, "LiteRT threads for every latency.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_string("latency_backend", defaults.latency_backend, "Where latency comes from: local (LiteRT "
+                        "here), table:FILE (a measured table), adb or adb:FILE (a phone).", flag_values=fv)
+    flags.DEFINE_string("serial", None, "The phone's adb serial (default: the only one connected).",
+                        flag_values=fv)
+    flags.DEFINE_integer("seed", defaults.seed, "Seeds every step.", flag_values=fv)
+
+
+def settings_from_flags(fv, argv: Sequence[str]) -> PipelineSettings:
+    """The `PipelineSettings` the parsed flags give (not yet checked against the files).
+
+    Raises:
+        BadInput: a missing flag, an extra argument or a malformed size.
+    """
+    from mobileseg.cli_flags import parse_size
+
+    if len(argv) > 1:
+        raise BadInput(f"unexpected arguments {list(argv[1:])}")
+    missing = [f"--{name}" for name in ("space", "data", "run_dir", "target_latency_ms") if fv[name].value is None]
+    if missing:
+        raise BadInput(f"{', '.join(missing)} required")
+    sizes = {}
+    for name in ("search_input_size", "input_size"):
+        try:
+            sizes[name] = parse_size(fv[name].value)
+        except ValueError as error:
+            raise BadInput(f"--{name}: {error}") from None
+    return PipelineSettings(
+        space=Path(fv.space), data=fv.data, run_dir=Path(fv.run_dir), target_latency_ms=fv.target_latency_ms,
+        supernet_epochs=fv.supernet_epochs, population=fv.population, generations=fv.generations,
+        train_epochs=fv.train_epochs, batch_size=fv.batch_size, qat_epochs=fv.qat_epochs, threads=fv.threads,
+        latency_backend=fv.latency_backend, serial=fv.serial, seed=fv.seed, **sizes)
+
+
+def run(fv, argv: Sequence[str]) -> int:
+    """Run the pipeline the parsed flags describe; returns the exit code."""
+    try:
+        settings = settings_from_flags(fv, argv)
+    except BadInput as error:
+        print(f"mobileseg.pipeline: error: {error}", file=sys.stderr)
+        return 2
+    return run_pipeline(settings)
+
+
+def main() -> None:
+    """Entry point of ``python -m mobileseg.pipeline``."""
+    from absl import app, flags
+
+    define_flags()
+    app.run(lambda argv: sys.exit(run(flags.FLAGS, argv)))
+
+
+if __name__ == "__main__":
+    main()

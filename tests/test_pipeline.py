@@ -1,0 +1,176 @@
+"""python -m mobileseg.pipeline: input checks, skipping finished steps, failures, the summary.
+
+The orchestration tests substitute each step's command with a small script that writes the
+step's outputs (or fails), so they run in seconds.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mobileseg import pipeline
+
+REPO = Path(__file__).resolve().parents[1]
+SPACE = REPO / "search_space" / "demo.yaml"
+
+FAKE_STEP = textwrap.dedent('''
+    """A stand-in for one pipeline step: logs its name, writes its outputs, exits as told."""
+    import json, pathlib, sys
+
+    step, run_dir, code = sys.argv[1], pathlib.Path(sys.argv[2]), int(sys.argv[3])
+    with open(run_dir / "steps.log", "a") as log:
+        log.write(step + "\\n")
+    if code or step in sys.argv[4:]:  # a failure, or a step told to write nothing
+        sys.exit(code)
+    if step == "search":
+        (run_dir / "arch.yaml").write_text("name: found\\n")
+        (run_dir / "pareto.json").write_text("[]")
+        (run_dir / "pareto.png").write_bytes(b"png")
+    elif step == "train":
+        (run_dir / "model.keras").write_bytes(b"keras")
+        (run_dir / "train_state.json").write_text(json.dumps({"status": "finished", "epoch": 2}))
+    elif step == "export":
+        (run_dir / "export").mkdir(exist_ok=True)
+        (run_dir / "export" / "model_int8.tflite").write_bytes(b"t" * 2048)
+        (run_dir / "export" / "report.json").write_text(json.dumps({
+            "split": "test", "float": {"file": str(run_dir / "model.keras"), "miou": 0.5, "images": 3},
+            "files": [{"file": str(run_dir / "export" / "model_int8.tflite"), "mode": "int8", "miou": 0.42}]}))
+    elif step == "bench":
+        (run_dir / "bench").mkdir(exist_ok=True)
+        (run_dir / "bench" / "local.json").write_text(json.dumps({"devices": [{
+            "fingerprint": {"cpu": "Test CPU", "cores": 2},
+            "records": [{"model": str(run_dir / "export" / "model_int8.tflite"), "threads": 1,
+                         "median_ms": 3.25}]}]}))
+''')
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return pipeline.PipelineSettings(space=SPACE, data="synthetic:8", run_dir=tmp_path / "run",
+                                     target_latency_ms=4.0, train_epochs=2, batch_size=2)
+
+
+def fake_commands(tmp_path, settings, codes=None, silent=()):
+    """Each step -> the fake step script; `codes` gives a step's exit code, `silent` steps write nothing."""
+    script = tmp_path / "fake_step.py"
+    script.write_text(FAKE_STEP)
+    return {step: [sys.executable, str(script), step, str(settings.run_dir), str((codes or {}).get(step, 0)),
+                   *silent] for step in pipeline.STEPS}
+
+
+def steps_run(settings):
+    log = settings.run_dir / "steps.log"
+    return log.read_text().split() if log.exists() else []
+
+
+def test_a_fresh_run_runs_every_step_in_order_and_summarizes_the_files(tmp_path, settings, capsys):
+    assert pipeline.run_pipeline(settings, fake_commands(tmp_path, settings)) == 0
+    assert steps_run(settings) == ["search", "train", "export", "bench"]
+    out = capsys.readouterr().out
+    assert "mIoU float (test, 3 images)  50.00 %" in out
+    assert "mIoU int8 (test, 3 images)   42.00 %" in out
+    assert "3.250 ms median, 1 thread(s), Test CPU (target 4 ms: met)" in out
+    assert "int8 size                    0.002 MB" in out
+    assert f"{settings.run_dir / 'pareto.png'}" in out and f"{settings.run_dir / 'export/model_int8.tflite'}" in out
+    summary = json.loads((settings.run_dir / "summary.json").read_text())
+    assert summary["miou_int8"] == 0.42 and summary["latency_ms"] == 3.25 and summary["meets_target"] is True
+    assert [info["ran"] for info in summary["steps"].values()] == [True] * 4
+    assert summary["files"]["bench"] == str(settings.run_dir / "bench" / "local.json")
+    config = (settings.run_dir / "config.yaml").read_text()
+    assert "pipeline:" in config and "eval_split: test" in config
+
+
+def test_finished_steps_are_skipped_and_a_step_that_runs_reruns_the_later_ones(tmp_path, settings, capsys):
+    commands = fake_commands(tmp_path, settings)
+    assert pipeline.run_pipeline(settings, commands) == 0
+    assert pipeline.run_pipeline(settings, commands) == 0
+    assert steps_run(settings) == ["search", "train", "export", "bench"]
+    assert "search: done already" in capsys.readouterr().out
+
+    (settings.run_dir / "bench" / "local.json").unlink()
+    assert pipeline.run_pipeline(settings, commands) == 0
+    assert steps_run(settings)[4:] == ["bench"]
+
+    # Training asked for more epochs than were trained: train resumes, export and bench follow.
+    longer = pipeline.PipelineSettings(**{**vars(settings), "train_epochs": 3})
+    (settings.run_dir / "train_state.json").write_text(json.dumps({"status": "finished", "epoch": 2}))
+    assert pipeline.run_pipeline(longer, fake_commands(tmp_path, longer, silent=("train",))) == 1
+    assert steps_run(settings)[5:] == ["train"]
+    assert "step train exited 0 but its outputs are not all in" in capsys.readouterr().err
+
+
+def test_a_failing_step_stops_the_run_and_its_exit_code_is_named(tmp_path, settings, capsys):
+    assert pipeline.run_pipeline(settings, fake_commands(tmp_path, settings, codes={"train": 2})) == 2
+    assert steps_run(settings) == ["search", "train"]
+    assert "step train failed with exit code 2 (bad input)" in capsys.readouterr().err
+
+    assert pipeline.run_pipeline(settings, fake_commands(tmp_path, settings, codes={"export": 7})) == 1
+    assert steps_run(settings)[2:] == ["train", "export"]  # search was finished; train had not
+    assert "step export failed with exit code 7" in capsys.readouterr().err
+    assert not (settings.run_dir / "summary.json").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"target_latency_ms": 0.0}, "--target_latency_ms 0: must be a positive"),
+    ({"space": Path("no/such/space.yaml")}, "--space: no/such/space.yaml: cannot read"),
+    ({"data": "synthetic:many"}, "--data synthetic:many"),
+    ({"data": "nope:x"}, "unknown kind 'nope'"),
+    ({"batch_size": 64}, "--batch_size 64: synthetic:8 has only 6 training images"),
+    ({"latency_backend": "table:missing.json"}, "no such file missing.json"),
+    ({"latency_backend": "gpu"}, "expected local, table:FILE, adb or adb:FILE"),
+    ({"serial": "R58M"}, "--serial needs --latency_backend adb"),
+])
+def test_bad_inputs_exit_2_before_any_step(tmp_path, settings, capsys, change, message):
+    settings = pipeline.PipelineSettings(**{**vars(settings), **change})
+    assert pipeline.run_pipeline(settings, fake_commands(tmp_path, settings)) == 2
+    assert message in capsys.readouterr().err
+    assert not settings.run_dir.exists()
+
+
+def test_a_run_folder_of_another_data_set_or_space_is_refused(tmp_path, settings, capsys):
+    assert pipeline.run_pipeline(settings, fake_commands(tmp_path, settings)) == 0
+    other_data = pipeline.PipelineSettings(**{**vars(settings), "data": "synthetic:9"})
+    assert pipeline.run_pipeline(other_data, fake_commands(tmp_path, settings)) == 2
+    assert "holds a run on synthetic:8; use a new --run_dir" in capsys.readouterr().err
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE.read_text().replace("width: 8,", "width: 12,"))
+    other_space = pipeline.PipelineSettings(**{**vars(settings), "space": space})
+    assert pipeline.run_pipeline(other_space, fake_commands(tmp_path, settings)) == 2
+    assert "holds a run of another space" in capsys.readouterr().err
+    assert steps_run(settings) == ["search", "train", "export", "bench"]
+
+
+def test_step_commands_chain_the_run_folder_and_forward_the_budget(settings):
+    commands = pipeline.step_commands(settings)
+    assert [command[2] for command in commands.values()] == [
+        "mobileseg.search", "mobileseg.train", "mobileseg.export", "mobileseg.bench"]
+    train = commands["train"]
+    assert train[train.index("--arch") + 1] == str(settings.run_dir / "arch.yaml")
+    assert train[train.index("--model_size") + 1] == "360x480"
+    assert "--int8" in commands["export"] and commands["export"][commands["export"].index("--qat_epochs") + 1] == "3"
+    phone = pipeline.PipelineSettings(**{**vars(settings), "latency_backend": "adb", "serial": "R58M"})
+    bench = pipeline.step_commands(phone)["bench"]
+    assert bench[bench.index("--adb"):bench.index("--adb") + 3] == ["--adb", "--serial", "R58M"]
+    assert bench[-1] == str(settings.run_dir / "bench" / "adb.json")
+
+
+def run_cli(*args):
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
+               PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "mobileseg.pipeline", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_usage_errors_exit_2(tmp_path):
+    result = run_cli("--space", str(SPACE), "--data", "synthetic:8")
+    assert result.returncode == 2
+    assert "--run_dir, --target_latency_ms required" in result.stderr
+    result = run_cli("--space", str(SPACE), "--data", "synthetic:8", "--run_dir", str(tmp_path / "r"),
+                     "--target_latency_ms", "5", "--input_size", "64")
+    assert result.returncode == 2
+    assert "--input_size: input size '64' is not HEIGHTxWIDTH" in result.stderr
