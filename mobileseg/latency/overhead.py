@@ -10,7 +10,7 @@ the same device as the table::
 
 Two forms:
 
-- ``offset`` (scale fixed at 1): one number, the mean gap; needs one network.
+- ``offset`` (scale fixed at 1): one number, the median gap; needs one network.
   This is what ``auto`` picks with fewer than 3 networks or block sums that span
   less than 1.5x, because a slope fitted over a narrow range is mostly noise.
 - ``affine``: scale and offset; ``auto`` picks it with 3+ networks spanning 1.5x+,
@@ -87,7 +87,7 @@ class Overhead:
 
 def fit_overhead(blocks_ms: Sequence[float], measured_ms: Sequence[float],
                  kind: str = "auto") -> Overhead:
-    """Least-squares fit of ``measured_ms ~= scale * blocks_ms + offset_ms``.
+    """Robust (Theil-Sen) fit of ``measured_ms ~= scale * blocks_ms + offset_ms``.
 
     Args:
         blocks_ms: per network, the sum of its blocks' table latencies.
@@ -103,6 +103,9 @@ def fit_overhead(blocks_ms: Sequence[float], measured_ms: Sequence[float],
         ('affine', 1.1, 1.0)
         >>> fit_overhead([10.0, 11.0], [12.0, 13.5]).offset_ms
         2.25
+        >>> fit = fit_overhead([10.0, 20.0, 30.0, 40.0, 50.0], [11.0, 21.0, 60.0, 41.0, 51.0])  # one outlier
+        >>> round(fit.scale, 3), round(fit.offset_ms, 3)
+        (1.0, 1.0)
     """
     x = np.asarray(blocks_ms, dtype=np.float64)
     y = np.asarray(measured_ms, dtype=np.float64)
@@ -118,7 +121,7 @@ def fit_overhead(blocks_ms: Sequence[float], measured_ms: Sequence[float],
     points = tuple(zip(x.tolist(), y.tolist(), strict=True))
 
     def offset_fit(reason: str) -> Overhead:
-        offset = float(np.mean(y - x))
+        offset = float(np.median(y - x))
         rmse = float(np.sqrt(np.mean((x + offset - y) ** 2)))
         return Overhead("offset", 1.0, offset, points, rmse, reason)
 
@@ -129,8 +132,12 @@ def fit_overhead(blocks_ms: Sequence[float], measured_ms: Sequence[float],
         return offset_fit(f"{x.size} network(s) < {AFFINE_MIN_POINTS}: too few for a slope")
     if kind == "auto" and span < AFFINE_MIN_SPAN:
         return offset_fit(f"block sums span {span:.2f}x < {AFFINE_MIN_SPAN}x: a slope would be noise")
-    design = np.stack([x, np.ones_like(x)], axis=1)
-    (scale, offset), *_ = np.linalg.lstsq(design, y, rcond=None)
+    first, second = np.triu_indices(x.size, k=1)
+    apart = x[second] != x[first]
+    if not apart.any():
+        return offset_fit("every network has the same block sum: no slope to fit")
+    scale = float(np.median((y[second] - y[first])[apart] / (x[second] - x[first])[apart]))
+    offset = float(np.median(y - scale * x))
     if kind == "auto" and scale <= 0:
         return offset_fit(f"the fitted scale {scale:.3f} <= 0 would rank bigger networks faster")
     rmse = float(np.sqrt(np.mean((scale * x + offset - y) ** 2)))
