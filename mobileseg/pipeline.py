@@ -262,9 +262,12 @@ def summarize(settings: PipelineSettings, steps: Mapping[str, dict] | None = Non
     fingerprint = device.get("fingerprint") or {}
     latency = record.get("median_ms")
     int8_path = run_dir / INT8
+    chosen = (_read_json(run_dir / PARETO_JSON) or {}).get("chosen") or {}
     return {
         "run_dir": str(run_dir),
         "space": str(settings.space), "data": settings.data, "split": report.get("split"),
+        "arch_name": _arch_name(run_dir / ARCH), "search_reason": chosen.get("reason"),
+        "search_latency_ms": chosen.get("latency_ms"), "search_miou": chosen.get("miou"),
         "eval_images": float_entry.get("images"),
         "miou_float": float_entry.get("miou"), "miou_int8": int8.get("miou"),
         "latency_ms": latency, "threads": record.get("threads"),
@@ -273,29 +276,43 @@ def summarize(settings: PipelineSettings, steps: Mapping[str, dict] | None = Non
         "meets_target": None if latency is None else latency <= settings.target_latency_ms,
         "size_mb": round(int8_path.stat().st_size / 2 ** 20, 3) if int8_path.is_file() else None,
         "files": {
-            "pareto_png": str(run_dir / PARETO_PNG), "pareto_json": str(run_dir / PARETO_JSON),
-            "arch": str(run_dir / ARCH), "model": str(run_dir / MODEL), "int8_tflite": str(int8_path),
-            "export_report": str(run_dir / REPORT), "bench": str(settings.bench_json),
+            "Pareto plot": str(run_dir / PARETO_PNG), "Pareto front": str(run_dir / PARETO_JSON),
+            "architecture": str(run_dir / ARCH), "float model": str(run_dir / MODEL),
+            "int8 TFLite": str(int8_path), "export report": str(run_dir / REPORT),
+            "benchmark": str(settings.bench_json),
         },
         "steps": dict(steps or {}),
     }
+
+
+def _arch_name(path: Path) -> str | None:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return data.get("name") if isinstance(data, dict) else None
 
 
 def format_summary(summary: dict) -> str:
     """The summary as a two-column table, the files last.
 
     Example:
-        >>> print(format_summary({"run_dir": "r", "split": "test", "eval_images": 2, "miou_float": 0.5,
-        ...     "miou_int8": 0.25, "latency_ms": 1.5, "threads": 1, "device": "X", "target_latency_ms": 2.0,
-        ...     "meets_target": True, "size_mb": 0.031, "files": {"pareto_png": "r/pareto.png"},
+        >>> print(format_summary({"run_dir": "r", "arch_name": "demo_trial3", "search_reason": "the knee",
+        ...     "search_latency_ms": 1.2, "search_miou": 0.3, "split": "test", "eval_images": 2,
+        ...     "miou_float": 0.5, "miou_int8": 0.25, "latency_ms": 1.5, "threads": 1, "device": "X",
+        ...     "target_latency_ms": 2.0, "meets_target": True, "size_mb": 0.031,
+        ...     "files": {"Pareto plot": "r/pareto.png"},
         ...     "steps": {"search": {"ran": False, "seconds": 0.0}, "train": {"ran": True, "seconds": 75.0}}}))
         summary of r
+          searched network             demo_trial3: the knee (predicted 1.200 ms, proxy mIoU 30.00 %)
           mIoU float (test, 2 images)  50.00 %
           mIoU int8 (test, 2 images)   25.00 %
           int8 latency                 1.500 ms median, 1 thread(s), X (target 2 ms: met)
           int8 size                    0.031 MB
           steps                        search skipped, train 1m15s
-          pareto_png                   r/pareto.png
+          Pareto plot                  r/pareto.png (missing)
     """
     def percent(value):
         return "-" if value is None else f"{100 * value:.2f} %"
@@ -309,12 +326,17 @@ def format_summary(summary: dict) -> str:
                    f"(target {summary['target_latency_ms']:g} ms: {verdict})")
     steps = ", ".join(f"{step} {_duration(info['seconds'])}" if info["ran"] else f"{step} skipped"
                       for step, info in summary.get("steps", {}).items())
-    rows = [(f"mIoU float {where}", percent(summary.get("miou_float"))),
+    searched = summary.get("arch_name") or "-"
+    if summary.get("search_latency_ms") is not None:
+        searched += (f": {summary['search_reason']} (predicted {summary['search_latency_ms']:.3f} ms, "
+                     f"proxy mIoU {percent(summary.get('search_miou'))})")
+    rows = [("searched network", searched),
+            (f"mIoU float {where}", percent(summary.get("miou_float"))),
             (f"mIoU int8 {where}", percent(summary.get("miou_int8"))),
             ("int8 latency", latency),
             ("int8 size", "-" if summary.get("size_mb") is None else f"{summary['size_mb']:.3f} MB"),
             ("steps", steps or "-"),
-            *summary["files"].items()]
+            *((name, path if Path(path).exists() else f"{path} (missing)") for name, path in summary["files"].items())]
     width = max(len(name) for name, _ in rows)
     return "\n".join([f"summary of {summary['run_dir']}", *(f"  {name.ljust(width)}  {value}" for name, value in rows)])
 

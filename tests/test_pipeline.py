@@ -28,8 +28,9 @@ FAKE_STEP = textwrap.dedent('''
     if code or step in sys.argv[4:]:  # a failure, or a step told to write nothing
         sys.exit(code)
     if step == "search":
-        (run_dir / "arch.yaml").write_text("name: found\\n")
-        (run_dir / "pareto.json").write_text("[]")
+        (run_dir / "arch.yaml").write_text("name: demo_trial5\\n")
+        (run_dir / "pareto.json").write_text(json.dumps({"chosen": {
+            "trial": 5, "reason": "the best proxy mIoU within the 4 ms target", "latency_ms": 2.5, "miou": 0.3}}))
         (run_dir / "pareto.png").write_bytes(b"png")
     elif step == "train":
         (run_dir / "model.keras").write_bytes(b"keras")
@@ -76,11 +77,14 @@ def test_a_fresh_run_runs_every_step_in_order_and_summarizes_the_files(tmp_path,
     assert "mIoU int8 (test, 3 images)   42.00 %" in out
     assert "3.250 ms median, 1 thread(s), Test CPU (target 4 ms: met)" in out
     assert "int8 size                    0.002 MB" in out
-    assert f"{settings.run_dir / 'pareto.png'}" in out and f"{settings.run_dir / 'export/model_int8.tflite'}" in out
+    assert ("searched network             demo_trial5: the best proxy mIoU within the 4 ms target "
+            "(predicted 2.500 ms, proxy mIoU 30.00 %)") in out
+    assert f"Pareto plot                  {settings.run_dir / 'pareto.png'}\n" in out
+    assert f"int8 TFLite                  {settings.run_dir / 'export/model_int8.tflite'}\n" in out
     summary = json.loads((settings.run_dir / "summary.json").read_text())
     assert summary["miou_int8"] == 0.42 and summary["latency_ms"] == 3.25 and summary["meets_target"] is True
     assert [info["ran"] for info in summary["steps"].values()] == [True] * 4
-    assert summary["files"]["bench"] == str(settings.run_dir / "bench" / "local.json")
+    assert summary["files"]["benchmark"] == str(settings.run_dir / "bench" / "local.json")
     config = (settings.run_dir / "config.yaml").read_text()
     assert "pipeline:" in config and "eval_split: test" in config
 
