@@ -34,11 +34,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.metadata
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,10 +43,11 @@ from pathlib import Path
 from absl import app, flags
 
 from mobileseg.cli_flags import parse_size
+from mobileseg.latency.device_lost import EXIT_DEVICE_LOST, build_interrupted
+from mobileseg.provenance import versions
 
 FLAGS = flags.FLAGS
 COMMANDS = ("build", "calibrate", "validate")
-EXIT_DEVICE_LOST = 3
 
 
 def define_flags() -> None:
@@ -177,25 +175,6 @@ def _open_table(path: str, fingerprint_of) -> tuple:
     return table, measurer, fingerprint
 
 
-def _versions() -> dict:
-    versions = {"python": platform.python_version()}
-    for name in ("tensorflow", "keras", "ai-edge-litert", "numpy"):
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    try:
-        root = Path(__file__).resolve().parents[2]
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        versions["mobileseg_commit"] = (commit + ("+uncommitted" if dirty else "")) or None
-    except (OSError, subprocess.SubprocessError):
-        versions["mobileseg_commit"] = None
-    return versions
-
-
 def _command() -> str:
     return "python -m mobileseg.latency " + " ".join(sys.argv[1:])
 
@@ -230,10 +209,7 @@ def build() -> int:
         measured = table.build(found.signatures, block_model, measurer, progress=FLAGS.progress,
                                conversions=FLAGS.conversions)
     except DeviceLost as error:
-        left = len(table.to_measure(found.signatures, FLAGS.conversions))
-        print(f"error: {error}\n{len(table)} entries are saved in {FLAGS.out}; {left} blocks are "
-              "left. Reconnect the phone and run the same command again: it measures only "
-              "those.", file=sys.stderr)
+        print(build_interrupted(error, table, found.signatures, FLAGS.conversions), file=sys.stderr)
         return EXIT_DEVICE_LOST
     _say(f"measured {len(measured)} blocks in {time.perf_counter() - started:.1f} s; "
          f"{FLAGS.out} has {len(table)} entries")
@@ -379,7 +355,7 @@ def validate() -> int:
                    this_run_s=round(time.perf_counter() - started, 1))
     overhead = table.overhead
     result = {
-        "command": _command(), "versions": _versions(), "device": fingerprint,
+        "command": _command(), "versions": versions(), "device": fingerprint,
         "space": FLAGS.space, "input_size": list(setting.input_size),
         "num_classes": setting.num_classes, "quantization": setting.quantization,
         "resize_output": FLAGS.resize_output, "seed": FLAGS.seed,

@@ -1,0 +1,38 @@
+"""A phone lost in the middle of a latency-table build: the exit code and the message of every CLI.
+
+`LatencyTable.build` saves the table after every block, so when the phone goes
+(`mobileseg.android.errors.DeviceLost`) every entry measured before is kept, and running
+the same command again measures only the blocks left. ``python -m mobileseg.latency build``
+and ``python -m mobileseg.search`` both stop with `EXIT_DEVICE_LOST` and `build_interrupted`.
+
+Example:
+    >>> from mobileseg.latency.device import local_fingerprint
+    >>> from mobileseg.latency.signature import BlockSignature
+    >>> from mobileseg.latency.table import LatencyTable
+    >>> table = LatencyTable(local_fingerprint(), path="runs/x/latency_table.json")
+    >>> blocks = [BlockSignature("conv", (8, 8, 4), (8, 8, 4), kernel=3)]
+    >>> print(build_interrupted("device R58M disappeared", table, blocks))
+    error: device R58M disappeared
+    0 entries are saved in runs/x/latency_table.json; 1 blocks are left. Reconnect the phone and run the same command again: it measures only those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+EXIT_DEVICE_LOST = 3
+"""Exit code of a command whose phone was lost (or could not be reached): connect it and run it again."""
+
+
+def build_interrupted(error, table, signatures: Iterable, conversions: int = 1) -> str:
+    """The message for a build of ``signatures`` into ``table`` cut short by ``error``.
+
+    Args:
+        error: the `DeviceLost` (its text names the phone).
+        table: the `LatencyTable` being built (already saved).
+        signatures: every block the build was asked for.
+        conversions: as given to `LatencyTable.build` (blocks short of them count as left).
+    """
+    left = len(table.to_measure(signatures, conversions))
+    return (f"error: {error}\n{len(table)} entries are saved in {table.path}; {left} blocks are left. "
+            "Reconnect the phone and run the same command again: it measures only those.")
