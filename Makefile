@@ -21,8 +21,14 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 test: venv
 	$(PY) -m pytest -n 2 --durations=15
 
+# The whole flow on 64 synthetic street scenes and the demo space, in minutes: latency table,
+# supernet, NSGA-II search, training, QAT int8 export, LiteRT benchmark (mobileseg/pipeline.py).
+# The summary at the end says where pareto.png and the .tflite are. Run again, it skips the steps
+# already done in $(DEMO_DIR); delete that folder to start over.
+DEMO_DIR ?= runs/demo
 demo: venv
-	$(PY) -m mobileseg.zoo --input_size 360x480 --num_classes 12
+	$(PY) -m mobileseg.pipeline --space search_space/demo.yaml --data synthetic:64 --run_dir $(DEMO_DIR) \
+		--target_latency_ms 0.05 --train_epochs 30 --qat_epochs 2
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -4,30 +4,37 @@ One run from a data set to a benchmarked int8 model, in one run folder (DESIGN.m
 flow of one run"). The steps are the project's own commands, each run as a subprocess
 whose output streams through:
 
-1. ``search``: ``python -m mobileseg.search`` trains the weight-sharing supernet, runs the
-   NSGA-II search under the latency target at ``--search_input_size`` and writes
-   ``pareto.json``, ``pareto.png`` and the chosen ``arch.yaml``;
-2. ``train``: ``python -m mobileseg.train`` trains ``arch.yaml`` on ``--input_size`` crops into
-   ``model.keras``, saved for ``--search_input_size`` images (the size its latency was
-   searched at);
+1. ``search``: ``python -m mobileseg.search`` measures the space's blocks, trains the
+   weight-sharing supernet, runs NSGA-II under the latency target and writes ``pareto.json``,
+   ``pareto.png`` and the chosen ``arch.yaml``, all at the search's input size
+   (``--search_input_size``, default half the images' size): the size the model ships at;
+2. ``train``: ``python -m mobileseg.train`` trains ``arch.yaml`` into ``model.keras``, saved and
+   validated at that size, on crops (``--input_size``, default that size) of images rescaled
+   as the supernet's were (both read from the ``search`` section of ``DIR/config.yaml``);
 3. ``export``: ``python -m mobileseg.export --int8 --qat_epochs N`` quantization-aware
    fine-tunes it, writes ``export/model_int8.tflite`` and ``export/report.json`` with the
    float and int8 mIoU on the test split (the val split when there is no test split);
 4. ``bench``: ``python -m mobileseg.bench`` times the int8 file with LiteRT on this CPU
    (``bench/local.json``), or on the phone with ``--latency_backend adb`` (``bench/adb.json``).
 
+The search's budget (``--supernet_epochs``, ``--population``, ``--generations``,
+``--references``) defaults to its ``--budget auto``: minutes for fewer than 100 training
+images, hours above.
+
 A step whose outputs are already in DIR is skipped (``search``: ``arch.yaml`` and
 ``pareto.json``; ``train``: ``model.keras`` and ``train_state.json`` finished with at least
 ``--train_epochs`` epochs; ``export``: ``model_int8.tflite`` and ``report.json``; ``bench``: its
-JSON), unless a step before it ran in this invocation. A step left half done resumes: every
-step resumes from what it finds in DIR. So the same command, run again after an interruption,
-picks up where it stopped.
+JSON), unless a step before it ran in this invocation. A step left half done goes on: the
+search keeps its measured blocks, supernet epochs and trials, training resumes after its last
+epoch (export and bench, minutes at most, start over). So the same command, run again after an
+interruption, picks up where it stopped, and a larger ``--train_epochs`` trains on.
 
-The inputs (space file, data set and its splits, target, sizes, latency backend) are checked
-before any step starts; ``DIR/config.yaml`` gets a ``pipeline`` section, and a DIR holding a
-run of another space or data set is refused. At the end a summary table gives the float and
-int8 mIoU, the int8 latency against the target, the file size, and where every file is; it is
-also written to ``DIR/summary.json``.
+The inputs (space file, data set and its splits, target, sizes against the space's output
+stride, latency backend) are checked before any step starts; ``DIR/config.yaml`` gets a
+``pipeline`` section, and a DIR holding a run of another space, data set or search size is
+refused. At the end a summary table gives the searched network, the float and int8 mIoU, the
+int8 latency against the target, the file size, and where every file is; it is also written
+to ``DIR/summary.json``.
 
 Exit codes: 0 done, 2 bad input (the pipeline's, or a step's: the step is named), 1 a step
 failed, 3 the phone was lost (search with ``--latency_backend adb``).
@@ -48,6 +55,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from mobileseg.train import BadInput
+
 STEPS = ("search", "train", "export", "bench")
 """The steps, in the order they run."""
 
@@ -62,13 +71,13 @@ SUMMARY = "summary.json"
 CONFIG = "config.yaml"
 
 
-class BadInput(ValueError):
-    """A pipeline input that cannot be used; the message names the flag and the problem."""
+class PipelineError(Exception):
+    """The run folder is not as a step left it (e.g. a step's recorded settings are missing)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class PipelineSettings:
-    """What one pipeline run does (the flags, checked).
+    """What one pipeline run does (the flags).
 
     Args:
         space: the search space file.
@@ -76,13 +85,15 @@ class PipelineSettings:
         run_dir: the run folder.
         target_latency_ms: the search's latency target for the int8 model.
         eval_split: the split the export evaluates (``test``, or ``val`` when there is none).
-        search_input_size: (height, width) the search measures latency at; the shipped size.
-        input_size: training crop (height, width).
-        supernet_epochs, population, generations: the search budget.
+        search_input_size: (height, width) the search trains the supernet and predicts latency at,
+            and the size the model ships at; None: the search's default (half the images' size).
+        input_size: training crop (height, width); None: the search's size.
+        supernet_epochs, population, generations, references: the search's budget; None: its
+            ``--budget auto`` (minutes below 100 training images, hours above).
         train_epochs, batch_size: training (``batch_size`` also for the supernet and QAT).
         qat_epochs: quantization-aware fine-tuning epochs.
         threads: LiteRT threads (search latency, export timing, bench).
-        latency_backend: ``local``, ``table:FILE``, ``adb`` or ``adb:FILE``.
+        latency_backend: ``local[:FILE]``, ``table:FILE`` or ``adb[:FILE]`` (see the search).
         serial: the phone for an adb backend (None: the only one connected).
         seed: seeds every step.
     """
@@ -92,11 +103,12 @@ class PipelineSettings:
     run_dir: Path
     target_latency_ms: float
     eval_split: str = "test"
-    search_input_size: tuple[int, int] = (360, 480)
-    input_size: tuple[int, int] = (360, 480)
-    supernet_epochs: int = 30
-    population: int = 32
-    generations: int = 20
+    search_input_size: tuple[int, int] | None = None
+    input_size: tuple[int, int] | None = None
+    supernet_epochs: int | None = None
+    population: int | None = None
+    generations: int | None = None
+    references: str | None = None
     train_epochs: int = 100
     batch_size: int = 8
     qat_epochs: int = 3
@@ -116,37 +128,84 @@ class PipelineSettings:
         return self.latency_backend.split(":")[0] == "adb"
 
 
-def _size(size: tuple[int, int]) -> str:
+def _size(size) -> str:
     return f"{size[0]}x{size[1]}"
 
 
-def step_commands(settings: PipelineSettings) -> dict[str, list[str]]:
-    """Each step's command line, by step name (a test may substitute any of them).
+def _optional(**flags) -> list[str]:
+    return [part for name, value in flags.items() if value is not None for part in (f"--{name}", str(value))]
+
+
+def search_command(s: PipelineSettings) -> list[str]:
+    """``python -m mobileseg.search``: latency table, supernet, NSGA-II, ``pareto.*`` and ``arch.yaml``.
 
     Example:
-        >>> settings = PipelineSettings(Path("demo.yaml"), "synthetic:8", Path("runs/x"), 5.0)
-        >>> step_commands(settings)["bench"][3:]
+        >>> search_command(PipelineSettings(Path("demo.yaml"), "synthetic:8", Path("runs/x"), 5.0))[3:13]
+        ['--space', 'demo.yaml', '--data', 'synthetic:8', '--run_dir', 'runs/x', '--target_latency_ms', '5', \
+'--latency_backend', 'local']
+    """
+    return [sys.executable, "-m", "mobileseg.search", "--space", str(s.space), "--data", s.data,
+            "--run_dir", str(s.run_dir), "--target_latency_ms", f"{s.target_latency_ms:g}",
+            "--latency_backend", s.latency_backend, "--threads", str(s.threads), "--stage", "all",
+            "--batch_size", str(s.batch_size), "--seed", str(s.seed),
+            *_optional(serial=s.serial, input_size=s.search_input_size and _size(s.search_input_size),
+                       supernet_epochs=s.supernet_epochs, population=s.population, generations=s.generations,
+                       references=s.references)]
+
+
+def searched_size(run_dir: Path) -> tuple[tuple[int, int], float]:
+    """The search's resolved input size and image scale, from the ``search`` section of ``DIR/config.yaml``.
+
+    Raises:
+        PipelineError: the section lacks them.
+    """
+    from mobileseg.training.trainer import read_config
+
+    search = read_config(run_dir).get("search") or {}
+    size, scale = search.get("input_size"), search.get("search_scale")
+    if not (isinstance(size, list) and len(size) == 2 and isinstance(scale, (int, float))):
+        raise PipelineError(f"{run_dir / CONFIG}: its search section has no input_size and search_scale; "
+                            "was arch.yaml written by python -m mobileseg.search?")
+    return (int(size[0]), int(size[1])), float(scale)
+
+
+def train_command(s: PipelineSettings) -> list[str]:
+    """``python -m mobileseg.train`` on ``arch.yaml``, the way the search trained its supernet.
+
+    The model is saved and validated at the search's input size (the size its latency was
+    predicted at), on crops of ``--input_size`` (default: that size) from images rescaled like
+    the supernet's (the search's scale times 0.5 to 2).
+    """
+    size, scale = searched_size(s.run_dir)
+    return [sys.executable, "-m", "mobileseg.train", "--arch", str(s.run_dir / ARCH), "--data", s.data,
+            "--run_dir", str(s.run_dir), "--epochs", str(s.train_epochs), "--input_size", _size(s.input_size or size),
+            "--model_size", _size(size), "--val_size", _size(size),
+            "--scale_range", f"{0.5 * scale:.4g},{2 * scale:.4g}", "--batch_size", str(s.batch_size),
+            "--seed", str(s.seed), "--verbose", "2"]
+
+
+def export_command(s: PipelineSettings) -> list[str]:
+    """``python -m mobileseg.export --int8`` after ``--qat_epochs`` of quantization-aware fine-tuning."""
+    return [sys.executable, "-m", "mobileseg.export", "--run_dir", str(s.run_dir), "--int8",
+            "--qat_epochs", str(s.qat_epochs), "--batch_size", str(s.batch_size), "--split", s.eval_split,
+            "--threads", str(s.threads), "--seed", str(s.seed)]
+
+
+def bench_command(s: PipelineSettings) -> list[str]:
+    """``python -m mobileseg.bench`` on the int8 file: on this CPU, or on the phone of an adb backend.
+
+    Example:
+        >>> bench_command(PipelineSettings(Path("demo.yaml"), "synthetic:8", Path("runs/x"), 5.0))[3:]
         ['--model', 'runs/x/export/model_int8.tflite', '--threads', '1', '--out', 'runs/x/bench/local.json']
     """
-    s, run_dir = settings, str(settings.run_dir)
-    python = [sys.executable, "-m"]
-    phone = ["--serial", s.serial] if s.serial else []
-    return {
-        "search": [*python, "mobileseg.search", "--space", str(s.space), "--data", s.data, "--run_dir", run_dir,
-                   "--input_size", _size(s.search_input_size), "--target_latency_ms", f"{s.target_latency_ms:g}",
-                   "--latency_backend", s.latency_backend, *phone, "--threads", str(s.threads), "--stage", "all",
-                   "--supernet_epochs", str(s.supernet_epochs), "--population", str(s.population),
-                   "--generations", str(s.generations), "--batch_size", str(s.batch_size), "--seed", str(s.seed)],
-        "train": [*python, "mobileseg.train", "--arch", str(s.run_dir / ARCH), "--data", s.data, "--run_dir", run_dir,
-                  "--epochs", str(s.train_epochs), "--input_size", _size(s.input_size),
-                  "--model_size", _size(s.search_input_size), "--batch_size", str(s.batch_size),
-                  "--seed", str(s.seed), "--verbose", "2"],
-        "export": [*python, "mobileseg.export", "--run_dir", run_dir, "--int8", "--qat_epochs", str(s.qat_epochs),
-                   "--batch_size", str(s.batch_size), "--split", s.eval_split, "--threads", str(s.threads),
-                   "--seed", str(s.seed)],
-        "bench": [*python, "mobileseg.bench", "--model", str(s.run_dir / INT8), "--threads", str(s.threads),
-                  *(["--adb", *phone] if s.on_phone else []), "--out", str(s.bench_json)],
-    }
+    phone = ["--adb", *_optional(serial=s.serial)] if s.on_phone else []
+    return [sys.executable, "-m", "mobileseg.bench", "--model", str(s.run_dir / INT8), "--threads", str(s.threads),
+            *phone, "--out", str(s.bench_json)]
+
+
+COMMANDS: dict[str, Callable[[PipelineSettings], list[str]]] = {
+    "search": search_command, "train": train_command, "export": export_command, "bench": bench_command}
+"""Each step's command line, built when the step starts (a test may substitute any of them)."""
 
 
 def _read_json(path: Path) -> dict | None:
@@ -212,15 +271,17 @@ class StepFailed(Exception):
         return self.returncode if self.returncode in (2, 3) else 1
 
 
-def run_steps(settings: PipelineSettings, commands: Mapping[str, Sequence[str]],
+def run_steps(settings: PipelineSettings, commands: Mapping[str, Callable[[PipelineSettings], Sequence[str]]],
               log: Callable[[str], None] = print) -> dict[str, dict]:
     """Run the steps in order, skipping finished ones; returns ``{step: {"ran": bool, "seconds": s}}``.
 
     A step is skipped when `step_done` says so and no step before it ran now (its inputs may
-    have changed). Its output goes straight to this process's stdout and stderr.
+    have changed). Its command line is built when it starts (it may read what the steps before
+    it wrote) and its output goes straight to this process's stdout and stderr.
 
     Raises:
-        StepFailed: a step exited non-zero; later steps did not run.
+        StepFailed: a step exited non-zero, or without its outputs; later steps did not run.
+        PipelineError: a step's command line could not be built from the run folder.
     """
     record: dict[str, dict] = {}
     rerun = False
@@ -229,10 +290,11 @@ def run_steps(settings: PipelineSettings, commands: Mapping[str, Sequence[str]],
             log(f"== {step}: done already in {settings.run_dir}, skipped")
             record[step] = {"ran": False, "seconds": 0.0}
             continue
-        log(f"== {step}: {' '.join(commands[step])}")
+        command = list(commands[step](settings))
+        log(f"== {step}: {' '.join(command)}")
         sys.stdout.flush()
         started = time.monotonic()
-        returncode = subprocess.run(list(commands[step]), check=False).returncode
+        returncode = subprocess.run(command, check=False).returncode
         seconds = round(time.monotonic() - started, 1)
         if returncode != 0 or not step_done(step, settings):
             raise StepFailed(step, returncode, settings.run_dir)
@@ -346,7 +408,7 @@ def _space_digest(path: Path) -> str:
 
 
 def check_inputs(settings: PipelineSettings) -> PipelineSettings:
-    """Check everything a step would refuse late, before any step starts.
+    """Check the pipeline's inputs before any step starts (each step checks its own again).
 
     Returns:
         The settings with ``eval_split`` resolved from the data set's splits.
@@ -354,17 +416,24 @@ def check_inputs(settings: PipelineSettings) -> PipelineSettings:
     Raises:
         BadInput: the message names the flag (or file) and the problem.
     """
+    import numpy as np
+
     from mobileseg.arch.schema_io import GenotypeError
     from mobileseg.arch.space import SearchSpace
     from mobileseg.data.problems import DataError
     from mobileseg.data.sources import open_source
+    from mobileseg.train import check_size, logits_stride
 
     if not settings.target_latency_ms > 0:
         raise BadInput(f"--target_latency_ms {settings.target_latency_ms:g}: must be a positive number of ms")
     try:
-        SearchSpace.load(settings.space)
+        space = SearchSpace.load(settings.space)
     except GenotypeError as error:
         raise BadInput(f"--space: {error}") from None
+    stride = logits_stride(space.sample(np.random.default_rng(0)))
+    for flag, size in (("--search_input_size", settings.search_input_size), ("--input_size", settings.input_size)):
+        if size is not None:
+            check_size(flag, size, stride, f"the space {settings.space}")
     try:
         source = open_source(settings.data)
         splits = source.splits()
@@ -381,11 +450,12 @@ def check_inputs(settings: PipelineSettings) -> PipelineSettings:
     if train_pairs < settings.batch_size:
         raise BadInput(f"--batch_size {settings.batch_size}: {settings.data} has only {train_pairs} training "
                        "images; lower it or use more data")
-    kind, _, table = settings.latency_backend.partition(":")
-    if kind not in ("local", "table", "adb") or (kind == "local" and table) or (kind == "table" and not table):
-        raise BadInput(f"--latency_backend {settings.latency_backend}: expected local, table:FILE, adb or adb:FILE")
-    if kind == "table" and not Path(table).is_file():
-        raise BadInput(f"--latency_backend {settings.latency_backend}: no such file {table}")
+    kind, _, path = settings.latency_backend.partition(":")
+    if kind not in ("local", "table", "adb") or (kind == "table" and not path):
+        raise BadInput(f"--latency_backend {settings.latency_backend}: expected local[:FILE], table:FILE or "
+                       "adb[:FILE]")
+    if kind == "table" and not Path(path).is_file():
+        raise BadInput(f"--latency_backend {settings.latency_backend}: no such file {path}")
     if settings.serial and kind != "adb":
         raise BadInput("--serial needs --latency_backend adb")
     if settings.run_dir.exists() and not settings.run_dir.is_dir():
@@ -395,18 +465,24 @@ def check_inputs(settings: PipelineSettings) -> PipelineSettings:
 
 
 def _check_same_run(settings: PipelineSettings) -> None:
+    """Refuse a run folder whose finished steps came from another space, data set or search size."""
     from mobileseg.training.trainer import TrainingError, read_config
 
     try:
-        previous = read_config(settings.run_dir).get("pipeline") or {}
+        config = read_config(settings.run_dir)
     except TrainingError as error:
         raise BadInput(f"--run_dir: {error}") from None
+    previous = config.get("pipeline") or {}
     if previous.get("space_sha256") not in (None, _space_digest(settings.space)):
         raise BadInput(f"--space {settings.space}: {settings.run_dir} holds a run of another space "
                        f"({previous.get('space')}); use a new --run_dir")
     if previous.get("data") not in (None, settings.data):
         raise BadInput(f"--data {settings.data}: {settings.run_dir} holds a run on {previous.get('data')}; "
                        "use a new --run_dir")
+    searched = (config.get("search") or {}).get("input_size")
+    if settings.search_input_size and searched and list(settings.search_input_size) != searched:
+        raise BadInput(f"--search_input_size {_size(settings.search_input_size)}: {settings.run_dir} holds a "
+                       f"search at {_size(searched)}; use a new --run_dir")
 
 
 def record_settings(settings: PipelineSettings) -> None:
@@ -420,13 +496,14 @@ def record_settings(settings: PipelineSettings) -> None:
     record_config(settings.run_dir, "pipeline", values)
 
 
-def run_pipeline(settings: PipelineSettings, commands: Mapping[str, Sequence[str]] | None = None,
+def run_pipeline(settings: PipelineSettings,
+                 commands: Mapping[str, Callable[[PipelineSettings], Sequence[str]]] = COMMANDS,
                  log: Callable[[str], None] = print) -> int:
     """Check the inputs, run the steps, print and write the summary; returns the exit code.
 
     Args:
         settings: the run.
-        commands: each step's command line (default: `step_commands`); tests substitute them.
+        commands: each step's command line builder (default: `COMMANDS`); tests substitute them.
         log: where progress lines and the summary go.
     """
     from mobileseg.atomic_write import write_atomic
@@ -438,10 +515,13 @@ def run_pipeline(settings: PipelineSettings, commands: Mapping[str, Sequence[str
         return 2
     record_settings(settings)
     try:
-        steps = run_steps(settings, commands if commands is not None else step_commands(settings), log)
+        steps = run_steps(settings, commands, log)
     except StepFailed as error:
         print(f"mobileseg.pipeline: error: {error}", file=sys.stderr)
         return error.exit_code
+    except PipelineError as error:
+        print(f"mobileseg.pipeline: error: {error}", file=sys.stderr)
+        return 1
     summary = summarize(settings, steps)
     write_atomic(settings.run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
     log(format_summary(summary))
@@ -456,31 +536,33 @@ def define_flags(flag_values=None) -> None:
 
     fv = flags.FLAGS if flag_values is None else flag_values
     defaults = PipelineSettings(Path(), "", Path(), 0.0)
-    flags.DEFINE_string("space", None, "Search space YAML file, e.g. search_space/default.yaml.", flag_values=fv)
-    flags.DEFINE_string("data", None, DATA_FLAG_HELP, flag_values=fv)
-    flags.DEFINE_string("run_dir", None, "The run folder (created; a finished step in it is skipped).",
-                        flag_values=fv)
-    flags.DEFINE_float("target_latency_ms", None, "Latency target of the int8 model (ms).", flag_values=fv)
-    flags.DEFINE_string("search_input_size", _size(defaults.search_input_size), "HEIGHTxWIDTH the search times "
-                        "networks at, and the size the model ships at.", flag_values=fv)
-    flags.DEFINE_string("input_size", _size(defaults.input_size), "Training crop HEIGHTxWIDTH.", flag_values=fv)
-    flags.DEFINE_integer("supernet_epochs", defaults.supernet_epochs, "Supernet training epochs.", lower_bound=1,
-                         flag_values=fv)
-    flags.DEFINE_integer("population", defaults.population, "NSGA-II population.", lower_bound=2, flag_values=fv)
-    flags.DEFINE_integer("generations", defaults.generations, "NSGA-II generations.", lower_bound=1, flag_values=fv)
-    flags.DEFINE_integer("train_epochs", defaults.train_epochs, "Training epochs of the chosen network.",
-                         lower_bound=1, flag_values=fv)
-    flags.DEFINE_integer("batch_size", defaults.batch_size, "Batch size of supernet, training and QAT.",
-                         lower_bound=1, flag_values=fv)
-    flags.DEFINE_integer("qat_epochs", defaults.qat_epochs, "Quantization-aware fine-tuning epochs.",
-                         lower_bound=1, flag_values=fv)
-    flags.DEFINE_integer("threads", defaults.threads, "LiteRT threads for every latency.", lower_bound=1,
-                         flag_values=fv)
-    flags.DEFINE_string("latency_backend", defaults.latency_backend, "Where latency comes from: local (LiteRT "
-                        "here), table:FILE (a measured table), adb or adb:FILE (a phone).", flag_values=fv)
-    flags.DEFINE_string("serial", None, "The phone's adb serial (default: the only one connected).",
-                        flag_values=fv)
-    flags.DEFINE_integer("seed", defaults.seed, "Seeds every step.", flag_values=fv)
+
+    def define(kind, name, default, help_text, **kwargs):
+        getattr(flags, f"DEFINE_{kind}")(name, default, help_text, flag_values=fv, **kwargs)
+
+    define("string", "space", None, "Search space YAML file, e.g. search_space/default.yaml.")
+    define("string", "data", None, DATA_FLAG_HELP)
+    define("string", "run_dir", None, "The run folder (created; a finished step in it is skipped).")
+    define("float", "target_latency_ms", None, "Latency target of the int8 model (ms) for the search.")
+    define("string", "search_input_size", None, "HEIGHTxWIDTH the search predicts latency at and the model ships "
+           "at (default: the search's, half the images' size).")
+    define("string", "input_size", None, "Training crop HEIGHTxWIDTH (default: the search's input size).")
+    for name, what in (("supernet_epochs", "Supernet training epochs"), ("population", "NSGA-II population"),
+                       ("generations", "NSGA-II generations")):
+        define("integer", name, None, f"{what} (default: the search's --budget auto).", lower_bound=1)
+    define("string", "references", None, "Reference networks on the Pareto plot: all, none, cheapest:K or "
+           "FILE,FILE (default: the search's --budget auto).")
+    define("integer", "train_epochs", defaults.train_epochs, "Training epochs of the chosen network.",
+           lower_bound=1)
+    define("integer", "batch_size", defaults.batch_size, "Batch size of the supernet, training and QAT.",
+           lower_bound=1)
+    define("integer", "qat_epochs", defaults.qat_epochs, "Quantization-aware fine-tuning epochs.", lower_bound=1)
+    define("integer", "threads", defaults.threads, "LiteRT threads of every latency.", lower_bound=1)
+    define("string", "latency_backend", defaults.latency_backend, "Where the search's latency comes from: "
+           "local[:FILE] (LiteRT here), table:FILE (a measured table), adb[:FILE] (a phone, which bench "
+           "then times the int8 model on).")
+    define("string", "serial", None, "The phone's adb serial (default: the only one connected).")
+    define("integer", "seed", defaults.seed, "Seeds every step.")
 
 
 def settings_from_flags(fv, argv: Sequence[str]) -> PipelineSettings:
@@ -499,14 +581,13 @@ def settings_from_flags(fv, argv: Sequence[str]) -> PipelineSettings:
     sizes = {}
     for name in ("search_input_size", "input_size"):
         try:
-            sizes[name] = parse_size(fv[name].value)
+            sizes[name] = parse_size(fv[name].value) if fv[name].value else None
         except ValueError as error:
             raise BadInput(f"--{name}: {error}") from None
-    return PipelineSettings(
-        space=Path(fv.space), data=fv.data, run_dir=Path(fv.run_dir), target_latency_ms=fv.target_latency_ms,
-        supernet_epochs=fv.supernet_epochs, population=fv.population, generations=fv.generations,
-        train_epochs=fv.train_epochs, batch_size=fv.batch_size, qat_epochs=fv.qat_epochs, threads=fv.threads,
-        latency_backend=fv.latency_backend, serial=fv.serial, seed=fv.seed, **sizes)
+    names = [field.name for field in dataclasses.fields(PipelineSettings)
+             if field.name not in ("space", "run_dir", "eval_split", *sizes)]
+    return PipelineSettings(space=Path(fv.space), run_dir=Path(fv.run_dir), **sizes,
+                            **{name: fv[name].value for name in names})
 
 
 def run(fv, argv: Sequence[str]) -> int:
@@ -519,12 +600,23 @@ def run(fv, argv: Sequence[str]) -> int:
     return run_pipeline(settings)
 
 
+def _parse(argv: list[str]) -> list[str]:
+    """absl's parsing, with a malformed flag value an exit 2 (bad input) instead of absl's 1."""
+    from absl import flags
+
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        print(f"mobileseg.pipeline: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main() -> None:
     """Entry point of ``python -m mobileseg.pipeline``."""
     from absl import app, flags
 
     define_flags()
-    app.run(lambda argv: sys.exit(run(flags.FLAGS, argv)))
+    app.run(lambda argv: sys.exit(run(flags.FLAGS, argv)), flags_parser=_parse)
 
 
 if __name__ == "__main__":

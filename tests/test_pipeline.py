@@ -60,8 +60,11 @@ def fake_commands(tmp_path, settings, codes=None, silent=()):
     """Each step -> the fake step script; `codes` gives a step's exit code, `silent` steps write nothing."""
     script = tmp_path / "fake_step.py"
     script.write_text(FAKE_STEP)
-    return {step: [sys.executable, str(script), step, str(settings.run_dir), str((codes or {}).get(step, 0)),
-                   *silent] for step in pipeline.STEPS}
+
+    def command(step):
+        return lambda s: [sys.executable, str(script), step, str(s.run_dir), str((codes or {}).get(step, 0)), *silent]
+
+    return {step: command(step) for step in pipeline.STEPS}
 
 
 def steps_run(settings):
@@ -121,12 +124,14 @@ def test_a_failing_step_stops_the_run_and_its_exit_code_is_named(tmp_path, setti
 
 @pytest.mark.parametrize("change, message", [
     ({"target_latency_ms": 0.0}, "--target_latency_ms 0: must be a positive"),
+    ({"search_input_size": (60, 80)}, "--search_input_size 60x80: height and width must be multiples of 8"),
+    ({"input_size": (64, 81)}, "--input_size 64x81: height and width must be multiples of 8"),
     ({"space": Path("no/such/space.yaml")}, "--space: no/such/space.yaml: cannot read"),
     ({"data": "synthetic:many"}, "--data synthetic:many"),
     ({"data": "nope:x"}, "unknown kind 'nope'"),
     ({"batch_size": 64}, "--batch_size 64: synthetic:8 has only 6 training images"),
     ({"latency_backend": "table:missing.json"}, "no such file missing.json"),
-    ({"latency_backend": "gpu"}, "expected local, table:FILE, adb or adb:FILE"),
+    ({"latency_backend": "gpu"}, "expected local[:FILE], table:FILE or adb[:FILE]"),
     ({"serial": "R58M"}, "--serial needs --latency_backend adb"),
 ])
 def test_bad_inputs_exit_2_before_any_step(tmp_path, settings, capsys, change, message):
@@ -146,19 +151,39 @@ def test_a_run_folder_of_another_data_set_or_space_is_refused(tmp_path, settings
     other_space = pipeline.PipelineSettings(**{**vars(settings), "space": space})
     assert pipeline.run_pipeline(other_space, fake_commands(tmp_path, settings)) == 2
     assert "holds a run of another space" in capsys.readouterr().err
+    config = settings.run_dir / "config.yaml"
+    config.write_text(config.read_text() + "search: {input_size: [64, 80], search_scale: 0.5}\n")
+    other_size = pipeline.PipelineSettings(**{**vars(settings), "search_input_size": (32, 40)})
+    assert pipeline.run_pipeline(other_size, fake_commands(tmp_path, settings)) == 2
+    assert "--search_input_size 32x40: " in capsys.readouterr().err
+    same_size = pipeline.PipelineSettings(**{**vars(settings), "search_input_size": (64, 80)})
+    assert pipeline.run_pipeline(same_size, fake_commands(tmp_path, settings)) == 0
     assert steps_run(settings) == ["search", "train", "export", "bench"]
 
 
-def test_step_commands_chain_the_run_folder_and_forward_the_budget(settings):
-    commands = pipeline.step_commands(settings)
-    assert [command[2] for command in commands.values()] == [
-        "mobileseg.search", "mobileseg.train", "mobileseg.export", "mobileseg.bench"]
-    train = commands["train"]
-    assert train[train.index("--arch") + 1] == str(settings.run_dir / "arch.yaml")
-    assert train[train.index("--model_size") + 1] == "360x480"
-    assert "--int8" in commands["export"] and commands["export"][commands["export"].index("--qat_epochs") + 1] == "3"
+def test_the_step_commands_chain_the_run_folder_and_forward_the_budget(settings):
+    search = pipeline.search_command(settings)
+    assert search[2] == "mobileseg.search" and "--input_size" not in search and "--population" not in search
+    budget = pipeline.PipelineSettings(**{**vars(settings), "search_input_size": (64, 80), "population": 4})
+    search = pipeline.search_command(budget)
+    assert search[search.index("--input_size") + 1] == "64x80" and search[search.index("--population") + 1] == "4"
+
+    with pytest.raises(pipeline.PipelineError, match="its search section has no input_size"):
+        pipeline.train_command(settings)
+    settings.run_dir.mkdir()
+    (settings.run_dir / "config.yaml").write_text("search: {input_size: [64, 80], search_scale: 0.5}\n")
+    train = pipeline.train_command(settings)
+    flags = dict(zip(train[3::2], train[4::2]))
+    assert flags["--arch"] == str(settings.run_dir / "arch.yaml")
+    assert (flags["--input_size"], flags["--model_size"], flags["--val_size"]) == ("64x80",) * 3
+    assert flags["--scale_range"] == "0.25,1" and flags["--epochs"] == "2"
+    crops = pipeline.PipelineSettings(**{**vars(settings), "input_size": (48, 48)})
+    assert pipeline.train_command(crops)[pipeline.train_command(crops).index("--input_size") + 1] == "48x48"
+
+    export = pipeline.export_command(settings)
+    assert "--int8" in export and export[export.index("--qat_epochs") + 1] == "3"
     phone = pipeline.PipelineSettings(**{**vars(settings), "latency_backend": "adb", "serial": "R58M"})
-    bench = pipeline.step_commands(phone)["bench"]
+    bench = pipeline.bench_command(phone)
     assert bench[bench.index("--adb"):bench.index("--adb") + 3] == ["--adb", "--serial", "R58M"]
     assert bench[-1] == str(settings.run_dir / "bench" / "adb.json")
 
@@ -178,3 +203,45 @@ def test_cli_usage_errors_exit_2(tmp_path):
                      "--target_latency_ms", "5", "--input_size", "64")
     assert result.returncode == 2
     assert "--input_size: input size '64' is not HEIGHTxWIDTH" in result.stderr
+    result = run_cli("--space", str(SPACE), "--data", "synthetic:8", "--run_dir", str(tmp_path / "r"),
+                     "--target_latency_ms", "5", "--train_epochs", "0")
+    assert result.returncode == 2
+    assert "--train_epochs" in result.stderr and not (tmp_path / "r").exists()
+
+
+TINY_SPACE = """
+name: tiny
+branches:
+  - name: main
+    source: null
+    cells:
+      - {op: conv, width: 8, stride: 2}
+      - {op: conv, width: {choice: [8, 16]}, stride: 2}
+      - {op: conv, width: 16, stride: 2}
+      - choice: [{op: conv, width: 16, kernel: {choice: [1, 3]}}, {op: skip}]
+head: {op: light, inputs: [{branch: main}], width: 16}
+"""
+
+
+@pytest.mark.slow
+def test_the_real_steps_from_a_space_to_a_benchmarked_int8_model(tmp_path, capfd):
+    space = tmp_path / "tiny.yaml"
+    space.write_text(TINY_SPACE)
+    settings = pipeline.PipelineSettings(
+        space=space, data="synthetic:8,size=32x32", run_dir=tmp_path / "run", target_latency_ms=1.0,
+        search_input_size=(32, 32), supernet_epochs=1, population=4, generations=2, references="none",
+        train_epochs=1, batch_size=2, qat_epochs=1)
+    assert pipeline.run_pipeline(settings) == 0
+    out = capfd.readouterr().out
+    summary = json.loads((settings.run_dir / "summary.json").read_text())
+    for name in ("Pareto plot", "architecture", "float model", "int8 TFLite", "export report", "benchmark"):
+        assert Path(summary["files"][name]).is_file(), name
+    assert summary["arch_name"].startswith("tiny_trial") and summary["split"] == "test"
+    assert 0 <= summary["miou_float"] <= 1 and 0 <= summary["miou_int8"] <= 1
+    assert summary["latency_ms"] > 0 and summary["size_mb"] > 0 and summary["search_latency_ms"] > 0
+    assert f"int8 TFLite                  {settings.run_dir / 'export' / 'model_int8.tflite'}" in out
+    report = json.loads((settings.run_dir / "export" / "report.json").read_text())
+    assert report["qat"]["epochs"] == 1 and report["files"][0]["method"] == "qat"
+
+    assert pipeline.run_pipeline(settings) == 0  # everything is done: nothing runs again
+    assert capfd.readouterr().out.count("done already") == 4
