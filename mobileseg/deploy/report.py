@@ -4,7 +4,8 @@ For every exported file `verify` records: its size; its ops and whether all are 
 builtins (no Flex / TF Select, no custom op); the XNNPACK partitions LiteRT makes and
 the ops left out of them (`mobileseg.latency.measure`); whether the GPU delegate takes
 it (``tf.lite.experimental.Analyzer`` with ``gpu_compatibility=True``); the median
-latency at 1 thread, all files timed interleaved so machine noise hits them alike; and
+latency at 1 thread (thread CPU time: this machine is shared), all files timed
+interleaved so machine noise hits them alike; and
 the mIoU on the val split through `mobileseg.evaluate.evaluate` (the same data and the
 same code for every file and for the float ``.keras`` model). A profile's checks
 (`mobileseg.deploy.profiles`) are then applied to the file it targets.
@@ -125,16 +126,22 @@ def describe_onnx(path: str | Path) -> dict:
 def time_tflite(paths: list[str | Path], threads: int = 1, max_seconds: float = 60.0) -> dict[str, dict]:
     """Median latency, XNNPACK partitions and fallback ops of each file, timed interleaved.
 
+    At one thread the clock is the invoking thread's CPU time (`mobileseg.latency.measure`:
+    the invoke runs on the caller, so this is the latency on an idle core, unmoved by
+    other processes on a shared machine); with more threads it is the wall clock.
+
     Returns:
-        path -> ``{"latency_ms", "xnnpack_partitions", "fallback_ops", "threads", "runs"}``.
+        path -> ``{"latency_ms", "xnnpack_partitions", "fallback_ops", "threads", "clock", "runs"}``.
     """
     from mobileseg.latency.measure import measure_interleaved
 
     if not paths:
         return {}
-    records = measure_interleaved([str(p) for p in paths], threads=threads, max_seconds=max_seconds)
+    clock = "thread_cpu" if threads == 1 else "wall"
+    records = measure_interleaved([str(p) for p in paths], threads=threads, max_seconds=max_seconds, clock=clock)
     return {str(path): {"latency_ms": round(record.median_ms, 3), "xnnpack_partitions": record.xnnpack_partitions,
-                        "fallback_ops": list(record.fallback_ops), "threads": threads, "runs": record.runs}
+                        "fallback_ops": list(record.fallback_ops), "threads": threads, "clock": clock,
+                        "runs": record.runs}
             for path, record in zip(paths, records, strict=True)}
 
 

@@ -18,7 +18,11 @@ Inference", CVPR 2018:
   of tensorflow-model-optimization, PyTorch's ``MovingAverageMinMaxObserver``), or
   fixed where TFLite fixes it (softmax and logistic outputs: scale 1/256; the uint8
   image input: [0, 255]). It emits ``FakeQuantWithMinMaxVars``, the op the TFLite
-  converter reads ranges from. `ConstantQuantizer` does the same for constant
+  converter reads ranges from. Two variants: ``symmetric`` keeps the range at
+  ``[-128 s, 127 s]``, i.e. zero point 0 (XNNPACK's int8 BATCH_MATMUL needs that of its
+  second operand), and ``clip`` bounds the tracked range (``(0, 6)``: the quantizer of a
+  tensor that a ReLU6 follows, which then clamps as the ReLU6 would, so the ReLU6 op
+  itself can go). `ConstantQuantizer` does the same for constant
   operands of element-wise ops (a positional embedding added to activations), whose
   range the converter takes from their values.
 """
@@ -72,6 +76,18 @@ def valid_range(low, high):
     low = ops.minimum(ops.convert_to_tensor(low, "float32"), 0.0)
     high = ops.maximum(ops.convert_to_tensor(high, "float32"), 0.0)
     return low, ops.maximum(high, low + 1e-6)
+
+
+def symmetric_range(low, high):
+    """The range ``[-128 m / 127, m]``, ``m = max(-low, high)``: int8 zero point 0 and scale ``m / 127``.
+
+    Example:
+        >>> low, high = symmetric_range(-1.0, 2.54)
+        >>> int8_parameters(float(low), float(high))
+        (0.019999999552965164, 0)
+    """
+    magnitude = ops.maximum(-ops.convert_to_tensor(low, "float32"), ops.convert_to_tensor(high, "float32"))
+    return -magnitude * (128.0 / 127.0), magnitude
 
 
 def int8_parameters(low: float, high: float) -> tuple[float, int]:
@@ -143,6 +159,8 @@ class ActivationQuantizer(keras.layers.Layer):
             per cent; with 0.99 they drifted towards the augmented batches' extremes, and one
             epoch on CamVid ended 0.4 mIoU point lower: SeaFormer-T, 80 test images, 28.5 vs 28.9).
         fixed_range: (low, high), or None to track the range.
+        symmetric: keep the tracked range symmetric (zero point 0).
+        clip: (low, high) bounds of the tracked range (``high`` may be ``inf``), or None.
 
     Example:
         >>> import numpy as np
@@ -154,10 +172,17 @@ class ActivationQuantizer(keras.layers.Layer):
         [0.506, 2.0]
     """
 
-    def __init__(self, decay: float = DEFAULT_DECAY, fixed_range: tuple[float, float] | None = None, **kwargs):
+    def __init__(self, decay: float = DEFAULT_DECAY, fixed_range: tuple[float, float] | None = None,
+                 symmetric: bool = False, clip: tuple[float, float] | None = None, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"{type(self).__name__}: decay must be in [0, 1), got {decay!r}")
+        if clip is not None:
+            clip = (float(clip[0]), float(clip[1]))
+            if not clip[0] <= 0.0 < clip[1]:
+                raise ValueError(f"{type(self).__name__}: clip must hold 0 and a positive end, got {clip}")
+        if fixed_range is not None and (symmetric or clip is not None):
+            raise ValueError(f"{type(self).__name__}: a fixed range is neither symmetric nor clipped")
         if fixed_range is not None:
             fixed_range = (float(fixed_range[0]), float(fixed_range[1]))
             if not fixed_range[0] <= 0.0 <= fixed_range[1] or fixed_range[0] == fixed_range[1]:
@@ -165,6 +190,8 @@ class ActivationQuantizer(keras.layers.Layer):
                                  f"got {fixed_range}")
         self.decay = decay
         self.fixed_range = fixed_range
+        self.symmetric = bool(symmetric)
+        self.clip = clip
         self.observing = False
         low, high = fixed_range or (0.0, 0.0)
         self.range_min = self.add_weight(name="range_min", shape=(), trainable=False,
@@ -181,15 +208,17 @@ class ActivationQuantizer(keras.layers.Layer):
             low, high = self.fixed_range
             return tf.quantization.fake_quant_with_min_max_args(inputs, min=low, max=high, num_bits=NUM_BITS)
         if self.observing and not track:
-            return inputs
+            return self._clipped(inputs)
         if not (self.observing or training):
             return tf.quantization.fake_quant_with_min_max_vars(inputs, self.range_min.value, self.range_max.value,
                                                                 num_bits=NUM_BITS)
         if not track:  # a tied use in training: the range another call of this layer tracks
             quantized = tf.quantization.fake_quant_with_min_max_vars(
                 inputs, self.range_min.value, self.range_max.value, num_bits=NUM_BITS)
-            return ops.where(self.initialized > 0.5, quantized, inputs)
+            return ops.where(self.initialized > 0.5, quantized, self._clipped(inputs))
         batch_min, batch_max = ops.min(inputs), ops.max(inputs)
+        if self.clip is not None:
+            batch_min, batch_max = (ops.clip(v, self.clip[0], self.clip[1]) for v in (batch_min, batch_max))
         first = self.initialized < 0.5
         if self.observing:  # the global range of float activations, as the TFLite calibrator
             low = ops.where(first, batch_min, ops.minimum(self.range_min, batch_min))
@@ -198,19 +227,24 @@ class ActivationQuantizer(keras.layers.Layer):
             low = ops.where(first, batch_min, self.decay * self.range_min + (1.0 - self.decay) * batch_min)
             high = ops.where(first, batch_max, self.decay * self.range_max + (1.0 - self.decay) * batch_max)
         low, high = valid_range(low, high)
+        if self.symmetric:
+            low, high = symmetric_range(low, high)
         self.range_min.assign(low)
         self.range_max.assign(high)
         self.initialized.assign(1.0)
         if self.observing:
-            return inputs
+            return self._clipped(inputs)
         return tf.quantization.fake_quant_with_min_max_vars(inputs, low, high, num_bits=NUM_BITS)
+
+    def _clipped(self, inputs):
+        return inputs if self.clip is None else ops.clip(inputs, self.clip[0], self.clip[1])
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
         config = super().get_config()
-        config.update(decay=self.decay, fixed_range=self.fixed_range)
+        config.update(decay=self.decay, fixed_range=self.fixed_range, symmetric=self.symmetric, clip=self.clip)
         return config
 
 

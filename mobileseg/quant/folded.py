@@ -276,21 +276,29 @@ class BatchNormTerms(keras.layers.Layer):
         return config
 
 
-def normalization_as_depthwise(mean, variance, epsilon: float, name: str) -> FoldedConv:
+def normalization_as_depthwise(mean, variance, epsilon: float, name: str, pixels: int = 1) -> FoldedConv:
     """Keras' ``Normalization`` ``(x - mean) / max(sqrt(variance), epsilon)`` as a frozen 1x1 depthwise conv.
 
     One int8 DEPTHWISE_CONV_2D per pixel instead of a SUB and a MUL; each channel's
-    single weight is exact on the per-channel int8 grid.
+    single weight is exact on the per-channel int8 grid. With ``pixels > 1`` the conv
+    normalizes ``pixels`` neighbouring pixels at once (weights and biases tiled): applied
+    to the image reshaped from ``[1, H, W, 3]`` to ``[1, H, W / pixels, 3 * pixels]``, the
+    same memory, it computes the same values with ``3 * pixels`` channels, which XNNPACK
+    vectorizes: a 3-channel depthwise conv uses a fraction of each SIMD register (measured
+    at 360x480, fp32 and int8 alike: 0.6 ms with 3 channels, 0.1 ms with 48).
 
     Example:
         >>> import numpy as np
         >>> layer = normalization_as_depthwise([1.0, 2.0], [4.0, 16.0], 1e-7, "normalize")
         >>> np.asarray(layer(np.array([[[[3.0, 6.0]]]], "float32"))).tolist()
         [[[[1.0, 1.0]]]]
+        >>> pair = normalization_as_depthwise([1.0, 2.0], [4.0, 16.0], 1e-7, "normalize", pixels=2)
+        >>> np.asarray(pair(np.array([[[[3.0, 6.0, 1.0, 2.0]]]], "float32"))).tolist()
+        [[[[1.0, 1.0, 0.0, 0.0]]]]
     """
     mean = np.asarray(mean, np.float32).reshape(-1)
     std = np.maximum(np.sqrt(np.asarray(variance, np.float32).reshape(-1)), epsilon)
     layer = FoldedConv("depthwise", kernel_size=1, use_bias=True, name=name, trainable=False)
-    layer.build((None, None, None, mean.size))
-    layer.set_weights([(1.0 / std).reshape(1, 1, -1, 1), -mean / std])
+    layer.build((None, None, None, mean.size * pixels))
+    layer.set_weights([np.tile(1.0 / std, pixels).reshape(1, 1, -1, 1), np.tile(-mean / std, pixels)])
     return layer

@@ -34,6 +34,14 @@ rules of the TFLite int8 converter and kernels:
 - **constants meeting activations** (positional embeddings, a learnt residual gain):
   quantized per tensor from their values (`ConstantQuantizer`).
 - **the image input**: fixed range [0, 255], i.e. the raw uint8 pixel (scale 1).
+- **the second operand of an activation x activation matmul** (attention keys and
+  values): quantized symmetrically, zero point 0, the only int8 BATCH_MATMUL XNNPACK
+  delegates (its quantizer, wherever the operand was reshaped or transposed from, is
+  made ``symmetric``).
+- **a ReLU or ReLU6 after an op with a quantizer of its own** (an attention output),
+  directly or through reshapes and transposes: no ReLU op; that quantizer is clipped to
+  ``[0, 6]`` and clamps as the ReLU6 would (XNNPACK runs no int8 RELU/RELU6; after a
+  convolution, ADD or MUL the converter fuses the ReLU instead, as before).
 
 What stays approximate: int32 biases (rounded at ``input_scale * weight_scale``);
 TFLite's integer kernels for nonlinear ops (SOFTMAX, LOGISTIC, GELU, EXP, LOG, RSQRT,
@@ -79,6 +87,11 @@ FUSING_PRODUCERS = frozenset({"FoldedConv", "Add", "Subtract", "Multiply", "Batc
 """Ops that TFLite fuses a following ReLU/ReLU6 into."""
 
 WEIGHT_LAYERS = (WeightTensor, BatchNormTerms)
+
+RELU_COMMUTING_OPS = frozenset({"Reshape", "Transpose", "Squeeze", "ExpandDims", "Flatten"})
+"""Layout ops a ReLU commutes with: a ReLU after a chain of them can act at the chain's start."""
+
+RELU_BOUNDS = {"Relu": float("inf"), "Relu6": 6.0}
 
 
 def op_kind(operation) -> str:
@@ -183,6 +196,8 @@ class _QuantizedGraph:
         self.constants: dict[int, object] = {}    # flat tensor id -> its ConstantQuantizer output
         self.shared: dict[int, ActivationQuantizer] = {}  # concatenation node id -> its shared quantizer
         self.done: set[int] = set()               # nodes already emitted (a batch norm folded upstream)
+        self.elided: set[int] = set()             # ReLU nodes a clipped quantizer upstream computes
+        self.matmul_operands: list = []           # second operands of activation x activation matmuls
 
     def build(self) -> keras.Model:
         inputs = []
@@ -196,6 +211,7 @@ class _QuantizedGraph:
         for node in self.nodes:
             if id(node) not in self.done:
                 self._emit(node)
+        self._make_symmetric(self.matmul_operands)
         outputs = [self.tensors[id(t)] for t in self.flat.outputs]
         return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs if len(outputs) > 1 else outputs[0],
                            name=f"{self.flat.name}_qat")
@@ -204,6 +220,11 @@ class _QuantizedGraph:
     def _emit(self, node) -> None:
         operation = node.operation
         kind = op_kind(operation)
+        if id(node) in self.elided:  # the clipped quantizer upstream already applied this ReLU
+            source = node.input_tensors[0]
+            self.tensors[id(node.outputs[0])] = self.tensors[id(source)]
+            self.quantizer_of[id(node.outputs[0])] = self.quantizer_of.get(id(source))
+            return
         if isinstance(operation, WEIGHT_LAYERS) or (
                 node.input_tensors and all(id(t) in self.weight_only for t in node.input_tensors)):
             args, kwargs = node.arguments.fill_in(self.tensors)
@@ -227,6 +248,8 @@ class _QuantizedGraph:
             outputs = keras.tree.flatten(_clone(operation)(*args, **kwargs))
             for old, new in zip(node.outputs, outputs, strict=True):
                 self._finish(node, old, new, kind)
+            if kind == "Matmul":
+                self.matmul_operands.append(node.input_tensors[1])
 
     def _emit_conv(self, node, x) -> None:
         conv = node.operation
@@ -308,10 +331,54 @@ class _QuantizedGraph:
             name = _name_of(new, kind)
             if len(node.outputs) > 1:
                 name = f"{name}.{node.outputs.index(old)}"
-            quantizer = ActivationQuantizer(self.decay, fixed_range=fixed, name=f"{name}.quant")
+            relu = None if fixed else self._relu_after(old)
+            clip = None
+            if relu is not None:  # XNNPACK runs no int8 RELU/RELU6 op: the quantizer clamps instead
+                self.elided.add(id(relu))
+                clip = (0.0, RELU_BOUNDS[op_kind(relu.operation)])
+            quantizer = ActivationQuantizer(self.decay, fixed_range=fixed, clip=clip, name=f"{name}.quant")
             new = quantizer(new)
         self.tensors[key] = new
         self.quantizer_of[key] = quantizer
+
+    def _relu_after(self, tensor):
+        """The ReLU/ReLU6 node that ``tensor`` alone feeds, through single-use layout ops, or None.
+
+        Such a ReLU needs no op of its own: the quantizer of ``tensor`` clamps to
+        ``[0, 6]`` (or ``[0, max]``) and the layout ops between keep the values.
+        """
+        while id(tensor) not in self.output_ids:
+            users = self.consumers[id(tensor)]
+            if len(users) != 1:
+                return None
+            kind = op_kind(users[0].operation)
+            if kind in RELU_BOUNDS:
+                after = self.consumers[id(users[0].outputs[0])]
+                concatenated = any(op_kind(user.operation) == "Concatenate" for user in after)
+                return None if concatenated or id(users[0].outputs[0]) in self.output_ids else users[0]
+            if kind not in RELU_COMMUTING_OPS:
+                return None
+            tensor = users[0].outputs[0]
+        return None
+
+    def _make_symmetric(self, operands) -> None:
+        """Quantize the second operands of activation x activation matmuls with zero point 0.
+
+        XNNPACK delegates an int8 BATCH_MATMUL only then (`mobileseg.deploy.xnnpack_int8`).
+        An operand's scale is that of the op it was reshaped, transposed or gathered from,
+        so that op's quantizer becomes symmetric; and so does the range of a concatenation
+        that takes another reshape or gather of the same tensor (token merging's kept
+        tokens): the converter moves that concatenation's requantization up to the shared
+        source, which then reaches the matmul with the concatenation's range (TF 2.21).
+        """
+        chosen = {self.quantizer_of.get(id(t)) for t in operands if id(t) not in self.weight_only}
+        chosen = {q for q in chosen if q is not None and q.fixed_range is None}
+        for node in self.nodes:
+            shared = self.shared.get(id(node))
+            if shared is not None and any(self.quantizer_of.get(id(t)) in chosen for t in node.input_tensors):
+                chosen.add(shared)
+        for quantizer in chosen:
+            quantizer.symmetric = True
 
     def _source_quantized(self, node) -> bool:
         sources = [t for t in node.input_tensors if id(t) not in self.weight_only]

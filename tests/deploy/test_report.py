@@ -29,6 +29,8 @@ def test_describe_and_time_a_file(tmp_path):
     assert info["builtin_only"] and info["ops"] == {"CONV_2D": 1} and info["size_mb"] < 0.01
     timing = report.time_tflite([path, tmp_path / "conv.tflite"], threads=1, max_seconds=2)
     assert timing[str(path)]["xnnpack_partitions"] == 1 and timing[str(path)]["latency_ms"] > 0
+    assert timing[str(path)]["clock"] == "thread_cpu"  # one thread on a shared machine: the idle-core latency
+    assert report.time_tflite([path], threads=2, max_seconds=1)[str(path)]["clock"] == "wall"
 
 
 def test_checks_pass_fail_and_refuse_what_was_not_measured():

@@ -11,6 +11,7 @@ from mobileseg.quant.fake_quant import (
     fake_quant_weights,
     int8_parameters,
     quantizers,
+    symmetric_range,
 )
 
 
@@ -99,6 +100,32 @@ def test_bad_arguments_are_named():
         ActivationQuantizer(decay=1.0)
     with pytest.raises(ValueError, match="fixed_range must hold 0"):
         ActivationQuantizer(fixed_range=(1.0, 2.0))
+    with pytest.raises(ValueError, match="clip must hold 0"):
+        ActivationQuantizer(clip=(1.0, 6.0))
+    with pytest.raises(ValueError, match="a fixed range is neither symmetric nor clipped"):
+        ActivationQuantizer(fixed_range=(-1.0, 1.0), symmetric=True)
+
+
+def test_a_symmetric_quantizer_has_zero_point_0_wherever_the_values_lie():
+    quantizer = ActivationQuantizer(symmetric=True)
+    for values in ([-0.5, 2.0], [-3.0, 0.25], [0.1, 0.7]):
+        quantizer.initialized.assign(0.0)
+        quantizer(np.array(values, np.float32), training=True)
+        magnitude = max(-min(values[0], 0.0), values[1])
+        scale, zero = int8_parameters(float(quantizer.range_min), float(quantizer.range_max))
+        assert zero == 0 and scale == pytest.approx(magnitude / 127, rel=1e-6)
+    for magnitude in np.geomspace(1e-3, 1e3, 61):  # the zero point survives float32 rounding
+        assert int8_parameters(*(float(v) for v in symmetric_range(-magnitude, magnitude)))[1] == 0
+
+
+def test_a_clipped_quantizer_computes_relu6_on_the_int8_grid():
+    quantizer = ActivationQuantizer(clip=(0.0, 6.0))
+    quantizer(np.array([-3.0, 8.0], np.float32), training=True)
+    assert (float(quantizer.range_min), float(quantizer.range_max)) == (0.0, 6.0)
+    out = np.asarray(quantizer(np.array([-1.0, 3.0, 9.0], np.float32)))
+    np.testing.assert_allclose(out, [0.0, 3.0, 6.0], atol=6.0 / 255)
+    quantizer.observing = True  # calibration passes the float values on, clipped as the ReLU6 would
+    np.testing.assert_array_equal(np.asarray(quantizer(np.array([-1.0, 7.5], np.float32))), [0.0, 6.0])
 
 
 def test_constant_quantizer_uses_the_values_own_range():
@@ -112,7 +139,9 @@ def test_fake_quant_layers_round_trip_through_config_and_keras_files(tmp_path):
     inputs = keras.Input((6,))
     tracked = ActivationQuantizer(decay=0.9, name="tracked")
     fixed = ActivationQuantizer(fixed_range=(-1.0, 1.0), name="fixed")
-    model = keras.Model(inputs, ConstantQuantizer(name="constant")(fixed(tracked(inputs))))
+    symmetric = ActivationQuantizer(symmetric=True, name="symmetric")
+    relu6 = ActivationQuantizer(clip=(0.0, 6.0), name="relu6")
+    model = keras.Model(inputs, relu6(symmetric(ConstantQuantizer(name="constant")(fixed(tracked(inputs))))))
     x = np.random.default_rng(0).normal(size=(4, 6)).astype(np.float32)
     model(x, training=True)
     path = tmp_path / "quantizers.keras"
@@ -122,7 +151,8 @@ def test_fake_quant_layers_round_trip_through_config_and_keras_files(tmp_path):
     twin = loaded.get_layer("tracked")
     assert twin.get_config()["decay"] == 0.9 and float(twin.range_max) == float(tracked.range_max)
     assert loaded.get_layer("fixed").fixed_range == (-1.0, 1.0)
-    assert [q.name for q in quantizers(loaded)] == ["tracked", "fixed"]
+    assert loaded.get_layer("symmetric").symmetric and loaded.get_layer("relu6").clip == (0.0, 6.0)
+    assert [q.name for q in quantizers(loaded)] == ["tracked", "fixed", "symmetric", "relu6"]
 
 
 def test_fake_quant_of_a_tensor_is_the_tensorflow_op():

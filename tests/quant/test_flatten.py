@@ -57,10 +57,24 @@ def test_image_normalization_and_batch_norm_fold_into_convolutions():
     x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, activation="relu")(x)
     model = keras.Model(inputs, keras.layers.Dense(2, activation="relu6")(x))
     flat = flatten_model(model, strict=True)
-    assert [type(op).__name__ for op in flat.operations] == ["InputLayer", "FoldedConv", "FoldedConv", "FoldedConv"]
-    assert flat.layers[1].kind == "depthwise" and flat.layers[2].activation == "relu"
-    assert flat.layers[3].activation == "relu6"
+    assert [type(op).__name__ for op in flat.operations] == ["InputLayer", "Reshape", "FoldedConv", "Reshape",
+                                                             "FoldedConv", "FoldedConv"]
+    convs = [op for op in flat.operations if type(op).__name__ == "FoldedConv"]
+    assert convs[0].kind == "depthwise" and convs[1].activation == "relu" and convs[2].activation == "relu6"
     x = np.random.default_rng(0).uniform(0, 255, (1, 8, 8, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(flat(x)), np.asarray(model(x)), atol=1e-4)
+
+
+@pytest.mark.parametrize(("width", "channels"), [(480, 48), (12, 12), (7, 3)])
+def test_image_normalization_takes_pixels_in_groups_that_fill_simd_registers(width, channels):
+    """A 3-channel depthwise conv wastes most of each vector: the normalization runs over 16 pixels at once."""
+    inputs = keras.Input((2, width, 3), batch_size=1)
+    model = keras.Model(inputs, keras.layers.Normalization(mean=[100.0, 110.0, 120.0],
+                                                           variance=[900.0, 1600.0, 2500.0])(inputs))
+    flat = flatten_model(model, strict=True)
+    conv = next(op for op in flat.operations if type(op).__name__ == "FoldedConv")
+    assert conv.kernel.shape[2] == channels
+    x = np.random.default_rng(0).uniform(0, 255, (1, 2, width, 3)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(flat(x)), np.asarray(model(x)), atol=1e-4)
 
 

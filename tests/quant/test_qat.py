@@ -56,6 +56,61 @@ def test_softmax_output_has_tflite_fixed_range_and_its_input_a_tracked_one():
     assert _producer(_quantizer_named_after(qat, "matmul").input) == "Matmul"
 
 
+def _attention_model(activation=ops.relu6):
+    """Single-head attention over a 4x6 map: q, k, v 1x1 convs, softmax, then an activation and a conv."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4, 6, 3), batch_size=1)
+    q, k, v = (keras.layers.Conv2D(8, 1)(inputs / 255.0) for _ in range(3))
+    tokens = lambda t: ops.reshape(t, (-1, 24, 8))  # noqa: E731
+    attention = ops.softmax(ops.matmul(tokens(q), ops.transpose(tokens(k), (0, 2, 1))) * 8 ** -0.5)
+    out = ops.reshape(ops.matmul(attention, tokens(v)), (-1, 4, 6, 8))
+    return keras.Model(inputs, keras.layers.Conv2D(4, 1)(activation(out)))
+
+
+def _calibrated(model):
+    qat = quantize_model(model)
+    calibrate(qat, [images(4, (4, 6))])
+    return qat
+
+
+def test_attention_matmuls_convert_to_int8_batch_matmuls_that_xnnpack_delegates():
+    """XNNPACK takes an int8 BATCH_MATMUL only when its second input has zero point 0: QAT makes it so."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mobileseg.latency.measure import delegate_report
+
+    qat = _calibrated(_attention_model())
+    assert sum(q.symmetric for q in quantizers(qat)) == 2  # the keys' and the values' ranges
+    flatbuffer = packaging.convert(qat, "int8")
+    interpreter = Interpreter(model_content=flatbuffer)
+    interpreter.allocate_tensors()
+    tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
+    matmuls = [op for op in interpreter._get_ops_details() if op["op_name"] == "BATCH_MATMUL"]
+    assert len(matmuls) == 2
+    for op in matmuls:
+        second = tensors[op["inputs"][1]]
+        assert second["dtype"] == np.int8 and second["quantization"][1] == 0
+        assert not second["name"].endswith("/symmetric")  # QAT's range, not a requantization added after
+    assert report.qat_coverage(qat, flatbuffer)["calibrated_tensors"] == []
+    assert delegate_report(interpreter) == (1, [])
+
+
+def test_a_relu6_after_an_attention_output_is_its_clipped_quantizer_not_an_op():
+    """XNNPACK runs no int8 RELU6; after a matmul (no fused activation) the quantizer clamps instead."""
+    model = _attention_model()
+    qat = _calibrated(model)
+    assert "Relu6" not in {type(op).__name__ for op in qat.operations}
+    clipped = [q for q in quantizers(qat) if q.clip is not None]
+    assert len(clipped) == 1 and clipped[0].clip == (0.0, 6.0)
+    assert _producer(clipped[0].input) == "Matmul"  # through the reshape, which keeps the values
+    x = images(2, (4, 6), seed=3)
+    want = np.asarray(model(x))
+    assert np.abs(np.asarray(qat(x)) - want).mean() / want.std() < 0.2  # mostly the int8 softmax's 1/256 steps
+    assert "RELU6" not in tflite_convert.op_names(packaging.convert(qat, "int8"))
+    plain_relu = _calibrated(_attention_model(ops.relu))
+    assert [q.clip for q in quantizers(plain_relu) if q.clip] == [(0.0, float("inf"))]
+
+
 def test_concatenation_inputs_and_output_share_one_quantizer():
     inputs = keras.Input((8, 8, 3))
     a = keras.layers.Conv2D(4, 1)(inputs)
@@ -182,8 +237,10 @@ def test_reference_networks_train_quantization_aware_and_convert_to_what_they_co
     ptq_file = packaging.convert(model, "int8", representative=representative)
     from ai_edge_litert.interpreter import Interpreter
 
-    dtypes = {d["dtype"] for d in Interpreter(model_content=qat_file).get_tensor_details()}
-    assert np.float32 not in dtypes  # full integer: weights int8, biases int32, activations int8, uint8 input
+    details = Interpreter(model_content=qat_file).get_tensor_details()
+    # full integer (weights int8, biases int32, activations int8, uint8 input) but for the
+    # float islands of ops XNNPACK runs in float only (mobileseg.deploy.xnnpack_int8)
+    assert all(d["name"].endswith(("/dequantized", "/float")) for d in details if d["dtype"] == np.float32)
     assert report.qat_coverage(qat, qat_file)["calibrated_tensors"] == []
 
     x = np.concatenate(ptq.representative_images(source, size, 3, split="val"))

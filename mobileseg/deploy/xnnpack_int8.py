@@ -1,0 +1,214 @@
+"""Rewrites of a converted int8 flatbuffer so that XNNPACK runs all of it, in one partition.
+
+An op XNNPACK refuses stays with LiteRT's built-in kernels and splits the delegated graph
+into partitions, each boundary a copy and a hand-over. The conditions, from
+``tensorflow/lite/delegates/xnnpack/xnnpack_delegate.cc`` and measured on one-op models
+with ai-edge-litert 2.3 (tests/deploy/test_xnnpack_int8.py):
+
+- SOFTMAX, HARD_SWISH, GELU, RELU, RELU6, RSQRT, EXP, AVERAGE_POOL_2D, DIV, MAXIMUM, ...
+  (`FLOAT_ONLY_OPS`) are delegated for float32 tensors only (``VisitSoftmaxNode``,
+  ``VisitUnaryNode``, ``VisitBinaryNode``, ``VisitAveragePool2DNode`` call
+  ``CheckTensorFloat32Type``/``CheckTensorFloatType``); a standalone int8 RELU6 falls out
+  even with identical input and output quantization. XNNPACK does take DEQUANTIZE
+  (int8/uint8 -> float32) and QUANTIZE (float32 -> int8, or int8 -> int8 at another scale),
+  so `float_islands` runs each such op in float between a DEQUANTIZE and a QUANTIZE to
+  the op's own output quantization: the graph stays in one partition and the op computes
+  what quantization-aware training modelled (the float function of the int8 input,
+  rounded to the output's int8 grid), not TFLite's fixed-point approximation of it.
+- BATCH_MATMUL of two int8 tensors is delegated only when the second operand has zero
+  point 0 (XNNPACK's ``qint8 x qint8`` batch matrix multiply; measured: an operand with zero
+  point -43 falls out). Quantization-aware models quantize that operand symmetrically
+  (`mobileseg.quant.qat`); `symmetric_matmul_operands` requantizes any other one (a
+  post-training file) to zero point 0 with one int8 QUANTIZE, scale ``max|range| / 127``.
+- QUANTIZE from the uint8 image to int8 is refused (XNNPACK requantizes only within one
+  type) and its built-in kernel is slow (0.37 ms for a 360x480 image, measured):
+  `dequantize_uint8_inputs` makes it DEQUANTIZE (uint8 -> float32) + QUANTIZE (float32 ->
+  int8), both delegated, values unchanged (the image is exact in both).
+
+`for_xnnpack` applies all three. Tensors are only appended, so the signature's tensor
+indices stay valid; new operators take version 1 (float) or the version the converter
+gives the same kernel on int8.
+"""
+
+from __future__ import annotations
+
+import flatbuffers
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+FLOAT_ONLY_OPS = frozenset({
+    "SOFTMAX", "HARD_SWISH", "GELU", "RELU", "RELU6", "RELU_N1_TO_1", "RSQRT", "SQRT", "EXP", "ABS", "NEG",
+    "SQUARE", "FLOOR", "CEIL", "ROUND", "SIN", "COS", "AVERAGE_POOL_2D", "DIV", "MAXIMUM", "MINIMUM",
+    "SQUARED_DIFFERENCE", "PRELU",
+})
+"""Builtin ops XNNPACK delegates on float32 tensors only (xnnpack_delegate.cc, ai-edge-litert 2.3)."""
+
+_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+_INT8, _UINT8, _FLOAT32 = schema.TensorType.INT8, schema.TensorType.UINT8, schema.TensorType.FLOAT32
+
+
+def for_xnnpack(flatbuffer: bytes) -> bytes:
+    """An int8 flatbuffer with every rewrite of this module applied (a float one comes back unchanged).
+
+    Example:
+        >>> from mobileseg.deploy.tflite_convert import op_names
+        >>> from mobileseg.latency.testing import tiny_tflite
+        >>> op_names(for_xnnpack(tiny_tflite("softmax", mode="int8")))
+        ['CONV_2D', 'DEQUANTIZE', 'SOFTMAX', 'QUANTIZE', 'CONV_2D']
+    """
+    model = _read(flatbuffer)
+    changed = _float_islands(model) + _symmetric_matmul_operands(model) + _dequantize_uint8_inputs(model)
+    return _write(model) if changed else flatbuffer
+
+
+def float_islands(flatbuffer: bytes, ops: frozenset[str] = FLOAT_ONLY_OPS) -> bytes:
+    """Every int8 op named in ``ops`` run in float: DEQUANTIZE its int8 inputs, QUANTIZE its outputs back."""
+    model = _read(flatbuffer)
+    return _write(model) if _float_islands(model, ops) else flatbuffer
+
+
+def symmetric_matmul_operands(flatbuffer: bytes) -> bytes:
+    """Every int8 BATCH_MATMUL's second operand requantized to zero point 0 when it has another."""
+    model = _read(flatbuffer)
+    return _write(model) if _symmetric_matmul_operands(model) else flatbuffer
+
+
+def dequantize_uint8_inputs(flatbuffer: bytes) -> bytes:
+    """Every QUANTIZE uint8 -> int8 replaced by DEQUANTIZE uint8 -> float32 and QUANTIZE float32 -> int8."""
+    model = _read(flatbuffer)
+    return _write(model) if _dequantize_uint8_inputs(model) else flatbuffer
+
+
+# -- the rewrites, on the flatbuffer's object API ------------------------------------------------
+def _float_islands(model, ops: frozenset[str] = FLOAT_ONLY_OPS) -> int:
+    count = 0
+    for graph in model.subgraphs:
+        rewritten = []
+        for op in graph.operators:
+            name = _op_name(model, op)
+            tensors = [graph.tensors[i] for i in (*op.inputs, *op.outputs) if i >= 0]
+            if name not in ops or not any(t.type == _INT8 for t in tensors):
+                rewritten.append(op)
+                continue
+            inputs = []
+            for index in op.inputs:
+                if index >= 0 and graph.tensors[index].type == _INT8:
+                    dequantized = _add_float_tensor(model, graph, index, "dequantized")
+                    rewritten.append(_operator(model, "DEQUANTIZE", 2, [index], [dequantized]))
+                    index = dequantized
+                inputs.append(index)
+            outputs, requantize = [], []
+            for index in op.outputs:
+                if graph.tensors[index].type == _INT8:
+                    computed = _add_float_tensor(model, graph, index, "float")
+                    requantize.append(_operator(model, "QUANTIZE", 1, [computed], [index]))
+                    index = computed
+                outputs.append(index)
+            op.inputs, op.outputs = inputs, outputs
+            op.opcodeIndex = _opcode(model, name, 1)
+            rewritten += [op, *requantize]
+            count += 1
+        graph.operators = rewritten
+    return count
+
+
+def _symmetric_matmul_operands(model) -> int:
+    count = 0
+    for graph in model.subgraphs:
+        rewritten = []
+        for op in graph.operators:
+            if _op_name(model, op) == "BATCH_MATMUL" and len(op.inputs) > 1:
+                operand = graph.tensors[op.inputs[1]]
+                scale, zero = _per_tensor(operand)
+                if operand.type == _INT8 and zero not in (None, 0):
+                    low, high = (-128 - zero) * scale, (127 - zero) * scale
+                    symmetric = _add_tensor(model, graph, operand, "symmetric", _INT8,
+                                            (max(-low, high) / 127.0, 0))
+                    rewritten.append(_operator(model, "QUANTIZE", 2, [op.inputs[1]], [symmetric]))
+                    op.inputs = [op.inputs[0], symmetric, *op.inputs[2:]]
+                    count += 1
+            rewritten.append(op)
+        graph.operators = rewritten
+    return count
+
+
+def _dequantize_uint8_inputs(model) -> int:
+    count = 0
+    for graph in model.subgraphs:
+        rewritten = []
+        for op in graph.operators:
+            if (_op_name(model, op) == "QUANTIZE" and graph.tensors[op.inputs[0]].type == _UINT8
+                    and graph.tensors[op.outputs[0]].type == _INT8):
+                dequantized = _add_float_tensor(model, graph, op.inputs[0], "dequantized")
+                rewritten.append(_operator(model, "DEQUANTIZE", 1, [op.inputs[0]], [dequantized]))
+                op.inputs = [dequantized]
+                op.opcodeIndex = _opcode(model, "QUANTIZE", 1)
+                count += 1
+            rewritten.append(op)
+        graph.operators = rewritten
+    return count
+
+
+# -- flatbuffer plumbing ----------------------------------------------------------------------
+def _read(flatbuffer: bytes):
+    return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(flatbuffer), 0))
+
+
+def _write(model) -> bytes:
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _op_name(model, op) -> str:
+    code = model.operatorCodes[op.opcodeIndex]
+    return _NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+
+
+def _opcode(model, name: str, version: int) -> int:
+    """The index of the operator code ``name`` at ``version``, added when missing."""
+    builtin = getattr(schema.BuiltinOperator, name)
+    for index, code in enumerate(model.operatorCodes):
+        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin and code.version == version:
+            return index
+    code = schema.OperatorCodeT()
+    code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), version
+    model.operatorCodes.append(code)
+    return len(model.operatorCodes) - 1
+
+
+def _operator(model, name: str, version: int, inputs: list[int], outputs: list[int]):
+    op = schema.OperatorT()
+    op.opcodeIndex = _opcode(model, name, version)
+    op.inputs, op.outputs = list(inputs), list(outputs)
+    return op
+
+
+def _per_tensor(tensor) -> tuple[float | None, int | None]:
+    quantization = tensor.quantization
+    if quantization is None or quantization.scale is None or len(quantization.scale) != 1:
+        return None, None
+    return float(quantization.scale[0]), int(quantization.zeroPoint[0])
+
+
+def _add_float_tensor(model, graph, like: int, suffix: str) -> int:
+    return _add_tensor(model, graph, graph.tensors[like], suffix, _FLOAT32, None)
+
+
+def _add_tensor(model, graph, like, suffix: str, dtype: int, quantization: tuple[float, int] | None) -> int:
+    """Append a tensor shaped like ``like`` (an empty buffer: computed at run time); return its index."""
+    tensor = schema.TensorT()
+    tensor.shape = None if like.shape is None else np.asarray(like.shape, np.int32)
+    tensor.shapeSignature = None if like.shapeSignature is None else np.asarray(like.shapeSignature, np.int32)
+    tensor.type = dtype
+    name = like.name.decode() if isinstance(like.name, bytes) else like.name
+    tensor.name = f"{name}/{suffix}"
+    if quantization is not None:
+        params = schema.QuantizationParametersT()
+        params.scale = np.asarray([quantization[0]], np.float32)
+        params.zeroPoint = np.asarray([quantization[1]], np.int64)
+        tensor.quantization = params
+    model.buffers.append(schema.BufferT())
+    tensor.buffer = len(model.buffers) - 1
+    graph.tensors.append(tensor)
+    return len(graph.tensors) - 1
