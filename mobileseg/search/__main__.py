@@ -372,13 +372,20 @@ def _check_study(plan: Plan, supernet_epoch: int) -> None:
     """Refuse to continue a stored study set up or scored differently (reads only)."""
     import optuna
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
 
-    from mobileseg.search.nsga2 import SearchError
+    from mobileseg.search.nsga2 import SearchError, hide_password
 
     url = make_url(plan.storage)
     if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
         return  # no database yet: nothing to continue
-    if plan.flags.study_name not in optuna.study.get_all_study_names(storage=plan.storage):
+    try:
+        names = optuna.study.get_all_study_names(storage=plan.storage)
+    except (ImportError, SQLAlchemyError) as error:  # no driver for the URL, no server there
+        raise BadInput(f"--storage {hide_password(plan.storage)}: cannot open it ({type(error).__name__}: "
+                       f"{str(error).splitlines()[0]}); for PostgreSQL install a driver, e.g. "
+                       "pip install psycopg2-binary") from None
+    if plan.flags.study_name not in names:
         return
     try:
         study = _search(plan).study()
@@ -443,8 +450,11 @@ class RunState:
                      "load_average": {"start": load_average()}}
 
     def done(self, stage: str, started: float, **facts) -> None:
-        """Record a finished stage (begun at ``time.perf_counter() == started``) and save."""
-        self.data["stages"][stage] = {"seconds": round(time.perf_counter() - started, 1), **facts}
+        """Record a finished stage (begun at ``time.perf_counter() == started``), the load at its end; save."""
+        from mobileseg.provenance import load_average
+
+        self.data["stages"][stage] = {"seconds": round(time.perf_counter() - started, 1),
+                                      "load_average_end": load_average(), **facts}
         self.save()
 
     def finish(self) -> None:

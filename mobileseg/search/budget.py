@@ -9,8 +9,8 @@ fewer than `DEMO_TRAIN_PAIRS` training images, ``default`` otherwise):
   ``search_space/references/`` placed on the plot. Hours on a 2-core CPU.
 - ``demo``: the same flow in minutes on a synthetic data set and the demo space: 30 supernet
   epochs (a demo data set has few images, so an epoch is a few steps), 10 generations of 16
-  networks, 4 calibration batches, and the 3 references that cost the fewest block
-  measurements (``cheapest:3``: a reference needs every one of its blocks timed once, about
+  networks, 4 calibration batches, and the 2 references that cost the fewest block
+  measurements (``cheapest:2``: a reference needs every one of its blocks timed once, about
   2 s a block here, and the 11 references have some 140 blocks).
 
 Any budget flag given on the command line overrides its budget's value.
@@ -53,7 +53,7 @@ class Budget:
 
 BUDGETS = {
     "demo": Budget("demo", supernet_epochs=30, population=16, generations=10, calib_batches=4,
-                   references="cheapest:3"),
+                   references="cheapest:2"),
     "default": Budget("default", supernet_epochs=100, population=32, generations=20, calib_batches=16,
                       references="all"),
 }

@@ -192,6 +192,8 @@ BAD_SPACE = "name: broken\nbranches: 3\nhead: {op: light, inputs: [], width: 8}\
     ({"--references": "{tmp}/nothing.yaml"}, "--references"),
     ({"--references": "cheapest:x"}, "--references cheapest:x: K must be a positive integer"),
     ({"--storage": "not a url"}, "--storage not a url: not a database URL"),
+    ({"--storage": "postgresql://me:secret@127.0.0.1:1/search"},  # no driver, or no server on that port
+     "--storage postgresql://me:***@127.0.0.1:1/search: cannot open it"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(files, tmp_path, change, message):
     (tmp_path / "bad.yaml").write_text(BAD_SPACE)
@@ -210,7 +212,7 @@ def test_bad_input_exits_2_and_writes_nothing(files, tmp_path, change, message):
             args += [flag, value]
     code, out, err = run_cli(*args)
     assert code == 2, (out, err)
-    assert message in err and err.startswith("mobileseg.search: error: "), err
+    assert message in err and err.startswith("mobileseg.search: error: ") and "secret" not in err, err
     assert not run_dir.exists()
 
 
