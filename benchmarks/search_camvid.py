@@ -60,6 +60,8 @@ flags.DEFINE_integer("val_images", 40, "Validation images of the proxy mIoU.")
 flags.DEFINE_string("references", "cheapest:2", "Reference networks placed on the plot.")
 flags.DEFINE_float("target_latency_ms", None, "Latency target (none: the knee of the front is chosen).")
 flags.DEFINE_integer("threads", 1, "LiteRT threads when timing blocks.")
+flags.DEFINE_enum("clock", "thread_cpu", ["wall", "thread_cpu"], "How blocks are timed (thread_cpu: the idle-core "
+                  "latency on this shared machine).")
 flags.DEFINE_string("run_dir", str(REPO / "runs" / "search_camvid_benchmark"), "The search's run folder.")
 flags.DEFINE_string("out", str(RESULTS / "search_camvid.json"), "Result file.")
 flags.DEFINE_string("png_out", str(RESULTS / "search_camvid_pareto.png"), "Where pareto.png is copied.")
@@ -72,7 +74,7 @@ def search_command() -> list[str]:
                "--steps_per_epoch", str(FLAGS.steps_per_epoch), "--batch_size", str(FLAGS.batch_size),
                "--population", str(FLAGS.population), "--generations", str(FLAGS.generations),
                "--calib_batches", str(FLAGS.calib_batches), "--val_images", str(FLAGS.val_images),
-               "--references", FLAGS.references, "--threads", str(FLAGS.threads), "--noprogress"]
+               "--references", FLAGS.references, "--threads", str(FLAGS.threads), "--clock", FLAGS.clock, "--noprogress"]
     if FLAGS.input_size:
         command += ["--input_size", FLAGS.input_size]
     if FLAGS.target_latency_ms is not None:

@@ -96,7 +96,7 @@ from mobileseg.train import BadInput
 STAGES = ("supernet", "search", "all")
 FLAG_NAMES = (
     "space", "data", "run_dir", "input_size", "target_latency_ms", "latency_backend", "serial", "adb", "threads",
-    "stage", "budget", "population", "generations", "seed", "storage", "study_name", "supernet_epochs",
+    "clock", "stage", "budget", "population", "generations", "seed", "storage", "study_name", "supernet_epochs",
     "steps_per_epoch", "batch_size", "search_scale", "val_images", "calib_batches", "references", "progress",
 )
 """Every flag of the command, in the order config.yaml lists them."""
@@ -128,6 +128,9 @@ def define_flags(flag_values=None) -> None:
     flags.DEFINE_string("serial", None, "adb: the phone (default: the only one connected).", flag_values=fv)
     flags.DEFINE_string("adb", "adb", "adb: the adb executable.", flag_values=fv)
     flags.DEFINE_integer("threads", 1, "Threads of LiteRT / benchmark_model when timing blocks.", flag_values=fv)
+    flags.DEFINE_enum("clock", "wall", ["wall", "thread_cpu"], "local: how blocks are timed: wall (latency as "
+                      "seen) or thread_cpu (CPU time of the one LiteRT thread: the idle-core latency on a machine "
+                      "others are loading; needs --threads 1).", flag_values=fv)
     flags.DEFINE_enum("stage", "all", list(STAGES), "supernet: train it only; search: latency, search and "
                       "outputs on the supernet in DIR; all: everything.", flag_values=fv)
     flags.DEFINE_enum("budget", "auto", list(budget.CHOICES), "Defaults of the budget flags: demo (minutes), "
@@ -407,11 +410,15 @@ def _open_latency_model(plan: Plan) -> None:
         raise BadInput(f"--latency_backend {f.latency_backend}: expected local[:FILE], adb[:FILE] or table:FILE")
     if backend != "adb" and f.serial:
         raise BadInput(f"--serial {f.serial}: only for --latency_backend adb")
+    if f.clock != "wall" and (backend != "local" or f.threads != 1):
+        raise BadInput(f"--clock {f.clock}: only for --latency_backend local with --threads 1 (a phone's "
+                       "benchmark_model has only the wall clock)")
     plan.latency_table = Path(path) if path else plan.run_dir / TABLE
     try:
         plan.latency = genotype_latency_model(
             f.latency_backend, plan.input_size, plan.source.num_classes, default_table=plan.latency_table,
-            threads=f.threads, serial=f.serial, adb=f.adb, progress=f.progress)
+            threads=f.threads, serial=f.serial, adb=f.adb, progress=f.progress,
+            **({"clock": f.clock} if backend == "local" else {}))
     except (ValueError, FileNotFoundError) as error:  # a missing or corrupt table, another device's table
         raise BadInput(f"--latency_backend {f.latency_backend}: {error}") from None
     plan.record["latency_table"] = str(plan.latency_table)

@@ -189,6 +189,7 @@ BAD_SPACE = "name: broken\nbranches: 3\nhead: {op: light, inputs: [], width: 8}\
     ({"--latency_backend": "table:{tmp}/none.json"}, "--latency_backend table:"),
     ({"--latency_backend": "table:{tmp}/partial.json"}, "the table lacks 7 of the 8 blocks"),
     ({"--serial": "R58M"}, "--serial R58M: only for --latency_backend adb"),
+    ({"--clock": "thread_cpu", "--threads": "2"}, "--clock thread_cpu: only for --latency_backend local with --threads 1"),
     ({"--references": "{tmp}/nothing.yaml"}, "--references"),
     ({"--references": "cheapest:x"}, "--references cheapest:x: K must be a positive integer"),
     ({"--storage": "not a url"}, "--storage not a url: not a database URL"),
