@@ -15,6 +15,11 @@ the JSON to a file (atomically) either way. Both paths give
 ``{"devices": [{"fingerprint": {...}, "records": [{record keys...}]}]}`` with the
 record keys of `mobileseg.latency.measure.LatencyRecord`.
 
+Token merging (Segformer++, ``--tome RATIO`` of export and evaluate) rewrites a ``.keras``
+network; bench times ``.tflite`` files only, so it times the files that
+``python -m mobileseg.export --tome RATIO`` writes (``RUN_DIR/export_tomeRATIO/``), e.g.
+``--model runs/x/export/model_int8.tflite,runs/x/export_tome0.5/model_int8.tflite``.
+
 Exit codes: 0 ok, 2 bad input (missing file, not a TFLite file, bad flag value),
 1 a phone or adb failure.
 """

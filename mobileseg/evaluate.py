@@ -22,8 +22,14 @@ object to a file, atomically. ``--max_images N`` evaluates the first N good pair
 only (the whole split is still checked); ``--skip_bad`` leaves bad pairs out (listed
 in ``skipped``) instead of stopping at the first.
 
+``--tome RATIO`` evaluates a ``.keras`` network with tokens merged at that ratio in every
+efficient-attention block, with no retraining (Segformer++, `mobileseg.arch.tome`); the
+result gets a ``token_merging`` entry. A ``.tflite`` file is fixed: export it with
+``python -m mobileseg.export --tome RATIO`` and evaluate that file.
+
 Exit codes: 0 done, 2 bad input (missing or unloadable model, wrong suffix, bad data
-set, class count mismatch).
+set, class count mismatch, a ``--tome`` ratio out of [0, 1) or a network without
+efficient-attention blocks).
 
 Example:
     python -m mobileseg.evaluate --model runs/camvid/model.keras --data camvid:../shared/datasets/camvid
@@ -63,6 +69,29 @@ def check_classes(segmenter, source) -> list[str]:
         return [f"{segmenter.sidecar} names the classes {', '.join(segmenter.class_names)} but {source.spec} "
                 f"has {', '.join(source.class_names)}; classes are matched by id"]
     return []
+
+
+def merge_tokens(segmenter, ratio: float) -> dict:
+    """Rewrite a Keras segmenter's network to merge tokens at ``ratio`` (`mobileseg.arch.tome`), in place.
+
+    Returns:
+        The ``token_merging`` entry of a result: the ratio and each block's settings.
+
+    Raises:
+        mobileseg.inference.ModelError: a LiteRT model, a ratio out of range or a network
+            without efficient-attention blocks (named).
+    """
+    from mobileseg.arch.tome import TomeError, block_settings, with_token_merging
+    from mobileseg.inference import ModelError
+
+    if segmenter.backend != "keras":
+        raise ModelError(f"{segmenter.path}: --tome rewrites a .keras network; a {segmenter.path.suffix} file is "
+                         "fixed: export one with python -m mobileseg.export --tome RATIO and evaluate that")
+    try:
+        segmenter.model = with_token_merging(segmenter.model, ratio, source=str(segmenter.path))
+    except TomeError as error:
+        raise ModelError(str(error)) from None
+    return {"ratio": ratio, "blocks": block_settings(segmenter.model)}
 
 
 def evaluate(segmenter, source, split: str = "test", *, max_images: int | None = None,
@@ -165,7 +194,8 @@ def format_report(result: dict) -> str:
         20.0 ms per image in the model (resizing included), 1.5 s in all
     """
     size = "x".join(map(str, result["input_size"])) if result.get("input_size") else "any size"
-    lines = [f"{result['model']} ({result['backend']}, input {size}) on {result['data']} {result['split']}: "
+    merged = f", tokens merged at {result['token_merging']['ratio']:g}" if result.get("token_merging") else ""
+    lines = [f"{result['model']} ({result['backend']}, input {size}{merged}) on {result['data']} {result['split']}: "
              f"{result['images']} images, {result['pixels']:,} pixels"]
     width = max([len("class"), *map(len, result["per_class_iou"])])
     lines.append(f"{'class':<{width}}   IoU %")
@@ -199,10 +229,13 @@ def define_flags(flag_values=None) -> None:
     flags.DEFINE_integer("threads", None, "LiteRT threads (default: every core).", lower_bound=1,
                          flag_values=flag_values)
     flags.DEFINE_bool("progress", True, "Show a progress bar on stderr.", flag_values=flag_values)
+    flags.DEFINE_float("tome", None, "Merge tokens in every efficient-attention block of a .keras network at this "
+                       "ratio, 0 <= RATIO < 1 (Segformer++, no retraining; 0: merging off).", flag_values=flag_values)
 
 
 def run(flag_values, argv: Sequence[str]) -> int:
     """Evaluate as the parsed flags say; returns the exit code."""
+    from mobileseg.arch.tome import TomeError, check_ratio
     from mobileseg.atomic_write import write_atomic
     from mobileseg.data.problems import DataError
     from mobileseg.data.sources import open_source
@@ -216,13 +249,19 @@ def run(flag_values, argv: Sequence[str]) -> int:
         print(f"mobileseg.evaluate: error: {' and '.join(missing)} required", file=sys.stderr)
         return 2
     try:
+        if flag_values.tome is not None:
+            check_ratio(flag_values.tome)
         source = open_source(flag_values.data)
         segmenter = Segmenter.load(flag_values.model, num_threads=flag_values.threads)
+        token_merging = None if flag_values.tome is None else merge_tokens(segmenter, flag_values.tome)
         result = evaluate(segmenter, source, flag_values.split, max_images=flag_values.max_images,
                           skip_bad=flag_values.skip_bad, progress=flag_values.progress)
-    except (ModelError, DataError) as error:
-        print(f"mobileseg.evaluate: error: {error}", file=sys.stderr)
+    except (ModelError, DataError, TomeError) as error:
+        print(f"mobileseg.evaluate: error: {'--tome: ' if isinstance(error, TomeError) else ''}{error}",
+              file=sys.stderr)
         return 2
+    if token_merging is not None:
+        result["token_merging"] = token_merging
     for warning in result["warnings"]:
         print(f"mobileseg.evaluate: warning: {warning}", file=sys.stderr)
     document = json.dumps(result)

@@ -1,4 +1,4 @@
-"""``python -m mobileseg.export --run_dir DIR [--int8] [--fp16] [--fp32] [--onnx] [--target PROFILE]``.
+"""``python -m mobileseg.export --run_dir DIR [--int8] [--fp16] [--fp32] [--onnx] [--target PROFILE] [--tome RATIO]``.
 
 Exports a trained model for phones and verifies what it wrote. The model is
 ``DIR/model.keras`` (or ``--model FILE.keras``); ``DIR/config.yaml`` gives the data set
@@ -16,6 +16,13 @@ section recording this step. Files go to ``DIR/export/`` (``--out_dir``):
 - ``report.json``: per file its size, ops, builtin-only, XNNPACK partitions and the ops
   left out, GPU-delegate compatibility, latency at 1 thread, mIoU on the val split
   next to the float model's (`mobileseg.deploy.report`); printed as a table.
+
+``--tome RATIO`` merges tokens in every efficient-attention block of the network at that
+ratio with no retraining (Segformer++, `mobileseg.arch.tome`): the rewritten float model is
+saved as ``model_tome{RATIO}.keras`` with the files, which go to ``DIR/export_tome{RATIO}/``
+by default, and quantization-aware int8 uses ``DIR/model_qat_tome{RATIO}.keras`` (fine-tuned
+from the rewritten model), so a run's own export is left alone. ``python -m mobileseg.bench``
+times the ``.tflite`` files written there.
 
 ``--output mask`` (a uint8 class map at the input size: argmax at the logits' 1/8, then
 nearest upsampling) or ``logits``; the input is uint8 pixels with the normalisation
@@ -75,6 +82,7 @@ class ExportSettings:
         evaluate: compute mIoU (needs data).
         eager: run the fine-tuning steps eagerly (no tracing; for a few steps).
         labels, colors: class names and colours when there is no data set.
+        tome: merge tokens at this ratio (`mobileseg.arch.tome`; 0: merging off), or None: the model as it is.
         command: the command line, recorded in the report.
     """
 
@@ -105,6 +113,7 @@ class ExportSettings:
     eager: bool = False
     labels: list | None = None
     colors: list | None = None
+    tome: float | None = None
     command: str = ""
 
 
@@ -216,6 +225,12 @@ def export(settings: ExportSettings, log=print) -> dict:
     height, width = model.inputs[0].shape[1:3]
     if height is None or width is None:
         raise ExportError(f"{settings.model_path}: the model has no fixed input size; build it with one")
+    token_merging, float_path = None, settings.model_path
+    if settings.tome is not None:
+        model, token_merging = _merge_tokens(model, settings)
+        float_path = Path(token_merging["model"])
+        log(f"token merging at {settings.tome:g} in {len(token_merging['blocks'])} efficient-attention "
+            f"block(s): {float_path}")
     input_size = (int(height), int(width))
     num_classes = int(model.outputs[0].shape[-1])
     source = _open_source(settings.data) if settings.data else None
@@ -321,7 +336,7 @@ def export(settings: ExportSettings, log=print) -> dict:
         packaging.write_sidecar(path, packaging.sidecar(
             labels=labels, colors=colors, input_size=input_size, input_dtype=input_dtype, mode=mode,
             output=settings.output, normalization=normalization, method=method,
-            output_quantization=output_quantization, source=str(settings.model_path)))
+            output_quantization=output_quantization, source=str(float_path)))
         entries.append(entry)
 
     tflite = [e for e in entries if e["format"] == "tflite" and "error" not in e]
@@ -347,10 +362,10 @@ def export(settings: ExportSettings, log=print) -> dict:
         if fp32_ms and entry.get("latency_ms"):
             entry["speedup_vs_fp32"] = round(fp32_ms / entry["latency_ms"], 3)
 
-    float_entry = {"file": str(settings.model_path)}
+    float_entry = {"file": str(float_path)}
     if source is not None and settings.evaluate:
         log(f"evaluating on {source.spec} {settings.split}")
-        float_entry.update(report.evaluate_file(settings.model_path, source, settings.split, settings.eval_images))
+        float_entry.update(report.evaluate_file(float_path, source, settings.split, settings.eval_images))
         if qat_model is not None and settings.qat_model_path and settings.qat_model_path.is_file():
             qat_eval = report.evaluate_file(settings.qat_model_path, source, settings.split, settings.eval_images)
             float_entry["qat_keras_miou"] = qat_eval["miou"]
@@ -374,6 +389,7 @@ def export(settings: ExportSettings, log=print) -> dict:
         "command": settings.command, "model": str(settings.model_path), "out_dir": str(settings.out_dir),
         "data": source.spec if source is not None else None, "split": settings.split,
         "eval_images": settings.eval_images, "input_size": list(input_size), "num_classes": num_classes,
+        "token_merging": token_merging,
         "profile": settings.profile.to_dict() if settings.profile else None,
         "qat": {"epochs": settings.qat_epochs, "learning_rate": settings.learning_rate,
                 "distill_weight": settings.distill_weight, "ohem_thresh": settings.ohem_thresh,
@@ -397,8 +413,22 @@ def export(settings: ExportSettings, log=print) -> dict:
             "distill_weight": settings.distill_weight, "ohem_thresh": settings.ohem_thresh,
             "ohem_min_kept": settings.ohem_min_kept,
             "steps_per_epoch": settings.steps_per_epoch, "seed": settings.seed, "split": settings.split,
+            "tome": settings.tome,
             "files": [Path(entry["file"]).name for entry in entries], "passed": result["passed"]})
     return result
+
+
+def _merge_tokens(model, settings: ExportSettings):
+    """The model with tokens merged at ``settings.tome``, saved next to the files, and what was merged where."""
+    from mobileseg.arch.tome import TomeError, block_settings, with_token_merging
+
+    try:
+        merged = with_token_merging(model, settings.tome, source=str(settings.model_path))
+    except TomeError as error:
+        raise ExportError(str(error)) from None
+    path = settings.out_dir / f"model_tome{settings.tome:g}.keras"
+    merged.save(path)
+    return merged, {"ratio": settings.tome, "model": str(path), "blocks": block_settings(merged)}
 
 
 def _open_source(spec: str):
@@ -483,6 +513,9 @@ def define_flags(flag_values=None) -> None:
                          flag_values=fv)
     flags.DEFINE_bool("evaluate", True, "Compute mIoU of every file (needs data).", flag_values=fv)
     flags.DEFINE_integer("threads", 1, "LiteRT threads for the latency column.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_float("tome", None, "Merge tokens in every efficient-attention block at this ratio, 0 <= RATIO < 1 "
+                       "(Segformer++, no retraining; 0: merging off). Files go to RUN_DIR/export_tomeRATIO/. "
+                       "Default: the network as trained.", flag_values=fv)
 
 
 def settings_from_flags(fv, argv: Sequence[str]) -> ExportSettings:
@@ -504,11 +537,21 @@ def settings_from_flags(fv, argv: Sequence[str]) -> ExportSettings:
         raise ExportError(f"--input_size: {error}") from None
     if not fv.run_dir and not fv.model:
         raise ExportError("give --run_dir DIR (with DIR/model.keras) or --model FILE.keras")
+    tome = None
+    if fv.tome is not None:
+        from mobileseg.arch.tome import TomeError, check_ratio
+
+        try:
+            tome = check_ratio(fv.tome)
+        except TomeError as error:
+            raise ExportError(f"--tome: {error}") from None
+    merged = "" if tome is None else f"_tome{tome:g}"
     run_dir = Path(fv.run_dir) if fv.run_dir else None
     model_path = Path(fv.model) if fv.model else run_dir / "model.keras"
     config = read_run_config(run_dir / "config.yaml") if run_dir else {}
-    out_dir = Path(fv.out_dir) if fv.out_dir else (run_dir / "export" if run_dir else model_path.parent / "export")
-    qat_path = run_dir / "model_qat.keras" if run_dir else model_path.with_name(f"{model_path.stem}_qat.keras")
+    out_dir = Path(fv.out_dir) if fv.out_dir else (run_dir or model_path.parent) / f"export{merged}"
+    qat_path = (run_dir / f"model_qat{merged}.keras" if run_dir
+                else model_path.with_name(f"{model_path.stem}_qat{merged}.keras"))
     profile = load_profile(fv.target) if fv.target else None
     formats = [name for name in FORMATS if fv[name].value]
     if profile is not None and profile.mode not in formats:
@@ -531,7 +574,7 @@ def settings_from_flags(fv, argv: Sequence[str]) -> ExportSettings:
         distill_weight=fv.distill_weight, ohem_thresh=config.get("ohem_thresh"),
         ohem_min_kept=config.get("ohem_min_kept", 0),
         eval_images=fv.eval_images, threads=fv.threads, evaluate=fv.evaluate, labels=config.get("labels"),
-        colors=config.get("colors"), command=" ".join(["python -m mobileseg.export", *sys.argv[1:]]))
+        colors=config.get("colors"), tome=tome, command=" ".join(["python -m mobileseg.export", *sys.argv[1:]]))
 
 
 def run(fv, argv: Sequence[str]) -> int:

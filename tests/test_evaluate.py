@@ -188,3 +188,27 @@ def test_images_of_different_sizes_are_each_evaluated_at_their_own_size(tmp_path
     tiny_segmenters.constant_model(3, winner=1).save(tmp_path / "m.keras")
     result = evaluate(Segmenter.load(tmp_path / "m.keras"), open_source(f"folder:{root}"), "val", progress=False)
     assert result["pixels"] == 30 * 20 + 36  # the big image at 30x20, the other 6x8 minus its 12 void pixels
+
+
+def test_tome_merges_tokens_in_a_keras_network_and_refuses_what_it_cannot_rewrite(tmp_path, capsys, models):
+    from tests.arch.test_tome import tiny_segformer
+
+    tiny_segformer(num_classes=8, input_size=(48, 64)).save(tmp_path / "segformer.keras")
+    data = ["--data", tiny_segmenters.DATA, "--noprogress", "--max_images", "2", "--json"]
+    results = {}
+    for tome in (None, "0", "0.5"):
+        code, out, err = run_in_process(capsys, "--model", str(tmp_path / "segformer.keras"), *data,
+                                        *(["--tome", tome] if tome else []))
+        assert code == 0, err
+        results[tome] = json.loads(out)
+    assert "token_merging" not in results[None]
+    assert results["0"]["confusion_matrix"] == results[None]["confusion_matrix"]  # ratio 0: the network as is
+    merged = results["0.5"]["token_merging"]
+    assert merged["ratio"] == 0.5 and sorted(s["tome_mode"] for s in merged["blocks"].values()) == ["kv_bsm", "q_bsm"]
+
+    for model, tome, message in [
+            (tmp_path / "segformer.keras", "1", "--tome: token merging ratio must be a number in [0, 1)"),
+            (models["fp32"], "0.5", "--tome rewrites a .keras network; a .tflite file is fixed"),
+            (models["keras"], "0.5", "has no efficient-attention block")]:
+        code, out, err = run_in_process(capsys, "--model", str(model), *data, "--tome", tome)
+        assert code == 2 and out == "" and message in err, err

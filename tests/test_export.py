@@ -125,3 +125,36 @@ def test_bad_requests_exit_2_with_a_message(run_dir, tmp_path, capsys, argv, mes
 def test_missing_model_is_named(tmp_path, capsys):
     assert _run(["--run_dir", str(tmp_path), "--fp32"]) == 2
     assert f"no such model file: {tmp_path / 'model.keras'}" in capsys.readouterr().err
+
+
+def test_tome_exports_the_network_with_tokens_merged_beside_the_run_s_own_export(tmp_path, capsys):
+    from tests.arch.test_tome import tiny_segformer
+
+    tiny_segformer(num_classes=8, input_size=(48, 64)).save(tmp_path / "model.keras")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"train": {"data": DATA}}))
+    code = _run(["--run_dir", str(tmp_path), "--tome", "0.5", "--fp32", "--int8", "--ptq",
+                 "--calibration_images", "2", "--eval_images", "1"])
+    assert code == 0, capsys.readouterr().err
+    out = tmp_path / "export_tome0.5"
+    assert not (tmp_path / "export").exists()
+    report = json.loads((out / "report.json").read_text())
+    merging = report["token_merging"]
+    assert merging["ratio"] == 0.5 and merging["model"] == str(out / "model_tome0.5.keras")
+    assert {s["tome_mode"] for s in merging["blocks"].values()} == {"kv_bsm", "q_bsm"}
+    assert report["float"]["file"] == merging["model"] and "miou" in report["float"]
+    files = {Path(entry["file"]).name: entry for entry in report["files"]}
+    assert files["model_int8.tflite"]["builtin_only"] and files["model_fp32.tflite"]["builtin_only"]
+    assert "TOPK_V2" in files["model_int8.tflite"]["ops"]  # the matching is in the file
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["export"]["tome"] == 0.5
+    reloaded = export_cli.load_keras_model(out / "model_tome0.5.keras")
+    assert {layer.tome_mode for layer in reloaded.layers if hasattr(layer, "tome_mode")} == {"kv_bsm", "q_bsm"}
+
+
+@pytest.mark.parametrize("tome, message", [
+    ("1.5", "--tome: token merging ratio must be a number in [0, 1)"),
+    ("-0.5", "--tome: token merging ratio must be a number in [0, 1)"),
+    ("0.5", "model.keras has no efficient-attention block"),
+])
+def test_tome_out_of_range_or_without_attention_exits_2(run_dir, capsys, tmp_path, tome, message):
+    assert _run(["--run_dir", str(run_dir), "--out_dir", str(tmp_path), "--fp32", "--tome", tome]) == 2
+    assert message in capsys.readouterr().err
