@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
+from mobileseg.deploy.xnnpack_int8 import for_xnnpack
+
 MODES = ("fp32", "fp16", "int8")
 
 
@@ -49,7 +51,7 @@ def random_representative(input_shapes: Sequence[Sequence[int]], num_samples: in
 
 def convert(model, mode: str = "fp32",
             representative: Callable[[], Iterable[list[np.ndarray]]] | None = None,
-            batch_size: int = 1) -> bytes:
+            batch_size: int = 1, xnnpack_rewrite: bool = True) -> bytes:
     """Convert a Keras 3 model to a TFLite flatbuffer through a SavedModel.
 
     Args:
@@ -58,6 +60,9 @@ def convert(model, mode: str = "fp32",
         representative: calibration generator for ``int8``; default: uniform noise
             in [-1, 1] shaped like the model inputs.
         batch_size: the static batch size of the exported signature.
+        xnnpack_rewrite: rewrite an ``int8`` file for XNNPACK as export ships it
+            (`mobileseg.deploy.xnnpack_int8.for_xnnpack`), so a block timed for the latency
+            table runs the way it will in the shipped network; False: the converter's file.
 
     Returns:
         The flatbuffer bytes.
@@ -102,7 +107,8 @@ def convert(model, mode: str = "fp32",
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
-        return converter.convert()
+        flatbuffer = converter.convert()
+    return for_xnnpack(flatbuffer) if mode == "int8" and xnnpack_rewrite else flatbuffer
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ def _int8(model, low=-3.0, high=3.0, shapes=(SHAPE,)):
         rng = np.random.default_rng(0)
         for _ in range(8):
             yield [rng.uniform(lo, hi, shape).astype(np.float32) for shape, lo, hi in zip(shapes, lows, highs)]
-    return tflite_convert.convert(model, "int8", representative=samples)
+    return tflite_convert.convert(model, "int8", representative=samples, xnnpack_rewrite=False)
 
 
 def _one_op(fn):
