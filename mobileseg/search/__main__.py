@@ -31,6 +31,17 @@ already trained in DIR, ``--stage all`` (the default) all four. ``DIR/config.yam
 ``search`` section with every flag, resolved; ``DIR/search_state.json`` says which stages ran,
 how long each took and the machine's load.
 
+Strategies (``--strategy``): ``evolutionary`` (the default) is the flow above. ``differentiable``
+(`mobileseg.search.differentiable`: GAS-style per-cell architecture logits, with GAS's GCN between
+neighbouring cells unless ``--nogcn``, a straight-through Gumbel path through the supernet, and
+FasterSeg's ``CE + lambda * expected latency`` loss from the same latency table, lambda steered
+towards ``--target_latency_ms``) replaces stages 2 and 3 by one stage that trains the supernet's
+weights and the architecture together for ``--supernet_epochs`` epochs on the two halves of the
+training split, into ``DIR/differentiable/`` (checkpointed after every epoch, resumed by the same
+command); every epoch's most likely network is one trial of the outputs (stage 4, the same files).
+For it ``--stage supernet``, ``search`` and ``all`` all run stage 1 (the shared latency table) then
+that stage; ``--population``, ``--generations``, ``--storage`` and ``--study_name`` are not used.
+
 Sizes: networks are trained, scored and timed at ``--input_size`` (the search resolution,
 also the size the latency is predicted for). By default it is half of the data set's image
 size (its first training image), each side rounded to the nearest multiple of the space's
@@ -74,6 +85,8 @@ connect it and run the same command again.
 
 Example:
     python -m mobileseg.search --space search_space/demo.yaml --data synthetic:64 --run_dir runs/demo_search
+    python -m mobileseg.search --strategy differentiable --space search_space/demo.yaml --data synthetic:64 \\
+        --target_latency_ms 5 --run_dir runs/demo_differentiable
     python -m mobileseg.search --space search_space/default.yaml --data camvid:../shared/datasets/camvid \\
         --target_latency_ms 30 --run_dir runs/camvid_search
     python -m mobileseg.search --space search_space/default.yaml --data camvid:../shared/datasets/camvid \\
@@ -94,10 +107,12 @@ from pathlib import Path
 from mobileseg.train import BadInput
 
 STAGES = ("supernet", "search", "all")
+STRATEGIES = ("evolutionary", "differentiable")
 FLAG_NAMES = (
     "space", "data", "run_dir", "input_size", "target_latency_ms", "latency_backend", "serial", "adb", "threads",
     "clock", "stage", "budget", "population", "generations", "seed", "storage", "study_name", "supernet_epochs",
     "steps_per_epoch", "batch_size", "search_scale", "val_images", "calib_batches", "references", "progress",
+    "strategy", "gcn",
 )
 """Every flag of the command, in the order config.yaml lists them."""
 BUDGET_FLAGS = ("supernet_epochs", "population", "generations", "calib_batches", "references")
@@ -132,7 +147,16 @@ def define_flags(flag_values=None) -> None:
                       "seen) or thread_cpu (CPU time of the one LiteRT thread: the idle-core latency on a machine "
                       "others are loading; needs --threads 1).", flag_values=fv)
     flags.DEFINE_enum("stage", "all", list(STAGES), "supernet: train it only; search: latency, search and "
-                      "outputs on the supernet in DIR; all: everything.", flag_values=fv)
+                      "outputs on the supernet in DIR; all: everything. With --strategy differentiable the "
+                      "supernet and the search are one stage: every value runs the latency stage (shared), "
+                      "then it, then the outputs.", flag_values=fv)
+    flags.DEFINE_enum("strategy", "evolutionary", list(STRATEGIES), "evolutionary: train the supernet, then "
+                      "NSGA-II over it; differentiable: train the weights and per-cell architecture logits "
+                      "together (GAS, FasterSeg's latency loss) for --supernet_epochs epochs, in DIR/differentiable.",
+                      flag_values=fv)
+    flags.DEFINE_boolean("gcn", True, "differentiable: pass each cell's architecture logits through GAS's graph "
+                         "convolution over neighbouring cells before the softmax (--nogcn: cells independent).",
+                         flag_values=fv)
     flags.DEFINE_enum("budget", "auto", list(budget.CHOICES), "Defaults of the budget flags: demo (minutes), "
                       "default (hours), auto (demo below 100 training images).", flag_values=fv)
     flags.DEFINE_integer("population", None, "Networks per generation (default: the budget's).", flag_values=fv)
@@ -143,7 +167,8 @@ def define_flags(flag_values=None) -> None:
                         "database server such as postgresql://user:password@host/db for several workers.",
                         flag_values=fv)
     flags.DEFINE_string("study_name", "search", "The study in the storage.", flag_values=fv)
-    flags.DEFINE_integer("supernet_epochs", None, "Supernet epochs (default: the budget's).", flag_values=fv)
+    flags.DEFINE_integer("supernet_epochs", None, "Supernet epochs; with --strategy differentiable the epochs of "
+                         "the joint weight and architecture training (default: the budget's).", flag_values=fv)
     flags.DEFINE_integer("steps_per_epoch", None, "At most this many supernet steps per epoch (default: one pass "
                          "over the training images).", flag_values=fv)
     flags.DEFINE_integer("batch_size", 8, "Images per supernet step and per calibration batch.", flag_values=fv)
@@ -268,6 +293,9 @@ def check_inputs(fv) -> Plan:
     train_pairs = len(source.pairs("train"))
     if train_pairs < fv.batch_size:
         raise BadInput(f"--batch_size {fv.batch_size}: larger than the {train_pairs} training images of {fv.data}")
+    if fv.strategy == "differentiable" and train_pairs // 2 < fv.batch_size:
+        raise BadInput(f"--batch_size {fv.batch_size}: larger than half of the {train_pairs} training images of "
+                       f"{fv.data} (the differentiable search trains weights and architecture on two halves)")
     budget = choose_budget(fv.budget, train_pairs)
     resolved = {name: fv[name].value for name in FLAG_NAMES}
     for name in BUDGET_FLAGS:
@@ -302,6 +330,10 @@ def check_inputs(fv) -> Plan:
               "class_names": list(source.class_names), "image_size": list(image_size), "output_stride": stride,
               "train_pairs": train_pairs, "val_pairs": len(source.pairs("val"))}
     plan = Plan(types.SimpleNamespace(**resolved), record, run_dir, space, source, input_size, storage, references)
+    if fv.strategy == "differentiable":
+        _check_differentiable_dir(plan)
+        _open_latency_model(plan)
+        return plan
     supernet_epoch = _check_run_dir(plan)
     if fv.stage != "supernet":
         _check_study(plan, supernet_epoch)
@@ -320,18 +352,42 @@ def _check_storage(url: str) -> None:
                        "postgresql://user:password@host/db") from None
 
 
-def _check_run_dir(plan: Plan) -> int:
-    """Refuse a DIR holding another search or supernet; returns the supernet epoch the search will use."""
-    from mobileseg.supernet.trainer import FOLDER, STATE as SUPERNET_STATE
+def _check_same_search(plan: Plan) -> None:
+    """Refuse a DIR holding a search of another space, data set or input size."""
     from mobileseg.training.trainer import read_config
 
-    f = plan.flags
     previous = read_config(plan.run_dir).get("search") or {}
     changed = [f"{key} {previous[key]!r} -> {plan.record[key]!r}" for key in ("space_sha256", "data", "input_size")
                if key in previous and previous[key] != plan.record[key]]
     if changed:
         raise BadInput(f"--run_dir {plan.run_dir}: holds a search of another space, data set or input size "
                        f"({'; '.join(changed)}); use a new --run_dir")
+
+
+def _check_differentiable_dir(plan: Plan) -> None:
+    """Refuse a DIR holding another search, or a differentiable search with other fixed settings."""
+    from mobileseg.search.differentiable import FOLDER, read_state, resume_conflicts
+
+    _check_same_search(plan)
+    state = read_state(plan.run_dir)
+    if state is None:
+        return
+    f = plan.flags
+    ours = {"space": str(plan.space.source), "input_size": list(plan.input_size),
+            "num_classes": plan.source.num_classes, "data": plan.source.spec, "batch_size": f.batch_size,
+            "seed": f.seed, "search_scale": f.search_scale, "gcn": f.gcn}
+    changed = resume_conflicts(state["fixed"], ours)
+    if changed:
+        raise BadInput(f"--run_dir {plan.run_dir}: its {FOLDER} search ran with other settings "
+                       f"({'; '.join(changed)}); use the same flags or a new --run_dir")
+
+
+def _check_run_dir(plan: Plan) -> int:
+    """Refuse a DIR holding another search or supernet; returns the supernet epoch the search will use."""
+    from mobileseg.supernet.trainer import FOLDER, STATE as SUPERNET_STATE
+
+    f = plan.flags
+    _check_same_search(plan)
     state_path = plan.run_dir / FOLDER / SUPERNET_STATE
     state = json.loads(state_path.read_text()) if state_path.is_file() else None
     if state is not None:
@@ -597,6 +653,32 @@ def _search_stage(plan: Plan, supernet, supernet_epoch: int, state: RunState):
     return result, accuracy
 
 
+def _differentiable_stage(plan: Plan, state: RunState):
+    """Stages 2 and 3 of ``--strategy differentiable``: weights and architecture together; (result, accuracy)."""
+    import keras
+    import numpy as np
+
+    from mobileseg.search.differentiable import DifferentiableConfig, DifferentiableSearch
+    from mobileseg.supernet.model import Supernet
+
+    started = time.perf_counter()
+    f = plan.flags
+    keras.utils.set_random_seed(f.seed)
+    supernet = Supernet(plan.space, plan.source.num_classes, plan.input_size)
+    config = DifferentiableConfig(plan.supernet_config(), gcn=f.gcn, target_latency_ms=f.target_latency_ms,
+                                  calib_batches=f.calib_batches, val_images=f.val_images)
+    search = DifferentiableSearch(supernet, plan.latency, config)
+    done = search.fit(plan.source, plan.run_dir, np.random.default_rng(f.seed), progress=_say)
+    trained = done.epoch - done.initial_epoch
+    _say(f"differentiable: {'trained %d epoch%s' % (trained, 's' * (trained != 1)) if trained else 'already trained'}"
+         f", {done.epoch} in all ({'GCN' if f.gcn else 'no GCN'}, warm-up {config.warmup}, lambda now "
+         f"{search.latency_weight:.3g}) in {time.perf_counter() - started:.0f} s -> {done.folder}")
+    state.done("differentiable", started, epoch=done.epoch, trained_now=trained, gcn=f.gcn,
+               warmup_epochs=config.warmup, latency_weight=search.latency_weight,
+               last_epoch=done.log[-1] if done.log else None)
+    return done.result, done.accuracy
+
+
 def _outputs_stage(plan: Plan, result, accuracy, references: list[Path], state: RunState):
     """Stage 4: the references on the same axes, then pareto.json, pareto.png and arch.yaml."""
     from mobileseg.search.objectives import evaluate_references
@@ -616,6 +698,13 @@ def execute(plan: Plan) -> None:
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     record_config(plan.run_dir, "search", plan.record)
     state = RunState(plan.run_dir, plan.flags.stage)
+    if plan.flags.strategy == "differentiable":
+        references = _latency_stage(plan, state)
+        result, accuracy = _differentiable_stage(plan, state)
+        _say(_outputs_stage(plan, result, accuracy, references, state).summary)
+        state.finish()
+        _say(f"stages: {state.timings()}; {state.data['seconds']:.0f} s in all -> {plan.run_dir}")
+        return
     references = _latency_stage(plan, state) if plan.flags.stage != "supernet" else []
     supernet, epoch = _supernet_stage(plan, state)
     if plan.flags.stage != "supernet":

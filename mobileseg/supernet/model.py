@@ -90,9 +90,12 @@ class Supernet(keras.Model):
         name: model name.
 
     Call:
-        ``supernet((images, arch), training=False, bn_momentum=None)``: images (B, H, W, 3)
-        in [0, 255]; arch the int32 vector of `encode`. Returns logits (B, h, w, num_classes)
-        at the resolution of the head's first input, like `build_model`'s.
+        ``supernet((images, arch), training=False, bn_momentum=None, gates=None)``: images (B, H,
+        W, 3) in [0, 255]; arch the int32 vector of `encode`. Returns logits (B, h, w, num_classes)
+        at the resolution of the head's first input, like `build_model`'s. ``gates``: None, or a
+        float32 vector of ``len(plan.slots) + 1`` scalars multiplying each slot's output (in
+        ``plan.slots`` order) and the logits (last): the straight-through estimator of the
+        differentiable search (`mobileseg.search.differentiable`) passes 1s that carry gradients.
 
     Raises:
         SupernetError: the space cannot be a supernet (a message naming the choice path).
@@ -320,7 +323,7 @@ class Supernet(keras.Model):
         return self._costs[slot.name]
 
     # -- running -------------------------------------------------------------------------------
-    def call(self, inputs, training=False, bn_momentum=None):
+    def call(self, inputs, training=False, bn_momentum=None, gates=None):
         images, arch = inputs
         arch = ops.cast(arch, "int32")
         x0 = self.normalize(images)
@@ -330,7 +333,7 @@ class Supernet(keras.Model):
         def field(slot: CellSlot, index: int):
             return arch[slot.offset + index]
 
-        for slot in plan.slots:
+        for position, slot in enumerate(plan.slots):
             if slot.index > 0:
                 x = features[(slot.branch, slot.index - 1)]
             elif slot.source is None:
@@ -346,9 +349,10 @@ class Supernet(keras.Model):
             if slot.optional:
                 branches.append(functools.partial(self._absent, slot))
             if len(branches) == 1:
-                features[(slot.branch, slot.index)] = branches[0](x, context)
+                output = branches[0](x, context)
             else:
-                features[(slot.branch, slot.index)] = ops.switch(field(slot, 0), branches, x, context)
+                output = ops.switch(field(slot, 0), branches, x, context)
+            features[(slot.branch, slot.index)] = output if gates is None else output * gates[position]
 
         head = plan.head
         at = head.offset
@@ -358,7 +362,8 @@ class Supernet(keras.Model):
             inputs_.append(self._select(ref, arch[at + 3 + 2 * i], features))
             present.append(arch[at + 2 + 2 * i] if head.input_optional[i] else None)
         single = arch[at + 1] if head.can_be_single else None
-        return elastic.run_head(head.op, self.head_layer, inputs_, present, single, arch[at], training, bn_momentum)
+        logits = elastic.run_head(head.op, self.head_layer, inputs_, present, single, arch[at], training, bn_momentum)
+        return logits if gates is None else logits * gates[len(plan.slots)]
 
     def _run_group(self, slot: CellSlot, index: int, args, training, momentum, x, context):
         group = slot.groups[index]

@@ -1,0 +1,567 @@
+"""Differentiable search: per-cell architecture logits, GAS's GCN, FasterSeg's latency loss, one supernet.
+
+The second strategy of ``python -m mobileseg.search`` (``--strategy differentiable``; NSGA-II
+over a trained supernet is the first). Papers: Lin et al., "Graph-guided Architecture Search
+for Real-time Semantic Segmentation" (GAS), CVPR 2020; Chen et al., "FasterSeg: Searching for
+Faster Real-time Semantic Segmentation", ICLR 2020; Liu et al., "DARTS", ICLR 2019 (the
+alternating first-order scheme on split training data); Dong & Yang, "Searching for a Robust
+Neural Architecture in Four GPU Hours" (GDAS), CVPR 2019 (the straight-through Gumbel path).
+
+**Architecture parameters** (GAS: cell-independent, no sharing between cells): one logit vector
+per choice point of the space (`mobileseg.search.cell_choices.CellChoices`): each cell's op,
+and every width, kernel, expansion or ratio inside its alternatives; fork points, optional
+branches and the head's width too. With ``gcn`` (GAS's GCN-Guided Module,
+`mobileseg.search.gcn`), each cell's logits are updated from its lattice neighbours' before
+the softmax. Initial logits: ``N(0, 1e-3)`` (DARTS).
+
+**Relaxation: a straight-through Gumbel-softmax single path, not the full mixture.** The full
+DARTS/GAS mixture runs every candidate of every cell at every step: up to 39 concrete
+candidates a cell in the default space (7 ops, each with its widths, kernels and expansions),
+i.e. tens of networks per step on a 2-core CPU, and the supernet's one compiled graph runs
+one group per cell (a ``switch``). So each step draws one network with the Gumbel-max trick
+from ``softmax(alpha')`` per choice point (`CellChoices.sample`, redrawn if it does not
+connect) and runs it through the supernet's graph, whose every cell output is multiplied by
+``g = prod over the cell's sampled choices of (y_c - stop_gradient(y_c) + 1)`` with ``y =
+softmax((alpha' + Gumbel) / temperature)``: 1 in the forward pass, the gradient of ``y_c`` in
+the backward (GDAS; FasterSeg samples its widths this way, with this product). The gradient
+reaches every logit of a choice point through the softmax's normalisation. A branch's fork
+point and presence choices gate its first cell, the head's width choice the logits
+(`Supernet.call`'s ``gates``).
+
+**Training** (DARTS first order, as GAS and FasterSeg): the training split is split once,
+seeded, into two halves; each step takes one architecture step on a batch of the second half,
+then one weight step on a batch of the first:
+
+- weights: AdamW (`mobileseg.training.trainer.make_optimizer`) on the OHEM cross-entropy of a
+  network sampled from the current distribution (no gates);
+- architecture (logits and GCN maps): Adam (lr ``arch_lr``, betas 0.5/0.999 as DARTS and
+  FasterSeg) on ``CE + lambda * E[latency] / scale``, where ``E[latency]`` is the expected
+  latency of the distribution from the search's latency table
+  (`mobileseg.search.expected_latency`, differentiable in the probabilities, no Gumbel noise)
+  and ``scale`` is ``target_latency_ms``, or without a target the expected latency of the
+  initial distribution. The first ``warmup_epochs`` epochs train the weights only (FasterSeg
+  pretrains its supernet before searching).
+
+**Lambda** (FasterSeg's schedule made proportional): after every epoch that trained the
+architecture, with a target, ``lambda *= clip(L / target, 1/2, 2)`` where ``L`` is the
+predicted latency (`LatencyModel.latency_ms`) of that epoch's most likely network: a network
+over the target raises the pressure, one under it lowers it, at most by FasterSeg's factor 2
+per epoch. Without a target lambda stays at ``latency_weight``.
+
+**Result**: after every epoch, the most likely network (`CellChoices.most_likely`: the argmax
+per choice point, invalid combinations fixed by the next-best alternatives) is one candidate,
+with its predicted latency and its proxy mIoU (`SupernetAccuracyModel`: batch norm
+recalibrated, validation mIoU), so `mobileseg.search.pareto.write_outputs` writes
+``arch.yaml``, ``pareto.json`` and ``pareto.png`` exactly as for NSGA-II (one trial per epoch).
+
+**Resume**: ``RUN/differentiable/checkpoint.npz`` (weights, both optimizers, logits, GCN, lambda,
+the generator's state, the candidates) is replaced atomically after every epoch, and
+``state.json`` says where the run is; the same call resumes after the last completed epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from mobileseg.arch import schema_io
+from mobileseg.atomic_write import write_atomic
+from mobileseg.data.checks import verified_pairs
+from mobileseg.data.source import SegmentationSource
+from mobileseg.latency.predictor import TableLatencyModel
+from mobileseg.search.cell_choices import CellChoices, Chosen
+from mobileseg.search.expected_latency import ExpectedLatency
+from mobileseg.search.gcn import CellGraphConvolution
+from mobileseg.search.objectives import genotype_key
+from mobileseg.search.results import Candidate, SearchResult
+from mobileseg.supernet.accuracy import SupernetAccuracyModel
+from mobileseg.supernet.graph_options import supernet_function_options
+from mobileseg.supernet.model import Supernet
+from mobileseg.supernet.trainer import SupernetTrainConfig
+from mobileseg.training.losses import OhemCrossEntropy
+from mobileseg.training.trainer import (
+    ResumeError,
+    TrainingDiverged,
+    TrainingError,
+    epoch_batches,
+    make_optimizer,
+    record_config,
+)
+
+FOLDER = "differentiable"
+CHECKPOINT = "checkpoint.npz"
+STATE = "state.json"
+LAMBDA_STEP = 2.0
+"""Lambda moves by at most this factor per epoch (FasterSeg doubles or halves it)."""
+MASKED = -1e9
+
+
+@dataclasses.dataclass(frozen=True)
+class DifferentiableConfig:
+    """Settings of a differentiable search.
+
+    Args:
+        weights: the weight side (epochs, batch size, steps per epoch, AdamW and its schedule,
+            OHEM, augmentation, ``search_scale``, seed), as the supernet trainer's.
+        gcn: pass the logits through GAS's GCN-Guided Module.
+        target_latency_ms: the latency lambda steers towards; None: lambda stays fixed.
+        latency_weight: lambda at the start.
+        arch_lr: Adam's learning rate for the logits and the GCN. DARTS uses 3e-4 over some 20,000
+            steps; a CPU search takes a few hundred (CamVid: 22 steps an epoch of 8 images a half), and
+            Adam moves a logit by about the learning rate a step, so 1e-2 lets a logit move by a few
+            units in such a run.
+        temperature: of the Gumbel softmax (FasterSeg: 1).
+        warmup_epochs: epochs that train the weights only; None: a quarter of the epochs.
+        gcn_hidden, gcn_gamma: the GCN's embedding width and update weight.
+        calib_batches, val_images: the proxy mIoU of each epoch's network (`SupernetAccuracyModel`).
+        init_scale: standard deviation of the initial logits.
+
+    Example:
+        >>> DifferentiableConfig(SupernetTrainConfig(epochs=8)).warmup
+        2
+    """
+
+    weights: SupernetTrainConfig
+    gcn: bool = True
+    target_latency_ms: float | None = None
+    latency_weight: float = 0.1
+    arch_lr: float = 1e-2
+    temperature: float = 1.0
+    warmup_epochs: int | None = None
+    gcn_hidden: int = 16
+    gcn_gamma: float = 0.5
+    calib_batches: int = 4
+    val_images: int | None = None
+    init_scale: float = 1e-3
+
+    @property
+    def epochs(self) -> int:
+        return self.weights.epochs
+
+    @property
+    def warmup(self) -> int:
+        """Epochs without architecture steps."""
+        return self.epochs // 4 if self.warmup_epochs is None else self.warmup_epochs
+
+
+def adapted_latency_weight(weight: float, predicted_ms: float, target_ms: float | None) -> float:
+    """Lambda after an epoch whose most likely network is predicted at ``predicted_ms`` (module docstring).
+
+    Example:
+        >>> adapted_latency_weight(0.1, 30.0, 20.0), adapted_latency_weight(0.1, 10.0, 20.0)
+        (0.15000000000000002, 0.05)
+        >>> adapted_latency_weight(0.1, 90.0, 20.0), adapted_latency_weight(0.1, 90.0, None)
+        (0.2, 0.1)
+    """
+    if target_ms is None:
+        return weight
+    return weight * min(LAMBDA_STEP, max(1.0 / LAMBDA_STEP, predicted_ms / target_ms))
+
+
+def split_halves(pairs: list, seed: int) -> tuple[list, list]:
+    """A fixed seeded split of the training pairs into the weights' half and the architecture's half.
+
+    Example:
+        >>> split_halves(list(range(5)), seed=0)
+        ([2, 4], [3, 0, 1])
+    """
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    half = len(pairs) // 2
+    return [pairs[i] for i in order[:half]], [pairs[i] for i in order[half:]]
+
+
+class ArchitectureLogits:
+    """The logits of every choice point, ``[points, widest]``, optionally passed through the GCN.
+
+    Args:
+        choices: the layout of the rows.
+        gcn: use GAS's GCN-Guided Module (when the space has at least one cell with a choice).
+        hidden, gamma: the GCN's.
+        init_scale: standard deviation of the initial logits.
+        seed: of the initial logits and GCN weights.
+    """
+
+    def __init__(self, choices: CellChoices, gcn: bool, hidden: int = 16, gamma: float = 0.5,
+                 init_scale: float = 1e-3, seed: int = 0):
+        initial = np.random.default_rng(seed).normal(0.0, init_scale, choices.mask.shape) * choices.mask
+        self.raw = tf.Variable(initial.astype(np.float32), name="arch_logits")
+        self.mask = tf.constant(choices.mask)
+        self.gcn = None
+        if gcn and choices.nodes:
+            self.gcn = CellGraphConvolution(choices.node_rows, choices.adjacency, hidden, gamma, seed,
+                                            name="cell_gcn")
+            self.gcn.build(choices.mask.shape)
+
+    @property
+    def variables(self) -> list:
+        """What the architecture optimizer trains: the logits, then the GCN's maps."""
+        return [self.raw, *(self.gcn.trainable_weights if self.gcn is not None else [])]
+
+    def logits(self):
+        """``alpha'``: the logits after the GCN, ``MASKED`` past each row's alternatives."""
+        logits = self.raw if self.gcn is None else self.gcn(self.raw, self.mask)
+        return tf.where(self.mask > 0, logits, MASKED)
+
+    def probabilities(self):
+        """``softmax(alpha')`` per row."""
+        return tf.nn.softmax(self.logits(), axis=1)
+
+
+@dataclasses.dataclass
+class DifferentiableResult:
+    """What `DifferentiableSearch.fit` did.
+
+    Attributes:
+        folder: ``RUN/differentiable``.
+        initial_epoch: the epoch this call started at (> 0 when resumed).
+        epoch: epochs completed.
+        log: one dict per completed epoch.
+        result: every epoch's most likely network as a `SearchResult` (one trial per epoch).
+        accuracy: the proxy-mIoU model (to score references on the same axes).
+    """
+
+    folder: Path
+    initial_epoch: int
+    epoch: int
+    log: list[dict]
+    result: SearchResult
+    accuracy: SupernetAccuracyModel
+
+
+class DifferentiableSearch:
+    """Weights and architecture logits of one `Supernet`, trained alternately (module docstring).
+
+    Args:
+        supernet: the supernet of the space (its weights are the search's; its input size the crop).
+        latency_model: the search's table latency model (table, overhead).
+        config: the settings.
+
+    Example:
+        >>> import numpy as np, tempfile
+        >>> from mobileseg.arch.space import SearchSpace
+        >>> from mobileseg.latency.blocks import signatures_of
+        >>> from mobileseg.latency.device import local_fingerprint
+        >>> from mobileseg.latency.predictor import TableLatencyModel
+        >>> from mobileseg.latency.table import LatencyTable
+        >>> space = SearchSpace.from_text('''
+        ... name: tiny
+        ... branches:
+        ...   - {name: main, source: null, cells: [{op: conv, width: 8, stride: 2},
+        ...                                        {choice: [{op: conv, width: 8}, {op: skip}]}]}
+        ... head: {op: light, inputs: [{branch: main}], width: 8}
+        ... ''')
+        >>> record = {"median_ms": 1.0, "p90_ms": 1, "std_ms": 0, "min_ms": 1, "runs": 1,
+        ...           "xnnpack_partitions": 1, "fallback_ops": []}
+        >>> table = LatencyTable(local_fingerprint())
+        >>> for d in (0, 1):
+        ...     for s in signatures_of(space.materialize({"branches[0].cells[1]": d}), (16, 16), 3):
+        ...         table.add(s, record)
+        >>> latency = TableLatencyModel(table, lambda g: signatures_of(g, (16, 16), 3))
+        >>> search = DifferentiableSearch(Supernet(space, 3, (16, 16)), latency,
+        ...                               DifferentiableConfig(SupernetTrainConfig(epochs=1), gcn=False))
+        >>> search.set_steps_per_epoch(1)
+        >>> images, labels = np.zeros((2, 16, 16, 3), "float32"), np.zeros((2, 16, 16), "int32")
+        >>> sorted(search.arch_step(images, labels, np.random.default_rng(0)))
+        ['ce', 'expected_ms', 'latency_loss']
+    """
+
+    def __init__(self, supernet: Supernet, latency_model: TableLatencyModel, config: DifferentiableConfig):
+        self.supernet = supernet
+        self.config = config
+        self.latency_model = latency_model
+        seed = config.weights.seed
+        self.choices = CellChoices(supernet.space, supernet.plan, supernet.num_classes)
+        self.arch = ArchitectureLogits(self.choices, config.gcn, config.gcn_hidden, config.gcn_gamma,
+                                       config.init_scale, seed)
+        self.latency = ExpectedLatency(self.choices, latency_model)
+        self.train_config = config.weights.train_config(supernet.input_size)
+        self.loss = OhemCrossEntropy(threshold=config.weights.ohem_thresh, min_kept=self.train_config.min_kept())
+        self.weight_variables = list(supernet.trainable_variables)
+        self.weight_optimizer = None
+        self.arch_optimizer = keras.optimizers.Adam(config.arch_lr, beta_1=0.5, beta_2=0.999)
+        self.arch_optimizer.build(self.arch.variables)
+        self.latency_weight = config.latency_weight
+        self.latency_scale_ms = config.target_latency_ms
+        self._compiled_weight_step = tf.function(self._weight_step)
+        self._compiled_arch_gradients = tf.function(self._arch_gradients)
+
+    def set_steps_per_epoch(self, steps_per_epoch: int) -> None:
+        """Create the weights' optimizer (AdamW with the schedule over ``epochs * steps_per_epoch`` steps)."""
+        self.weight_optimizer = make_optimizer(self.train_config, steps_per_epoch)
+        self.weight_optimizer.build(self.weight_variables)
+
+    # -- the distribution ----------------------------------------------------------------------------
+    def probabilities(self) -> np.ndarray:
+        """``softmax(alpha')`` per choice point, ``[points, widest]``."""
+        return self.arch.probabilities().numpy()
+
+    def most_likely(self) -> Chosen:
+        """The most likely valid network of the current distribution."""
+        return self.choices.most_likely(self.probabilities())
+
+    def expected_ms(self) -> float:
+        """The expected latency of the current distribution (at its most likely network's shapes)."""
+        ms, usable = self.latency.variant_ms(self.most_likely())
+        return float(self.latency.expected_ms(self.arch.probabilities(), ms, usable))
+
+    # -- steps -----------------------------------------------------------------------------------------
+    def _weight_step(self, images, labels, arch):
+        with tf.GradientTape() as tape:
+            loss = self.loss(labels, self.supernet((images, arch), training=True))
+        gradients = tape.gradient(loss, self.weight_variables)
+        gradients = [tf.zeros_like(v) if g is None else g for g, v in zip(gradients, self.weight_variables,
+                                                                            strict=True)]
+        self.weight_optimizer.apply(gradients, self.weight_variables)
+        return loss
+
+    def _arch_gradients(self, images, labels, arch, noise, chosen, membership, candidate_ms, usable, weight,
+                        scale):
+        with tf.GradientTape() as tape:
+            logits = self.arch.logits()
+            soft = tf.nn.softmax((logits + noise) / self.config.temperature, axis=1)
+            picked = tf.gather(soft, chosen, axis=1, batch_dims=1)
+            straight_through = picked - tf.stop_gradient(picked) + 1.0
+            gates = tf.reduce_prod(tf.where(membership > 0, straight_through[None, :], 1.0), axis=1)
+            ce = self.loss(labels, self.supernet((images, arch), training=True, gates=gates))
+            expected = self.latency.expected_ms(tf.nn.softmax(logits, axis=1), candidate_ms, usable)
+            latency_loss = weight * expected / scale
+            total = ce + latency_loss
+        return ce, expected, latency_loss, tape.gradient(total, self.arch.variables)
+
+    def arch_gradients(self, images, labels, sample: Chosen, noise, latency_weight: float | None = None):
+        """The architecture loss of one batch and its gradients (for the logits, then the GCN's maps).
+
+        Args:
+            images, labels: a batch of the architecture half.
+            sample: the network drawn (`CellChoices.sample`) with its Gumbel ``noise``.
+            latency_weight: lambda (default: the search's current one).
+
+        Returns:
+            (cross-entropy, expected latency ms, lambda x latency / scale, gradients).
+        """
+        context = self.most_likely()
+        candidate_ms, usable = self.latency.variant_ms(context)
+        if self.latency_scale_ms is None:
+            self.latency_scale_ms = self.expected_ms()
+        weight = self.latency_weight if latency_weight is None else latency_weight
+        with supernet_function_options():
+            return self._compiled_arch_gradients(
+                tf.convert_to_tensor(images, tf.float32), tf.convert_to_tensor(labels, tf.int32),
+                tf.constant(sample.arch), tf.constant(noise, tf.float32),
+                tf.constant(sample.indices, tf.int32), tf.constant(self.choices.gate_membership(sample.decisions)),
+                tf.constant(candidate_ms), tf.constant(usable), tf.constant(weight, tf.float32),
+                tf.constant(self.latency_scale_ms, tf.float32))
+
+    def arch_step(self, images, labels, rng: np.random.Generator) -> dict:
+        """One Adam step of the logits (and GCN) on a sampled network; returns its losses.
+
+        Raises:
+            TrainingDiverged: a loss is not finite (nothing is applied).
+        """
+        sample, noise = self.choices.sample(self.arch.logits().numpy(), rng)
+        ce, expected, latency_loss, gradients = self.arch_gradients(images, labels, sample, noise)
+        losses = {"ce": float(ce), "expected_ms": float(expected), "latency_loss": float(latency_loss)}
+        if not all(math.isfinite(v) for v in losses.values()):
+            raise TrainingDiverged(f"non-finite architecture loss {losses}")
+        self.arch_optimizer.apply(gradients, self.arch.variables)
+        return losses
+
+    def weight_step(self, images, labels, rng: np.random.Generator) -> float:
+        """One AdamW step of the supernet's weights on a network sampled from the distribution.
+
+        Raises:
+            TrainingError: call `set_steps_per_epoch` first.
+            TrainingDiverged: a non-finite loss (the update is applied; the last checkpoint is kept).
+        """
+        if self.weight_optimizer is None:
+            raise TrainingError("call set_steps_per_epoch (or fit) before weight steps")
+        sample, _ = self.choices.sample(self.arch.logits().numpy(), rng)
+        with supernet_function_options():
+            loss = float(self._compiled_weight_step(tf.convert_to_tensor(images, tf.float32),
+                                                    tf.convert_to_tensor(labels, tf.int32),
+                                                    tf.constant(sample.arch)))
+        if not math.isfinite(loss):
+            raise TrainingDiverged(f"non-finite weight loss {loss}")
+        return loss
+
+    # -- a run -----------------------------------------------------------------------------------------
+    def fixed(self, source: SegmentationSource, train_pairs: int) -> dict:
+        """Settings a resumed run must share with the run it continues."""
+        weights = self.config.weights
+        return {"space": str(self.supernet.space.source), "input_size": list(self.supernet.input_size),
+                "num_classes": self.supernet.num_classes, "data": source.spec, "train_pairs": train_pairs,
+                "batch_size": weights.batch_size, "seed": weights.seed, "search_scale": weights.search_scale,
+                "gcn": self.config.gcn, "points": len(self.choices.points),
+                "weights": len(self.supernet.weights)}
+
+    def fit(self, source: SegmentationSource, run_dir: str | os.PathLike, rng: np.random.Generator,
+            progress: Callable[[str], None] | None = None) -> DifferentiableResult:
+        """Search for ``config.epochs`` epochs into ``run_dir/differentiable``, resuming the run there.
+
+        Args:
+            source: the data set (``train`` split halved for the two sides, ``val`` for the proxy mIoU).
+            run_dir: the run folder.
+            rng: draws the networks; on resume its state is replaced by the saved one.
+            progress: called with one line per epoch.
+
+        Raises:
+            TrainingError: too little data, or (`ResumeError`) the folder holds a run with other settings.
+            TrainingDiverged: a non-finite loss (the last checkpoint is kept).
+        """
+        started = time.perf_counter()
+        weights = self.config.weights
+        if source.num_classes != self.supernet.num_classes:
+            raise TrainingError(f"the supernet predicts {self.supernet.num_classes} classes but {source.spec} "
+                                f"has {source.num_classes}")
+        pairs, _ = verified_pairs(source, "train", skip_bad=weights.skip_bad)
+        weight_half, arch_half = split_halves(pairs, weights.seed)
+        steps = min(len(weight_half), len(arch_half)) // weights.batch_size
+        if steps < 1:
+            raise TrainingError(f"batch_size {weights.batch_size} is larger than half of the {len(pairs)} "
+                                f"training pairs of {source.spec} (the differentiable search halves them)")
+        if weights.steps_per_epoch is not None:
+            steps = min(steps, weights.steps_per_epoch)
+        folder = Path(run_dir) / FOLDER
+        fixed = self.fixed(source, len(pairs))
+        self.set_steps_per_epoch(steps)
+        epoch, log, candidates = 0, [], []
+        if (folder / CHECKPOINT).is_file():
+            epoch, log, candidates = self._restore(folder / CHECKPOINT, fixed, rng)
+        initial_epoch = epoch
+        record_config(run_dir, FOLDER, {**dataclasses.asdict(self.config.weights), **fixed,
+                                        "target_latency_ms": self.config.target_latency_ms,
+                                        "latency_weight": self.config.latency_weight, "arch_lr": self.config.arch_lr,
+                                        "warmup_epochs": self.config.warmup, "temperature": self.config.temperature})
+        accuracy = SupernetAccuracyModel(
+            self.supernet, source, source, calib_batches=self.config.calib_batches, batch_size=weights.batch_size,
+            max_val_images=self.config.val_images, scale_range=self.train_config.scale_range, seed=weights.seed)
+        if self.latency_scale_ms is None and epoch == 0:
+            self.latency_scale_ms = self.expected_ms()
+        keras.utils.set_random_seed(weights.seed + epoch)
+        while epoch < self.config.epochs:
+            epoch_started = time.perf_counter()
+            search_arch = epoch >= self.config.warmup
+            batches = zip(epoch_batches(source, weight_half, self.train_config, epoch).take(steps),
+                          epoch_batches(source, arch_half, self.train_config, epoch).take(steps))
+            sums: dict[str, float] = {}
+            bar = tqdm(batches, total=steps, desc=f"differentiable epoch {epoch + 1}/{self.config.epochs}",
+                       disable=not weights.verbose, leave=False)
+            for (weight_images, weight_labels), (arch_images, arch_labels) in bar:
+                losses = self.arch_step(arch_images, arch_labels, rng) if search_arch else {}
+                losses["weight_ce"] = self.weight_step(weight_images, weight_labels, rng)
+                for key, value in losses.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
+            bar.close()
+            epoch += 1
+            best = self.most_likely()
+            latency_ms = float(self.latency_model.latency_ms(best.genotype))
+            miou = float(accuracy.miou([best.genotype])[0])
+            weight_used = self.latency_weight
+            if search_arch:
+                self.latency_weight = adapted_latency_weight(self.latency_weight, latency_ms,
+                                                             self.config.target_latency_ms)
+            candidates.append({"epoch": epoch, "genotype": schema_io.to_dict(best.genotype),
+                               "decisions": best.decisions, "latency_ms": latency_ms, "miou": miou,
+                               "fixups": best.fixups})
+            log.append({"epoch": epoch, **{k: v / steps for k, v in sums.items()}, "steps": steps,
+                        "architecture": search_arch, "latency_weight": weight_used,
+                        "next_latency_weight": self.latency_weight, "latency_ms": latency_ms, "miou": miou,
+                        "seconds": time.perf_counter() - epoch_started})
+            self._save(folder, epoch, log, candidates, rng, fixed)
+            if progress is not None:
+                progress(_epoch_line(log[-1], self.config.epochs))
+        self._write_state(folder, epoch, log, fixed, "finished")
+        result = self.search_result(candidates, time.perf_counter() - started, folder / CHECKPOINT)
+        return DifferentiableResult(folder, initial_epoch, epoch, log, result, accuracy)
+
+    def search_result(self, candidates: list[dict], seconds: float, checkpoint: Path) -> SearchResult:
+        """Every epoch's most likely network as a `SearchResult` (trial and generation: the epoch, from 0)."""
+        found = []
+        for entry in candidates:
+            genotype = schema_io.from_dict(entry["genotype"], str(checkpoint))
+            found.append(Candidate(trial=entry["epoch"] - 1, generation=entry["epoch"] - 1, genotype=genotype,
+                                   decisions=dict(entry["decisions"]), latency_ms=entry["latency_ms"],
+                                   miou=entry["miou"], key=genotype_key(genotype)))
+        name = f"{FOLDER} ({'GCN' if self.config.gcn else 'no GCN'})"
+        return SearchResult(candidates=tuple(found), generations=len(found), population=1,
+                            target_latency_ms=self.config.target_latency_ms,
+                            invalid=sum(1 for entry in candidates if entry["fixups"]), study_name=name,
+                            storage=str(checkpoint), seconds=seconds)
+
+    # -- checkpoints -----------------------------------------------------------------------------------
+    def _variables(self) -> dict[str, list]:
+        return {"w": list(self.supernet.weights), "o": list(self.weight_optimizer.variables),
+                "a": self.arch.variables, "q": list(self.arch_optimizer.variables)}
+
+    def _save(self, folder: Path, epoch: int, log: list[dict], candidates: list[dict], rng: np.random.Generator,
+              fixed: dict) -> None:
+        meta = {"epoch": epoch, "log": log, "candidates": candidates, "fixed": fixed, "rng": rng.bit_generator.state,
+                "latency_weight": self.latency_weight, "latency_scale_ms": self.latency_scale_ms,
+                "weights": [v.path for v in self.supernet.weights]}
+        arrays = {f"{prefix}{i}": keras.ops.convert_to_numpy(v)
+                  for prefix, variables in self._variables().items() for i, v in enumerate(variables)}
+        buffer = io.BytesIO()
+        np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / CHECKPOINT, buffer.getvalue())
+        self._write_state(folder, epoch, log, fixed, "running")
+
+    def _write_state(self, folder: Path, epoch: int, log: list[dict], fixed: dict, status: str) -> None:
+        state = {"epoch": epoch, "epochs": self.config.epochs, "status": status, "last": log[-1] if log else None,
+                 "latency_weight": self.latency_weight, "fixed": fixed,
+                 "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / STATE, json.dumps(state, indent=2) + "\n")
+
+    def _restore(self, path: Path, fixed: dict, rng: np.random.Generator) -> tuple[int, list, list]:
+        try:
+            data = np.load(path)
+            meta = json.loads(str(data["meta"]))
+        except (OSError, ValueError, KeyError) as error:
+            raise ResumeError(f"{path}: cannot read it to resume ({error}); move it away to start over") from None
+        changed = resume_conflicts(meta["fixed"], fixed)
+        if changed:
+            raise ResumeError(f"{path.parent} holds a differentiable search with other settings "
+                              f"({'; '.join(changed)}); resume with the same settings, or use a new run dir")
+        variables = self._variables()
+        if meta["weights"] != [v.path for v in self.supernet.weights] or any(
+                f"{prefix}{len(found) - 1}" not in data for prefix, found in variables.items() if found):
+            raise ResumeError(f"{path}: its variables do not match this search; use a new run dir")
+        for prefix, found in variables.items():
+            for i, variable in enumerate(found):
+                variable.assign(data[f"{prefix}{i}"])
+        rng.bit_generator.state = meta["rng"]
+        self.latency_weight = float(meta["latency_weight"])
+        self.latency_scale_ms = meta["latency_scale_ms"] if self.config.target_latency_ms is None \
+            else self.config.target_latency_ms
+        return int(meta["epoch"]), list(meta["log"]), list(meta["candidates"])
+
+
+def resume_conflicts(stored: dict, ours: dict) -> list[str]:
+    """``key old -> new`` for every fixed setting of ``ours`` that differs from the stored run's."""
+    return [f"{key} {stored.get(key)!r} -> {value!r}" for key, value in ours.items() if stored.get(key) != value]
+
+
+def read_state(run_dir: str | os.PathLike) -> dict | None:
+    """``RUN/differentiable/state.json``, or None when there is none."""
+    path = Path(run_dir) / FOLDER / STATE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _epoch_line(entry: dict, epochs: int) -> str:
+    search = (f"ce {entry['ce']:.3f}, E[latency] {entry['expected_ms']:.2f} ms, lambda {entry['latency_weight']:.3g}"
+              f" -> {entry['next_latency_weight']:.3g}" if entry["architecture"] else "weights only (warm-up)")
+    return (f"epoch {entry['epoch']}/{epochs}: weight ce {entry['weight_ce']:.3f}; {search}; most likely network "
+            f"{entry['latency_ms']:.2f} ms, proxy mIoU {100 * entry['miou']:.1f}% ({entry['seconds']:.0f} s)")
