@@ -44,9 +44,11 @@ rules of the TFLite int8 converter and kernels:
   convolution, ADD or MUL the converter fuses the ReLU instead, as before).
 
 What stays approximate: int32 biases (rounded at ``input_scale * weight_scale``);
-TFLite's integer kernels for nonlinear ops (SOFTMAX, LOGISTIC, GELU, EXP, LOG, RSQRT,
-HARD_SWISH use lookup tables or fixed-point arithmetic, within an int8 step or two of
-the rounded float result); TFLite's fixed-point requantization (an output can land one
+TFLite's integer kernels for the nonlinear ops XNNPACK runs in int8 (LOGISTIC, TANH, ...
+use lookup tables or fixed-point arithmetic, within an int8 step or two of the rounded
+float result; SOFTMAX, GELU, HARD_SWISH, RSQRT, EXP run in float between a DEQUANTIZE
+and a QUANTIZE in the exported file, `mobileseg.deploy.xnnpack_int8`, which is what
+the fake quantization computes); TFLite's fixed-point requantization (an output can land one
 int8 step away from the float rounding); an input of a concatenation that only
 reshapes or gathers a tensor quantized elsewhere (token merging), which the
 concatenation requantizes. Every range the file uses can be checked against the

@@ -81,7 +81,12 @@ def test_int8_mask_file_is_uint8_to_uint8_builtin_and_matches_the_qat_model(tiny
     got = np.concatenate([_run(flatbuffer, image[None]) for image in x])
     assert got.dtype == np.uint8 and got.shape == (3, 32, 48)
     assert (got == want).mean() > 0.97
-    assert measure_tflite(flatbuffer, max_runs=20).xnnpack_partitions == 1
+    record = measure_tflite(flatbuffer, max_runs=20)
+    assert record.xnnpack_partitions == 1 and record.fallback_ops == ["ARG_MAX", "GATHER", "GATHER", "CAST"]
+    interpreter = Interpreter(model_content=flatbuffer)
+    shapes = {d["index"]: tuple(d["shape"]) for d in interpreter.get_tensor_details()}
+    gathers = [shapes[op["outputs"][0]] for op in interpreter._get_ops_details() if op["op_name"] == "GATHER"]
+    assert gathers == [(1, 4, 48), (1, 32, 48)]  # columns of the 4 source rows first, then whole rows
 
 
 def test_int8_logits_file_matches_the_qat_model(tiny_qat):
