@@ -289,7 +289,10 @@ class CellChoices:
         return dataclasses.replace(best, fixups=MAX_SAMPLE_DRAWS + best.fixups), noise.astype(np.float32)
 
     def gate_membership(self, decisions: Decisions) -> np.ndarray:
-        """``[cells + 1, points]`` float32: 1 where a row is active in ``decisions`` and owned by that cell (last: head)."""
+        """``[cells + 1, points]`` float32: 1 where a row is active in ``decisions`` and owned by that cell.
+
+        The last line is the head's. Each line's product of straight-through values gates that cell's output.
+        """
         membership = np.zeros((len(self.plan.slots) + 1, len(self.points)), np.float32)
         for path in decisions:
             row = self.rows[path]

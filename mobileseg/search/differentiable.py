@@ -16,7 +16,7 @@ the softmax. Initial logits: ``N(0, 1e-3)`` (DARTS).
 
 **Relaxation: a straight-through Gumbel-softmax single path, not the full mixture.** The full
 DARTS/GAS mixture runs every candidate of every cell at every step: up to 39 concrete
-candidates a cell in the default space (7 ops, each with its widths, kernels and expansions),
+candidates a cell in the default space (up to 7 ops, each with its widths, kernels and expansions),
 i.e. tens of networks per step on a 2-core CPU, and the supernet's one compiled graph runs
 one group per cell (a ``switch``). So each step draws one network with the Gumbel-max trick
 from ``softmax(alpha')`` per choice point (`CellChoices.sample`, redrawn if it does not

@@ -78,7 +78,7 @@ CACHE_SIZE = 64
 
 
 @dataclasses.dataclass(frozen=True)
-class Candidate:
+class Alternative:
     """One concrete cell at a position (``slot`` into ``plan.slots``), or one head width (``slot`` -1).
 
     ``entries``: the (row, alternative) decisions whose probabilities multiply into its own.
@@ -104,7 +104,7 @@ class ExpectedLatency:
         self.quantization = latency_model.table.quantization
         plan = choices.plan
         nodes = nodes_by_path(choices.space.tree)
-        self.candidates: list[Candidate] = []
+        self.candidates: list[Alternative] = []
         for position, slot in enumerate(plan.slots):
             presence = choices.branch_presence(slot.branch)
             for decisions, value in alternatives(nodes[slot.path], slot.path):
@@ -112,9 +112,9 @@ class ExpectedLatency:
                 context = value.get("context")
                 if context is not None:
                     entries += choices.branch_presence(context["branch"])
-                self.candidates.append(Candidate(position, tuple(dict.fromkeys(entries)), value))
+                self.candidates.append(Alternative(position, tuple(dict.fromkeys(entries)), value))
         for decisions, width in alternatives(nodes["head.width"], "head.width"):
-            self.candidates.append(Candidate(-1, tuple((choices.rows[p], i) for p, i in decisions), width))
+            self.candidates.append(Alternative(-1, tuple((choices.rows[p], i) for p, i in decisions), width))
         depth = max(len(c.entries) for c in self.candidates) or 1
         flat = np.zeros((len(self.candidates), depth), np.int32)
         valid = np.zeros((len(self.candidates), depth), np.float32)
