@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 
 def parse_size(text: str) -> tuple[int, int]:
     """``"360x480"`` -> ``(360, 480)`` (height x width).
@@ -18,3 +21,25 @@ def parse_size(text: str) -> tuple[int, int]:
     if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
         raise ValueError(f"input size {text!r} is not HEIGHTxWIDTH (e.g. 360x480)")
     return int(parts[0]), int(parts[1])
+
+
+def bad_input_parser(program: str) -> Callable[[list[str]], list[str]]:
+    """An ``app.run(flags_parser=...)`` that makes a malformed flag value exit 2 (bad input), not absl's 1.
+
+    Example:
+        >>> from absl import flags
+        >>> parse = bad_input_parser("mobileseg.demo")
+        >>> parse(["prog", "--no_such_flag_here=1"])
+        Traceback (most recent call last):
+        ...
+        SystemExit: 2
+    """
+    def parse(argv: list[str]) -> list[str]:
+        from absl import flags
+
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as error:
+            print(f"{program}: error: {error}", file=sys.stderr)
+            sys.exit(2)
+    return parse

@@ -600,23 +600,14 @@ def run(fv, argv: Sequence[str]) -> int:
     return run_pipeline(settings)
 
 
-def _parse(argv: list[str]) -> list[str]:
-    """absl's parsing, with a malformed flag value an exit 2 (bad input) instead of absl's 1."""
-    from absl import flags
-
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as error:
-        print(f"mobileseg.pipeline: error: {error}", file=sys.stderr)
-        sys.exit(2)
-
-
 def main() -> None:
     """Entry point of ``python -m mobileseg.pipeline``."""
     from absl import app, flags
 
+    from mobileseg.cli_flags import bad_input_parser
+
     define_flags()
-    app.run(lambda argv: sys.exit(run(flags.FLAGS, argv)), flags_parser=_parse)
+    app.run(lambda argv: sys.exit(run(flags.FLAGS, argv)), flags_parser=bad_input_parser("mobileseg.pipeline"))
 
 
 if __name__ == "__main__":

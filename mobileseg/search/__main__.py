@@ -757,27 +757,18 @@ def run(flag_values, argv: Sequence[str]) -> int:
     return 0
 
 
-def _parse(argv: list[str]) -> list[str]:
-    """absl's parsing, with a malformed flag value an exit 2 (bad input) instead of absl's 1."""
-    from absl import flags
-
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as error:
-        print(f"mobileseg.search: error: {error}", file=sys.stderr)
-        sys.exit(2)
-
-
 def main() -> None:
     """Entry point of ``python -m mobileseg.search``."""
     import warnings
 
     from absl import app, flags
 
+    from mobileseg.cli_flags import bad_input_parser
+
     # the TFLite converter's int8 calibration still uses tf.lite.Interpreter internally
     warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
     define_flags()
-    app.run(lambda argv: sys.exit(run(flags.FLAGS, argv)), flags_parser=_parse)
+    app.run(lambda argv: sys.exit(run(flags.FLAGS, argv)), flags_parser=bad_input_parser("mobileseg.search"))
 
 
 if __name__ == "__main__":
