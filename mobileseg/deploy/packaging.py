@@ -37,7 +37,6 @@ squeeze-excite bias gets the ``+ 3`` of a hard sigmoid folded into it).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
@@ -46,6 +45,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from mobileseg.deploy.tflite_convert import quiet_absl
 from mobileseg.deploy.xnnpack_int8 import for_xnnpack
 from mobileseg.quant.fake_quant import IMAGE_RANGE, ActivationQuantizer
 from mobileseg.quant.flatten import flatten_model, logits_model
@@ -236,7 +236,7 @@ def convert(model: keras.Model, mode: str = "int8", output: str = "logits", inpu
         representative = _constant_images(tuple(packaged.inputs[0].shape))
     tensor = packaged.inputs[0]
     spec = tf.TensorSpec((1, *tensor.shape[1:]), tf.dtypes.as_dtype(tensor.dtype), name="image")
-    with tempfile.TemporaryDirectory(prefix="mobileseg_export_") as saved, _quiet_absl():
+    with tempfile.TemporaryDirectory(prefix="mobileseg_export_") as saved, quiet_absl():
         save_inference_graph(packaged, spec, saved)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -277,18 +277,6 @@ def _constant_images(shape: tuple) -> Callable[[], Iterable[list[np.ndarray]]]:
     def generate():
         yield [np.full((1, *shape[1:]), 128.0, np.float32)]
     return generate
-
-
-@contextlib.contextmanager
-def _quiet_absl():
-    from absl import logging
-
-    level = logging.get_verbosity()
-    logging.set_verbosity(logging.WARNING)
-    try:
-        yield
-    finally:
-        logging.set_verbosity(level)
 
 
 def check_choice(what: str, value: str, choices: Sequence[str]) -> None:

@@ -89,7 +89,7 @@ def convert(model, mode: str = "fp32",
             raise ValueError(f"model input {tensor.name!r} has a dynamic shape {shape}; "
                              "build the model with a fixed input size to convert it")
         specs.append(tf.TensorSpec((batch_size, *shape), tf.float32, name=input_name(len(specs))))
-    with tempfile.TemporaryDirectory(prefix="mobileseg_savedmodel_") as saved, _quiet_absl():
+    with tempfile.TemporaryDirectory(prefix="mobileseg_savedmodel_") as saved, quiet_absl():
         # a functional model with several inputs takes them as one list argument
         signature = [specs] if len(specs) > 1 else specs
         model.export(saved, format="tf_saved_model", input_signature=signature, verbose=False)
@@ -112,7 +112,7 @@ def convert(model, mode: str = "fp32",
 
 
 @contextlib.contextmanager
-def _quiet_absl():
+def quiet_absl():
     """Silence the SavedModel writer's and converter's INFO lines while converting."""
     from absl import logging
 
