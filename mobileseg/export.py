@@ -30,7 +30,8 @@ folded in (``--input``). ``--target NAME`` (``export/NAME.yaml``, or a path) set
 mode, output and input and adds its checks; an export that fails them exits 1 and says
 which check failed, keeping the files for inspection.
 
-Exit codes: 0 done (and every check passed), 1 a check or a conversion failed, 2 bad input.
+Exit codes: 0 done (and every check passed), 1 a check or a conversion failed, or quantization-aware
+fine-tuning diverged (nothing written; try ``--qat_epochs 0``), 2 bad input.
 
 Example:
     python -m mobileseg.export --run_dir runs/camvid --target cpu-int8 --qat_epochs 3 --ptq
@@ -586,6 +587,7 @@ def run(fv, argv: Sequence[str]) -> int:
     """Export as the parsed flags say; returns the exit code."""
     from mobileseg.deploy.profiles import ProfileError
     from mobileseg.deploy.report import format_table
+    from mobileseg.quant.finetune import QatDiverged
 
     try:
         settings = settings_from_flags(fv, argv)
@@ -593,6 +595,9 @@ def run(fv, argv: Sequence[str]) -> int:
     except (ExportError, ProfileError) as error:
         print(f"mobileseg.export: error: {error}", file=sys.stderr)
         return 2
+    except QatDiverged as error:
+        print(f"mobileseg.export: error: {error}", file=sys.stderr)
+        return 1
     print(format_table(result))
     print(f"report: {settings.out_dir / 'report.json'}")
     if not result["passed"]:

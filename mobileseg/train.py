@@ -115,6 +115,10 @@ def logits_stride(genotype) -> int:
         ... '''))
         4
     """
+    from mobileseg.arch.external import External
+
+    if isinstance(genotype, External):
+        return genotype.logits_stride()
     branch, index = genotype.resolve(genotype.head.inputs[0])
     return genotype.cell_strides()[branch][index]
 
@@ -224,6 +228,7 @@ def _train(fv):
     import tensorflow as tf
 
     from mobileseg.arch import builder, schema_io
+    from mobileseg.arch.external import External
     from mobileseg.data.sources import open_source
     from mobileseg.training import trainer
 
@@ -251,7 +256,7 @@ def _train(fv):
                 raise BadInput(f"--teacher: {error}") from None
             teacher = trainer.prepare_teacher(loaded, source.num_classes, config.input_size,
                                               name=f"--teacher {fv.teacher}")
-    auxiliary = bool(genotype.head.aux)
+    auxiliary = not isinstance(genotype, External) and bool(genotype.head.aux)
 
     def build():
         return builder.build_model(genotype, source.num_classes, config.input_size, auxiliary=auxiliary)

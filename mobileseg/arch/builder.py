@@ -15,6 +15,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from mobileseg.arch.external import External
 from mobileseg.arch.genotype import Cell, Genotype, Ref
 from mobileseg.blocks import conv, efficient_attention, fusion, gfa_attention, heads, mhsa, sea_attention
 from mobileseg.data.normalization import MEAN_RGB, STD_RGB
@@ -100,6 +101,8 @@ def build_model(genotype: Genotype, num_classes: int, input_size: tuple[int, int
         >>> build_model(g, num_classes=5, input_size=(32, 32)).output.shape
         (None, 8, 8, 5)
     """
+    if isinstance(genotype, External):  # logits already at the input size; no auxiliary heads
+        return genotype.build(num_classes, input_size, batch_size=batch_size, name=name)
     height, width = input_size
     image = keras.Input((height, width, 3), batch_size=batch_size, name="image")
     normalized = keras.layers.Normalization(mean=MEAN_RGB, variance=np.square(STD_RGB), name="normalize")(image)

@@ -131,6 +131,10 @@ def from_dict(data, source: str = "<genotype>") -> Genotype:
     """
     if not isinstance(data, dict):
         _fail(source, "", f"expected a mapping at the top level, got {type(data).__name__}")
+    if "external" in data:  # a network another library builds (`mobileseg.arch.external`)
+        from mobileseg.arch import external
+
+        return external.from_dict(data, source)
     version = data.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         _fail(source, "schema_version", f"unsupported version {version!r}; this mobileseg reads {SCHEMA_VERSION}")
@@ -237,6 +241,11 @@ def _check_cell(cell: Cell, in_width: int, source: str, path: str) -> None:
 
 def to_dict(genotype: Genotype) -> dict:
     """Plain data for a genotype; every field written, cells with their ``op`` first."""
+    from mobileseg.arch.external import External
+
+    if isinstance(genotype, External):
+        return {"schema_version": genotype.schema_version, "name": genotype.name, "external": genotype.external}
+
     def convert(value):
         if isinstance(value, Cell):
             return {"op": value.OP, **{f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)}}

@@ -15,6 +15,11 @@ with ai-edge-litert 2.3 (tests/deploy/test_xnnpack_int8.py):
   the op's own output quantization: the graph stays in one partition and the op computes
   what quantization-aware training modelled (the float function of the int8 input,
   rounded to the output's int8 grid), not TFLite's fixed-point approximation of it.
+- ADD and SUB on int8 are delegated only when each input's scale over the output's lies in
+  [2^-10, 2^8) (XNNPACK's qs8 add/subtract operators refuse other ratios). A layer norm's
+  ``variance + epsilon`` breaks it: the constant epsilon gets a scale a million times
+  smaller than the variance (measured on a SegFormer-B0 file: exactly its 26 such ADDs and
+  2 SUBs fell out, 29 partitions). `float_islands` runs those in float as well.
 - BATCH_MATMUL of two int8 tensors is delegated only when the second operand has zero
   point 0 (XNNPACK's ``qint8 x qint8`` batch matrix multiply; measured: an operand with zero
   point -43 falls out). Quantization-aware models quantize that operand symmetrically
@@ -42,6 +47,9 @@ FLOAT_ONLY_OPS = frozenset({
     "SQUARED_DIFFERENCE", "PRELU",
 })
 """Builtin ops XNNPACK delegates on float32 tensors only (xnnpack_delegate.cc, ai-edge-litert 2.3)."""
+SCALE_RATIO_OPS = frozenset({"ADD", "SUB"})
+"""Int8 ops XNNPACK delegates only when every input-to-output scale ratio is in `SCALE_RATIOS`."""
+SCALE_RATIOS = (2.0 ** -10, 2.0 ** 8)
 
 _NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
 _INT8, _UINT8, _FLOAT32 = schema.TensorType.INT8, schema.TensorType.UINT8, schema.TensorType.FLOAT32
@@ -62,7 +70,8 @@ def for_xnnpack(flatbuffer: bytes) -> bytes:
 
 
 def float_islands(flatbuffer: bytes, ops: frozenset[str] = FLOAT_ONLY_OPS) -> bytes:
-    """Every int8 op named in ``ops`` run in float: DEQUANTIZE its int8 inputs, QUANTIZE its outputs back."""
+    """Every int8 op named in ``ops``, or an ADD/SUB whose scales XNNPACK refuses, run in float:
+    DEQUANTIZE its int8 inputs, QUANTIZE its outputs back."""
     model = _read(flatbuffer)
     return _write(model) if _float_islands(model, ops) else flatbuffer
 
@@ -87,7 +96,8 @@ def _float_islands(model, ops: frozenset[str] = FLOAT_ONLY_OPS) -> int:
         for op in graph.operators:
             name = _op_name(model, op)
             tensors = [graph.tensors[i] for i in (*op.inputs, *op.outputs) if i >= 0]
-            if name not in ops or not any(t.type == _INT8 for t in tensors):
+            refused = name in ops or (name in SCALE_RATIO_OPS and _scale_ratio_refused(graph, op))
+            if not refused or not any(t.type == _INT8 for t in tensors):
                 rewritten.append(op)
                 continue
             inputs = []
@@ -110,6 +120,15 @@ def _float_islands(model, ops: frozenset[str] = FLOAT_ONLY_OPS) -> int:
             count += 1
         graph.operators = rewritten
     return count
+
+
+def _scale_ratio_refused(graph, op) -> bool:
+    """Whether an int8 input's scale over the output's falls outside `SCALE_RATIOS`."""
+    output = _per_tensor(graph.tensors[op.outputs[0]])[0]
+    if graph.tensors[op.outputs[0]].type != _INT8 or not output:
+        return False
+    scales = [_per_tensor(graph.tensors[i])[0] for i in op.inputs if i >= 0 and graph.tensors[i].type == _INT8]
+    return any(scale is not None and not SCALE_RATIOS[0] <= scale / output < SCALE_RATIOS[1] for scale in scales)
 
 
 def _symmetric_matmul_operands(model) -> int:

@@ -30,6 +30,11 @@ from __future__ import annotations
 
 import keras
 from absl import logging
+from keras import ops
+
+
+class QatDiverged(ValueError):
+    """Quantization-aware fine-tuning produced a non-finite loss or weights; the message says what to try."""
 
 
 def quantization_aware_training(model: keras.Model, source, *, input_size: tuple[int, int], epochs: int,
@@ -102,7 +107,13 @@ def quantization_aware_training(model: keras.Model, source, *, input_size: tuple
                         run_eagerly=eager)
         logging.info("quantization-aware fine-tuning: %d epoch(s) of %d steps", epochs, steps)
         history = trainer.fit(data, epochs=epochs, steps_per_epoch=steps if steps_per_epoch else None,
-                              verbose=verbose)
+                              verbose=verbose, callbacks=[keras.callbacks.TerminateOnNaN()])
     finally:
         float_model.trainable = trainable
+    broken = [w.path for w in qat_model.weights if not np.all(np.isfinite(ops.convert_to_numpy(w)))]
+    losses = history.history.get("loss", [])
+    if broken or not np.all(np.isfinite(losses)):
+        raise QatDiverged(f"quantization-aware fine-tuning diverged (loss {losses}; {len(broken)} weights not "
+                          f"finite, first {broken[:1]}); the float model is untouched: export post-training int8 "
+                          "(--qat_epochs 0) or fine-tune with a lower --learning_rate")
     return qat_model, {name: [float(v) for v in values] for name, values in history.history.items()}

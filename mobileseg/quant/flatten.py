@@ -32,7 +32,10 @@ A layer that cannot be inlined (its ``call`` needs concrete tensors) stays whole
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
+import numpy as np
 from absl import logging
 from keras import ops
 
@@ -86,12 +89,42 @@ def flatten_model(model: keras.Model, *, strict: bool = False) -> keras.Model:
     """
     rewriter = _Rewriter(strict)
     inputs = [keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype, name=_input_name(t)) for t in model.inputs]
-    outputs = model._run_through_graph(inputs if len(inputs) > 1 else inputs[0],
-                                       operation_fn=lambda op: rewriter.callable_for(op, ""))
+    with _reshapes_infer_symbolic_batch():
+        outputs = model._run_through_graph(inputs if len(inputs) > 1 else inputs[0],
+                                           operation_fn=lambda op: rewriter.callable_for(op, ""))
     flat = keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=model.name)
     if rewriter.opaque:
         logging.warning("kept whole (not inlined, so not quantized inside): %s", ", ".join(rewriter.opaque))
     return flat
+
+
+@contextlib.contextmanager
+def _reshapes_infer_symbolic_batch():
+    """While inlining, a reshape to a ``None`` batch (a block's ``ops.shape(x)[0]``) infers it.
+
+    A block written as ``b, n, c = ops.shape(x); ops.reshape(x, (b, -1, c))`` (as keras-hub's
+    attention layers are) passes ``None`` as the batch when called on symbolic inputs, which
+    no eager reshape accepts: the batch becomes ``-1``, and a ``-1`` elsewhere its value.
+    """
+    original = ops.reshape
+
+    def reshape(x, newshape):
+        if isinstance(newshape, (tuple, list)) and newshape and newshape[0] is None and isinstance(x, keras.KerasTensor):
+            rest, per_item = list(newshape[1:]), x.shape[1:]
+            if None not in rest and None not in per_item and rest.count(-1) <= 1:
+                if -1 in rest:
+                    rest[rest.index(-1)] = int(np.prod(per_item)) // int(np.prod([d for d in rest if d != -1]))
+                newshape = (-1, *rest)
+        return original(x, newshape)
+
+    modules = (ops, keras.src.ops)  # blocks' ``keras.ops`` and Keras' own layers (``Reshape``)
+    for module in modules:
+        module.reshape = reshape
+    try:
+        yield
+    finally:
+        for module in modules:
+            module.reshape = original
 
 
 def _input_name(tensor) -> str:

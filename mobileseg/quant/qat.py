@@ -200,6 +200,7 @@ class _QuantizedGraph:
         self.done: set[int] = set()               # nodes already emitted (a batch norm folded upstream)
         self.elided: set[int] = set()             # ReLU nodes a clipped quantizer upstream computes
         self.matmul_operands: list = []           # second operands of activation x activation matmuls
+        self.clones: dict[int, object] = {}       # flat operation id -> its copy (a shared layer stays shared)
 
     def build(self) -> keras.Model:
         inputs = []
@@ -218,6 +219,12 @@ class _QuantizedGraph:
         return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs if len(outputs) > 1 else outputs[0],
                            name=f"{self.flat.name}_qat")
 
+    def _clone(self, operation):
+        """The copy of a flat operation; one per operation, however many nodes call it."""
+        if id(operation) not in self.clones:
+            self.clones[id(operation)] = _clone(operation)
+        return self.clones[id(operation)]
+
     # -- one node ---------------------------------------------------------------------------
     def _emit(self, node) -> None:
         operation = node.operation
@@ -230,7 +237,7 @@ class _QuantizedGraph:
         if isinstance(operation, WEIGHT_LAYERS) or (
                 node.input_tensors and all(id(t) in self.weight_only for t in node.input_tensors)):
             args, kwargs = node.arguments.fill_in(self.tensors)
-            outputs = keras.tree.flatten(_clone(operation)(*args, **kwargs))
+            outputs = keras.tree.flatten(self._clone(operation)(*args, **kwargs))
             for old, new in zip(node.outputs, outputs, strict=True):
                 self.tensors[id(old)] = new
                 self.weight_only.add(id(old))
@@ -247,7 +254,7 @@ class _QuantizedGraph:
             lifted = self._own_quantizer(f"{operation.name}.relu6")(ops.relu6(args[0] + 3.0))
             self._finish(node, node.outputs[0], lifted * (1.0 / 6.0), "Multiply")
         else:
-            outputs = keras.tree.flatten(_clone(operation)(*args, **kwargs))
+            outputs = keras.tree.flatten(self._clone(operation)(*args, **kwargs))
             for old, new in zip(node.outputs, outputs, strict=True):
                 self._finish(node, old, new, kind)
             if kind == "Matmul":

@@ -72,6 +72,23 @@ def test_an_int8_op_xnnpack_runs_in_float_only_becomes_a_delegated_float_island(
     assert np.abs(after - before).max() <= 2 * scale + 1e-6  # TFLite's int8 kernel is within 2 steps of float
 
 
+def test_an_add_of_a_tiny_constant_xnnpack_refuses_becomes_a_float_island():
+    # a layer norm's variance + epsilon: the epsilon's scale is ~1e-6 of the sum's
+    def variance_plus_epsilon(x):
+        centered = x - ops.mean(x, axis=-1, keepdims=True)
+        return ops.rsqrt(ops.mean(centered * centered, axis=-1, keepdims=True) + 1e-5) * centered
+    flatbuffer = _int8(_one_op(variance_plus_epsilon))
+    assert "ADD" in _delegation(flatbuffer)[1]  # the fact the rewrite is for (ai-edge-litert 2.3)
+    rewritten = xnnpack_int8.for_xnnpack(flatbuffer)
+    at = tflite_convert.op_names(rewritten).index("ADD")
+    assert tflite_convert.op_names(rewritten)[at - 1:at + 2] == ["DEQUANTIZE", "ADD", "QUANTIZE"]
+    assert _delegation(rewritten) == (1, [])
+    x = np.random.default_rng(1).uniform(-3, 3, SHAPE).astype(np.float32)
+    before, after = tflite_convert.run(flatbuffer, [x])[0], tflite_convert.run(rewritten, [x])[0]
+    scale = Interpreter(model_content=rewritten).get_output_details()[0]["quantization"][0]
+    assert np.abs(after - before).max() <= 2 * scale + 1e-6
+
+
 def test_a_batch_matmul_is_delegated_once_its_second_operand_has_zero_point_0():
     a, b = keras.Input((4, 8, 16), batch_size=1), keras.Input((4, 16, 8), batch_size=1)
     model = keras.Model([a, b], ops.matmul(a, b))

@@ -38,3 +38,14 @@ def test_negative_epochs_are_refused():
     with pytest.raises(ValueError, match="epochs must be >= 0"):
         quantization_aware_training(model, SyntheticSource(10), input_size=(32, 32), epochs=-1, calibration=[])
     keras.backend.clear_session()
+
+
+def test_a_diverging_fine_tune_stops_with_advice_instead_of_exporting_nan_ranges():
+    from mobileseg.quant.finetune import QatDiverged
+
+    source = SyntheticSource(20, size=(32, 32))
+    model = builder.build_model(schema_io.loads(TINY), source.num_classes, (32, 32))
+    calibration = representative_images(source, (32, 32), 4)
+    with pytest.raises(QatDiverged, match=r"diverged .*--qat_epochs 0"):
+        quantization_aware_training(model, source, input_size=(32, 32), epochs=1, calibration=calibration,
+                                    batch_size=2, steps_per_epoch=3, learning_rate=1e35, verbose=0, eager=True)

@@ -99,3 +99,25 @@ def test_a_layer_that_cannot_be_inlined_is_kept_whole_or_refused_when_strict():
     np.testing.assert_allclose(np.asarray(flat(x)), np.asarray(model(x)))
     with pytest.raises(FlattenError, match=r"raw \(_RawTensorFlow\) cannot be inlined"):
         flatten_model(model, strict=True)
+
+
+class _BatchFromShape(keras.layers.Layer):
+    """Reshapes with the batch read from ``ops.shape`` (as keras-hub's attention layers do)."""
+
+    def call(self, x):
+        batch, height, width, channels = keras.ops.shape(x)
+        tokens = keras.ops.reshape(x, (batch, -1, channels))
+        return keras.ops.reshape(tokens * 2.0, (batch, height, width, channels))
+
+
+def test_a_reshape_to_the_symbolic_batch_inlines_with_the_batch_inferred():
+    inputs = keras.Input((4, 6, 3))
+    model = keras.Model(inputs, keras.layers.Reshape((8, 9))(_BatchFromShape()(inputs)))
+    original = keras.ops.reshape
+    flat = flatten_model(model, strict=True)
+    assert keras.ops.reshape is original  # the inlining-time patch is undone
+    x = np.random.default_rng(0).normal(size=(2, 4, 6, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(flat(x)), np.asarray(model(x)), rtol=1e-6)
+    assert [tuple(op.newshape) for op in flat.operations if type(op).__name__ == "Reshape"] == [
+        (-1, 24, 3), (-1, 4, 6, 3), (-1, 8, 9)]
+    assert flat.output.shape == (None, 8, 9)

@@ -123,6 +123,19 @@ def test_concatenation_inputs_and_output_share_one_quantizer():
     assert sorted(node.arguments.kwargs.get("track", True) for node in calls) == [False, False, True]
 
 
+def test_a_layer_called_at_several_nodes_stays_one_layer():
+    inputs = keras.Input((8, 8, 3))
+    resize = keras.layers.Resizing(4, 4, name="shared_resize")
+    a = resize(keras.layers.Conv2D(4, 1)(inputs))
+    b = resize(keras.layers.Conv2D(4, 3, padding="same")(inputs))
+    model = keras.Model(inputs, ops.concatenate([a, b], axis=-1))
+    qat = quantize_model(model, input_range=None)  # two copies would share one name: Keras refuses
+    assert [layer.name for layer in qat.layers].count("shared_resize") == 1
+    x = images(2, size=(8, 8))
+    calibrate(qat, [x])
+    assert np.asarray(qat(x)).shape == (2, 4, 4, 8)
+
+
 def test_batch_norm_after_a_bare_conv_folds_and_a_standalone_one_becomes_mul_add():
     inputs = keras.Input((8, 8, 4))
     x = keras.layers.BatchNormalization()(inputs)           # pre-activation: no conv before it
