@@ -167,6 +167,7 @@ def plot(results: list[dict], path: Path, title: str, size: str) -> None:
     ax.set_xlabel("int8 latency, ms (LiteRT, 1 thread, XNNPACK, thread CPU clock)")
     ax.set_ylabel("CamVid test mIoU, int8 (%)")
     ax.set_title(title, fontsize=9)
+    ax.margins(x=0.2)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
