@@ -52,11 +52,16 @@ def test_zoo_cli_writes_a_table_and_json(tmp_path):
     out = tmp_path / "zoo.json"
     arch = zoo.REFERENCES / "mobilenetv3_small_lraspp.yaml"
     result = subprocess.run([sys.executable, "-m", "mobileseg.zoo", "--arch", str(arch), "--input_size", "64x96",
-                             "--num_classes", "4", "--json_out", str(out)], capture_output=True, text=True)
+                             "--num_classes", "4", "--clock", "thread_cpu", "--json_out", str(out)],
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "| mobilenetv3_small_lraspp |" in result.stdout
+    assert "| mobilenetv3_small_lraspp |" in result.stdout and "thread_cpu clock" in result.stdout
+    assert json.loads(out.read_text())["clock"] == "thread_cpu"
     row = json.loads(out.read_text())["rows"][0]
     assert row["int8"]["median_ms"] > 0 and row["fp32"]["median_ms"] > 0
     missing = subprocess.run([sys.executable, "-m", "mobileseg.zoo", "--arch", str(tmp_path / "no.yaml")],
                              capture_output=True, text=True)
     assert missing.returncode == 1 and "no such genotype file" in missing.stderr
+    threads = subprocess.run([sys.executable, "-m", "mobileseg.zoo", "--arch", str(arch), "--clock", "thread_cpu",
+                              "--threads", "2"], capture_output=True, text=True)
+    assert threads.returncode == 1 and "give --threads 1" in threads.stderr
