@@ -238,6 +238,10 @@ def _train(fv):
     stride = logits_stride(genotype)
     what = f"{genotype.name} ({fv.arch})"
     check_size("--input_size", config.input_size, stride, what)
+    if isinstance(genotype, External):
+        for flag, size in (("--input_size", config.input_size), ("--model_size", config.model_size or config.input_size),
+                           ("--val_size", config.val_size)):
+            genotype.check_input_size(size, flag)
     if config.model_size:
         check_size("--model_size", config.model_size, stride, what)
     digest = genotype_digest(genotype)

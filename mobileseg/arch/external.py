@@ -11,7 +11,7 @@ model takes the same [0, 255] images as every mobileseg network: mobileseg's ima
 normalisation (`mobileseg.data.normalization`, the ImageNet statistics
 keras-hub's SegFormer preprocessor applies) comes first, then the library's network.
 
-Known networks (`BUILDERS`):
+Known networks (`NETWORKS`):
 
 - ``keras_hub_segformer_b0``: keras-hub's SegFormer-B0 (Xie et al., "SegFormer: Simple and
   Efficient Design for Semantic Segmentation with Transformers", NeurIPS 2021):
@@ -23,6 +23,7 @@ Known networks (`BUILDERS`):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
@@ -41,15 +42,34 @@ class External:
     schema_version: int = SCHEMA_VERSION
 
     def logits_stride(self) -> int:
-        """Output stride of the logits (input sizes must be multiples of it)."""
-        return LOGITS_STRIDES[self.external]
+        """The multiple every input side must be (the deepest stride the library's reshapes need)."""
+        return NETWORKS[self.external].multiple
+
+    def check_input_size(self, size: tuple[int, int] | None, what: str = "input") -> None:
+        """Raise a `GenotypeError` naming the network and ``what`` for a size its library cannot build.
+
+        ``None`` stands for each image's own size, which a square-only network cannot take.
+
+        Example:
+            >>> External("hub", "keras_hub_segformer_b0").check_input_size((192, 256), "--input_size")
+            Traceback (most recent call last):
+            ...
+            mobileseg.arch.schema_io.GenotypeError: hub (keras_hub_segformer_b0): --input_size must be square (its library reshapes tokens to sqrt(N) x sqrt(N)), got 192x256
+        """
+        from mobileseg.arch.schema_io import GenotypeError
+
+        if NETWORKS[self.external].square and (size is None or size[0] != size[1]):
+            got = "each image's own size" if size is None else f"{size[0]}x{size[1]}"
+            raise GenotypeError(f"{self.name} ({self.external}): {what} must be square (its library reshapes "
+                                f"tokens to sqrt(N) x sqrt(N)), got {got}")
 
     def build(self, num_classes: int, input_size: tuple[int, int], batch_size: int | None = None,
               name: str | None = None) -> keras.Model:
         """The functional model: image (B, H, W, 3) in [0, 255] -> logits (B, h, w, num_classes)."""
         image = keras.Input((*input_size, 3), batch_size=batch_size, name="image")
         normalized = keras.layers.Normalization(mean=MEAN_RGB, variance=np.square(STD_RGB), name="normalize")(image)
-        network = BUILDERS[self.external](num_classes, input_size)
+        self.check_input_size(input_size)
+        network = NETWORKS[self.external].build(num_classes, input_size)
         return keras.Model(image, network(normalized), name=name or self.name)
 
 
@@ -65,8 +85,16 @@ def keras_hub_segformer_b0(num_classes: int, input_size: tuple[int, int]) -> ker
     return keras_hub.models.SegFormerImageSegmenter(backbone=backbone, num_classes=num_classes)
 
 
-BUILDERS = {"keras_hub_segformer_b0": keras_hub_segformer_b0}
-LOGITS_STRIDES = {"keras_hub_segformer_b0": 4}  # the logits are resized to the input: any multiple of the 1/4 decoder
+@dataclass(frozen=True)
+class Network:
+    """How to build one known network: the builder, the multiple input sides must be, square inputs only."""
+
+    build: Callable[[int, tuple[int, int]], keras.Model]
+    multiple: int
+    square: bool
+
+
+NETWORKS = {"keras_hub_segformer_b0": Network(keras_hub_segformer_b0, multiple=32, square=True)}
 
 
 def from_dict(data: dict, source: str) -> External:
@@ -74,7 +102,7 @@ def from_dict(data: dict, source: str) -> External:
 
     Example:
         >>> from_dict({"name": "hub", "external": "keras_hub_segformer_b0"}, "hub.yaml").logits_stride()
-        4
+        32
         >>> from_dict({"name": "hub", "external": "timm_vit"}, "hub.yaml")
         Traceback (most recent call last):
         ...
@@ -87,7 +115,7 @@ def from_dict(data: dict, source: str) -> External:
         raise GenotypeError(f"{source}: {unknown[0]}: not allowed beside 'external' (allowed: name, external)")
     if not isinstance(data.get("name"), str) or not data["name"]:
         raise GenotypeError(f"{source}: name: a non-empty string is required")
-    if data["external"] not in BUILDERS:
+    if data["external"] not in NETWORKS:
         raise GenotypeError(f"{source}: external: unknown network {data['external']!r}; "
-                            f"expected one of {', '.join(BUILDERS)}")
+                            f"expected one of {', '.join(NETWORKS)}")
     return External(name=data["name"], external=data["external"])

@@ -15,7 +15,7 @@ def test_the_reference_file_names_keras_hubs_segformer_and_round_trips(tmp_path)
     assert network == External(name="keras_hub_segformer_b0", external="keras_hub_segformer_b0")
     schema_io.dump(network, tmp_path / "again.yaml")
     assert schema_io.load(tmp_path / "again.yaml") == network
-    assert logits_stride(network) == 4
+    assert logits_stride(network) == 32  # MiT's reshapes need every stage's side whole
 
 
 @pytest.mark.parametrize("text, message", [
@@ -35,3 +35,19 @@ def test_keras_hubs_segformer_takes_pixels_and_inlines_for_quantization():
     flat = flatten_model(model, strict=True)  # keras-hub's reshapes to ops.shape(x)[0] inline
     x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(flat(x)), np.asarray(model(x)), atol=1e-4)
+
+
+@pytest.mark.parametrize("sizes, message", [
+    (["--input_size", "64x96"], "--input_size must be square"),
+    (["--input_size", "64x64"], "--val_size must be square .* got each image's own size"),
+])
+def test_train_refuses_sizes_keras_hubs_segformer_cannot_take_naming_the_flag(tmp_path, sizes, message):
+    import re
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "mobileseg.train", "--arch", HUB, "--data", "synthetic:8",
+                             "--run_dir", str(tmp_path / "run"), "--epochs", "1", *sizes],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and re.search(message, result.stderr), result.stderr
+    assert not (tmp_path / "run").exists()
