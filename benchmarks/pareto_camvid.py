@@ -37,10 +37,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from train_references_camvid import run, versions
+from camvid_runs import CAMVID, ROOT, train_export_evaluate, versions
 
-ROOT = Path(__file__).resolve().parents[1]
-CAMVID = ROOT.parent / "shared" / "datasets" / "camvid"
 RECIPE = ["--batch_size", "8", "--lr", "2e-3", "--weight_decay", "0.01", "--schedule", "poly",
           "--warmup_epochs", "1", "--scale_range", "0.25,1.0", "--seed", "0", "--verbose", "2"]
 
@@ -64,59 +62,6 @@ def arch_and_size(value: str, default_size: str) -> tuple[Path, str]:
     """``FILE`` or ``FILE@HxW`` (a network that needs another input size, e.g. square-only keras-hub MiT)."""
     path, _, size = value.partition("@")
     return Path(path), size or default_size
-
-
-def export_int8(command: list[str], log: Path, int8: Path) -> None:
-    """Run an export; a failed profile check (exit 1) still writes the file, which is what is measured."""
-    try:
-        run(command, log)
-    except RuntimeError:
-        if not int8.is_file():
-            raise
-
-
-def train_export_evaluate(arch: Path, size: str, args) -> dict:
-    """Steps 1-3 for one network; each skipped when its output is there."""
-    run_dir = args.work_dir / arch.stem
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log = run_dir / "benchmark.log"
-    train = [sys.executable, "-m", "mobileseg.train", "--arch", str(arch), "--data", args.data,
-             "--run_dir", str(run_dir), "--input_size", size, "--model_size", size, "--val_size", size,
-             "--epochs", str(args.epochs), *RECIPE]
-    export = [sys.executable, "-m", "mobileseg.export", "--run_dir", str(run_dir), "--data", args.data,
-              "--target", "cpu-int8", "--qat_epochs", str(args.qat_epochs), "--distill_weight", "20",
-              "--noevaluate", "--seed", "0"]
-    int8 = run_dir / "export" / "model_int8.tflite"
-    evaluations = {name: [sys.executable, "-m", "mobileseg.evaluate", "--model", str(model), "--data", args.data,
-                          "--split", "test", "--out", str(run_dir / f"test_{name}.json"), "--noprogress"]
-                   for name, model in (("float", run_dir / "model.keras"), ("int8", int8))}
-    started = time.time()
-    state = run_dir / "train_state.json"
-    if not (state.is_file() and json.loads(state.read_text()).get("epoch", 0) >= args.epochs):
-        run(train, log)
-    train_s = time.time() - started
-    if not int8.is_file():
-        try:
-            export_int8(export, log, int8)
-        except RuntimeError:  # QAT diverged, nothing written: post-training int8, recorded as the method
-            (run_dir / "model_qat.keras").unlink(missing_ok=True)
-            export[export.index("--qat_epochs") + 1] = "0"
-            export_int8(export, log, int8)
-    report = json.loads((run_dir / "export" / "report.json").read_text())
-    method = next(f.get("method") for f in report["files"] if Path(f["file"]).name == int8.name)
-    for name, command in evaluations.items():
-        if not (run_dir / f"test_{name}.json").is_file():
-            run(command, log)
-    history = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
-    tests = {name: json.loads((run_dir / f"test_{name}.json").read_text()) for name in evaluations}
-    return {"network": arch.stem, "arch": str(arch), "size": size, "searched": arch.stem.startswith("searched_"),
-            "epochs": args.epochs, "epoch_seconds": history[-1].get("epoch_seconds"),
-            "train_seconds_this_run": round(train_s), "best_val_miou": max(h.get("val_miou", 0.0) for h in history),
-            "float_test_miou": tests["float"]["miou"], "int8_test_miou": tests["int8"]["miou"],
-            "int8_method": method, "export_failed_checks": report.get("failed_checks"),
-            "int8_per_class_iou": tests["int8"]["per_class_iou"], "int8_file": str(int8),
-            "int8_size_mb": round(int8.stat().st_size / 2**20, 3),
-            "commands": [" ".join(train), " ".join(export), *(" ".join(c) for c in evaluations.values())]}
 
 
 def time_int8(results: list[dict], max_seconds: float) -> None:
@@ -201,7 +146,8 @@ def main() -> int:
     archs += [(path, args.size) for pareto in args.front for path in front_archs(pareto, args.work_dir)]
     load_before, started = os.getloadavg(), time.time()
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-        results = list(pool.map(lambda item: train_export_evaluate(*item, args), archs))
+        results = list(pool.map(lambda item: train_export_evaluate(*item, RECIPE, args.epochs, args.qat_epochs,
+                                                                   args.work_dir, args.data), archs))
     time_int8(results, args.timing_seconds)
     budget = (f"{args.epochs} epochs + {args.qat_epochs} QAT epoch(s) each, crops and model {args.size}, "
               f"batch 8, seed 0")

@@ -2,10 +2,11 @@
 
 Trains the network a genotype file describes on a data set, into a run folder:
 AdamW with linear warm-up and poly (or cosine) decay, OHEM cross-entropy with the
-ignore index on the logits upsampled to the crop, auxiliary heads where the genotype
-lists ``head.aux`` cells, optional distillation from a trained ``--teacher``,
-full-resolution validation mIoU and per-class IoU after every epoch, a Keras progress
-bar and TensorBoard logs. In DIR (see `mobileseg.training.callbacks`):
+ignore index on the logits upsampled to every ``--loss_stride``-th pixel of the crop,
+auxiliary heads where the genotype lists ``head.aux`` cells, optional distillation from
+a trained ``--teacher``, full-resolution validation mIoU and per-class IoU after every
+``--val_every``-th epoch and the last, the decoded training images kept in memory, a
+Keras progress bar and TensorBoard logs. In DIR (see `mobileseg.training.callbacks`):
 
 - ``model.keras``: the best checkpoint by validation mIoU (main output only), at
   ``--model_size`` (default ``--input_size``); ``last.keras``: the last one, with the
@@ -38,9 +39,9 @@ from collections.abc import Sequence
 
 FLAG_NAMES = (
     "arch", "data", "run_dir", "epochs", "input_size", "batch_size", "lr", "weight_decay", "schedule",
-    "poly_power", "warmup_epochs", "min_lr", "seed", "ohem", "ohem_thresh", "ohem_min_kept", "aux_weight",
-    "teacher", "distill_weight", "temperature", "scale_range", "val_split", "val_size", "val_batch_size",
-    "model_size", "distribute", "skip_bad", "jit_compile", "tensorboard", "verbose",
+    "poly_power", "warmup_epochs", "min_lr", "seed", "ohem", "ohem_thresh", "ohem_min_kept", "loss_stride",
+    "aux_weight", "teacher", "distill_weight", "temperature", "scale_range", "val_split", "val_size", "val_batch_size",
+    "val_every", "cache_images", "model_size", "distribute", "skip_bad", "jit_compile", "tensorboard", "verbose",
 )
 """Every flag of the command, in the order config.yaml lists them."""
 
@@ -73,6 +74,8 @@ def define_flags(flag_values=None) -> None:
                        flag_values=fv)
     flags.DEFINE_integer("ohem_min_kept", None, "OHEM: pixels per image always kept (default: a quarter of "
                          "the crop).", lower_bound=0, flag_values=fv)
+    flags.DEFINE_integer("loss_stride", 2, "The loss compares every N-th pixel of the crop in each direction "
+                         "(logits resized to that grid); 1: every pixel.", lower_bound=1, flag_values=fv)
     flags.DEFINE_float("aux_weight", 0.4, "Weight of each auxiliary head's loss.", flag_values=fv)
     flags.DEFINE_string("teacher", None, "Distil from this trained model: a .keras file or a run folder "
                         "(its model.keras); it must predict the data set's classes.", flag_values=fv)
@@ -84,6 +87,10 @@ def define_flags(flag_values=None) -> None:
     flags.DEFINE_string("val_size", None, "Resize validation images to HEIGHTxWIDTH (default: full resolution).",
                         flag_values=fv)
     flags.DEFINE_integer("val_batch_size", 1, "Validation images per batch.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("val_every", 1, "Validate after every N-th epoch (and after the last); model.keras is "
+                         "the best validated epoch.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_enum("cache_images", "auto", ["auto", "yes", "no"], "Keep the decoded training images in memory "
+                      "(auto: when they take at most 4 GB).", flag_values=fv)
     flags.DEFINE_string("model_size", None, "Save model.keras for HEIGHTxWIDTH images (default: --input_size).",
                         flag_values=fv)
     flags.DEFINE_enum("distribute", "none", ["none", "mirrored"], "tf.distribute strategy: none, or "
@@ -174,9 +181,10 @@ def train_config(flag_values):
             epochs=fv.epochs, batch_size=fv.batch_size, input_size=_size_flag(fv, "input_size"), lr=fv.lr,
             weight_decay=fv.weight_decay, schedule=fv.schedule, poly_power=fv.poly_power,
             warmup_epochs=fv.warmup_epochs, min_lr=fv.min_lr, ohem_thresh=fv.ohem_thresh if fv.ohem else None,
-            ohem_min_kept=fv.ohem_min_kept, aux_weight=fv.aux_weight, distill_weight=fv.distill_weight,
-            temperature=fv.temperature, seed=fv.seed, scale_range=_scale_range(fv.scale_range),
-            val_split=fv.val_split, val_size=_size_flag(fv, "val_size"), val_batch_size=fv.val_batch_size,
+            ohem_min_kept=fv.ohem_min_kept, loss_stride=fv.loss_stride, aux_weight=fv.aux_weight,
+            distill_weight=fv.distill_weight, temperature=fv.temperature, seed=fv.seed,
+            scale_range=_scale_range(fv.scale_range), val_split=fv.val_split, val_size=_size_flag(fv, "val_size"),
+            val_batch_size=fv.val_batch_size, val_every=fv.val_every, cache_images=fv.cache_images,
             model_size=_size_flag(fv, "model_size"), skip_bad=fv.skip_bad, verbose=fv.verbose,
             jit_compile=fv.jit_compile, tensorboard=fv.tensorboard)
     except ValueError as error:

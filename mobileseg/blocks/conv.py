@@ -7,9 +7,8 @@ model, leaving a DEQUANTIZE/QUANTIZE island in the graph).
 Conventions shared with `fusion` and `heads`:
 
 - NHWC tensors, ``padding="same"`` (a stride-s layer gives ``ceil(H / s)``);
-- batch normalization uses PyTorch's defaults (``epsilon=1e-5``, running averages
-  updated by 0.1 per step), the convention of every reference implementation
-  (SeaFormer, SegFormer, torchvision's MobileNetV3), so their weights transfer;
+- batch normalization is `mobileseg.blocks.batch_norm` (PyTorch's defaults, the fused
+  kernel in training);
 - convolutions without a following classifier role start from He-normal fan-out
   initialization, as those references do.
 """
@@ -22,9 +21,8 @@ import keras
 from keras import ops
 
 from mobileseg.blocks.activations import get_activation
+from mobileseg.blocks.batch_norm import batch_norm
 
-BN_EPSILON = 1e-5
-BN_MOMENTUM = 0.9  # Keras' running-average weight; PyTorch's momentum=0.1
 GATES = ("hard_sigmoid", "sigmoid")
 
 
@@ -82,11 +80,6 @@ def check_odd_kernel(owner: str, kernel_size) -> None:
     check_positive_int(owner, "kernel_size", kernel_size)
     if kernel_size % 2 == 0:
         raise ValueError(f"{owner}: kernel_size must be odd (1, 3, 5, 7, ...), got {kernel_size}")
-
-
-def batch_norm(name: str = "bn") -> keras.layers.BatchNormalization:
-    """A BatchNormalization over channels with the references' epsilon and momentum."""
-    return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
 
 
 @keras.saving.register_keras_serializable(package="mobileseg")

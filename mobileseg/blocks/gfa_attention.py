@@ -27,7 +27,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from mobileseg.blocks.conv import batch_norm, check_positive_int, conv_initializer, drop_path_layer
+from mobileseg.blocks.batch_norm import batch_norm
+from mobileseg.blocks.conv import check_positive_int, conv_initializer, drop_path_layer
 
 FFN_BN_EPSILON = 1e-6  # the official MLP's BatchNorm epsilon
 
@@ -264,7 +265,7 @@ class RTFormerFFN(keras.layers.Layer):
         self.dim = dim
         self.hidden_dim = hidden_dim
         hidden = hidden_dim or dim
-        self.norm = keras.layers.BatchNormalization(epsilon=FFN_BN_EPSILON, momentum=0.9, name="norm")
+        self.norm = batch_norm("norm", epsilon=FFN_BN_EPSILON)
         self.conv1 = keras.layers.Conv2D(hidden, 3, padding="same", kernel_initializer=conv_initializer(),
                                          name="conv1")
         self.conv2 = keras.layers.Conv2D(dim, 3, padding="same", kernel_initializer=conv_initializer(),

@@ -17,7 +17,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from mobileseg.blocks.conv import ConvBNAct, batch_norm, check_positive_int, zoomed_size
+from mobileseg.blocks.batch_norm import batch_norm
+from mobileseg.blocks.conv import ConvBNAct, check_positive_int, zoomed_size
 
 
 @keras.saving.register_keras_serializable(package="mobileseg")

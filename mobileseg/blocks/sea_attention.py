@@ -143,12 +143,15 @@ class SeaAttention(keras.layers.Layer):
 
     def _axial_attention(self, q, k, v, length, q_pos, k_pos, resize):
         # q, k: (B, L, qk_channels); v: (B, L, v_channels), one squeezed axis of length L.
-        q = q + ops.transpose(ops.matmul(ops.transpose(q_pos), resize))
-        k = k + ops.transpose(ops.matmul(ops.transpose(k_pos), resize))
+        # The embeddings are float32 variables: added in the compute dtype (bfloat16 under mixed precision).
+        q = q + ops.cast(ops.transpose(ops.matmul(ops.transpose(q_pos), resize)), q.dtype)
+        k = k + ops.cast(ops.transpose(ops.matmul(ops.transpose(k_pos), resize)), k.dtype)
         q = ops.transpose(ops.reshape(q, (-1, length, self.num_heads, self.key_dim)), (0, 2, 1, 3))
         k = ops.transpose(ops.reshape(k, (-1, length, self.num_heads, self.key_dim)), (0, 2, 3, 1))
         v = ops.transpose(ops.reshape(v, (-1, length, self.num_heads, self.head_value_dim)), (0, 2, 1, 3))
-        attention = ops.softmax(ops.matmul(q, k) * (self.key_dim ** -0.5), axis=-1)
+        # The softmax runs in float32 whatever the compute dtype (a no-op cast in float32).
+        attention = ops.softmax(ops.cast(ops.matmul(q, k), "float32") * (self.key_dim ** -0.5), axis=-1)
+        attention = ops.cast(attention, v.dtype)
         out = ops.transpose(ops.matmul(attention, v), (0, 2, 1, 3))  # (B, L, heads, head_value_dim)
         return ops.reshape(out, (-1, length, self.v_channels))
 

@@ -100,12 +100,15 @@ def op_kind(operation) -> str:
     """The name the quantization rules use for a graph node's operation.
 
     Plain ReLUs from `keras.activations` and `keras.ops` are both ``"Relu"``; a
-    ReLU capped at 6 is ``"Relu6"``.
+    ReLU capped at 6 is ``"Relu6"``. Every batch normalization (Keras' or a subclass such
+    as `mobileseg.blocks.batch_norm.BatchNorm`) is ``"BatchNormalization"``.
 
     Example:
         >>> op_kind(keras.layers.Dropout(0.1)), op_kind(keras.src.ops.nn.Relu6())
         ('Dropout', 'Relu6')
     """
+    if isinstance(operation, keras.layers.BatchNormalization):
+        return "BatchNormalization"
     name = type(operation).__name__
     if name == "ReLU" and not isinstance(operation, keras.layers.Layer):  # keras.activations.relu
         if not operation.negative_slope and not operation.threshold:

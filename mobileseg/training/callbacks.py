@@ -245,28 +245,33 @@ class EpochSeeds(keras.callbacks.Callback):
 
 
 class Validation(keras.callbacks.Callback):
-    """Full-resolution validation at the end of every epoch.
+    """Full-resolution validation at the end of every ``every``-th epoch and of the last.
 
     Adds ``val_miou`` and ``val_pixel_accuracy`` to the epoch logs and keeps the whole
-    result (with per-class IoU) in `result`. Skipped once `monitor` reports divergence.
+    result (with per-class IoU) in `result` (None after an epoch not validated). Skipped
+    once `monitor` reports divergence.
 
     Args:
         evaluator: a `mobileseg.training.evaluation.Evaluator`.
         model: the model to evaluate (the main-output model sharing the trained layers).
         monitor: the run's `TrainMonitor`.
-        tensorboard_dir: where to write ``iou/<class>`` scalars, or None.
+        every: validate after epochs every, 2 * every, ... (1-based).
+        last: the run's last epoch (1-based), always validated; None: none is special.
     """
 
-    def __init__(self, evaluator, model: keras.Model, monitor: TrainMonitor):
+    def __init__(self, evaluator, model: keras.Model, monitor: TrainMonitor, every: int = 1,
+                 last: int | None = None):
         super().__init__()
         self.evaluator = evaluator
         self.eval_model = model
         self.monitor = monitor
+        self.every = int(every)
+        self.last = last
         self.result: dict | None = None
 
     def on_epoch_end(self, epoch, logs=None):
         self.result = None
-        if self.monitor.diverged is not None:
+        if self.monitor.diverged is not None or ((epoch + 1) % self.every and epoch + 1 != self.last):
             return
         self.result = self.evaluator(self.eval_model)
         if logs is not None:
@@ -443,5 +448,5 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.state.best_miou, self.state.best_epoch = float(miou), epoch + 1
         self.state.save(self.run_dir)
         self.entries.append(entry)
-        logging.info("epoch %d: val mIoU %.4f%s; %.1f images/s", epoch + 1, miou or 0.0,
-                     " (best)" if best else "", self.monitor.images_per_second)
+        validated = "not validated" if miou is None else f"val mIoU {miou:.4f}{' (best)' if best else ''}"
+        logging.info("epoch %d: %s; %.1f images/s", epoch + 1, validated, self.monitor.images_per_second)

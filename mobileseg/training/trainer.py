@@ -38,12 +38,17 @@ from absl import logging
 import mobileseg.arch.builder  # noqa: F401  (registers every mobileseg layer, to load last.keras and teachers)
 from mobileseg.atomic_write import write_atomic
 from mobileseg.data.checks import verified_pairs
-from mobileseg.data.pipeline import Augmentation, train_dataset
+from mobileseg.data.pipeline import Augmentation, decoded_pairs, train_dataset
 from mobileseg.data.source import Pair, SegmentationSource
 from mobileseg.training import callbacks as run_callbacks
 from mobileseg.training.evaluation import Evaluator, input_size, output_stride, resized_copy
 from mobileseg.training.losses import DistillationKL, OhemCrossEntropy, SegmentationLoss
 from mobileseg.training.schedules import DECAYS, WarmupDecay
+
+
+CACHE_CHOICES = ("auto", "yes", "no")
+CACHE_BUDGET_BYTES = 4 << 30
+"""``cache_images="auto"`` keeps decoded training images in memory up to this size (CamVid's train: 0.19 GB)."""
 
 
 class TrainingError(RuntimeError):
@@ -74,6 +79,8 @@ class TrainConfig:
         min_lr: the rate at the end of training.
         ohem_thresh: OHEM probability threshold; None for plain cross-entropy.
         ohem_min_kept: pixels per image always in the loss; None: a quarter of the crop.
+        loss_stride: the loss compares every ``loss_stride``-th pixel of the crop in each
+            direction (`mobileseg.training.losses.OhemCrossEntropy`'s ``stride``); 1: every pixel.
         aux_weight: weight of each auxiliary head's loss.
         distill_weight: weight of the distillation term (with a teacher).
         temperature: distillation temperature.
@@ -82,6 +89,10 @@ class TrainConfig:
         val_split: the split validated on after every epoch.
         val_size: resize validation pairs to this (height, width); None: full resolution.
         val_batch_size: validation images per batch.
+        val_every: validate after every ``val_every``-th epoch, and after the last one
+            (``model.keras`` is chosen among the validated epochs).
+        cache_images: keep the decoded training images in memory for the whole run:
+            "auto" (when they take at most `CACHE_BUDGET_BYTES`), "yes" or "no".
         model_size: (height, width) to save ``model.keras`` at; None: ``input_size``.
         skip_bad: leave bad pairs out instead of stopping at the first.
         verbose: Keras progress bar: 0 silent, 1 bar, 2 one line per epoch.
@@ -109,6 +120,7 @@ class TrainConfig:
     min_lr: float = 0.0
     ohem_thresh: float | None = 0.7
     ohem_min_kept: int | None = None
+    loss_stride: int = 2
     aux_weight: float = 0.4
     distill_weight: float = 1.0
     temperature: float = 1.0
@@ -117,6 +129,8 @@ class TrainConfig:
     val_split: str = "val"
     val_size: tuple[int, int] | None = None
     val_batch_size: int = 1
+    val_every: int = 1
+    cache_images: str = "auto"
     model_size: tuple[int, int] | None = None
     skip_bad: bool = False
     verbose: int = 1
@@ -125,10 +139,13 @@ class TrainConfig:
 
     def __post_init__(self):
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "val_batch_size": self.val_batch_size,
-                    "lr": self.lr, "temperature": self.temperature}
+                    "lr": self.lr, "temperature": self.temperature, "loss_stride": self.loss_stride,
+                    "val_every": self.val_every}
         for name, value in positive.items():
             if not value > 0:
                 raise ValueError(f"{name} must be positive, got {value}")
+        if self.cache_images not in CACHE_CHOICES:
+            raise ValueError(f"cache_images must be one of {', '.join(CACHE_CHOICES)}, got {self.cache_images!r}")
         if self.schedule not in DECAYS:
             raise ValueError(f"schedule must be one of {', '.join(DECAYS)}, got {self.schedule!r}")
         nonnegative = {"weight_decay": self.weight_decay, "warmup_epochs": self.warmup_epochs,
@@ -178,7 +195,7 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
 def make_loss(config: TrainConfig) -> SegmentationLoss:
     """The `SegmentationLoss` a config asks for (distillation is used only with a teacher)."""
     return SegmentationLoss(
-        OhemCrossEntropy(threshold=config.ohem_thresh, min_kept=config.min_kept()),
+        OhemCrossEntropy(threshold=config.ohem_thresh, min_kept=config.min_kept(), stride=config.loss_stride),
         aux_weight=config.aux_weight,
         distillation=DistillationKL(temperature=config.temperature),
         distill_weight=config.distill_weight,
@@ -191,12 +208,13 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def epoch_batches(source: SegmentationSource, pairs: Sequence[Pair], config: TrainConfig,
-                  epoch: int) -> tf.data.Dataset:
+                  epoch: int, decoded: tf.data.Dataset | None = None) -> tf.data.Dataset:
     """The training batches of one epoch: full batches, augmented, in an order fixed by (seed, epoch).
 
     Epoch e is `mobileseg.data.pipeline.train_dataset` seeded with ``epoch_seed(seed, e)``,
     so its batches are the same whichever epoch a run (re)started at, given the same
-    TensorFlow global seed (`fit` sets it from ``config.seed``).
+    TensorFlow global seed (`fit` sets it from ``config.seed``), and whether the pairs are
+    read from the files or from ``decoded`` (`mobileseg.data.pipeline.decoded_pairs`).
 
     Example:
         >>> from mobileseg.data.synthetic import SyntheticSource
@@ -207,7 +225,23 @@ def epoch_batches(source: SegmentationSource, pairs: Sequence[Pair], config: Tra
     """
     augmentation = Augmentation(crop_size=tuple(config.input_size), scale_range=tuple(config.scale_range))
     return train_dataset(source, augmentation=augmentation, batch_size=config.batch_size,
-                         seed=epoch_seed(config.seed, epoch), pairs=list(pairs), drop_remainder=True)
+                         seed=epoch_seed(config.seed, epoch), pairs=list(pairs), decoded=decoded,
+                         drop_remainder=True)
+
+
+def cached_images(source: SegmentationSource, pairs: Sequence[Pair], config: TrainConfig) -> tf.data.Dataset | None:
+    """The decoded training pairs to keep in memory, or None, as ``config.cache_images`` says.
+
+    "auto" caches when the decoded split, estimated from its first pair, takes at most
+    `CACHE_BUDGET_BYTES`.
+    """
+    if config.cache_images == "no" or not pairs:
+        return None
+    if config.cache_images == "auto":
+        image, mask = source.load_pair(pairs[0])
+        if (image.nbytes + mask.nbytes) * len(pairs) > CACHE_BUDGET_BYTES:
+            return None
+    return decoded_pairs(source, list(pairs))
 
 
 def num_classes_of(model: keras.Model) -> int:
@@ -528,7 +562,7 @@ def fit(
     monitor = run_callbacks.TrainMonitor(config.batch_size)
     evaluator = Evaluator(source, config.val_split, pad_to_multiple=output_stride(deploy) if input_size(deploy) else 1,
                           batch_size=config.val_batch_size, size=config.val_size, pairs=val_pairs)
-    validation = run_callbacks.Validation(evaluator, deploy, monitor)
+    validation = run_callbacks.Validation(evaluator, deploy, monitor, every=config.val_every, last=config.epochs)
     model_size = tuple(config.model_size) if config.model_size else None
 
     def best_model():
@@ -541,11 +575,12 @@ def fit(
     all_callbacks = [monitor, run_callbacks.EpochSeeds(models.student, config.seed), validation,
                      *([tensorboard] if config.tensorboard else []), checkpoint, *callbacks,
                      run_callbacks.EpochProgbar(config.epochs)]
+    decoded = cached_images(source, train_pairs, config)
     try:
         # One fit() per epoch, each on that epoch's own dataset: the data order depends on the
         # epoch only, not on how many epochs this process has already run.
         for epoch in range(initial_epoch, config.epochs):
-            models.trainer.fit(epoch_batches(source, train_pairs, config, epoch), epochs=epoch + 1,
+            models.trainer.fit(epoch_batches(source, train_pairs, config, epoch, decoded), epochs=epoch + 1,
                                initial_epoch=epoch, steps_per_epoch=steps_per_epoch, callbacks=all_callbacks,
                                verbose=config.verbose, shuffle=False)
             if monitor.diverged is not None:

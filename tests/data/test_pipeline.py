@@ -8,7 +8,7 @@ from PIL import Image
 from mobileseg.data.camvid import CamVidSource
 from mobileseg.data.folder import FolderSource
 from mobileseg.data.labels import IGNORE_INDEX
-from mobileseg.data.pipeline import Augmentation, augment, eval_dataset, train_dataset
+from mobileseg.data.pipeline import Augmentation, augment, decoded_pairs, eval_dataset, train_dataset
 from mobileseg.data.problems import DataError
 from mobileseg.data.synthetic import SyntheticSource
 from tests.data.fake_layouts import make_camvid, make_folder, write_image, write_mask
@@ -94,8 +94,25 @@ def test_files_decode_with_the_label_table(tmp_path):
     assert np.array_equal(image[0], np.asarray(Image.open(pair.image)).astype(np.float32))
     raw = np.asarray(Image.open(pair.mask)).astype(np.int32)
     assert np.array_equal(mask[0], np.where(raw == 11, IGNORE_INDEX, raw))
-    ds = train_dataset(source, augmentation=Augmentation((12, 12)), batch_size=3, cache=True)
+    ds = train_dataset(source, augmentation=Augmentation((12, 12)), batch_size=3)
     assert [x.shape for x, _ in ds] == [(3, 12, 12, 3)]
+
+
+def test_batches_from_decoded_pairs_equal_those_from_the_files(tmp_path):
+    root = make_folder(tmp_path, split=True, count=3)
+    write_image(root / "images" / "train" / "wide.jpg", seed=4, size=(9, 14))  # sizes differ
+    write_mask(root / "masks" / "train" / "wide.png", values=[1, 2], size=(9, 14))
+    source = FolderSource(root)
+    pairs = source.pairs("train")
+    decoded = decoded_pairs(source, pairs)
+    assert len({tuple(mask.shape) for _, mask in decoded}) == 2
+    augmentation = Augmentation((8, 8))
+    for seed in (0, 1):
+        files = batches(train_dataset(source, augmentation=augmentation, batch_size=2, seed=seed, pairs=pairs))
+        memory = batches(train_dataset(source, augmentation=augmentation, batch_size=2, seed=seed, pairs=pairs,
+                                       decoded=decoded))
+        assert len(files) == len(memory) and all(
+            np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(files, memory))
 
 
 def test_unequal_sizes_are_padded_with_ignore_in_eval(tmp_path):

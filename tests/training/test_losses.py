@@ -47,6 +47,18 @@ def test_ohem_matches_the_numpy_reference(batch, threshold, min_kept):
     assert ours == pytest.approx(numpy_ohem(labels, logits, threshold, min_kept * 2), rel=1e-5)
 
 
+def test_ohem_histogram_selection_keeps_at_most_one_bin_more_than_an_exact_sort():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 3, (2, 40, 50, 5)).astype("float32")
+    labels = rng.integers(0, 5, (2, 40, 50))
+    labels[:, :5] = 255
+    for min_kept in (100, 700, 1700):
+        exact = numpy_ohem(labels, logits, 0.05, min_kept * 2)
+        ours = float(ohem_cross_entropy(labels, logits, threshold=0.05, min_kept=min_kept))
+        # the extra pixels are the easiest of the kept ones, within 1/1024 in probability of the k-th
+        assert ours <= exact + 1e-6 and ours == pytest.approx(exact, rel=0.01)
+
+
 def test_ohem_keeps_fewer_pixels_than_plain_cross_entropy_and_they_are_the_hard_ones(batch):
     labels, logits = batch
     plain = float(ohem_cross_entropy(labels, logits, threshold=None))
@@ -85,11 +97,27 @@ def test_loss_upsamples_low_resolution_logits_to_the_labels():
 
 
 def test_ohem_loss_survives_a_keras_config_round_trip():
-    loss = OhemCrossEntropy(threshold=0.6, min_kept=123)
+    loss = OhemCrossEntropy(threshold=0.6, min_kept=123, stride=2)
     again = keras.losses.deserialize(keras.losses.serialize(loss))
-    assert (again.threshold, again.min_kept, again.ignore_index) == (0.6, 123, 255)
+    assert (again.threshold, again.min_kept, again.ignore_index, again.stride) == (0.6, 123, 255, 2)
     with pytest.raises(ValueError, match="threshold"):
         OhemCrossEntropy(threshold=1.5)
+    with pytest.raises(ValueError, match="stride"):
+        OhemCrossEntropy(stride=0)
+
+
+@pytest.mark.parametrize("stride", [2, 4])
+def test_strided_loss_compares_every_stride_th_label_with_logits_resized_to_that_grid(stride):
+    rng = np.random.default_rng(2)
+    logits = rng.normal(0, 2, (2, 4, 6, 3)).astype("float32")
+    labels = rng.integers(0, 3, (2, 32, 48))
+    labels[0, :8] = 255
+    strided = float(OhemCrossEntropy(threshold=0.7, min_kept=64, stride=stride)(labels, logits))
+    grid = labels[:, stride // 2::stride, stride // 2::stride]
+    resized = tf.image.resize(logits, grid.shape[1:], method="bilinear").numpy()
+    assert strided == pytest.approx(numpy_ohem(grid, resized, 0.7, 2 * 64 // stride**2), rel=1e-5)
+    full = float(OhemCrossEntropy(threshold=None)(labels, logits))
+    assert float(OhemCrossEntropy(threshold=None, stride=stride)(labels, logits)) == pytest.approx(full, rel=0.05)
 
 
 def test_distillation_is_the_kl_from_teacher_to_student_times_t_squared():

@@ -81,6 +81,36 @@ def test_a_resumed_run_is_the_uninterrupted_run(tmp_path):
     assert (again.epoch, again.entries) == (2, [])
 
 
+def test_decoded_images_in_memory_train_exactly_as_files_and_validation_skips_epochs(tmp_path):
+    from mobileseg.data.camvid import CamVidSource
+    from tests.data.fake_layouts import make_camvid
+
+    data = CamVidSource(make_camvid(tmp_path / "camvid", counts={"train": 4, "val": 1}))
+
+    def build_camvid():
+        return builder.build_model(GENOTYPE, data.num_classes, SIZE, auxiliary=True)
+
+    trainer.fit(build_camvid, data, tmp_path / "files", config(epochs=3, cache_images="no"))
+    trainer.fit(build_camvid, data, tmp_path / "memory", config(epochs=3, cache_images="yes", val_every=2))
+    files, memory = callbacks.read_log(tmp_path / "files"), callbacks.read_log(tmp_path / "memory")
+    assert [e["loss"] for e in files] == [e["loss"] for e in memory]
+    assert [e["val_miou"] is not None for e in memory] == [False, True, True]  # epoch 2, and 3 (the last)
+    assert [e["best"] for e in memory][0] is False and callbacks.RunState.load(tmp_path / "memory").best_epoch in (2, 3)
+    weights = [keras.saving.load_model(tmp_path / run / "last.keras").get_weights() for run in ("files", "memory")]
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_cache_auto_decodes_only_within_the_memory_budget(monkeypatch):
+    data, settings = source(), config()
+    pairs = data.pairs("train")
+    assert trainer.cached_images(data, pairs, settings) is not None
+    assert trainer.cached_images(data, pairs, config(cache_images="no")) is None
+    monkeypatch.setattr(trainer, "CACHE_BUDGET_BYTES", 1000)
+    assert trainer.cached_images(data, pairs, settings) is None
+    assert trainer.cached_images(data, pairs, config(cache_images="yes")) is not None
+
+
 def test_distillation_changes_the_loss_and_the_gradients():
     keras.utils.set_random_seed(0)
     student, teacher = build(), builder.build_model(GENOTYPE, 8, SIZE)
@@ -162,7 +192,9 @@ def test_epoch_batches_depend_on_seed_and_epoch_only():
 def test_config_values_are_checked():
     assert TrainConfig(input_size=(64, 64)).min_kept() == 64 * 64 // 4
     for bad, match in [(dict(lr=0.0), "lr must be positive"), (dict(min_lr=1.0), "min_lr"),
-                       (dict(ohem_thresh=0.0), "ohem_thresh"), (dict(scale_range=(2.0, 1.0)), "scale_range")]:
+                       (dict(ohem_thresh=0.0), "ohem_thresh"), (dict(scale_range=(2.0, 1.0)), "scale_range"),
+                       (dict(loss_stride=0), "loss_stride"), (dict(val_every=0), "val_every"),
+                       (dict(cache_images="maybe"), "cache_images")]:
         with pytest.raises(ValueError, match=match):
             TrainConfig(input_size=(8, 8), **bad)
 
