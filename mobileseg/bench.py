@@ -20,8 +20,8 @@ network; bench times ``.tflite`` files only, so it times the files that
 ``python -m mobileseg.export --tome RATIO`` writes (``RUN_DIR/export_tomeRATIO/``), e.g.
 ``--model runs/x/export/model_int8.tflite,runs/x/export_tome0.5/model_int8.tflite``.
 
-Exit codes: 0 ok, 2 bad input (missing file, not a TFLite file, bad flag value),
-1 a phone or adb failure.
+Exit codes: 0 ok, 2 bad input (missing file, not a TFLite file, a file with a dynamic input
+size, bad flag value), 1 a phone or adb failure, or ``--out`` could not be written.
 """
 
 from __future__ import annotations
@@ -71,14 +71,18 @@ def split_models(values: Iterable[str] | None) -> list[str]:
 
 
 def check_models(models: Sequence[str]) -> None:
-    """Fail before any measurement if a model is missing or not a TFLite file (named)."""
-    from mobileseg.latency.measure import read_flatbuffer
+    """Fail before any measurement if a model is missing, not a TFLite file or of dynamic shape (named).
+
+    A dynamic input size (-1) would be timed at LiteRT's placeholder size of 1: a meaningless
+    0.001 ms, here and on a phone alike.
+    """
+    from mobileseg.latency.measure import check_model
 
     if not models:
         raise BenchInputError("no model given: pass --model FILE.tflite (repeatable or comma-separated)")
     for model in models:
         try:
-            read_flatbuffer(model)
+            check_model(model)
         except (FileNotFoundError, ValueError) as error:
             raise BenchInputError(str(error)) from None
 
@@ -238,9 +242,13 @@ def run(flag_values, argv: Sequence[str]) -> int:
         return 2
     document = json.dumps(result, indent=1)
     if flag_values.out:
-        from mobileseg.atomic_write import write_atomic
+        from mobileseg.atomic_write import AtomicWriteError, write_atomic
 
-        write_atomic(flag_values.out, document + "\n")
+        try:
+            write_atomic(flag_values.out, document + "\n")
+        except AtomicWriteError as error:
+            print(f"mobileseg.bench: error: {error}", file=sys.stderr)
+            return 1
     print(document if flag_values.json else text)
     return 0
 

@@ -30,8 +30,13 @@ folded in (``--input``). ``--target NAME`` (``export/NAME.yaml``, or a path) set
 mode, output and input and adds its checks; an export that fails them exits 1 and says
 which check failed, keeping the files for inspection.
 
-Exit codes: 0 done (and every check passed), 1 a check or a conversion failed, or quantization-aware
-fine-tuning diverged (nothing written; try ``--qat_epochs 0``), 2 bad input.
+Every file is written atomically (`mobileseg.atomic_write`): a full disk stops the export with
+exit 1 and leaves the file it was writing, and every file before it, as they were. The export
+holds the run folder's lock (`mobileseg.run_lock`; the output folder's without ``--run_dir``).
+
+Exit codes: 0 done (and every check passed), 1 a check or a conversion failed, quantization-aware
+fine-tuning diverged (nothing written; try ``--qat_epochs 0``), or a file could not be written (a
+full disk), 2 bad input (or a folder another command is running in).
 
 Example:
     python -m mobileseg.export --run_dir runs/camvid --target cpu-int8 --qat_epochs 3 --ptq
@@ -153,11 +158,13 @@ def read_run_config(path: Path) -> dict:
     """
     import yaml
 
+    from mobileseg.text_files import TextFileError, read_text
+
     if not path.is_file():
         return {}
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError):
+        raw = yaml.safe_load(read_text(path)) or {}
+    except (TextFileError, yaml.YAMLError):
         return {}
     if not isinstance(raw, dict):
         return {}
@@ -210,9 +217,12 @@ def export(settings: ExportSettings, log=print) -> dict:
 
     Raises:
         ExportError: bad input (model, data, options), before anything is written.
+        mobileseg.atomic_write.AtomicWriteError: a file could not be written (a full disk); it and every
+            file written before are as they were.
     """
     import numpy as np
 
+    from mobileseg.atomic_write import AtomicWriteError, atomic_path, write_atomic
     from mobileseg.deploy import packaging, report
     from mobileseg.inference import default_palette
 
@@ -272,7 +282,8 @@ def export(settings: ExportSettings, log=print) -> dict:
                 steps_per_epoch=settings.steps_per_epoch, ohem_thresh=settings.ohem_thresh,
                 ohem_min_kept=settings.ohem_min_kept, distill_weight=settings.distill_weight, verbose=2,
                 eager=settings.eager)
-            qat_model.save(settings.qat_model_path)
+            with atomic_path(settings.qat_model_path) as temporary:
+                qat_model.save(temporary)
             qat_note = f"fine-tuned {settings.qat_epochs} epoch(s), saved {settings.qat_model_path}"
         elif method != "ptq" and settings.qat_model_path and settings.qat_model_path.is_file():
             qat_model = load_keras_model(settings.qat_model_path)
@@ -325,11 +336,11 @@ def export(settings: ExportSettings, log=print) -> dict:
 
                     representative = representative_dataset(calibration_images())
                 flatbuffer = packaging.convert(source_model, mode, settings.output, input_dtype, representative)
-                path.write_bytes(flatbuffer)
+                write_atomic(path, flatbuffer)
                 entry.update(report.describe_tflite(path))
                 if method == "qat":
                     entry["qat"] = {"note": qat_note, **report.qat_coverage(qat_model, flatbuffer)}
-        except ExportError:
+        except (ExportError, AtomicWriteError):  # bad input, a full disk: the export stops
             raise
         except Exception as error:  # a conversion that fails is reported, and the export goes on
             entry["error"] = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error) else ''}"
@@ -351,7 +362,7 @@ def export(settings: ExportSettings, log=print) -> dict:
     needs_fp32 = checks is not None and checks.min_speedup_vs_fp32 is not None
     if tflite and not any(e["mode"] == "fp32" for e in tflite) and needs_fp32:
         fp32_reference = settings.out_dir / ".fp32_reference.tflite"
-        fp32_reference.write_bytes(packaging.convert(model, "fp32", settings.output, "uint8"))
+        write_atomic(fp32_reference, packaging.convert(model, "fp32", settings.output, "uint8"))
         timing_paths.append(str(fp32_reference))
     log(f"timing {len(timing_paths)} file(s) at {settings.threads} thread(s)")
     timings = report.time_tflite(timing_paths, threads=settings.threads)
@@ -403,8 +414,6 @@ def export(settings: ExportSettings, log=print) -> dict:
         "float": float_entry, "files": entries, "environment": environment(),
         "passed": not failures, "failed_checks": failures, "seconds": round(time.time() - started, 1),
     }
-    from mobileseg.atomic_write import write_atomic
-
     write_atomic(settings.out_dir / "report.json", json.dumps(result, indent=2) + "\n")
     if settings.run_dir is not None:
         from mobileseg.training.trainer import record_config
@@ -426,13 +435,15 @@ def export(settings: ExportSettings, log=print) -> dict:
 def _merge_tokens(model, settings: ExportSettings):
     """The model with tokens merged at ``settings.tome``, saved next to the files, and what was merged where."""
     from mobileseg.arch.tome import TomeError, block_settings, with_token_merging
+    from mobileseg.atomic_write import atomic_path
 
     try:
         merged = with_token_merging(model, settings.tome, source=str(settings.model_path))
     except TomeError as error:
         raise ExportError(str(error)) from None
     path = settings.out_dir / f"model_tome{settings.tome:g}.keras"
-    merged.save(path)
+    with atomic_path(path) as temporary:
+        merged.save(temporary)
     return merged, {"ratio": settings.tome, "model": str(path), "blocks": block_settings(merged)}
 
 
@@ -585,18 +596,24 @@ def settings_from_flags(fv, argv: Sequence[str]) -> ExportSettings:
 
 def run(fv, argv: Sequence[str]) -> int:
     """Export as the parsed flags say; returns the exit code."""
+    from mobileseg.atomic_write import AtomicWriteError
     from mobileseg.deploy.profiles import ProfileError
     from mobileseg.deploy.report import format_table
     from mobileseg.quant.finetune import QatDiverged
+    from mobileseg.run_lock import RunLockError, hold
 
     try:
         settings = settings_from_flags(fv, argv)
-        result = export(settings, log=lambda text: print(text, file=sys.stderr))
-    except (ExportError, ProfileError) as error:
+        with hold(settings.run_dir or settings.out_dir, "mobileseg.export"):
+            result = export(settings, log=lambda text: print(text, file=sys.stderr))
+    except (ExportError, ProfileError, RunLockError) as error:
         print(f"mobileseg.export: error: {error}", file=sys.stderr)
         return 2
     except QatDiverged as error:
         print(f"mobileseg.export: error: {error}", file=sys.stderr)
+        return 1
+    except AtomicWriteError as error:
+        print(f"mobileseg.export: error: {error}; the files written before it are kept", file=sys.stderr)
         return 1
     print(format_table(result))
     print(f"report: {settings.out_dir / 'report.json'}")

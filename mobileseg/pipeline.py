@@ -1,7 +1,7 @@
 """``python -m mobileseg.pipeline --space SPACE.yaml --data KIND:PATH --run_dir DIR --target_latency_ms MS``.
 
-One run from a data set to a benchmarked int8 model, in one run folder (DESIGN.md, "The
-flow of one run"). The steps are the project's own commands, each run as a subprocess
+One run from a data set to a benchmarked int8 model, in one run folder (docs/architecture.md,
+section 1). The steps are the project's own commands, each run as a subprocess
 whose output streams through:
 
 1. ``search``: ``python -m mobileseg.search`` measures the space's blocks, trains the
@@ -36,8 +36,12 @@ refused. At the end a summary table gives the searched network, the float and in
 int8 latency against the target, the file size, and where every file is; it is also written
 to ``DIR/summary.json``.
 
-Exit codes: 0 done, 2 bad input (the pipeline's, or a step's: the step is named), 1 a step
-failed, 3 the phone was lost (search with ``--latency_backend adb``).
+The pipeline holds DIR's lock (`mobileseg.run_lock`) from its checks to its summary, and its steps
+work under it: another command on DIR is refused while it runs (exit 2, its pid named).
+
+Exit codes: 0 done, 2 bad input (the pipeline's, or a step's: the step is named; a DIR another
+command is running in), 1 a step failed (or the disk is full), 3 the phone was lost (search with
+``--latency_backend adb``).
 
 Example:
     python -m mobileseg.pipeline --space search_space/default.yaml \\
@@ -55,6 +59,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from mobileseg.run_lock import RunLock
 from mobileseg.train import BadInput
 
 STEPS = ("search", "train", "export", "bench")
@@ -272,12 +277,13 @@ class StepFailed(Exception):
 
 
 def run_steps(settings: PipelineSettings, commands: Mapping[str, Callable[[PipelineSettings], Sequence[str]]],
-              log: Callable[[str], None] = print) -> dict[str, dict]:
+              log: Callable[[str], None] = print, lock: RunLock | None = None) -> dict[str, dict]:
     """Run the steps in order, skipping finished ones; returns ``{step: {"ran": bool, "seconds": s}}``.
 
     A step is skipped when `step_done` says so and no step before it ran now (its inputs may
     have changed). Its command line is built when it starts (it may read what the steps before
-    it wrote) and its output goes straight to this process's stdout and stderr.
+    it wrote) and its output goes straight to this process's stdout and stderr. With ``lock``
+    (the run folder's, held by this process) each step works in the folder under it.
 
     Raises:
         StepFailed: a step exited non-zero, or without its outputs; later steps did not run.
@@ -294,7 +300,7 @@ def run_steps(settings: PipelineSettings, commands: Mapping[str, Callable[[Pipel
         log(f"== {step}: {' '.join(command)}")
         sys.stdout.flush()
         started = time.monotonic()
-        returncode = subprocess.run(command, check=False).returncode
+        returncode = subprocess.run(command, check=False, **(lock.subprocess_kwargs() if lock else {})).returncode
         seconds = round(time.monotonic() - started, 1)
         if returncode != 0 or not step_done(step, settings):
             raise StepFailed(step, returncode, settings.run_dir)
@@ -348,11 +354,12 @@ def summarize(settings: PipelineSettings, steps: Mapping[str, dict] | None = Non
 
 
 def _arch_name(path: Path) -> str | None:
-    import yaml
+    from mobileseg.bounded_yaml import read_yaml
+    from mobileseg.text_files import TextFileError
 
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        data = read_yaml(path)
+    except TextFileError:
         return None
     return data.get("name") if isinstance(data, dict) else None
 
@@ -458,8 +465,6 @@ def check_inputs(settings: PipelineSettings) -> PipelineSettings:
         raise BadInput(f"--latency_backend {settings.latency_backend}: no such file {path}")
     if settings.serial and kind != "adb":
         raise BadInput("--serial needs --latency_backend adb")
-    if settings.run_dir.exists() and not settings.run_dir.is_dir():
-        raise BadInput(f"--run_dir {settings.run_dir}: exists and is not a folder")
     _check_same_run(settings)
     return dataclasses.replace(settings, eval_split="test" if "test" in splits else "val")
 
@@ -506,24 +511,26 @@ def run_pipeline(settings: PipelineSettings,
         commands: each step's command line builder (default: `COMMANDS`); tests substitute them.
         log: where progress lines and the summary go.
     """
-    from mobileseg.atomic_write import write_atomic
+    from mobileseg.atomic_write import AtomicWriteError, write_atomic
+    from mobileseg.run_lock import RunLockError, hold
+
+    def fail(error: Exception, code: int) -> int:
+        print(f"mobileseg.pipeline: error: {error}", file=sys.stderr)
+        return code
 
     try:
-        settings = check_inputs(settings)
-    except BadInput as error:
-        print(f"mobileseg.pipeline: error: {error}", file=sys.stderr)
-        return 2
-    record_settings(settings)
-    try:
-        steps = run_steps(settings, commands, log)
+        with hold(settings.run_dir, "mobileseg.pipeline") as lock:
+            settings = check_inputs(settings)
+            record_settings(settings)
+            steps = run_steps(settings, commands, log, lock)
+            summary = summarize(settings, steps)
+            write_atomic(settings.run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
+    except (BadInput, RunLockError) as error:
+        return fail(error, 2)
     except StepFailed as error:
-        print(f"mobileseg.pipeline: error: {error}", file=sys.stderr)
-        return error.exit_code
-    except PipelineError as error:
-        print(f"mobileseg.pipeline: error: {error}", file=sys.stderr)
-        return 1
-    summary = summarize(settings, steps)
-    write_atomic(settings.run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
+        return fail(error, error.exit_code)
+    except (PipelineError, AtomicWriteError) as error:
+        return fail(error, 1)
     log(format_summary(summary))
     return 0
 

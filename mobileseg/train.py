@@ -20,10 +20,12 @@ optimizer state, epoch, the same data order); ``--epochs`` may be raised to trai
 longer. A NaN or infinite loss stops the run with a message naming the epoch and
 step, leaving the last good checkpoints as they were.
 
-Exit codes: 0 trained (or already trained), 1 training diverged, 2 bad input (a
-missing or malformed ``--arch``, a bad ``--data``, an ``--input_size`` that is not a
-multiple of the network's output stride, a ``--teacher`` with other classes, a DIR
-holding a different run); with bad input nothing in DIR is changed.
+Exit codes: 0 trained (or already trained), 1 training diverged or a file could not be
+written (a full disk; the files of the last good epoch are kept), 2 bad input (a missing
+or malformed ``--arch``, a bad ``--data``, an ``--input_size`` that is not a multiple of
+the network's output stride, a ``--teacher`` with other classes, a DIR holding a
+different run or a damaged ``train_state.json``, a DIR another command is running in:
+`mobileseg.run_lock`); with bad input nothing in DIR is changed.
 
 Example:
     python -m mobileseg.train --arch search_space/references/mobilenetv3_small_lraspp.yaml \\
@@ -203,7 +205,10 @@ def genotype_digest(genotype) -> str:
 def run(flag_values, argv: Sequence[str]) -> int:
     """Train as the parsed flags say; returns the exit code."""
     from mobileseg.arch.schema_io import GenotypeError
+    from mobileseg.atomic_write import AtomicWriteError
     from mobileseg.data.problems import DataError
+    from mobileseg.run_lock import RunLockError, hold
+    from mobileseg.state_files import StateFileError
     from mobileseg.training.trainer import TrainingDiverged, TrainingError
 
     if len(argv) > 1:
@@ -214,15 +219,16 @@ def run(flag_values, argv: Sequence[str]) -> int:
         print(f"mobileseg.train: error: {', '.join(missing)} required", file=sys.stderr)
         return 2
     try:
-        result = _train(flag_values)
-    except TrainingDiverged as error:
+        with hold(flag_values.run_dir, "mobileseg.train"):
+            result = _train(flag_values)
+    except (TrainingDiverged, AtomicWriteError) as error:
         print(f"mobileseg.train: error: {error}", file=sys.stderr)
         return 1
     except DataError as error:
         message = str(error) if str(error).startswith("--data") else f"--data {flag_values.data}: {error}"
         print(f"mobileseg.train: error: {message}", file=sys.stderr)
         return 2
-    except (BadInput, GenotypeError, TrainingError) as error:
+    except (BadInput, GenotypeError, TrainingError, RunLockError, StateFileError) as error:
         print(f"mobileseg.train: error: {error}", file=sys.stderr)
         return 2
     best = "none" if result.best_miou is None else f"{result.best_miou:.4f} (epoch {result.best_epoch})"

@@ -1,4 +1,4 @@
-"""The one check every mobileseg layer goes through (DESIGN.md, point 4).
+"""The one check every mobileseg layer goes through (docs/architecture.md, section 5).
 
 `check_layer` runs a layer inside a tiny functional model through:
 

@@ -83,6 +83,28 @@ def test_not_a_tflite_file_is_named(tmp_path):
     assert f"{fake} is not a TFLite model" in result.stderr
 
 
+def dynamic_shape_tflite() -> bytes:
+    """A conv whose input height and width are -1 (any size), as the converter writes for a (None, None) input."""
+    import keras
+    import tensorflow as tf
+
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 3, padding="same")(inputs))
+    serve = tf.function(lambda image: model(image), input_signature=[tf.TensorSpec((1, None, None, 3), tf.float32)])
+    return tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], model).convert()
+
+
+def test_a_dynamic_shape_file_is_refused_not_timed_at_1x1(tmp_path):
+    dynamic = tmp_path / "dynamic.tflite"
+    dynamic.write_bytes(dynamic_shape_tflite())
+    for extra in ([], ["--adb"]):  # refused before a phone is looked for
+        result = run_bench("--model", str(dynamic), *extra, *FAST)
+        assert result.returncode == 2 and result.stdout == "", result.stderr
+        assert (f"mobileseg.bench: error: {dynamic}: input 'serving_default_image:0' has a dynamic shape "
+                "[1, -1, -1, 3] (-1: any size); LiteRT would time it at [1, 1, 1, 3], not at an image's size: "
+                "convert it at a fixed input size (python -m mobileseg.export --input_size HxW)") in result.stderr
+
+
 def test_helpers():
     assert bench.parse_threads("4,1,4") == [4, 1]
     assert bench.split_models(["a.tflite, b.tflite", "", "c.tflite"]) == ["a.tflite", "b.tflite", "c.tflite"]

@@ -1,4 +1,6 @@
+import errno
 import json
+import os
 from pathlib import Path
 
 import keras
@@ -8,10 +10,12 @@ import yaml
 from absl import flags
 from ai_edge_litert.interpreter import Interpreter
 
+from mobileseg import atomic_write
 from mobileseg import export as export_cli
 from mobileseg.arch import builder, schema_io
 from mobileseg.deploy import packaging
 from mobileseg.deploy.onnx_export import run_onnx
+from mobileseg.run_lock import hold
 from tests.quant.networks import images, randomize_statistics
 
 TINY = """
@@ -159,3 +163,34 @@ def test_tome_exports_the_network_with_tokens_merged_beside_the_run_s_own_export
 def test_tome_out_of_range_or_without_attention_exits_2(run_dir, capsys, tmp_path, tome, message):
     assert _run(["--run_dir", str(run_dir), "--out_dir", str(tmp_path), "--fp32", "--tome", tome]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_full_disk_exits_1_naming_the_file_and_keeps_every_earlier_file(run_dir, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    assert _run(["--run_dir", str(run_dir), "--out_dir", str(out), "--fp32", "--fp16", "--noevaluate"]) == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert {"model_fp32.tflite", "model_fp16.tflite", "report.json"} <= set(before)
+
+    def full_disk_at_fp16(handle, payload):  # the fp32 file and its sidecar are written, then the disk is full
+        if ".model_fp16.tflite." in handle.name:
+            handle.write(payload[:100])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        handle.write(payload)
+
+    monkeypatch.setattr(atomic_write, "_write_all", full_disk_at_fp16)
+    capsys.readouterr()
+    assert _run(["--run_dir", str(run_dir), "--out_dir", str(out), "--fp32", "--fp16", "--noevaluate"]) == 1
+    err = capsys.readouterr().err
+    assert (f"mobileseg.export: error: cannot write {out / 'model_fp16.tflite'}: No space left on device; the files "
+            "written before it are kept") in err and "Traceback" not in err
+    after = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert set(after) == set(before)  # no partial file left beside them
+    assert after["model_fp16.tflite"] == before["model_fp16.tflite"] and after["report.json"] == before["report.json"]
+    Interpreter(model_path=str(out / "model_fp32.tflite")).allocate_tensors()  # the one rewritten is whole
+
+
+def test_an_export_into_a_folder_another_command_is_running_in_is_refused(run_dir, capsys):
+    with hold(run_dir, "python -m mobileseg.train"):
+        assert _run(["--run_dir", str(run_dir), "--fp32"]) == 2
+    assert (f"{run_dir}: another command is running in this folder (pid {os.getpid()}: python -m mobileseg.train)"
+            in capsys.readouterr().err)

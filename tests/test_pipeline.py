@@ -14,15 +14,19 @@ from pathlib import Path
 import pytest
 
 from mobileseg import pipeline
+from mobileseg.run_lock import hold
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = REPO / "search_space" / "demo.yaml"
 
 FAKE_STEP = textwrap.dedent('''
-    """A stand-in for one pipeline step: logs its name, writes its outputs, exits as told."""
+    """A stand-in for one pipeline step: takes the run folder's lock as the real steps do (the pipeline's),
+    logs its name, writes its outputs, exits as told."""
     import json, pathlib, sys
+    from mobileseg.run_lock import hold
 
     step, run_dir, code = sys.argv[1], pathlib.Path(sys.argv[2]), int(sys.argv[3])
+    hold(run_dir, step).__enter__()  # held until the script exits
     with open(run_dir / "steps.log", "a") as log:
         log.write(step + "\\n")
     if code or step in sys.argv[4:]:  # a failure, or a step told to write nothing
@@ -139,6 +143,16 @@ def test_bad_inputs_exit_2_before_any_step(tmp_path, settings, capsys, change, m
     assert pipeline.run_pipeline(settings, fake_commands(tmp_path, settings)) == 2
     assert message in capsys.readouterr().err
     assert not settings.run_dir.exists()
+
+
+def test_a_run_folder_another_command_is_running_in_is_refused_and_left_alone(tmp_path, settings, capsys):
+    with hold(settings.run_dir, "python -m mobileseg.search (by hand)"):
+        assert pipeline.run_pipeline(settings, fake_commands(tmp_path, settings)) == 2
+        assert [path.name for path in settings.run_dir.iterdir()] == [".lock"]
+    assert capsys.readouterr().err == (
+        f"mobileseg.pipeline: error: {settings.run_dir}: another command is running in this folder (pid "
+        f"{os.getpid()}: python -m mobileseg.search (by hand)); wait for it to finish or stop it, or use another "
+        "folder\n")
 
 
 def test_a_run_folder_of_another_data_set_or_space_is_refused(tmp_path, settings, capsys):

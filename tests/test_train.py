@@ -200,3 +200,47 @@ def test_bad_input_does_not_create_the_run_dir(files, tmp_path, capsys):
     assert not run_dir.exists()
     assert run_cli("--arch", str(files / "tiny.yaml")) == 2
     assert "--data, --run_dir required" in capsys.readouterr().err
+
+
+class Killed(BaseException):
+    """Stands for a SIGKILL at one point of the checkpoint writes."""
+
+
+@pytest.mark.parametrize("killed_at", [callbacks.LAST, callbacks.BEST])
+def test_a_run_killed_while_writing_a_checkpoint_of_its_first_epoch_resumes(files, tmp_path, monkeypatch, killed_at):
+    run_dir = tmp_path / "run"
+    args = common(files / "tiny.yaml", run_dir, "--epochs", "2", "--notensorboard")
+    save = callbacks.save_model_atomic
+
+    def killed_while_saving(model, path):
+        if path.name == killed_at:
+            raise Killed
+        return save(model, path)
+
+    monkeypatch.setattr(callbacks, "save_model_atomic", killed_while_saving)
+    with pytest.raises(Killed):
+        run_cli(*args)
+    monkeypatch.setattr(callbacks, "save_model_atomic", save)
+    assert run_cli(*args) == 0  # the same command again
+    state = callbacks.RunState.load(run_dir)
+    assert (state.epoch, state.status) == (2, "finished")
+    assert [e["epoch"] for e in callbacks.read_log(run_dir)][-1] == 2
+
+
+def test_a_damaged_state_file_or_a_busy_folder_exits_2_and_changes_nothing(files, tmp_path, capsys):
+    from mobileseg.run_lock import hold
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "last.keras").write_bytes(b"the last checkpoint")
+    (run_dir / callbacks.STATE).write_text('{"epoch": 1, "optimi')  # cut short
+    before = snapshot(run_dir)
+    args = common(files / "tiny.yaml", run_dir, "--epochs", "2")
+    assert run_cli(*args) == 2
+    assert re.search(r"train_state\.json: damaged.*move it away", capsys.readouterr().err)
+    assert snapshot(run_dir) == before
+    (run_dir / callbacks.STATE).unlink()
+    with hold(run_dir, "mobileseg.search"):
+        assert run_cli(*args) == 2
+    assert "another command is running in this folder" in capsys.readouterr().err
+    assert snapshot(run_dir) == {Path("last.keras"): b"the last checkpoint"}

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-import yaml
+from mobileseg.bounded_yaml import read_yaml
 
 ANDROID_BENCH_DIR_ENV = "MOBILESEG_ANDROID_BENCH_DIR"
 
@@ -86,7 +86,8 @@ def load_profiles(path: str | Path | None = None) -> list[SocProfile]:
         The entries in file order (the first match wins).
 
     Raises:
-        ValueError: an entry has unknown keys, no way to match, or a mask that is not hex.
+        ValueError: the file is unreadable, not UTF-8 or not YAML, an entry has unknown keys, no way
+            to match, or a mask that is not hex.
 
     Example:
         >>> profiles = load_profiles()
@@ -94,7 +95,7 @@ def load_profiles(path: str | Path | None = None) -> list[SocProfile]:
         'f0'
     """
     path = Path(path) if path is not None else android_bench_dir() / "devices.yaml"
-    data = yaml.safe_load(path.read_text())
+    data = read_yaml(path, error=ValueError)
     if not isinstance(data, dict) or data.get("version") != 1 or not isinstance(
             data.get("socs"), list):
         raise ValueError(f"{path}: expected 'version: 1' and a 'socs' list")

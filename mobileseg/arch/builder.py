@@ -1,4 +1,4 @@
-"""One builder: any genotype -> a standalone ``keras.Model`` (DESIGN.md, point 2).
+"""One builder: any genotype -> a standalone ``keras.Model`` (docs/architecture.md, section 3).
 
 References, searched networks and subnets of the supernet all go through
 ``build_model``; a new architecture needs a YAML file, not new model code.

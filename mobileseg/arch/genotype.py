@@ -1,4 +1,4 @@
-"""Genotypes: an architecture as frozen, versioned data (DESIGN.md, point 1).
+"""Genotypes: an architecture as frozen, versioned data (docs/architecture.md, section 3).
 
 A network is a set of named **branches**. Each branch is a sequence of **cells**
 (one block each) and starts either from the image (the first branch) or from the

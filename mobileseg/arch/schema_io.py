@@ -1,4 +1,4 @@
-"""Strict YAML/JSON round trip of genotypes (DESIGN.md, point 1; after tunas' ``schema_io``).
+"""Strict YAML/JSON round trip of genotypes (docs/architecture.md, section 3; after tunas' ``schema_io``).
 
 ``load(dump(g)) == g`` for every genotype. Reading rejects an unknown key, a
 missing key, a value of the wrong type or outside its allowed set, and a network
@@ -29,13 +29,19 @@ import json
 import os
 import types
 import typing
-from pathlib import Path
 
 import yaml
 
 from mobileseg.atomic_write import write_atomic
+from mobileseg.bounded_yaml import check_bounds, load_yaml, read_yaml
+from mobileseg.short_repr import short_repr
 from mobileseg.arch.genotype import (
     ATTENTION_OPS, CELL_TYPES, SCHEMA_VERSION, Branch, Cell, Genotype, Head, Ref)
+
+
+MAX_BRANCHES = 64
+MAX_CELLS = 1000
+"""At most this many branches and cells in all: tens of times the largest network of the repository."""
 
 
 class GenotypeError(ValueError):
@@ -62,7 +68,7 @@ def _convert(value, annotation, source: str, path: str):
         return _convert(value, options[0], source, path)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            _fail(source, path, f"expected a list, got {type(value).__name__} {value!r}")
+            _fail(source, path, f"expected a list, got {type(value).__name__} {short_repr(value)}")
         item = typing.get_args(annotation)[0]
         return tuple(_convert(v, item, source, _join(path, i)) for i, v in enumerate(value))
     if annotation is Cell:
@@ -71,31 +77,31 @@ def _convert(value, annotation, source: str, path: str):
         return _dataclass_from_dict(annotation, value, source, path)
     if annotation is bool:
         if not isinstance(value, bool):
-            _fail(source, path, f"expected true or false, got {value!r}")
+            _fail(source, path, f"expected true or false, got {short_repr(value)}")
         return value
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            _fail(source, path, f"expected an integer, got {value!r}")
+            _fail(source, path, f"expected an integer, got {short_repr(value)}")
         return value
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            _fail(source, path, f"expected a number, got {value!r}")
+            _fail(source, path, f"expected a number, got {short_repr(value)}")
         return float(value)
     if annotation is str:
         if not isinstance(value, str):
-            _fail(source, path, f"expected a string, got {value!r}")
+            _fail(source, path, f"expected a string, got {short_repr(value)}")
         return value
     raise TypeError(f"no conversion for {annotation!r}")  # a schema bug, not a user error
 
 
 def _dataclass_from_dict(cls, data, source: str, path: str, skip: tuple[str, ...] = ()):
     if not isinstance(data, dict):
-        _fail(source, path, f"expected a mapping for {cls.__name__}, got {data!r}")
+        _fail(source, path, f"expected a mapping for {cls.__name__}, got {short_repr(data)}")
     fields = [f for f in dataclasses.fields(cls) if f.name not in skip]
     names = [f.name for f in fields]
     unknown = [k for k in data if k not in names and k not in skip]
     if unknown:
-        _fail(source, path, f"unknown key {unknown[0]!r}; allowed: {', '.join(names)}")
+        _fail(source, path, f"unknown key {short_repr(unknown[0])}; allowed: {', '.join(names)}")
     hints = typing.get_type_hints(cls)
     values = {}
     for f in fields:
@@ -107,19 +113,19 @@ def _dataclass_from_dict(cls, data, source: str, path: str, skip: tuple[str, ...
         value = _convert(data[f.name], hints[f.name], source, key_path)
         if "choices" in f.metadata and value not in f.metadata["choices"]:
             allowed = ", ".join(str(c) for c in f.metadata["choices"])
-            _fail(source, key_path, f"{value!r} is not allowed; expected one of {allowed}")
+            _fail(source, key_path, f"{short_repr(value)} is not allowed; expected one of {allowed}")
         if f.metadata.get("positive") and value <= 0:
-            _fail(source, key_path, f"must be positive, got {value!r}")
+            _fail(source, key_path, f"must be positive, got {short_repr(value)}")
         values[f.name] = value
     return cls(**values)
 
 
 def _cell_from_dict(data, source: str, path: str) -> Cell:
     if not isinstance(data, dict) or "op" not in data:
-        _fail(source, path, f"a cell needs an 'op' key, got {data!r}")
+        _fail(source, path, f"a cell needs an 'op' key, got {short_repr(data)}")
     op = data["op"]
     if op not in CELL_TYPES:
-        _fail(source, _join(path, "op"), f"unknown op {op!r}; expected one of {', '.join(CELL_TYPES)}")
+        _fail(source, _join(path, "op"), f"unknown op {short_repr(op)}; expected one of {', '.join(CELL_TYPES)}")
     return _dataclass_from_dict(CELL_TYPES[op], {k: v for k, v in data.items() if k != "op"}, source, path)
 
 
@@ -129,18 +135,43 @@ def from_dict(data, source: str = "<genotype>") -> Genotype:
     Raises:
         GenotypeError: naming ``source`` and the key path of the first problem.
     """
+    check_bounds(data, source, error=GenotypeError)
     if not isinstance(data, dict):
         _fail(source, "", f"expected a mapping at the top level, got {type(data).__name__}")
+    check_counts(data, source)
     if "external" in data:  # a network another library builds (`mobileseg.arch.external`)
         from mobileseg.arch import external
 
         return external.from_dict(data, source)
     version = data.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
-        _fail(source, "schema_version", f"unsupported version {version!r}; this mobileseg reads {SCHEMA_VERSION}")
+        _fail(source, "schema_version",
+              f"unsupported version {short_repr(version)}; this mobileseg reads {SCHEMA_VERSION}")
     genotype = _dataclass_from_dict(Genotype, data, source, "")
     validate(genotype, source)
     return genotype
+
+
+def check_counts(data: dict, source: str = "<genotype>") -> None:
+    """Refuse more than `MAX_BRANCHES` branches or `MAX_CELLS` cells before any is built.
+
+    Raises:
+        GenotypeError: naming the count and the limit.
+
+    Example:
+        >>> check_counts({"branches": [{"cells": [{"op": "skip"}] * 5000}]}, "huge.yaml")
+        Traceback (most recent call last):
+        ...
+        mobileseg.arch.schema_io.GenotypeError: huge.yaml: branches: 5000 cells in all; a network has at most 1000
+    """
+    branches = data.get("branches")
+    if not isinstance(branches, list):
+        return  # a type error, reported with its key path by the conversion
+    if len(branches) > MAX_BRANCHES:
+        _fail(source, "branches", f"{len(branches)} branches; a network has at most {MAX_BRANCHES}")
+    cells = sum(len(b["cells"]) for b in branches if isinstance(b, dict) and isinstance(b.get("cells"), list))
+    if cells > MAX_CELLS:
+        _fail(source, "branches", f"{cells} cells in all; a network has at most {MAX_CELLS}")
 
 
 def validate(genotype: Genotype, source: str = "<genotype>") -> None:
@@ -155,7 +186,7 @@ def validate(genotype: Genotype, source: str = "<genotype>") -> None:
         _fail(source, "branches", "a network needs at least one branch")
     for i, branch in enumerate(genotype.branches):
         if branch.name in names[:i]:
-            _fail(source, f"branches[{i}].name", f"duplicate branch name {branch.name!r}")
+            _fail(source, f"branches[{i}].name", f"duplicate branch name {short_repr(branch.name)}")
         if not branch.cells:
             _fail(source, f"branches[{i}].cells", "a branch needs at least one cell")
         if (i == 0) != (branch.source is None):
@@ -166,11 +197,12 @@ def validate(genotype: Genotype, source: str = "<genotype>") -> None:
 
     def check_ref(ref: Ref, path: str) -> None:
         if ref.branch not in index_of:
-            _fail(source, _join(path, "branch"), f"unknown branch {ref.branch!r}; branches: {', '.join(names)}")
+            _fail(source, _join(path, "branch"),
+                  f"unknown branch {short_repr(ref.branch)}; branches: {', '.join(names)}")
         count = len(genotype.branches[index_of[ref.branch]].cells)
         if not -count <= ref.cell < count:
             _fail(source, _join(path, "cell"),
-                  f"branch {ref.branch!r} has {count} cells; cell {ref.cell} does not exist")
+                  f"branch {short_repr(ref.branch)} has {count} cells; cell {ref.cell} does not exist")
 
     widths: dict[tuple[str, int], int] = {}
     visiting: set[tuple[str, int]] = set()
@@ -181,7 +213,7 @@ def validate(genotype: Genotype, source: str = "<genotype>") -> None:
         if key in widths:
             return widths[key]
         if key in visiting:
-            _fail(source, path, f"cycle: cell {index} of branch {name!r} depends on itself")
+            _fail(source, path, f"cycle: cell {index} of branch {short_repr(name)} depends on itself")
         visiting.add(key)
         b = index_of[name]
         branch = genotype.branches[b]
@@ -280,26 +312,18 @@ def dumps(genotype: Genotype, fmt: str = "yaml") -> str:
 
 
 def loads(text: str, source: str = "<string>") -> Genotype:
-    """Parse YAML (a superset of JSON) text into a validated genotype."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise GenotypeError(f"{source}: not valid YAML/JSON: {error}") from None
-    return from_dict(data, source)
+    """Parse YAML (a superset of JSON) text into a validated genotype, within `mobileseg.bounded_yaml`'s limits."""
+    return from_dict(load_yaml(text, source, error=GenotypeError), source)
 
 
 def load(path: str | os.PathLike) -> Genotype:
     """Read a ``.yaml``/``.yml``/``.json`` genotype file.
 
     Raises:
-        GenotypeError: the file is missing, unreadable or not a valid genotype (named).
+        GenotypeError: the file is missing, unreadable, not UTF-8, too large (`mobileseg.bounded_yaml`)
+            or not a valid genotype (named).
     """
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise GenotypeError(f"{path}: cannot read: {error.strerror}") from None
-    return loads(text, str(path))
+    return from_dict(read_yaml(path, error=GenotypeError), str(path))
 
 
 def dump(genotype: Genotype, path: str | os.PathLike) -> None:

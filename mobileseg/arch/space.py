@@ -1,4 +1,4 @@
-"""Search spaces: the genotype schema with choice lists (DESIGN.md, point 1).
+"""Search spaces: the genotype schema with choice lists (docs/architecture.md, section 3).
 
 A space file is a genotype file in which any value may be written
 ``{choice: [a, b, ...]}``: a width, a kernel, a fork point, a whole cell (which is
@@ -12,7 +12,7 @@ Every sample is described by its **decisions**: ``{choice path: alternative
 index}`` for the choices it went through, e.g. ``{"branches[0].cells[4]": 2,
 "branches[0].cells[4]/2.width": 1}`` (``/2`` reads "inside alternative 2").
 Sampling, mutation and crossover work on decisions with a seeded
-``np.random.Generator`` (DESIGN.md, point 6) and always finish: a combination
+``np.random.Generator`` (docs/architecture.md, section 5) and always finish: a combination
 that does not connect is redrawn a bounded number of times, then raises.
 
 Example:
@@ -40,14 +40,14 @@ import dataclasses
 import math
 import os
 import typing
-from pathlib import Path
 
 import numpy as np
-import yaml
 
 from mobileseg.arch import schema_io
 from mobileseg.arch.genotype import CELL_TYPES, Cell, Genotype
 from mobileseg.arch.schema_io import GenotypeError
+from mobileseg.bounded_yaml import load_yaml, read_yaml
+from mobileseg.short_repr import short_repr
 
 Decisions = dict[str, int]
 MAX_RETRIES = 200
@@ -76,20 +76,17 @@ class SearchSpace:
 
     @classmethod
     def from_text(cls, text: str, source: str = "<string>") -> "SearchSpace":
-        """Parse a space from YAML text."""
-        try:
-            return cls(yaml.safe_load(text), source)
-        except yaml.YAMLError as error:
-            raise GenotypeError(f"{source}: not valid YAML: {error}") from None
+        """Parse a space from YAML text, within `mobileseg.bounded_yaml`'s limits."""
+        return cls(load_yaml(text, source, error=GenotypeError), source)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "SearchSpace":
-        """Read a space file (YAML or JSON); errors name the file and key path."""
-        try:
-            text = Path(path).read_text()
-        except OSError as error:
-            raise GenotypeError(f"{path}: cannot read: {error.strerror}") from None
-        return cls.from_text(text, str(path))
+        """Read a space file (YAML or JSON; UTF-8, within `mobileseg.bounded_yaml`'s limits).
+
+        Raises:
+            GenotypeError: naming the file, and the key path of a bad value.
+        """
+        return cls(read_yaml(path, error=GenotypeError), str(path))
 
     # -- decisions ---------------------------------------------------------------------------
     def sample_decisions(self, rng: np.random.Generator) -> Decisions:
@@ -154,7 +151,7 @@ class SearchSpace:
         present = {b["name"] for b in data["branches"]}
         found = _match(self.tree, data, "", present)
         if found is None:
-            raise GenotypeError(f"genotype {genotype.name!r} is not in the space {self.source}")
+            raise GenotypeError(f"genotype {short_repr(genotype.name)} is not in the space {self.source}")
         return found
 
     def mutate(self, genotype: Genotype, rng: np.random.Generator, rate: float = 0.1) -> Genotype:
@@ -236,20 +233,20 @@ def _normalize(node, annotation, source: str, path: str):
         return None if node is None else _normalize(node, options[0], source, path)
     if origin is tuple:
         if not isinstance(node, list):
-            raise GenotypeError(f"{source}: {path}: expected a list, got {node!r}")
+            raise GenotypeError(f"{source}: {path}: expected a list, got {short_repr(node)}")
         item = typing.get_args(annotation)[0]
         return [_normalize(v, item, source, _join(path, i)) for i, v in enumerate(node)]
     if annotation is Cell:
         if not isinstance(node, dict) or not isinstance(node.get("op"), str):
             raise GenotypeError(f"{source}: {path}: a cell needs a fixed 'op' (choose whole cells instead)")
         if node["op"] not in CELL_TYPES:
-            raise GenotypeError(f"{source}: {_join(path, 'op')}: unknown op {node['op']!r}; "
+            raise GenotypeError(f"{source}: {_join(path, 'op')}: unknown op {short_repr(node['op'])}; "
                                 f"expected one of {', '.join(CELL_TYPES)}")
         return {"op": node["op"], **_normalize({k: v for k, v in node.items() if k != "op"},
                                                CELL_TYPES[node["op"]], source, path)}
     if dataclasses.is_dataclass(annotation):
         if not isinstance(node, dict):
-            raise GenotypeError(f"{source}: {path}: expected a mapping, got {node!r}")
+            raise GenotypeError(f"{source}: {path}: expected a mapping, got {short_repr(node)}")
         hints = typing.get_type_hints(annotation)
         out = {}
         for f in dataclasses.fields(annotation):

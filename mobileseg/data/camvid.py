@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from mobileseg.data.labels import IGNORE_INDEX
 from mobileseg.data.problems import DataError, Problem
 from mobileseg.data.source import SPLITS, Pair, SegmentationSource, existing_dir
+from mobileseg.text_files import TextFileError, read_text
 
 CLASS_NAMES = (
     "Sky", "Building", "Pole", "Road", "Pavement", "Tree",
@@ -99,8 +100,12 @@ class CamVidSource(SegmentationSource):
         return self.root.joinpath(*parts)
 
     def _pairs_from_listing(self, listing: Path) -> list[Pair]:
+        try:
+            text = read_text(listing)
+        except TextFileError as error:
+            raise DataError.of(Problem(listing, error.problem)) from None
         pairs = []
-        for number, line in enumerate(listing.read_text().splitlines(), start=1):
+        for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             fields = line.split()

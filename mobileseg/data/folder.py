@@ -32,11 +32,12 @@ from __future__ import annotations
 import zlib
 from pathlib import Path
 
-import yaml
-
+from mobileseg.bounded_yaml import read_yaml
 from mobileseg.data.labels import IGNORE_INDEX
 from mobileseg.data.problems import DataError, Problem
 from mobileseg.data.source import IMAGE_SUFFIXES, SPLITS, Pair, SegmentationSource, existing_dir
+from mobileseg.short_repr import short_repr
+from mobileseg.text_files import TextFileError
 
 CLASSES_FILE = "classes.yaml"
 CLASSES_KEYS = ("names", "colors", "ignore_index")
@@ -94,23 +95,23 @@ def read_classes(path: Path) -> tuple[list[str], list[tuple[int, int, int]], int
     if not path.is_file():
         fail("classes file not found (a folder data set needs names, and optionally colors and ignore_index)")
     try:
-        spec = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        fail(f"not valid YAML: {e}")
+        spec = read_yaml(path)
+    except TextFileError as error:
+        fail(error.problem)
     if not isinstance(spec, dict):
         fail("expected a mapping with keys names, colors, ignore_index")
-    unknown = sorted(set(spec) - set(CLASSES_KEYS))
+    unknown = sorted((key for key in spec if key not in CLASSES_KEYS), key=str)
     if unknown:
-        fail(f"unknown key {', '.join(map(repr, unknown))} (allowed: {', '.join(CLASSES_KEYS)})")
+        fail(f"unknown key {', '.join(map(short_repr, unknown))} (allowed: {', '.join(CLASSES_KEYS)})")
     if "names" not in spec:
         fail("missing key 'names' (one name per class, in id order)")
     names = spec["names"]
     if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
         fail("'names' must be a non-empty list of non-empty strings")
-    if len(set(names)) != len(names):
-        fail(f"'names' has duplicates: {sorted({n for n in names if names.count(n) > 1})}")
     if len(names) > 255:
         fail(f"'names' has {len(names)} classes; at most 255 fit an 8-bit mask with an ignore value")
+    if len(set(names)) != len(names):
+        fail(f"'names' has duplicates: {short_repr(sorted({n for n in names if names.count(n) > 1}))}")
     colors = spec.get("colors")
     if colors is None:
         colors = default_colors(len(names))
@@ -123,7 +124,7 @@ def read_classes(path: Path) -> tuple[list[str], list[tuple[int, int, int]], int
         colors = [tuple(c) for c in colors]
     ignore = spec.get("ignore_index", IGNORE_INDEX)
     if not isinstance(ignore, int) or not len(names) <= ignore <= 255:
-        fail(f"'ignore_index' must be an integer in {len(names)}..255 (not a class id), got {ignore!r}")
+        fail(f"'ignore_index' must be an integer in {len(names)}..255 (not a class id), got {short_repr(ignore)}")
     return names, colors, ignore
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from mobileseg.atomic_write import atomic_path
 from mobileseg.inference import ModelError, Segmenter
 
 DEFAULT_OPSET = 17
@@ -21,7 +22,7 @@ DEFAULT_OPSET = 17
 
 def to_onnx(model: keras.Model, path: str | Path, output: str = "logits", input_dtype: str = "uint8",
             opset: int = DEFAULT_OPSET) -> keras.Model:
-    """Write ``model`` (float) as an ONNX file; returns the packaged Keras model it was made from.
+    """Write ``model`` (float) as an ONNX file, atomically; returns the packaged Keras model it was made from.
 
     Args:
         model: a trained float model.
@@ -41,10 +42,9 @@ def to_onnx(model: keras.Model, path: str | Path, output: str = "logits", input_
     def serve(image):
         return {output: packaged(image, training=False)}
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with _quiet_tf2onnx():
+    with _quiet_tf2onnx(), atomic_path(path) as temporary:
         tf2onnx.convert.from_function(tf.function(serve, autograph=False), input_signature=[spec], opset=opset,
-                                      output_path=str(path))
+                                      output_path=str(temporary))
     return packaged
 
 

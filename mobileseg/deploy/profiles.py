@@ -1,6 +1,6 @@
 """Deployment target profiles: ``export/NAME.yaml`` says how to convert and what the result must pass.
 
-A profile is data (DESIGN.md, point 1), validated strictly: an unknown or misspelt key,
+A profile is data (docs/architecture.md, section 3), validated strictly: an unknown or misspelt key,
 a value of the wrong type or outside its choices is refused with one error naming the
 file and the key path, e.g. ``export/cpu-int8.yaml: checks.max_partition: unknown key;
 expected one of builtin_only, ...``. Example (``export/cpu-int8.yaml``)::
@@ -26,7 +26,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import yaml
+from mobileseg.bounded_yaml import read_yaml
+from mobileseg.short_repr import short_repr
 
 MODES = ("fp32", "fp16", "int8")
 QUANTIZATION = ("qat", "ptq", "auto")
@@ -141,8 +142,8 @@ def load_profile(name_or_path: str) -> Profile:
     """Read a profile: a YAML path, or the name of one in the repository's ``export/`` folder.
 
     Raises:
-        ProfileError: no such profile (the known names are listed), unreadable YAML, or
-            invalid contents (file and key named).
+        ProfileError: no such profile (the known names are listed), a file that is unreadable, not
+            UTF-8, not YAML or too large (`mobileseg.bounded_yaml`), or invalid contents (file and key named).
     """
     path = Path(name_or_path)
     if not path.is_file():
@@ -152,11 +153,7 @@ def load_profile(name_or_path: str) -> Profile:
         else:
             known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))) or "none"
             raise ProfileError(f"{name_or_path}: no such profile file (profiles in {PROFILE_DIR}: {known})")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ProfileError(f"{path}: cannot read the profile: {error}") from None
-    return Profile.from_dict(data, str(path))
+    return Profile.from_dict(read_yaml(path, error=ProfileError), str(path))
 
 
 def _no_unknown(data: dict, allowed, where: str, prefix: str) -> None:
@@ -170,7 +167,7 @@ def _typed(data: dict, key: str, kind, where: str, default=None, prefix: str = "
         return default
     value = data[key]
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise ProfileError(f"{where}: {prefix}{key}: expected {kind.__name__}, got {value!r}")
+        raise ProfileError(f"{where}: {prefix}{key}: expected {kind.__name__}, got {short_repr(value)}")
     return value
 
 
@@ -179,7 +176,7 @@ def _choice(data: dict, key: str, choices, where: str, default=None):
         return default
     value = data[key]
     if value not in choices:
-        raise ProfileError(f"{where}: {key}: {value!r} is not allowed; expected one of {', '.join(choices)}")
+        raise ProfileError(f"{where}: {key}: {short_repr(value)} is not allowed; expected one of {', '.join(choices)}")
     return value
 
 
@@ -188,5 +185,5 @@ def _number(data: dict, key: str, where: str, *, integer: bool, minimum):
     ok = isinstance(value, int) if integer else isinstance(value, (int, float))
     if not ok or isinstance(value, bool) or value < minimum:
         kind = "an integer" if integer else "a number"
-        raise ProfileError(f"{where}: checks.{key}: expected {kind} >= {minimum}, got {value!r}")
+        raise ProfileError(f"{where}: checks.{key}: expected {kind} >= {minimum}, got {short_repr(value)}")
     return value

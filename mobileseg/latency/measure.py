@@ -146,7 +146,30 @@ def _make_interpreter(flatbuffer: bytes, name: str, threads: int, delegate: str)
         interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as error:
         raise ValueError(f"{name}: LiteRT cannot load this model: {error}") from error
+    for detail in interpreter.get_input_details():
+        signature = [int(side) for side in detail["shape_signature"]]
+        if any(side < 0 for side in signature[1:]):
+            raise ValueError(
+                f"{name}: input {detail['name']!r} has a dynamic shape {signature} (-1: any size); LiteRT would "
+                f"time it at {[int(side) for side in detail['shape']]}, not at an image's size: convert it at a "
+                "fixed input size (python -m mobileseg.export --input_size HxW)")
     return interpreter
+
+
+def check_model(model: str | os.PathLike | bytes) -> None:
+    """Raise unless ``model`` is a TFLite file LiteRT loads, with fixed input sizes (a batch of -1 runs as 1).
+
+    Raises:
+        FileNotFoundError: no such file (named).
+        ValueError: not a TFLite file, one LiteRT cannot load, or a dynamic input height, width or
+            channel count (named).
+
+    Example:
+        >>> from mobileseg.latency.testing import tiny_tflite
+        >>> check_model(tiny_tflite("softmax"))  # 1x16x16x8 in: nothing to say
+    """
+    flatbuffer, name = read_flatbuffer(model)
+    _make_interpreter(flatbuffer, name, 1, "none")
 
 
 def delegate_report(interpreter) -> tuple[int, list[str]]:

@@ -1,4 +1,6 @@
-"""Network latency from the block table: the `LatencyModel` the search talks to (DESIGN.md, point 5).
+"""Network latency from the block table: the `LatencyModel` the search talks to.
+
+See docs/architecture.md, sections 3 and 4.
 
 ``latency_ms(genotype) = overhead.apply(sum of the table's median_ms over the
 genotype's blocks)``. The genotype is opaque here: a ``signatures_of`` callable

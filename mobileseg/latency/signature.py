@@ -1,4 +1,4 @@
-"""The canonical signature of one block, the key of the latency table (DESIGN.md, point 7).
+"""The canonical signature of one block, the key of the latency table (docs/architecture.md, section 3).
 
 A block's latency depends only on what it computes and how it ships: the op, its
 input and output shapes, kernel, stride, expansion, inner width, a few op-specific

@@ -1,6 +1,6 @@
 """The block latency table: measured latencies keyed by `BlockSignature`, one device per file.
 
-On disk it is versioned JSON (DESIGN.md, point 7)::
+On disk it is versioned JSON (docs/architecture.md, section 3)::
 
     {
       "schema_version": 1,
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import errno
 import functools
 import json
 import os
@@ -36,6 +37,7 @@ from mobileseg.atomic_write import write_atomic
 from mobileseg.latency.device import fingerprint_mismatch, local_fingerprint
 from mobileseg.latency.overhead import Overhead
 from mobileseg.latency.signature import QUANTIZATIONS, BlockSignature
+from mobileseg.text_files import read_text
 
 SCHEMA_VERSION = 1
 _TOP_LEVEL = ("schema_version", "fingerprint", "quantization", "overhead", "entries")
@@ -277,12 +279,13 @@ class LatencyTable:
 
         Raises:
             FileNotFoundError: no such file.
-            TableFormatError: invalid JSON, another schema version, unknown/missing
+            TableFormatError: unreadable, not UTF-8, invalid JSON, another schema version, unknown/missing
                 fields or a malformed entry; the message names the file.
         """
         path = os.fspath(path)
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        if not os.path.exists(path):
+            raise FileNotFoundError(errno.ENOENT, "no such latency table", path)
+        text = read_text(path, error=TableFormatError)
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:

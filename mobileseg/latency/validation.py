@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from mobileseg.atomic_write import write_atomic
+from mobileseg.text_files import read_text
 
 BAND = 0.10
 # nn-Meter (Zhang et al., MobiSys 2021), Table 5: TFLite on a Cortex-A76 CPU.
@@ -179,12 +180,19 @@ class NetworkStore:
         return self.folder / f"network_{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
 
     def get(self, key: str) -> dict | None:
-        """The record stored under ``key``, None when that network was not measured yet."""
+        """The record stored under ``key``; None when that network was not measured yet or its file is damaged.
+
+        A damaged file (not UTF-8, not JSON) counts as not measured: the network is measured again
+        and the file rewritten.
+        """
         path = self.path(key)
         if not path.exists():
             return None
-        record = json.loads(path.read_text())
-        return record if record.get("key") == key else None  # (a hash collision)
+        try:
+            record = json.loads(read_text(path))
+        except ValueError:  # a TextFileError or a JSONDecodeError
+            return None
+        return record if isinstance(record, dict) and record.get("key") == key else None  # (a hash collision)
 
     def put(self, key: str, record: dict) -> None:
         """Store a record atomically under ``key``."""

@@ -1,7 +1,7 @@
 """``python -m mobileseg.search --space SPACE.yaml --data KIND:PATH --run_dir DIR [flags]``.
 
 Searches a space for the networks that trade proxy mIoU against latency best, into a run
-folder (DESIGN.md, "The flow of one run"), in four stages:
+folder (docs/architecture.md, section 1), in four stages:
 
 1. **latency**: every block the space can produce at ``--input_size``
    (`mobileseg.latency.blocks.enumerate_space`), then every block of the reference networks
@@ -74,14 +74,19 @@ copy of the same trained ``supernet/`` and the same table (``--latency_backend t
 so every worker predicts the same latencies), and each sees the others' trials at every
 generation. SQLite (the default) is for one process.
 
-Exit codes: 0 done; 1 failure (a diverged supernet, a benchmark that failed on the phone);
-2 bad input: a missing or malformed space, a bad ``--data`` (or one without train and val
-images), a bad ``--input_size`` (not HEIGHTxWIDTH, or not a multiple of the space's output
-stride), a bad flag value, a ``table:`` file that is missing or lacks blocks of the space,
-``--stage search`` without a trained supernet, a DIR holding a search of another space, data
-set or input size (or a supernet or study with other settings); bad input changes nothing
-in DIR; 3 the phone could not be reached or was lost (adb): every block measured is saved,
-connect it and run the same command again.
+One command at a time in DIR: the search holds ``DIR/.lock`` while it runs (`mobileseg.run_lock`),
+and a second command on the same folder is refused (exit 2) with the pid of the one running.
+
+Exit codes: 0 done; 1 failure (a diverged supernet, a benchmark that failed on the phone, a full
+disk: the file being written is left as it was); 2 bad input: a missing or malformed space, a bad
+``--data`` (or one without train and val images), a bad ``--input_size`` (not HEIGHTxWIDTH, or not
+a multiple of the space's output stride), a bad flag value, a ``table:`` file that is missing or
+lacks blocks of the space, ``--stage search`` without a trained supernet, a DIR holding a search
+of another space, data set or input size (or a supernet or study with other settings), a damaged
+``supernet/checkpoint.npz``, ``supernet/state.json`` or ``study.db`` (the message says what to
+do), a DIR another command is running in; bad input changes nothing in DIR; 3 the phone could
+not be reached or was lost (adb): every block measured is saved, connect it and run the same
+command again.
 
 Example:
     python -m mobileseg.search --space search_space/demo.yaml --data synthetic:64 --run_dir runs/demo_search
@@ -384,12 +389,14 @@ def _check_differentiable_dir(plan: Plan) -> None:
 
 def _check_run_dir(plan: Plan) -> int:
     """Refuse a DIR holding another search or supernet; returns the supernet epoch the search will use."""
-    from mobileseg.supernet.trainer import FOLDER, STATE as SUPERNET_STATE
+    from mobileseg.state_files import read_json
+    from mobileseg.supernet.trainer import CHECKPOINT, FOLDER, STATE as SUPERNET_STATE, damaged_advice
 
     f = plan.flags
     _check_same_search(plan)
-    state_path = plan.run_dir / FOLDER / SUPERNET_STATE
-    state = json.loads(state_path.read_text()) if state_path.is_file() else None
+    folder = plan.run_dir / FOLDER
+    state = read_json(folder / SUPERNET_STATE, "delete it and run with --stage all (or supernet) to rewrite it from "
+                      f"{CHECKPOINT}, or {damaged_advice(folder)}", ("epoch", "epochs", "status", "fixed"))
     if state is not None:
         ours = {"space": str(plan.space.source), "input_size": list(plan.input_size),
                 "num_classes": plan.source.num_classes, "data": plan.source.spec, "batch_size": f.batch_size,
@@ -434,10 +441,14 @@ def _check_study(plan: Plan, supernet_epoch: int) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from mobileseg.search.nsga2 import SearchError, hide_password
+    from mobileseg.state_files import check_sqlite
 
     url = make_url(plan.storage)
-    if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
-        return  # no database yet: nothing to continue
+    if url.get_backend_name() == "sqlite":
+        if not (url.database and Path(url.database).is_file()):
+            return  # no database yet: nothing to continue
+        check_sqlite(url.database, "move it away to run the search stage again (the supernet and the latency "
+                                   "table are kept), or put back a good copy")
     try:
         names = optuna.study.get_all_study_names(storage=plan.storage)
     except (ImportError, SQLAlchemyError) as error:  # no driver for the URL, no server there
@@ -720,9 +731,12 @@ def run(flag_values, argv: Sequence[str]) -> int:
     from mobileseg.android.errors import (AdbError, AdbNotFoundError, AndroidBenchError, DeviceLost,
                                           MultipleDevicesError)
     from mobileseg.arch.schema_io import GenotypeError
+    from mobileseg.atomic_write import AtomicWriteError
     from mobileseg.data.problems import DataError
     from mobileseg.latency.device_lost import EXIT_DEVICE_LOST
+    from mobileseg.run_lock import RunLockError, hold
     from mobileseg.search.nsga2 import SearchError
+    from mobileseg.state_files import StateFileError
     from mobileseg.training.trainer import TrainingDiverged, TrainingError
 
     def fail(message: str, code: int) -> int:
@@ -735,7 +749,8 @@ def run(flag_values, argv: Sequence[str]) -> int:
     if missing:
         return fail(f"{', '.join(missing)} required", 2)
     try:
-        execute(check_inputs(flag_values))
+        with hold(flag_values.run_dir, "mobileseg.search"):
+            execute(check_inputs(flag_values))
     except BuildInterrupted as error:
         print(error, file=sys.stderr)
         return EXIT_DEVICE_LOST
@@ -750,9 +765,9 @@ def run(flag_values, argv: Sequence[str]) -> int:
         return fail(str(error), 1)
     except DataError as error:
         return fail(str(error) if str(error).startswith("--data") else f"--data {flag_values.data}: {error}", 2)
-    except (BadInput, GenotypeError, TrainingError, SearchError) as error:
+    except (BadInput, GenotypeError, TrainingError, SearchError, StateFileError, RunLockError) as error:
         return fail(str(error), 2)
-    except AndroidBenchError as error:
+    except (AndroidBenchError, AtomicWriteError) as error:
         return fail(str(error), 1)
     return 0
 

@@ -62,7 +62,6 @@ the generator's state, the candidates) is replaced atomically after every epoch,
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import math
 import os
@@ -85,6 +84,7 @@ from mobileseg.search.expected_latency import ExpectedLatency
 from mobileseg.search.gcn import CellGraphConvolution
 from mobileseg.search.objectives import genotype_key
 from mobileseg.search.results import Candidate, SearchResult
+from mobileseg.state_files import read_checkpoint, read_json, write_checkpoint
 from mobileseg.supernet.accuracy import SupernetAccuracyModel
 from mobileseg.supernet.graph_options import supernet_function_options
 from mobileseg.supernet.model import Supernet
@@ -102,6 +102,8 @@ from mobileseg.training.trainer import (
 FOLDER = "differentiable"
 CHECKPOINT = "checkpoint.npz"
 STATE = "state.json"
+CHECKPOINT_KEYS = ("epoch", "log", "candidates", "fixed", "rng", "latency_weight", "latency_scale_ms", "weights")
+"""The header keys of ``checkpoint.npz``."""
 LAMBDA_STEP = 2.0
 """Lambda moves by at most this factor per epoch (FasterSeg doubles or halves it)."""
 MASKED = -1e9
@@ -418,6 +420,7 @@ class DifferentiableSearch:
         Raises:
             TrainingError: too little data, or (`ResumeError`) the folder holds a run with other settings.
             TrainingDiverged: a non-finite loss (the last checkpoint is kept).
+            mobileseg.state_files.StateFileError: a damaged ``checkpoint.npz`` (named, with what to do).
         """
         started = time.perf_counter()
         weights = self.config.weights
@@ -512,10 +515,7 @@ class DifferentiableSearch:
                 "weights": [v.path for v in self.supernet.weights]}
         arrays = {f"{prefix}{i}": keras.ops.convert_to_numpy(v)
                   for prefix, variables in self._variables().items() for i, v in enumerate(variables)}
-        buffer = io.BytesIO()
-        np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / CHECKPOINT, buffer.getvalue())
+        write_checkpoint(folder / CHECKPOINT, meta, arrays)
         self._write_state(folder, epoch, log, fixed, "running")
 
     def _write_state(self, folder: Path, epoch: int, log: list[dict], fixed: dict, status: str) -> None:
@@ -526,11 +526,7 @@ class DifferentiableSearch:
         write_atomic(folder / STATE, json.dumps(state, indent=2) + "\n")
 
     def _restore(self, path: Path, fixed: dict, rng: np.random.Generator) -> tuple[int, list, list]:
-        try:
-            data = np.load(path)
-            meta = json.loads(str(data["meta"]))
-        except (OSError, ValueError, KeyError) as error:
-            raise ResumeError(f"{path}: cannot read it to resume ({error}); move it away to start over") from None
+        meta, data = read_checkpoint(path, damaged_advice(path.parent), CHECKPOINT_KEYS)
         changed = resume_conflicts(meta["fixed"], fixed)
         if changed:
             raise ResumeError(f"{path.parent} holds a differentiable search with other settings "
@@ -555,9 +551,18 @@ def resume_conflicts(stored: dict, ours: dict) -> list[str]:
 
 
 def read_state(run_dir: str | os.PathLike) -> dict | None:
-    """``RUN/differentiable/state.json``, or None when there is none."""
-    path = Path(run_dir) / FOLDER / STATE
-    return json.loads(path.read_text()) if path.is_file() else None
+    """``RUN/differentiable/state.json``, or None when there is none.
+
+    Raises:
+        mobileseg.state_files.StateFileError: a damaged file (named, with what to do).
+    """
+    folder = Path(run_dir) / FOLDER
+    return read_json(folder / STATE, damaged_advice(folder), ("fixed",))
+
+
+def damaged_advice(folder: Path) -> str:
+    """What to do about a damaged file of ``RUN/differentiable/``: the message's second half."""
+    return f"delete {folder} to run the differentiable search again from the start, or put back a good copy"
 
 
 def _epoch_line(entry: dict, epochs: int) -> str:

@@ -3,7 +3,7 @@
 Deb et al., "A fast and elitist multiobjective genetic algorithm: NSGA-II" (2002), as
 Optuna's `NSGAIISampler`, maximising proxy mIoU and minimising predicted latency.
 The search sees only ``AccuracyModel.miou(genotypes)`` and
-``LatencyModel.latency_ms(genotype)`` (DESIGN.md, point 5).
+``LatencyModel.latency_ms(genotype)`` (docs/architecture.md, sections 3 and 4).
 
 One generation:
 

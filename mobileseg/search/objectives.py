@@ -1,4 +1,4 @@
-"""The two objectives of the search, as the small interfaces it talks to (DESIGN.md, point 5).
+"""The two objectives of the search, as the small interfaces it talks to (docs/architecture.md, sections 3 and 4).
 
 - `LatencyModel` (from `mobileseg.latency.predictor`): ``latency_ms(genotype) -> float``,
   the predicted latency of one network in milliseconds (a table, this CPU, a phone).

@@ -7,7 +7,7 @@
 - `trainer`: sandwich-rule training with in-place distillation, into ``RUN/supernet/``;
 - `accuracy`: `SupernetAccuracyModel`, the search's ``AccuracyModel.miou(genotypes)``.
 
-What the search CLI calls (the search itself only sees ``miou``, DESIGN.md point 5)::
+What the search CLI calls (the search itself only sees ``miou``, docs/architecture.md, sections 3 and 4)::
 
     supernet = Supernet.from_file("search_space/default.yaml", num_classes, (180, 240))
     SupernetTrainer(supernet, SupernetTrainConfig(epochs=..., search_scale=0.5)).fit(source, run_dir, rng)

@@ -38,7 +38,6 @@ Learning-rate schedule, optimizer and losses are those of `mobileseg.training`.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 import time
@@ -52,6 +51,7 @@ from tqdm.auto import tqdm
 from mobileseg.atomic_write import write_atomic
 from mobileseg.data.checks import verified_pairs
 from mobileseg.data.source import SegmentationSource
+from mobileseg.state_files import read_checkpoint, write_checkpoint
 from mobileseg.supernet.graph_options import supernet_function_options
 from mobileseg.supernet.model import Supernet
 from mobileseg.training.losses import OhemCrossEntropy, distillation_kl
@@ -68,6 +68,13 @@ from mobileseg.training.trainer import (
 FOLDER = "supernet"
 CHECKPOINT = "checkpoint.npz"
 STATE = "state.json"
+CHECKPOINT_KEYS = ("epoch", "log", "fixed", "rng", "weights")
+"""The header keys of ``checkpoint.npz``."""
+
+
+def damaged_advice(folder: Path) -> str:
+    """What to do about a damaged file of ``RUN/supernet/``: the message's second half."""
+    return f"delete {folder} to train the supernet again from the start, or put back a good copy of the file"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -303,6 +310,7 @@ class SupernetTrainer:
             TrainingError: too little data, or (`ResumeError`) the folder holds a run with
                 other fixed settings.
             TrainingDiverged: a non-finite loss (the last checkpoint is kept).
+            mobileseg.state_files.StateFileError: a damaged ``checkpoint.npz`` (named, with what to do).
         """
         if source.num_classes != self.supernet.num_classes:
             raise TrainingError(f"the supernet predicts {self.supernet.num_classes} classes but {source.spec} "
@@ -354,10 +362,7 @@ class SupernetTrainer:
                 "weights": [v.path for v in self.supernet.weights]}
         arrays = {f"w{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self.supernet.weights)}
         arrays.update({f"o{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self.optimizer.variables)})
-        buffer = io.BytesIO()
-        np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / CHECKPOINT, buffer.getvalue())
+        write_checkpoint(folder / CHECKPOINT, meta, arrays)
         self._write_state(folder, epoch, log, fixed, "running")
 
     def _write_state(self, folder: Path, epoch: int, log: list[dict], fixed: dict, status: str) -> None:
@@ -368,11 +373,7 @@ class SupernetTrainer:
         write_atomic(folder / STATE, json.dumps(state, indent=2) + "\n")
 
     def _restore(self, path: Path, fixed: dict, rng: np.random.Generator) -> tuple[int, list[dict]]:
-        try:
-            data = np.load(path)
-            meta = json.loads(str(data["meta"]))
-        except (OSError, ValueError, KeyError) as error:
-            raise ResumeError(f"{path}: cannot read it to resume ({error}); move it away to start over") from None
+        meta, data = read_checkpoint(path, damaged_advice(path.parent), CHECKPOINT_KEYS)
         for key, value in fixed.items():
             if meta["fixed"].get(key) != value:
                 raise ResumeError(f"{path.parent} holds a supernet run with {key}={meta['fixed'].get(key)}, but this "
@@ -393,12 +394,12 @@ def load_supernet_weights(supernet: Supernet, run_dir: str | os.PathLike) -> int
 
     Raises:
         ResumeError: no checkpoint, or one of another supernet.
+        mobileseg.state_files.StateFileError: a damaged checkpoint (named, with what to do).
     """
     path = Path(run_dir) / FOLDER / CHECKPOINT
     if not path.is_file():
         raise ResumeError(f"{path}: no supernet checkpoint (train the supernet first)")
-    data = np.load(path)
-    meta = json.loads(str(data["meta"]))
+    meta, data = read_checkpoint(path, damaged_advice(path.parent), CHECKPOINT_KEYS)
     if meta["weights"] != [v.path for v in supernet.weights]:
         raise ResumeError(f"{path}: its weights do not match this supernet (another space or size?)")
     for i, variable in enumerate(supernet.weights):

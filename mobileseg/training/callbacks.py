@@ -16,9 +16,11 @@ Files in the run folder (DIR):
 Every file but the log is replaced atomically (written beside, then renamed), so a run
 killed at any moment leaves it either old or new, never half written; the log gets one
 line appended per epoch, and a torn last line is dropped when it is read. At the end of
-an epoch they are written in the order model.keras, train_log.jsonl, last.keras,
-train_state.json: ``last.keras`` is the commit point, and a resumed run trusts its
-optimizer step count and drops log lines past it (see `mobileseg.training.trainer.fit`).
+an epoch they are written in the order last.keras, model.keras, train_log.jsonl,
+train_state.json: ``last.keras`` is the commit point, written first, so that a run
+killed at any point resumes (killed before it, from the epoch before; after it, from this
+epoch, whose log line may then be missing); a resumed run trusts its optimizer step
+count and drops log lines past it (see `mobileseg.training.trainer.fit`).
 
 Callbacks, in the order `fit` runs them:
 
@@ -47,7 +49,9 @@ import tensorflow as tf
 from absl import logging
 from tensorflow.core.framework import summary_pb2
 
-from mobileseg.atomic_write import write_atomic
+from mobileseg.atomic_write import atomic_path, write_atomic
+from mobileseg.state_files import StateFileError, read_json
+from mobileseg.text_files import read_text
 
 LAST = "last.keras"
 BEST = "model.keras"
@@ -57,7 +61,7 @@ TENSORBOARD = "tensorboard"
 
 
 def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
-    """``model.save(path)`` through a temporary ``.keras`` file in the same folder and a rename.
+    """``model.save(path)`` through `mobileseg.atomic_write.atomic_path` (a full disk leaves ``path`` as it was).
 
     Example:
         >>> import tempfile, pathlib
@@ -68,14 +72,9 @@ def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
         >>> sorted(p.name for p in path.parent.iterdir())
         ['m.keras']
     """
-    path = Path(path)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.partial.keras")
-    try:
+    with atomic_path(path) as temporary:
         model.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def optimizer_step(optimizer) -> int:
@@ -126,18 +125,17 @@ class RunState:
         """The state in `run_dir`, or None when there is none.
 
         Raises:
-            ValueError: the file exists but is not a state file (named).
+            mobileseg.state_files.StateFileError: the file exists but is not a state file (named).
         """
         path = Path(run_dir) / STATE
-        if not path.exists():
+        data = read_json(path, "move it away (last.keras holds the epoch to resume from) or use a new run dir")
+        if data is None:
             return None
+        known = {f.name for f in dataclasses.fields(cls)}
         try:
-            data = json.loads(path.read_text())
-            known = {f.name for f in dataclasses.fields(cls)}
             return cls(**{k: v for k, v in data.items() if k in known})
-        except (ValueError, TypeError) as error:
-            raise ValueError(f"{path}: not a training state file ({error}); "
-                             "move it away or use a new run dir") from None
+        except TypeError as error:
+            raise StateFileError(path, f"not a training state file ({error})", "move it away or use a new run dir")
 
     def save(self, run_dir: str | os.PathLike) -> None:
         """Write the state atomically (with the time it was written)."""
@@ -151,7 +149,7 @@ def read_log(run_dir: str | os.PathLike) -> list[dict]:
     if not path.exists():
         return []
     entries = []
-    for line in path.read_text().splitlines():
+    for line in read_text(path).splitlines():
         try:
             entries.append(json.loads(line))
         except ValueError:
@@ -420,6 +418,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         if self.monitor.diverged is not None:
             self._diverged(self.monitor.diverged)
             return
+        # last.keras first: killed at any point after it, the run resumes from this epoch; before it,
+        # from the previous one (or from scratch), and nothing else of this epoch was written.
+        save_model_atomic(self.student, self.run_dir / LAST)
         result = self.validation.result or {}
         miou = result.get("miou")
         best = miou is not None and (self.state.best_miou is None or miou > self.state.best_miou)
@@ -441,7 +442,6 @@ class RunCheckpoint(keras.callbacks.Callback):
         }
         with open(self.run_dir / LOG, "a") as log:  # appending one line; a resumed run drops a torn one
             log.write(json.dumps(entry) + "\n")
-        save_model_atomic(self.student, self.run_dir / LAST)
         self.state.epoch = epoch + 1
         self.state.optimizer_step = entry["optimizer_step"]
         if best:

@@ -44,6 +44,7 @@ from mobileseg.training import callbacks as run_callbacks
 from mobileseg.training.evaluation import Evaluator, input_size, output_stride, resized_copy
 from mobileseg.training.losses import DistillationKL, OhemCrossEntropy, SegmentationLoss
 from mobileseg.training.schedules import DECAYS, WarmupDecay
+from mobileseg.text_files import read_text
 
 
 CACHE_CHOICES = ("auto", "yes", "no")
@@ -363,7 +364,7 @@ class TrainResult:
 
 
 CONFIG = "config.yaml"
-"""The run folder's settings file, one section per step (DESIGN.md, the run-folder contract)."""
+"""The run folder's settings file, one section per step (docs/architecture.md, section 2)."""
 
 
 def read_config(run_dir: str | os.PathLike) -> dict:
@@ -376,7 +377,7 @@ def read_config(run_dir: str | os.PathLike) -> dict:
     if not path.exists():
         return {}
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(read_text(path, error=TrainingError))
     except yaml.YAMLError as error:
         raise TrainingError(f"{path}: not valid YAML ({error}); fix or move it away") from None
     if data is None:

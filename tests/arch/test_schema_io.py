@@ -1,5 +1,6 @@
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -106,3 +107,48 @@ def test_summary_cli_exits_non_zero_on_a_malformed_file(tmp_path):
                              "--input_size", "32x32"], capture_output=True, text=True)
     assert result.returncode != 0
     assert f"{bad}: branches[0].cells[1].kernel: 4 is not allowed" in result.stderr
+
+
+def test_a_genotype_file_that_is_not_utf8_names_the_file_and_line(tmp_path):
+    path = tmp_path / "arch.yaml"
+    path.write_bytes(VALID.replace("name: net", "name: r\xe9seau").encode("latin-1"))
+    with pytest.raises(GenotypeError, match=r"arch\.yaml: not UTF-8 text \(byte 0xe9 on line 2\); save it as UTF-8"):
+        schema_io.load(path)
+
+
+def _bomb(levels: int) -> str:
+    """A flow list whose last item is 10**levels eights once its aliases are expanded."""
+    names = "abcdefghij"[:levels]
+    items = ["&a [" + ", ".join(["8"] * 10) + "]"]
+    items += [f"&{name} [{', '.join([f'*{before}'] * 10)}]" for before, name in zip(names, names[1:])]
+    return "[" + ", ".join(items) + "]"
+
+
+CONV = "      - {op: conv, width: 8, stride: 2}\n"
+
+
+def test_hostile_genotypes_are_refused_before_anything_is_built_and_messages_stay_short(tmp_path):
+    started = time.perf_counter()
+    huge_name = tmp_path / "huge_name.yaml"
+    huge_name.write_text(VALID.replace("name: net", "name: " + "n" * 10_000_000, 1))
+    with pytest.raises(GenotypeError, match=r"huge_name\.yaml: \d+ bytes, more than the 1048576 a file"):
+        schema_io.load(huge_name)
+    with pytest.raises(GenotypeError, match=r"^net\.yaml: name: a string of 5000 characters; at most 1000"):
+        schema_io.loads(VALID.replace("name: net", "name: " + "n" * 5000, 1), "net.yaml")
+    many = ("name: many\nbranches:\n  - {name: main, source: null, cells: [&c {op: conv, width: 8, stride: 2}"
+            + ", *c" * 200_000 + "]}\nhead: {op: light, inputs: [{branch: main}], width: 8}\n")  # 800 kB
+    with pytest.raises(GenotypeError, match=r"^cells\.yaml: more than 100000 values once its aliases"):
+        schema_io.loads(many, "cells.yaml")
+    with pytest.raises(GenotypeError, match=r"^cells\.yaml: branches: 1005 cells in all; a network has at most 1000"):
+        schema_io.loads(VALID.replace(CONV, CONV * 1000, 1), "cells.yaml")
+    with pytest.raises(GenotypeError, match=r"^bomb\.yaml: more than 100000 values once its aliases"):
+        schema_io.loads(VALID.replace("width: 8,", f"width: {_bomb(9)},", 1), "bomb.yaml")
+    assert time.perf_counter() - started < 10.0
+
+
+def test_a_bad_value_is_cut_short_in_the_message():
+    with pytest.raises(GenotypeError) as error:  # 11 110 values: within the limits, but not a width
+        schema_io.loads(VALID.replace("width: 8,", f"width: {_bomb(4)},", 1), "net.yaml")
+    message = str(error.value)
+    assert message.startswith("net.yaml: branches[0].cells[0].width: expected an integer, got [[8, 8,")
+    assert len(message) < 300

@@ -144,3 +144,16 @@ def test_encode_accepts_skip_made_from_a_cell_reading_a_dropped_branch_and_any_n
     g = space.materialize({"branches[0].cells[2]": 2, "branches[1]": 0, "branches[2]": 0})
     assert g.branches[0].cells[4].OP == "skip"
     assert space.materialize(space.encode(dataclasses.replace(g, name="renamed"))) == g
+
+
+def test_a_space_file_that_is_not_utf8_or_an_alias_bomb_is_named(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_bytes(SPACE.replace("name: lattice", "name: r\xe9seau").encode("latin-1"))
+    with pytest.raises(GenotypeError, match=r"space\.yaml: not UTF-8 text \(byte 0xe9 on line 2\)"):
+        SearchSpace.load(path)
+    levels = ["&a {choice: [8, 8, 8, 8, 8, 8, 8, 8, 8, 8]}"] + [
+        f"&{name} {{choice: [{', '.join([f'*{before}'] * 10)}]}}" for before, name in zip("abcdefgh", "bcdefghi")]
+    bomb = SPACE.replace("width: {choice: [16, 24]}", f"width: {{choice: [{', '.join(levels)}]}}")
+    path.write_text(bomb)  # 10**9 widths once expanded
+    with pytest.raises(GenotypeError, match=r"space\.yaml: more than 100000 values once its aliases"):
+        SearchSpace.load(path)

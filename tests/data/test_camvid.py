@@ -52,6 +52,16 @@ def test_malformed_list_line_names_file_and_line(tmp_path):
         CamVidSource(tmp_path).pairs("val")
 
 
+def test_a_list_that_is_not_utf8_names_file_and_line(tmp_path):
+    make_camvid(tmp_path)
+    listing = (tmp_path / "train.txt").read_bytes()
+    (tmp_path / "train.txt").write_bytes(listing.replace(b"0001TP_000001.png", b"0001TP_\xe90001.png", 1))
+    with pytest.raises(DataError) as error:
+        CamVidSource(tmp_path).pairs("train")
+    assert str(error.value) == f"{tmp_path / 'train.txt'}: not UTF-8 text (byte 0xe9 on line 2); save it as UTF-8"
+    assert error.value.problem.path == tmp_path / "train.txt"
+
+
 def test_missing_or_wrong_folder_is_named(tmp_path):
     with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'nope'}: camvid data set directory not found")):
         CamVidSource(tmp_path / "nope")

@@ -47,10 +47,13 @@ def test_two_images_with_one_stem_are_reported(tmp_path):
         ("names: [a, b]\nignore_index: 1\n", r"'ignore_index' must be an integer in 2..255"),
         ("names: [a, a]\n", "'names' has duplicates"),
         ("names: [a\n", "not valid YAML"),
+        ("names: [a, b]\n1: x\nzz: y\n", "unknown key 1, 'zz'"),
+        ("names: [f\xeate]\n", r"not UTF-8 text \(byte 0xea on line 1\); save it as UTF-8"),
+        ("names: [" + "a, " * 300 + "b]\n", "'names' has 301 classes"),
     ],
 )
 def test_bad_classes_yaml_names_file_and_key(tmp_path, text, message):
-    (tmp_path / "classes.yaml").write_text(text)
+    (tmp_path / "classes.yaml").write_bytes(text.encode("latin-1"))
     with pytest.raises(DataError, match=message) as err:
         read_classes(tmp_path / "classes.yaml")
     assert str(err.value).startswith(str(tmp_path / "classes.yaml"))

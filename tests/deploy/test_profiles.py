@@ -27,7 +27,7 @@ def test_the_shipped_profiles_load_by_name_and_by_path():
     ("name: x\nmode: int8\nchecks: {builtin_only: 'yes'}\n", "checks.builtin_only: expected bool, got 'yes'"),
     ("name: x\nmode: int8\nchecks: {max_size_mb: true}\n", "checks.max_size_mb: expected a number >= 0.0"),
     ("- a list\n", "expected a mapping of profile keys, got list"),
-    ("name: [unclosed\n", "cannot read the profile"),
+    ("name: [unclosed\n", "not valid YAML"),
 ])
 def test_a_bad_profile_is_a_clear_error_naming_file_and_key(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
@@ -35,6 +35,21 @@ def test_a_bad_profile_is_a_clear_error_naming_file_and_key(tmp_path, text, mess
     with pytest.raises(ProfileError) as error:
         load_profile(str(path))
     assert str(error.value).startswith(f"{path}: ") and message in str(error.value)
+
+
+def test_a_profile_that_is_not_utf8_or_hostile_is_named(tmp_path):
+    path = tmp_path / "phone.yaml"
+    path.write_bytes(b"name: t\xe9l\xe9phone\nmode: int8\n")
+    with pytest.raises(ProfileError, match=rf"^{path}: not UTF-8 text \(byte 0xe9 on line 1\); save it as UTF-8$"):
+        load_profile(str(path))
+    path.write_text("name: x\nmode: &m [" + ", ".join(["int8"] * 1000) + "]\nchecks: {max_partitions: [" + ", ".join(
+        ["*m"] * 1000) + "]}\n")  # a million values once expanded
+    with pytest.raises(ProfileError, match=rf"^{path}: more than 100000 values once its aliases"):
+        load_profile(str(path))
+    path.write_text("name: x\nmode: [" + ", ".join(["int8"] * 5000) + "]\n")
+    with pytest.raises(ProfileError) as error:
+        load_profile(str(path))
+    assert str(error.value).startswith(f"{path}: mode: ['int8', 'int8',") and len(str(error.value)) < 400
 
 
 def test_an_unknown_profile_name_lists_the_known_ones():

@@ -117,6 +117,13 @@ def test_load_missing_file(tmp_path):
         LatencyTable.load(tmp_path / "absent.json")
 
 
+def test_a_table_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "table.json"
+    path.write_bytes(b'{"schema_version": 1, "fingerprint": {"cpu": "Ryzen \xae"}}')
+    with pytest.raises(TableFormatError, match=rf"^{path}: not UTF-8 text \(byte 0xae on line 1\); save it as UTF-8"):
+        LatencyTable.load(path)
+
+
 def test_build_measures_real_blocks_incrementally(tmp_path):
     path = tmp_path / "table.json"
     table = LatencyTable.load_or_create(path, local_fingerprint(threads=1))

@@ -7,6 +7,7 @@ generation, supernet epochs of 2 steps.
 import contextlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -21,10 +22,12 @@ from mobileseg.arch.space import SearchSpace
 from mobileseg.latency.blocks import enumerate_space
 from mobileseg.latency.device import local_fingerprint
 from mobileseg.latency.table import LatencyTable
+from mobileseg.run_lock import hold
 from mobileseg.search import __main__ as search_cli
 from mobileseg.training.trainer import read_config
 from tests.android.conftest import fake_adb  # noqa: F401 (the fixture)
 from tests.android.fake_phone import PRESETS
+from tests.data.fake_layouts import make_camvid
 
 REPO = Path(__file__).resolve().parents[2]
 SPACE = """
@@ -178,6 +181,8 @@ BAD_SPACE = "name: broken\nbranches: 3\nhead: {op: light, inputs: [], width: 8}\
 @pytest.mark.parametrize("change, message", [
     ({"--space": "{tmp}/missing.yaml"}, "missing.yaml: cannot read"),
     ({"--space": "{tmp}/bad.yaml"}, "bad.yaml"),
+    ({"--space": "{tmp}/latin1.yaml"}, "latin1.yaml: not UTF-8 text (byte 0xe9 on line 2); save it as UTF-8"),
+    ({"--data": "camvid:{tmp}/camvid"}, "camvid/train.txt: not UTF-8 text (byte 0xff on line 1)"),
     ({"--data": "camvid:{tmp}/no_camvid"}, "--data camvid:"),
     ({"--data": "synthetic:2,size=32x32"}, "no val images (it has: train)"),
     ({"--input_size": "30x32"}, "--input_size 30x32: height and width must be multiples of 4"),
@@ -198,6 +203,9 @@ BAD_SPACE = "name: broken\nbranches: 3\nhead: {op: light, inputs: [], width: 8}\
 ])
 def test_bad_input_exits_2_and_writes_nothing(files, tmp_path, change, message):
     (tmp_path / "bad.yaml").write_text(BAD_SPACE)
+    (tmp_path / "latin1.yaml").write_bytes(SPACE.replace("tiny_search", "r\xe9seau").encode("latin-1"))
+    listing = make_camvid(tmp_path / "camvid") / "train.txt"
+    listing.write_bytes(b"\xff" + listing.read_bytes())
     partial = LatencyTable(local_fingerprint(), path=tmp_path / "partial.json")
     first = enumerate_space(SearchSpace.load(files / "space.yaml"), (32, 32), 8).signatures[0]
     partial.add(first, {"median_ms": 1.0, "p90_ms": 1.0, "std_ms": 0.0, "min_ms": 1.0, "runs": 9,
@@ -232,6 +240,57 @@ def test_a_folder_holding_another_search_is_refused_untouched(finished, files, t
     before = snapshot(run_dir)
     code, _, err = run_cli(*common(files, run_dir), *change)
     assert code == 2 and message in err, err
+    assert snapshot(run_dir) == before
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize("damaged, stage, message", [
+    ("supernet/checkpoint.npz", "search", "checkpoint.npz: damaged (File is not a zip file); delete {run}/supernet "
+                                          "to train the supernet again from the start, or put back a good copy"),
+    ("supernet/checkpoint.npz", "all", "checkpoint.npz: damaged (File is not a zip file); delete {run}/supernet"),
+    ("supernet/state.json", "all", "state.json: damaged, not JSON ("),
+    ("study.db", "all", "study.db: damaged (database disk image is malformed); move it away to run the search "
+                        "stage again (the supernet and the latency table are kept), or put back a good copy"),
+])
+def test_a_damaged_state_file_exits_2_naming_it_and_what_to_do(finished, files, tmp_path, damaged, stage, message):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished[0], run_dir)
+    truncate(run_dir / damaged)
+    before = (run_dir / damaged).read_bytes()
+    code, _, err = run_cli(*common(files, run_dir, "--stage", stage, "--references", "none"))
+    assert code == 2 and f"{run_dir / damaged.split('/')[0]}" in err and message.format(run=run_dir) in err, err
+    assert "Traceback" not in err and (run_dir / damaged).read_bytes() == before
+
+
+def test_the_advice_for_a_damaged_supernet_state_works(finished, files, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished[0], run_dir)
+    state_file = run_dir / "supernet" / "state.json"
+    truncate(state_file)
+    code, _, err = run_cli(*common(files, run_dir, "--references", "none"))
+    assert code == 2 and f"{state_file}: damaged, not JSON (" in err and (
+        "; delete it and run with --stage all (or supernet) to rewrite it from checkpoint.npz, or delete "
+        f"{run_dir / 'supernet'} to train the supernet again from the start") in err, err
+    state_file.unlink()
+    code, out, err = run_cli(*common(files, run_dir, "--references", "none"))
+    assert code == 0 and "supernet: already trained, 2 in all" in out, err
+    assert json.loads(state_file.read_text())["status"] == "finished"
+
+
+def test_a_second_search_on_the_same_folder_is_refused_untouched(finished, files, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished[0], run_dir)
+    before = snapshot(run_dir)
+    with hold(run_dir, "python -m mobileseg.search (the first)"):
+        code, _, err = run_cli(*common(files, run_dir))
+        assert snapshot(run_dir) == {**before, Path(".lock"): (run_dir / ".lock").read_bytes()}
+    assert code == 2, err
+    assert err == (f"mobileseg.search: error: {run_dir}: another command is running in this folder (pid "
+                   f"{os.getpid()}: python -m mobileseg.search (the first)); wait for it to finish or stop it, or "
+                   "use another folder\n")
     assert snapshot(run_dir) == before
 
 

@@ -121,3 +121,18 @@ def test_halves_smaller_than_a_batch_are_bad_input(files, tmp_path):
     code, _, err = run_cli(*command(files, tmp_path / "run", "--batch_size", "6"))
     assert code == 2 and "--batch_size 6: larger than half of the 10 training images" in err, err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("damaged, message", [
+    (f"{FOLDER}/{CHECKPOINT}", "checkpoint.npz: damaged (File is not a zip file); delete {folder} to run the "
+                               "differentiable search again from the start, or put back a good copy"),
+    (f"{FOLDER}/state.json", "state.json: damaged, not JSON ("),
+])
+def test_a_damaged_checkpoint_or_state_exits_2_naming_it_and_what_to_do(finished, files, tmp_path, damaged, message):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished[0], run_dir)
+    path = run_dir / damaged
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    code, _, err = run_cli(*command(files, run_dir, "--supernet_epochs", "2"))
+    assert code == 2 and str(path) in err and message.format(folder=run_dir / FOLDER) in err, err
+    assert "Traceback" not in err
