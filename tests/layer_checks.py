@@ -2,9 +2,13 @@
 
 `check_layer` runs a layer inside a tiny functional model through:
 
-1. a call on seeded random input, with finite outputs;
+1. a call on seeded random input, with finite outputs, of the shapes the symbolic call
+   gave, and a training step whose gradients are finite and not all zero;
 2. the keras-hub contract: every constructor argument stored in ``get_config``
    under its own name, and ``from_config`` rebuilding a layer with equal outputs;
+   rebuilt under the ``mixed_float16`` and ``mixed_bfloat16`` policies, it computes in
+   the policy's dtype (float outputs of that dtype, finite) and keeps float32 weights,
+   as Keras' own ``run_layer_test`` checks;
 3. ``.keras`` save and load with equal outputs;
 4. TFLite fp32 conversion with builtin ops only, run in LiteRT, matching Keras;
 5. TFLite int8 full-integer conversion (int8 input and output, every op builtin
@@ -64,6 +68,8 @@ def check_layer(make_layer: Callable[[], keras.layers.Layer], input_shapes: Sequ
     expected = _predict(model, data)
     for out in expected:
         assert np.all(np.isfinite(out)), f"{type(layer).__name__} produced non-finite values"
+    symbolic = [tuple(out.shape[1:]) for out in model.outputs]
+    assert symbolic == [out.shape[1:] for out in expected], f"{type(layer).__name__}: symbolic {symbolic}"
 
     config = layer.get_config()
     arguments = [name for name, param in inspect.signature(type(layer).__init__).parameters.items()
@@ -74,6 +80,9 @@ def check_layer(make_layer: Callable[[], keras.layers.Layer], input_shapes: Sequ
     clone.set_weights(model.get_weights())
     for got, want in zip(_predict(clone, data), expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    _check_training_step(clone, data, type(layer).__name__)  # on the copy: it moves batch-norm statistics
+    for policy in MIXED_POLICIES:
+        check_mixed_precision(type(layer).from_config({**config, "dtype": policy}), data)
 
     path = tmp_path / f"{layer.name}.keras"
     model.save(path)
@@ -104,6 +113,35 @@ def check_layer(make_layer: Callable[[], keras.layers.Layer], input_shapes: Sequ
             f"{type(layer).__name__}: int8 mean error is {report['int8_relative_error']:.3f} of the "
             f"output's std (allowed {int8_max_relative_error})")
     return report
+
+
+MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
+
+
+def check_mixed_precision(layer, data: list[np.ndarray]) -> None:
+    """A layer made with a mixed policy computes in its compute dtype and keeps float32 weights."""
+    name, policy = type(layer).__name__, layer.dtype_policy.name
+    outputs = _as_list(layer(data if len(data) > 1 else data[0], training=True))
+    for out in outputs:
+        dtype = keras.backend.standardize_dtype(out.dtype)
+        assert dtype == layer.compute_dtype, f"{name} under {policy}: output is {dtype}, not {layer.compute_dtype}"
+        assert np.all(np.isfinite(keras.ops.convert_to_numpy(keras.ops.cast(out, "float32")))), (
+            f"{name} under {policy}: non-finite output")
+    wrong = [w.path for w in layer.weights if keras.backend.is_float_dtype(w.dtype) and w.dtype != "float32"]
+    assert not wrong, f"{name} under {policy}: weights not float32: {wrong}"
+
+
+def _check_training_step(model: keras.Model, data: list[np.ndarray], name: str) -> None:
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss = sum(tf.reduce_mean(tf.square(out)) for out in _as_list(model(data if len(data) > 1 else data[0],
+                                                                             training=True)))
+    grads = tape.gradient(loss, model.trainable_variables)
+    if not model.trainable_variables:
+        return
+    assert all(g is not None and np.all(np.isfinite(g)) for g in grads), f"{name}: a gradient is None or not finite"
+    assert any(np.any(g.numpy() != 0) for g in grads), f"{name}: every gradient is zero"
 
 
 def _assert_builtin(ops: list[str], name: str) -> None:

@@ -1,7 +1,9 @@
-"""Activation names shared by every block, each one a TFLite builtin op.
+"""Activation names shared by every block, each one a TFLite builtin op, and the attention softmax.
 
 The genotype names activations by string; this module is the one place that maps
 a name to a function, so the set of legal names is checked in one place.
+`softmax_float32` is the softmax every attention block uses: in float32 under any
+dtype policy (a float16 softmax over many tokens loses its small weights).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
+from keras import ops
 
 ACTIVATIONS: dict[str, Callable | None] = {
     "relu": keras.activations.relu,
@@ -18,6 +21,20 @@ ACTIVATIONS: dict[str, Callable | None] = {
     "sigmoid": keras.activations.sigmoid,
     "none": None,
 }
+
+
+def softmax_float32(logits, axis: int = -1):
+    """Softmax computed in float32 whatever the logits' dtype, returned in that dtype.
+
+    Under a float32 policy the casts are no-ops (the TFLite graph is unchanged).
+
+    Example:
+        >>> import numpy as np
+        >>> out = softmax_float32(keras.ops.cast(np.array([[0.0, 20.0, -20.0]]), "float16"))
+        >>> keras.backend.standardize_dtype(out.dtype), np.round(np.asarray(out, "float32"), 3).tolist()
+        ('float16', [[0.0, 1.0, 0.0]])
+    """
+    return ops.cast(ops.softmax(ops.cast(logits, "float32"), axis=axis), logits.dtype)
 
 
 def get_activation(name: str) -> Callable:

@@ -67,6 +67,6 @@ class BatchNorm(keras.layers.BatchNormalization):
         return tf.cast(outputs, self.compute_dtype)
 
 
-def batch_norm(name: str = "bn", epsilon: float = BN_EPSILON) -> BatchNorm:
-    """A `BatchNorm` over channels with the references' epsilon and momentum."""
-    return BatchNorm(epsilon=epsilon, momentum=BN_MOMENTUM, name=name)
+def batch_norm(name: str = "bn", epsilon: float = BN_EPSILON, dtype=None) -> BatchNorm:
+    """A `BatchNorm` over channels with the references' epsilon and momentum (``dtype``: its owner's policy)."""
+    return BatchNorm(epsilon=epsilon, momentum=BN_MOMENTUM, name=name, dtype=dtype)

@@ -127,12 +127,12 @@ class ConvBNAct(keras.layers.Layer):
         if depthwise:
             self.conv = keras.layers.DepthwiseConv2D(
                 kernel_size, strides=strides, padding="same", dilation_rate=dilation_rate,
-                use_bias=not use_bn, depthwise_initializer=conv_initializer(), name="conv")
+                use_bias=not use_bn, depthwise_initializer=conv_initializer(), name="conv", dtype=self.dtype_policy)
         else:
             self.conv = keras.layers.Conv2D(
                 filters, kernel_size, strides=strides, padding="same", dilation_rate=dilation_rate,
-                use_bias=not use_bn, kernel_initializer=conv_initializer(), name="conv")
-        self.bn = batch_norm() if use_bn else None
+                use_bias=not use_bn, kernel_initializer=conv_initializer(), name="conv", dtype=self.dtype_policy)
+        self.bn = batch_norm(dtype=self.dtype_policy) if use_bn else None
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -188,12 +188,12 @@ class SqueezeExcite(keras.layers.Layer):
         self.reduced_filters = reduced_filters
         self.activation = activation
         self.gate = gate
-        self.reduce = keras.layers.Conv2D(reduced_filters, 1, name="reduce")
+        self.reduce = keras.layers.Conv2D(reduced_filters, 1, name="reduce", dtype=self.dtype_policy)
         self.expand = None
 
     def build(self, input_shape):
         channels = input_shape[-1]
-        self.expand = keras.layers.Conv2D(channels, 1, name="expand")
+        self.expand = keras.layers.Conv2D(channels, 1, name="expand", dtype=self.dtype_policy)
         self.reduce.build((input_shape[0], 1, 1, channels))
         self.expand.build((input_shape[0], 1, 1, self.reduced_filters))
 
@@ -270,7 +270,7 @@ class MBConv(keras.layers.Layer):
         self.expand = None
         self.depthwise = None
         self.se = None
-        self.project = ConvBNAct(filters, 1, activation="none", name="project")
+        self.project = ConvBNAct(filters, 1, activation="none", name="project", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -279,15 +279,15 @@ class MBConv(keras.layers.Layer):
         self.use_residual = self.strides == 1 and channels == self.filters
         shape = input_shape
         if hidden != channels:
-            self.expand = ConvBNAct(hidden, 1, activation=self.activation, name="expand")
+            self.expand = ConvBNAct(hidden, 1, activation=self.activation, name="expand", dtype=self.dtype_policy)
             self.expand.build(shape)
             shape = self.expand.compute_output_shape(shape)
         self.depthwise = ConvBNAct(hidden, self.kernel_size, strides=self.strides, depthwise=True,
-                                   activation=self.activation, name="depthwise")
+                                   activation=self.activation, name="depthwise", dtype=self.dtype_policy)
         self.depthwise.build(shape)
         shape = self.depthwise.compute_output_shape(shape)
         if self.se_ratio > 0:
-            self.se = SqueezeExcite(make_divisible(hidden * self.se_ratio, 8), name="se")
+            self.se = SqueezeExcite(make_divisible(hidden * self.se_ratio, 8), name="se", dtype=self.dtype_policy)
             self.se.build(shape)
         self.project.build(shape)
 
@@ -355,7 +355,7 @@ class ZoomedConv(keras.layers.Layer):
         self.kernel_size = kernel_size
         self.strides = strides
         self.activation = activation
-        self.conv = ConvBNAct(filters, kernel_size, activation="none", name="conv")
+        self.conv = ConvBNAct(filters, kernel_size, activation="none", name="conv", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         batch, height, width, channels = input_shape
@@ -458,8 +458,8 @@ class OverlapPatchEmbed(keras.layers.Layer):
         self.kernel_size = kernel_size
         self.strides = strides
         self.proj = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
-                                        kernel_initializer=conv_initializer(), name="proj")
-        self.norm = LayerNorm(epsilon=1e-5, name="norm")
+                                        kernel_initializer=conv_initializer(), name="proj", dtype=self.dtype_policy)
+        self.norm = LayerNorm(epsilon=1e-5, name="norm", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.proj.build(input_shape)
@@ -477,13 +477,13 @@ class OverlapPatchEmbed(keras.layers.Layer):
         return config
 
 
-def drop_path_layer(rate: float, name: str) -> keras.layers.Dropout:
+def drop_path_layer(rate: float, name: str, dtype=None) -> keras.layers.Dropout:
     """Stochastic depth on a residual branch: drops whole samples in training, identity at inference.
 
     A Dropout whose noise is shared over H, W and C drops the branch of a sample and
     scales the kept ones by ``1 / (1 - rate)``, as timm's ``DropPath``; at rate 0 it is
-    the identity.
+    the identity. ``dtype``: the owning layer's dtype policy.
     """
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"drop_path must be in [0, 1), got {rate!r}")
-    return keras.layers.Dropout(rate, noise_shape=(None, 1, 1, 1), name=name)
+    return keras.layers.Dropout(rate, noise_shape=(None, 1, 1, 1), name=name, dtype=dtype)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from mobileseg.blocks.activations import softmax_float32
 from mobileseg.blocks.conv import check_positive_int, conv_initializer, drop_path_layer
 from mobileseg.blocks.token_merging import (
     BipartitePlan,
@@ -95,15 +96,18 @@ class EfficientAttention(keras.layers.Layer):
         self.tome_ratio = tome_ratio
         self.tome_stride = tome_stride
         self.head_dim = dim // num_heads
-        self.q = keras.layers.Dense(dim, use_bias=qkv_bias, kernel_initializer=dense_initializer(), name="q")
-        self.kv = keras.layers.Dense(2 * dim, use_bias=qkv_bias, kernel_initializer=dense_initializer(), name="kv")
-        self.proj = keras.layers.Dense(dim, kernel_initializer=dense_initializer(), name="proj")
+        self.q = keras.layers.Dense(dim, use_bias=qkv_bias, kernel_initializer=dense_initializer(), name="q",
+                                    dtype=self.dtype_policy)
+        self.kv = keras.layers.Dense(2 * dim, use_bias=qkv_bias, kernel_initializer=dense_initializer(), name="kv",
+                                     dtype=self.dtype_policy)
+        self.proj = keras.layers.Dense(dim, kernel_initializer=dense_initializer(), name="proj",
+                                       dtype=self.dtype_policy)
         self.sr = None
         self.norm = None
         if sr_ratio > 1:
             self.sr = keras.layers.Conv2D(dim, sr_ratio, strides=sr_ratio, kernel_initializer=conv_initializer(),
-                                          name="sr")
-            self.norm = keras.layers.LayerNormalization(epsilon=SR_LN_EPSILON, name="norm")
+                                          name="sr", dtype=self.dtype_policy)
+            self.norm = keras.layers.LayerNormalization(epsilon=SR_LN_EPSILON, name="norm", dtype=self.dtype_policy)
         self._merge = "none" if tome_ratio == 0 else tome_mode
         self._plan = None
         self._pool = pool_size(owner, tome_ratio) if self._merge.endswith("_pool") else None
@@ -164,7 +168,7 @@ class EfficientAttention(keras.layers.Layer):
         q = self._heads(self.q(queries))
         kv = self.kv(kv)
         k, v = self._heads(kv[..., :self.dim]), self._heads(kv[..., self.dim:])
-        attention = ops.softmax(ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * (self.head_dim ** -0.5), axis=-1)
+        attention = softmax_float32(ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * (self.head_dim ** -0.5))
         out = ops.transpose(ops.matmul(attention, v), (0, 2, 1, 3))
         out = self.proj(ops.reshape(out, (-1, queries.shape[1], self.dim)))
 
@@ -214,10 +218,11 @@ class MixFFN(keras.layers.Layer):
         self.dim = dim
         self.mlp_ratio = mlp_ratio
         self.hidden_dim = int(dim * mlp_ratio)
-        self.fc1 = keras.layers.Dense(self.hidden_dim, kernel_initializer=dense_initializer(), name="fc1")
+        self.fc1 = keras.layers.Dense(self.hidden_dim, kernel_initializer=dense_initializer(), name="fc1",
+                                      dtype=self.dtype_policy)
         self.dwconv = keras.layers.DepthwiseConv2D(3, padding="same", depthwise_initializer=conv_initializer(),
-                                                   name="dwconv")
-        self.fc2 = keras.layers.Dense(dim, kernel_initializer=dense_initializer(), name="fc2")
+                                                   name="dwconv", dtype=self.dtype_policy)
+        self.fc2 = keras.layers.Dense(dim, kernel_initializer=dense_initializer(), name="fc2", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         hidden = (*input_shape[:-1], self.hidden_dim)
@@ -281,13 +286,14 @@ class SegFormerBlock(keras.layers.Layer):
         self.tome_mode = tome_mode
         self.tome_stride = tome_stride
         self.drop_path = drop_path
-        self.norm1 = keras.layers.LayerNormalization(epsilon=BLOCK_LN_EPSILON, name="norm1")
+        self.norm1 = keras.layers.LayerNormalization(epsilon=BLOCK_LN_EPSILON, name="norm1", dtype=self.dtype_policy)
         self.attn = EfficientAttention(dim, num_heads, sr_ratio=sr_ratio, tome_mode=tome_mode,
-                                       tome_ratio=tome_ratio, tome_stride=tome_stride, name="attn")
-        self.norm2 = keras.layers.LayerNormalization(epsilon=BLOCK_LN_EPSILON, name="norm2")
-        self.mlp = MixFFN(dim, mlp_ratio=mlp_ratio, name="mlp")
-        self.drop_attn = drop_path_layer(drop_path, "drop_path_attn")
-        self.drop_mlp = drop_path_layer(drop_path, "drop_path_mlp")
+                                       tome_ratio=tome_ratio, tome_stride=tome_stride, name="attn",
+                                       dtype=self.dtype_policy)
+        self.norm2 = keras.layers.LayerNormalization(epsilon=BLOCK_LN_EPSILON, name="norm2", dtype=self.dtype_policy)
+        self.mlp = MixFFN(dim, mlp_ratio=mlp_ratio, name="mlp", dtype=self.dtype_policy)
+        self.drop_attn = drop_path_layer(drop_path, "drop_path_attn", dtype=self.dtype_policy)
+        self.drop_mlp = drop_path_layer(drop_path, "drop_path_mlp", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         for layer in (self.norm1, self.attn, self.norm2, self.mlp):

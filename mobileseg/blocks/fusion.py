@@ -85,8 +85,8 @@ class SumFusion(keras.layers.Layer):
         super().__init__(**kwargs)
         check_positive_int(type(self).__name__, "filters", filters)
         self.filters = filters
-        self.project_x = ConvBNAct(filters, 1, activation="none", name="project_x")
-        self.project_context = ConvBNAct(filters, 1, activation="none", name="project_context")
+        self.project_x = ConvBNAct(filters, 1, activation="none", name="project_x", dtype=self.dtype_policy)
+        self.project_context = ConvBNAct(filters, 1, activation="none", name="project_context", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         x_shape, context_shape = input_shapes(type(self).__name__, input_shape, count=2)
@@ -137,8 +137,8 @@ class SigmoidGateFusion(keras.layers.Layer):
         self._gate = get_gate(gate)
         self.filters = filters
         self.gate = gate
-        self.local_embedding = ConvBNAct(filters, 1, activation="none", name="local_embedding")
-        self.global_act = ConvBNAct(filters, 1, activation="none", name="global_act")
+        self.local_embedding = ConvBNAct(filters, 1, activation="none", name="local_embedding", dtype=self.dtype_policy)
+        self.global_act = ConvBNAct(filters, 1, activation="none", name="global_act", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         x_shape, context_shape = input_shapes(type(self).__name__, input_shape, count=2)

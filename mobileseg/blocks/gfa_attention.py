@@ -27,6 +27,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from mobileseg.blocks.activations import softmax_float32
 from mobileseg.blocks.batch_norm import batch_norm
 from mobileseg.blocks.conv import check_positive_int, conv_initializer, drop_path_layer
 
@@ -60,11 +61,12 @@ def grouped_double_normalization(logits, num_heads: int, epsilon: float = 1e-6):
         True
     """
     tokens, units = logits.shape[1], logits.shape[2]
+    dtype, logits = logits.dtype, ops.cast(logits, "float32")  # exp and log in float32 under any policy
     peak = ops.max(logits, axis=1, keepdims=True)
     log_total = ops.log(ops.sum(ops.exp(logits - peak), axis=1, keepdims=True)) + peak
     grouped = ops.reshape(logits - log_total, (-1, tokens, num_heads, units // num_heads))
     grouped = ops.pad(grouped, ((0, 0), (0, 0), (0, 0), (0, 1)), constant_values=float(np.log(epsilon)))
-    return ops.reshape(ops.softmax(grouped, axis=-1)[..., :-1], (-1, tokens, units))
+    return ops.cast(ops.reshape(ops.softmax(grouped, axis=-1)[..., :-1], (-1, tokens, units)), dtype)
 
 
 def adaptive_max_pool(inputs, size: int):
@@ -140,11 +142,12 @@ class GFAttention(keras.layers.Layer):
         self.memory_units = memory_units
         self.strides = strides
         self.units = units
-        self.norm = batch_norm("norm")
+        self.norm = batch_norm("norm", dtype=self.dtype_policy)
         self.key_memory = keras.layers.Conv2D(units, 1, strides=strides, use_bias=False,
-                                              kernel_initializer=memory_initializer(), name="key_memory")
+                                              kernel_initializer=memory_initializer(), name="key_memory",
+                                              dtype=self.dtype_policy)
         self.value_memory = keras.layers.Conv2D(dim, 1, use_bias=False, kernel_initializer=memory_initializer(),
-                                                name="value_memory")
+                                                name="value_memory", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.norm.build(input_shape)
@@ -200,11 +203,11 @@ class CrossResolutionAttention(keras.layers.Layer):
         check_positive_int(owner, "context_size", context_size)
         self.dim = dim
         self.context_size = context_size
-        self.norm = batch_norm("norm")
-        self.context_norm = batch_norm("context_norm")
+        self.norm = batch_norm("norm", dtype=self.dtype_policy)
+        self.context_norm = batch_norm("context_norm", dtype=self.dtype_policy)
         self.context_kv = keras.layers.Conv2D(2 * dim, 1, use_bias=False,
                                               kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-                                              name="context_kv")
+                                              name="context_kv", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         x_shape, context_shape = input_shape
@@ -225,7 +228,7 @@ class CrossResolutionAttention(keras.layers.Layer):
         keys, values = kv[..., :self.dim], kv[..., self.dim:]
         queries = ops.reshape(self.norm(x, training=training), (-1, height * width, self.dim))
         logits = ops.matmul(queries, ops.transpose(keys, (0, 2, 1))) * (keys_count ** -0.5)
-        out = ops.matmul(ops.softmax(logits, axis=-1), values)
+        out = ops.matmul(softmax_float32(logits), values)
         return ops.reshape(out, (-1, height, width, self.dim))
 
     def compute_output_shape(self, input_shape):
@@ -265,11 +268,11 @@ class RTFormerFFN(keras.layers.Layer):
         self.dim = dim
         self.hidden_dim = hidden_dim
         hidden = hidden_dim or dim
-        self.norm = batch_norm("norm", epsilon=FFN_BN_EPSILON)
+        self.norm = batch_norm("norm", epsilon=FFN_BN_EPSILON, dtype=self.dtype_policy)
         self.conv1 = keras.layers.Conv2D(hidden, 3, padding="same", kernel_initializer=conv_initializer(),
-                                         name="conv1")
+                                         name="conv1", dtype=self.dtype_policy)
         self.conv2 = keras.layers.Conv2D(dim, 3, padding="same", kernel_initializer=conv_initializer(),
-                                         name="conv2")
+                                         name="conv2", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.norm.build(input_shape)
@@ -322,18 +325,20 @@ class GFABlock(keras.layers.Layer):
         self.memory_units = memory_units
         self.strides = strides
         self.drop_path = drop_path
-        self.attn = GFAttention(dim, num_heads=num_heads, memory_units=memory_units, strides=strides, name="attn")
-        self.mlp = RTFormerFFN(dim, name="mlp")
-        self.drop_attn = drop_path_layer(drop_path, "drop_path_attn")
-        self.drop_mlp = drop_path_layer(drop_path, "drop_path_mlp")
+        self.attn = GFAttention(dim, num_heads=num_heads, memory_units=memory_units, strides=strides, name="attn",
+                                dtype=self.dtype_policy)
+        self.mlp = RTFormerFFN(dim, name="mlp", dtype=self.dtype_policy)
+        self.drop_attn = drop_path_layer(drop_path, "drop_path_attn", dtype=self.dtype_policy)
+        self.drop_mlp = drop_path_layer(drop_path, "drop_path_mlp", dtype=self.dtype_policy)
         self.shortcut_norm = None
         self.shortcut_conv = None
 
     def build(self, input_shape):
         if input_shape[-1] != self.dim or self.strides != 1:
-            self.shortcut_norm = batch_norm("shortcut_norm")
+            self.shortcut_norm = batch_norm("shortcut_norm", dtype=self.dtype_policy)
             self.shortcut_conv = keras.layers.Conv2D(self.dim, 1, strides=self.strides, use_bias=False,
-                                                     kernel_initializer=conv_initializer(), name="shortcut_conv")
+                                                     kernel_initializer=conv_initializer(), name="shortcut_conv",
+                                                     dtype=self.dtype_policy)
             self.shortcut_norm.build(input_shape)
             self.shortcut_conv.build(input_shape)
         self.attn.build(input_shape)
@@ -388,10 +393,11 @@ class CrossResolutionBlock(keras.layers.Layer):
         self.dim = dim
         self.context_size = context_size
         self.drop_path = drop_path
-        self.cross_attn = CrossResolutionAttention(dim, context_size=context_size, name="cross_attn")
-        self.mlp = RTFormerFFN(dim, name="mlp")
-        self.drop_attn = drop_path_layer(drop_path, "drop_path_attn")
-        self.drop_mlp = drop_path_layer(drop_path, "drop_path_mlp")
+        self.cross_attn = CrossResolutionAttention(dim, context_size=context_size, name="cross_attn",
+                                                   dtype=self.dtype_policy)
+        self.mlp = RTFormerFFN(dim, name="mlp", dtype=self.dtype_policy)
+        self.drop_attn = drop_path_layer(drop_path, "drop_path_attn", dtype=self.dtype_policy)
+        self.drop_mlp = drop_path_layer(drop_path, "drop_path_mlp", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.cross_attn.build(input_shape)
@@ -415,13 +421,13 @@ class CrossResolutionBlock(keras.layers.Layer):
         return config
 
 
-def _norm_relu_conv(filters: int, kernel_size: int, strides: int, name: str) -> keras.Sequential:
-    """RTFormer's pre-activation unit: BN, ReLU, bias-free conv."""
+def _norm_relu_conv(filters: int, kernel_size: int, strides: int, name: str, dtype=None) -> keras.Sequential:
+    """RTFormer's pre-activation unit: BN, ReLU, bias-free conv (``dtype``: the owner's policy)."""
     return keras.Sequential([
-        batch_norm(f"{name}_norm"),
-        keras.layers.ReLU(name=f"{name}_relu"),
+        batch_norm(f"{name}_norm", dtype=dtype),
+        keras.layers.ReLU(name=f"{name}_relu", dtype=dtype),
         keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False,
-                            kernel_initializer=conv_initializer(), name=f"{name}_conv"),
+                            kernel_initializer=conv_initializer(), name=f"{name}_conv", dtype=dtype),
     ], name=name)
 
 
@@ -478,12 +484,13 @@ class RTFormerBlock(keras.layers.Layer):
         self.has_down = has_down
         self.drop_path = drop_path
         self.low_block = GFABlock(low_dim, num_heads=num_heads, strides=low_strides, drop_path=drop_path,
-                                  name="low_block")
-        self.compression = _norm_relu_conv(dim, 1, 1, "compression")
+                                  name="low_block", dtype=self.dtype_policy)
+        self.compression = _norm_relu_conv(dim, 1, 1, "compression", dtype=self.dtype_policy)
         self.high_block = CrossResolutionBlock(dim, context_size=context_size, drop_path=drop_path,
-                                               name="high_block")
-        self.down = keras.Sequential([_norm_relu_conv(low_dim // 2, 3, 2, "down1"),
-                                      _norm_relu_conv(low_dim, 3, 2, "down2")], name="down") if has_down else None
+                                               name="high_block", dtype=self.dtype_policy)
+        self.down = keras.Sequential([_norm_relu_conv(low_dim // 2, 3, 2, "down1", dtype=self.dtype_policy),
+                                      _norm_relu_conv(low_dim, 3, 2, "down2",
+                                                      dtype=self.dtype_policy)], name="down") if has_down else None
 
     def build(self, input_shape):
         high_shape, low_shape = input_shape

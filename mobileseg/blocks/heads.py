@@ -25,8 +25,8 @@ def _check_dropout(owner: str, dropout) -> None:
         raise ValueError(f"{owner}: dropout must be in [0, 1), got {dropout!r}")
 
 
-def _classifier(num_classes: int, name: str = "classifier") -> keras.layers.Conv2D:
-    return keras.layers.Conv2D(num_classes, 1, use_bias=True, name=name)
+def _classifier(num_classes: int, name: str = "classifier", dtype=None) -> keras.layers.Conv2D:
+    return keras.layers.Conv2D(num_classes, 1, use_bias=True, name=name, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package="mobileseg")
@@ -69,9 +69,11 @@ class LightHead(keras.layers.Layer):
         self.dropout = dropout
         self.depthwise = depthwise
         self.projections = []
-        self.linear_fuse = ConvBNAct(width, 1, depthwise=depthwise, activation="relu", name="linear_fuse")
-        self.dropout_layer = keras.layers.SpatialDropout2D(dropout, name="dropout") if dropout > 0 else None
-        self.classifier = _classifier(num_classes)
+        self.linear_fuse = ConvBNAct(width, 1, depthwise=depthwise, activation="relu", name="linear_fuse",
+                                     dtype=self.dtype_policy)
+        self.dropout_layer = keras.layers.SpatialDropout2D(dropout, name="dropout",
+                                                           dtype=self.dtype_policy) if dropout > 0 else None
+        self.classifier = _classifier(num_classes, dtype=self.dtype_policy)
 
     def build(self, input_shape):
         shapes = input_shapes(type(self).__name__, input_shape)
@@ -79,7 +81,8 @@ class LightHead(keras.layers.Layer):
             raise ValueError(f"{type(self).__name__}: a single input must have width={self.width} channels, "
                              f"got {shapes[0][-1]}; give several inputs to have them projected")
         if len(shapes) > 1:
-            self.projections = [ConvBNAct(self.width, 1, activation="none", name=f"project_{index}")
+            self.projections = [ConvBNAct(self.width, 1, activation="none", name=f"project_{index}",
+                                          dtype=self.dtype_policy)
                                 for index in range(len(shapes))]
             for projection, shape in zip(self.projections, shapes, strict=True):
                 projection.build(shape)
@@ -146,13 +149,15 @@ class MLPDecoder(keras.layers.Layer):
         self.width = width
         self.dropout = dropout
         self.linears = []
-        self.linear_fuse = ConvBNAct(width, 1, activation="relu", name="linear_fuse")
-        self.dropout_layer = keras.layers.SpatialDropout2D(dropout, name="dropout") if dropout > 0 else None
-        self.classifier = _classifier(num_classes, name="linear_pred")
+        self.linear_fuse = ConvBNAct(width, 1, activation="relu", name="linear_fuse", dtype=self.dtype_policy)
+        self.dropout_layer = keras.layers.SpatialDropout2D(dropout, name="dropout",
+                                                           dtype=self.dtype_policy) if dropout > 0 else None
+        self.classifier = _classifier(num_classes, name="linear_pred", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         shapes = input_shapes(type(self).__name__, input_shape)
-        self.linears = [keras.layers.Conv2D(self.width, 1, use_bias=True, name=f"linear_c{index + 1}")
+        self.linears = [keras.layers.Conv2D(self.width, 1, use_bias=True, name=f"linear_c{index + 1}",
+                                            dtype=self.dtype_policy)
                         for index in range(len(shapes))]
         for linear, shape in zip(self.linears, shapes, strict=True):
             linear.build(shape)
@@ -209,10 +214,10 @@ class LRASPPHead(keras.layers.Layer):
         check_positive_int(owner, "width", width)
         self.num_classes = num_classes
         self.width = width
-        self.cbr = ConvBNAct(width, 1, activation="relu", name="cbr")
-        self.scale = keras.layers.Conv2D(width, 1, use_bias=False, name="scale")
-        self.low_classifier = _classifier(num_classes, name="low_classifier")
-        self.high_classifier = _classifier(num_classes, name="high_classifier")
+        self.cbr = ConvBNAct(width, 1, activation="relu", name="cbr", dtype=self.dtype_policy)
+        self.scale = keras.layers.Conv2D(width, 1, use_bias=False, name="scale", dtype=self.dtype_policy)
+        self.low_classifier = _classifier(num_classes, name="low_classifier", dtype=self.dtype_policy)
+        self.high_classifier = _classifier(num_classes, name="high_classifier", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         low_shape, high_shape = input_shapes(type(self).__name__, input_shape, count=2)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from mobileseg.blocks.activations import softmax_float32
 from mobileseg.blocks.batch_norm import batch_norm
 from mobileseg.blocks.conv import ConvBNAct, check_positive_int, zoomed_size
 
@@ -79,12 +80,12 @@ class MemoryEfficientMHSA(keras.layers.Layer):
         self.head_key_dim = key_dim or max(1, dim // (8 * num_heads))
         self.key_channels = self.head_key_dim * num_heads
         self.head_value_dim = dim // num_heads
-        self.net1 = ConvBNAct(dim, 1, activation="relu", name="net1")
-        self.query = keras.layers.Conv2D(self.key_channels, 1, name="query")
-        self.key = keras.layers.Conv2D(self.key_channels, 1, name="key")
-        self.value = keras.layers.Conv2D(dim, 1, name="value")
-        self.attention_norm = batch_norm("attention_norm")
-        self.net3 = ConvBNAct(dim, 1, activation="none", name="net3")
+        self.net1 = ConvBNAct(dim, 1, activation="relu", name="net1", dtype=self.dtype_policy)
+        self.query = keras.layers.Conv2D(self.key_channels, 1, name="query", dtype=self.dtype_policy)
+        self.key = keras.layers.Conv2D(self.key_channels, 1, name="key", dtype=self.dtype_policy)
+        self.value = keras.layers.Conv2D(dim, 1, name="value", dtype=self.dtype_policy)
+        self.attention_norm = batch_norm("attention_norm", dtype=self.dtype_policy)
+        self.net3 = ConvBNAct(dim, 1, activation="none", name="net3", dtype=self.dtype_policy)
         self.shortcut = None
         self.gamma = None
 
@@ -94,7 +95,8 @@ class MemoryEfficientMHSA(keras.layers.Layer):
             raise ValueError(f"{type(self).__name__} needs a static height and width, got {input_shape}")
         if channels != self.dim or self.strides == 2:
             kernel = 3 if self.strides == 2 else 1
-            self.shortcut = ConvBNAct(self.dim, kernel, strides=self.strides, activation="relu", name="shortcut")
+            self.shortcut = ConvBNAct(self.dim, kernel, strides=self.strides, activation="relu", name="shortcut",
+                                      dtype=self.dtype_policy)
             self.shortcut.build(input_shape)
         self.net1.build(input_shape)
         size = zoomed_size(height, width) if self.attention_stride == 2 else (height, width)
@@ -116,7 +118,7 @@ class MemoryEfficientMHSA(keras.layers.Layer):
         q = heads(self.query(x), self.head_key_dim)
         k = heads(self.key(x), self.head_key_dim)
         v = heads(self.value(x), self.head_value_dim)
-        attention = ops.softmax(ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))), axis=-1)
+        attention = softmax_float32(ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))))
         out = ops.transpose(ops.matmul(attention, v), (0, 2, 1, 3))
         return self.gamma * ops.reshape(out, (-1, height, width, self.dim)) + x
 

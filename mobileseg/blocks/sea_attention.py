@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from mobileseg.blocks.activations import get_activation
+from mobileseg.blocks.activations import get_activation, softmax_float32
 from mobileseg.blocks.conv import ConvBNAct, check_positive_int, conv_initializer, drop_path_layer
 
 POS_EMBED_LENGTH = 16  # the official SqueezeAxialPositionalEmbedding length, interpolated to the map size
@@ -102,14 +102,17 @@ class SeaAttention(keras.layers.Layer):
         self.head_value_dim = attn_ratio * key_dim
         self.v_channels = self.head_value_dim * num_heads
         detail_channels = 2 * self.qk_channels + self.v_channels
-        self.to_q = ConvBNAct(self.qk_channels, 1, activation="none", name="to_q")
-        self.to_k = ConvBNAct(self.qk_channels, 1, activation="none", name="to_k")
-        self.to_v = ConvBNAct(self.v_channels, 1, activation="none", name="to_v")
-        self.proj_encode_row = ConvBNAct(self.v_channels, 1, activation="none", name="proj_encode_row")
-        self.proj_encode_column = ConvBNAct(self.v_channels, 1, activation="none", name="proj_encode_column")
-        self.proj = ConvBNAct(dim, 1, activation="none", name="proj")
-        self.dwconv = ConvBNAct(detail_channels, 3, depthwise=True, activation=activation, name="dwconv")
-        self.pwconv = ConvBNAct(dim, 1, activation="none", name="pwconv")
+        self.to_q = ConvBNAct(self.qk_channels, 1, activation="none", name="to_q", dtype=self.dtype_policy)
+        self.to_k = ConvBNAct(self.qk_channels, 1, activation="none", name="to_k", dtype=self.dtype_policy)
+        self.to_v = ConvBNAct(self.v_channels, 1, activation="none", name="to_v", dtype=self.dtype_policy)
+        self.proj_encode_row = ConvBNAct(self.v_channels, 1, activation="none", name="proj_encode_row",
+                                         dtype=self.dtype_policy)
+        self.proj_encode_column = ConvBNAct(self.v_channels, 1, activation="none", name="proj_encode_column",
+                                            dtype=self.dtype_policy)
+        self.proj = ConvBNAct(dim, 1, activation="none", name="proj", dtype=self.dtype_policy)
+        self.dwconv = ConvBNAct(detail_channels, 3, depthwise=True, activation=activation, name="dwconv",
+                                dtype=self.dtype_policy)
+        self.pwconv = ConvBNAct(dim, 1, activation="none", name="pwconv", dtype=self.dtype_policy)
         self._row_resize = None
         self._column_resize = None
 
@@ -149,9 +152,7 @@ class SeaAttention(keras.layers.Layer):
         q = ops.transpose(ops.reshape(q, (-1, length, self.num_heads, self.key_dim)), (0, 2, 1, 3))
         k = ops.transpose(ops.reshape(k, (-1, length, self.num_heads, self.key_dim)), (0, 2, 3, 1))
         v = ops.transpose(ops.reshape(v, (-1, length, self.num_heads, self.head_value_dim)), (0, 2, 1, 3))
-        # The softmax runs in float32 whatever the compute dtype (a no-op cast in float32).
-        attention = ops.softmax(ops.cast(ops.matmul(q, k), "float32") * (self.key_dim ** -0.5), axis=-1)
-        attention = ops.cast(attention, v.dtype)
+        attention = softmax_float32(ops.matmul(q, k) * (self.key_dim ** -0.5))
         out = ops.transpose(ops.matmul(attention, v), (0, 2, 1, 3))  # (B, L, heads, head_value_dim)
         return ops.reshape(out, (-1, length, self.v_channels))
 
@@ -219,10 +220,10 @@ class SeaFormerMlp(keras.layers.Layer):
         self.mlp_ratio = mlp_ratio
         self.activation = activation
         self.hidden_dim = int(dim * mlp_ratio)
-        self.fc1 = ConvBNAct(self.hidden_dim, 1, activation="none", name="fc1")
+        self.fc1 = ConvBNAct(self.hidden_dim, 1, activation="none", name="fc1", dtype=self.dtype_policy)
         self.dwconv = keras.layers.DepthwiseConv2D(3, padding="same", depthwise_initializer=conv_initializer(),
-                                                   name="dwconv")
-        self.fc2 = ConvBNAct(dim, 1, activation="none", name="fc2")
+                                                   name="dwconv", dtype=self.dtype_policy)
+        self.fc2 = ConvBNAct(dim, 1, activation="none", name="fc2", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         hidden = (*input_shape[:-1], self.hidden_dim)
@@ -282,10 +283,10 @@ class SeaFormerBlock(keras.layers.Layer):
         self.activation = activation
         self.drop_path = drop_path
         self.attn = SeaAttention(dim, key_dim, num_heads, attn_ratio=attn_ratio, activation=activation,
-                                 name="attn")
+                                 name="attn", dtype=self.dtype_policy)
         self.mlp = SeaFormerMlp(dim, mlp_ratio=mlp_ratio, activation=activation, name="mlp")
-        self.drop_attn = drop_path_layer(drop_path, "drop_path_attn")
-        self.drop_mlp = drop_path_layer(drop_path, "drop_path_mlp")
+        self.drop_attn = drop_path_layer(drop_path, "drop_path_attn", dtype=self.dtype_policy)
+        self.drop_mlp = drop_path_layer(drop_path, "drop_path_mlp", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.attn.build(input_shape)

@@ -148,6 +148,7 @@ def bipartite_soft_matching(metric, plan: BipartitePlan) -> Matching:
         >>> np.asarray(match.edge_order).tolist()  # source 0 (token 1) points like destination 0
         [[0, 1, 2]]
     """
+    metric = ops.cast(metric, "float32")  # cosine similarities in float32 under any policy (1e-12 is 0 in float16)
     metric = metric * ops.rsqrt(ops.sum(metric * metric, axis=-1, keepdims=True) + 1e-12)
     sources = ops.take(metric, plan.src_index, axis=1)
     destinations = ops.take(metric, plan.dst_index, axis=1)
@@ -180,7 +181,7 @@ def merge_tokens(x, plan: BipartitePlan, matching: Matching):
     destinations = ops.take(x, plan.dst_index, axis=1)
     merged = _take_rows(sources, matching.edge_order[:, :r])                       # (B, r, C)
     targets = ops.take_along_axis(matching.node_index, matching.edge_order[:, :r], axis=1)
-    one_hot = ops.take(np.eye(len(plan.dst_index), dtype="float32"), targets, axis=0)  # (B, r, Nb)
+    one_hot = ops.cast(ops.take(np.eye(len(plan.dst_index), dtype="float32"), targets, axis=0), x.dtype)  # (B, r, Nb)
     sums = ops.matmul(ops.transpose(one_hot, (0, 2, 1)), merged)                    # (B, Nb, C)
     counts = ops.expand_dims(ops.sum(one_hot, axis=1), -1)                          # (B, Nb, 1)
     destinations = (destinations + sums) / (counts + 1.0)

@@ -78,3 +78,32 @@ head: {op: light, inputs: [{branch: main}], width: 4}
     normalized = keras.Model(model.input, model.get_layer("normalize").output)
     image = np.random.default_rng(0).uniform(0, 255, (1, 8, 8, 3)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(normalized(image)), normalize(image), rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(params=["mixed_float16", "mixed_bfloat16"])
+def mixed_policy(request):
+    keras.mixed_precision.set_global_policy(request.param)
+    yield request.param
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", reference_files(), ids=lambda p: p.stem)
+def test_every_reference_trains_a_step_under_mixed_precision(path, mixed_policy):
+    import tensorflow as tf
+
+    genotype = schema_io.load(path)
+    model = builder.build_model(genotype, 5, INPUT, auxiliary=bool(genotype.head.aux))
+    images = np.random.default_rng(1).uniform(0, 255, size=(2, *INPUT, 3)).astype(np.float32)
+    with tf.GradientTape() as tape:
+        outputs = model(images, training=True)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        loss = sum(tf.reduce_mean(tf.square(tf.cast(out, tf.float32))) for out in outputs)
+    compute = mixed_policy.removeprefix("mixed_")
+    assert all(keras.backend.standardize_dtype(out.dtype) == compute for out in outputs)
+    assert all(v.dtype == "float32" for v in model.weights if keras.backend.is_float_dtype(v.dtype))
+    assert np.isfinite(float(loss))
+    grads = tape.gradient(loss, model.trainable_variables)
+    assert all(g is not None for g in grads)
+    if compute == "bfloat16":  # float16 gradients may overflow without the loss scaling Keras adds in fit()
+        assert all(np.all(np.isfinite(g)) for g in grads)

@@ -6,8 +6,8 @@ from mobileseg.deploy import tflite_convert
 from mobileseg.quant.flatten import FlattenError, flatten_model
 from tests.quant.networks import all_ops_model, images
 
-LEAF_LAYERS = {"InputLayer", "FoldedConv", "WeightTensor", "BatchNormalization", "Dropout", "SpatialDropout2D",
-               "Identity"}
+LEAF_LAYERS = {"InputLayer", "FoldedConv", "WeightTensor", "BatchNormalization", "BatchNorm", "Dropout",
+               "SpatialDropout2D", "Identity"}
 
 
 @pytest.fixture(scope="module")
