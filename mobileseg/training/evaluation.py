@@ -43,12 +43,14 @@ def output_stride(model: keras.Model) -> int:
     return max(1, round(size[0] / out[0]))
 
 
-def resized_copy(model: keras.Model, size: tuple[int, int]) -> keras.Model:
+def resized_copy(model: keras.Model, size: tuple[int, int] | None, dtype: str | None = None) -> keras.Model:
     """The same functional model, rebuilt for images of ``size``, with the same weights.
 
     Args:
         model: a functional model with one image input [B, H, W, 3] (any batch size).
-        size: the new (height, width).
+        size: the new (height, width); None keeps the model's.
+        dtype: a dtype policy for every layer (e.g. "float32" for a model trained under
+            mixed precision); None keeps each layer's.
 
     Returns:
         A new model (new layers, copied weights) taking [B, size[0], size[1], 3].
@@ -66,7 +68,9 @@ def resized_copy(model: keras.Model, size: tuple[int, int]) -> keras.Model:
     config = copy.deepcopy(model.get_config())
     for layer in config["layers"]:
         layer.pop("build_config", None)  # rebuilt from the new input shape
-        if layer["class_name"] == "InputLayer":
+        if dtype is not None and layer["class_name"] != "InputLayer" and "dtype" in layer["config"]:
+            layer["config"]["dtype"] = dtype
+        if layer["class_name"] == "InputLayer" and size is not None:
             batch_shape = list(layer["config"]["batch_shape"])
             layer["config"]["batch_shape"] = [None, int(size[0]), int(size[1]), *batch_shape[3:]]
     rebuilt = model.__class__.from_config(config)

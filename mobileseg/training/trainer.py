@@ -24,6 +24,7 @@ PP-LiteSeg; auxiliary heads weighted 0.4 as PSPNet.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -48,6 +49,7 @@ from mobileseg.text_files import read_text
 
 
 CACHE_CHOICES = ("auto", "yes", "no")
+PRECISIONS = ("float32", "mixed_bfloat16")
 CACHE_BUDGET_BYTES = 4 << 30
 """``cache_images="auto"`` keeps decoded training images in memory up to this size (CamVid's train: 0.19 GB)."""
 
@@ -94,6 +96,10 @@ class TrainConfig:
             (``model.keras`` is chosen among the validated epochs).
         cache_images: keep the decoded training images in memory for the whole run:
             "auto" (when they take at most `CACHE_BUDGET_BYTES`), "yes" or "no".
+        precision: the Keras dtype policy the network trains under: "float32" or
+            "mixed_bfloat16" (float32 weights, bfloat16 compute; the loss in float32).
+            ``model.keras`` is saved in float32 either way, so export and evaluation see the
+            same file as after a float32 run.
         model_size: (height, width) to save ``model.keras`` at; None: ``input_size``.
         skip_bad: leave bad pairs out instead of stopping at the first.
         verbose: Keras progress bar: 0 silent, 1 bar, 2 one line per epoch.
@@ -132,6 +138,7 @@ class TrainConfig:
     val_batch_size: int = 1
     val_every: int = 1
     cache_images: str = "auto"
+    precision: str = "float32"
     model_size: tuple[int, int] | None = None
     skip_bad: bool = False
     verbose: int = 1
@@ -147,6 +154,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive, got {value}")
         if self.cache_images not in CACHE_CHOICES:
             raise ValueError(f"cache_images must be one of {', '.join(CACHE_CHOICES)}, got {self.cache_images!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.schedule not in DECAYS:
             raise ValueError(f"schedule must be one of {', '.join(DECAYS)}, got {self.schedule!r}")
         nonnegative = {"weight_decay": self.weight_decay, "warmup_epochs": self.warmup_epochs,
@@ -171,7 +180,27 @@ class TrainConfig:
     def fixed(self, source: SegmentationSource, train_pairs: int) -> dict:
         """The settings a resumed run must share with the run it continues."""
         return {"data": source.spec, "num_classes": source.num_classes, "input_size": list(self.input_size),
-                "batch_size": self.batch_size, "seed": self.seed, "train_pairs": train_pairs}
+                "batch_size": self.batch_size, "seed": self.seed, "train_pairs": train_pairs,
+                "precision": self.precision}
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Keras' global dtype policy set to ``name`` for the block (layers built in it take it), then restored.
+
+    Example:
+        >>> with dtype_policy("mixed_bfloat16"):
+        ...     keras.layers.Dense(2).compute_dtype
+        'bfloat16'
+        >>> keras.config.dtype_policy().name
+        'float32'
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.AdamW:
@@ -539,7 +568,7 @@ def fit(
     last_path = run_dir / run_callbacks.LAST
     resuming = _check_run_dir(run_dir, fixed)
     keras.utils.set_random_seed(config.seed)
-    with strategy.scope():
+    with strategy.scope(), dtype_policy(config.precision):  # the network's layers take the policy when built
         models = _models(model, teacher, source, config, steps_per_epoch, last_path if resuming else None)
     step = run_callbacks.optimizer_step(models.optimizer)
     if step % steps_per_epoch:
@@ -567,7 +596,9 @@ def fit(
     model_size = tuple(config.model_size) if config.model_size else None
 
     def best_model():
-        return resized_copy(deploy, model_size) if model_size and model_size != input_size(deploy) else deploy
+        size = model_size if model_size and model_size != input_size(deploy) else None
+        dtype = "float32" if config.precision != "float32" else None
+        return resized_copy(deploy, size, dtype) if size or dtype else deploy
 
     checkpoint = run_callbacks.RunCheckpoint(
         run_dir, models.student, best_model, state, monitor, validation,

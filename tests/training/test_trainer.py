@@ -194,7 +194,7 @@ def test_config_values_are_checked():
     for bad, match in [(dict(lr=0.0), "lr must be positive"), (dict(min_lr=1.0), "min_lr"),
                        (dict(ohem_thresh=0.0), "ohem_thresh"), (dict(scale_range=(2.0, 1.0)), "scale_range"),
                        (dict(loss_stride=0), "loss_stride"), (dict(val_every=0), "val_every"),
-                       (dict(cache_images="maybe"), "cache_images")]:
+                       (dict(cache_images="maybe"), "cache_images"), (dict(precision="float16"), "precision")]:
         with pytest.raises(ValueError, match=match):
             TrainConfig(input_size=(8, 8), **bad)
 
@@ -217,3 +217,21 @@ def test_make_optimizer_decays_kernels_but_not_norms_and_biases():
     optimizer.apply_gradients(zip([tf.zeros_like(v) for v in variables], variables))  # decay only
     changed = {v.name for v, old in zip(variables, before) if not np.array_equal(v.numpy(), old)}
     assert "kernel" in changed and not changed & {"gamma", "beta", "bias"}
+
+
+def test_mixed_bfloat16_trains_in_bfloat16_and_saves_model_keras_in_float32(tmp_path):
+    from mobileseg.deploy import tflite_convert
+
+    data = source()
+    trainer.fit(build, data, tmp_path / "bf16", config(epochs=1, precision="mixed_bfloat16"))
+    trainer.fit(build, data, tmp_path / "fp32", config(epochs=1))
+    assert keras.config.dtype_policy().name == "float32"  # restored after the run
+    last = keras.saving.load_model(tmp_path / "bf16" / "last.keras")
+    assert {layer.dtype_policy.name for layer in last.layers[1:]} == {"mixed_bfloat16"}
+    assert all(v.dtype == "float32" for v in last.weights)
+    models = {run: keras.saving.load_model(tmp_path / run / "model.keras") for run in ("bf16", "fp32")}
+    assert {layer.dtype_policy.name for layer in models["bf16"].layers} == {"float32"}
+    ops = {run: tflite_convert.op_names(tflite_convert.convert(model, "fp32")) for run, model in models.items()}
+    assert ops["bf16"] == ops["fp32"]
+    with pytest.raises(ResumeError, match="precision"):  # a run keeps its precision
+        trainer.fit(build, data, tmp_path / "bf16", config(epochs=2))
