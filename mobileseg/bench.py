@@ -21,7 +21,9 @@ network; bench times ``.tflite`` files only, so it times the files that
 ``--model runs/x/export/model_int8.tflite,runs/x/export_tome0.5/model_int8.tflite``.
 
 Exit codes: 0 ok, 2 bad input (missing file, not a TFLite file, a file with a dynamic input
-size, bad flag value), 1 a phone or adb failure, or ``--out`` could not be written.
+size, bad flag value, no adb, several phones without ``--serial``), 3 the phone could not be
+reached or was lost (as ``search`` and ``pipeline``: `mobileseg.latency.device_lost.adb_exit_code`),
+1 a benchmark that failed on the phone, or ``--out`` could not be written.
 """
 
 from __future__ import annotations
@@ -221,12 +223,13 @@ def run(flag_values, argv: Sequence[str]) -> int:
         check_models(models)
         if flag_values.adb:
             from mobileseg.android.errors import AndroidBenchError
+            from mobileseg.latency.device_lost import adb_exit_code
 
             try:
                 result, text = _bench_adb(models, threads, flag_values)
             except AndroidBenchError as error:
                 print(f"mobileseg.bench: error: {error}", file=sys.stderr)
-                return 1
+                return adb_exit_code(error)
         else:
             if flag_values.delegate not in LOCAL_DELEGATES:
                 raise BenchInputError(f"--delegate {flag_values.delegate} needs a phone (--adb); "

@@ -124,3 +124,21 @@ def test_format_table_relative_to_first_model_per_thread_count():
     rows = text.splitlines()[2:]
     assert ["1.00x", "1.50x", "1.00x", "0.50x"] == [row.split()[9] for row in rows]
     assert rows[0].endswith("SOFTMAX x2, GELU") and rows[0].split()[8] == "-"
+
+
+@pytest.mark.parametrize("error, code", [("AdbNotFoundError('adb')", 2), ("DeviceLost('R58M', 'timing')", 3),
+                                         ("NoDeviceError()", 3), ("BenchmarkFailedError('R58M', 'm.tflite', 'x')", 1)])
+def test_adb_failures_exit_as_search_and_pipeline_do(models, monkeypatch, capsys, error, code):
+    from absl import flags
+
+    from mobileseg.android import errors
+
+    def failing(*args, **kwargs):
+        raise eval(error, vars(errors))
+
+    monkeypatch.setattr(bench, "_bench_adb", failing)
+    flag_values = flags.FlagValues()
+    bench._define_flags(flag_values)
+    argv = flag_values(["mobileseg.bench", "--model", models[0], "--adb"])
+    assert bench.run(flag_values, argv) == code
+    assert "mobileseg.bench: error:" in capsys.readouterr().err

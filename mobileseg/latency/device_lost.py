@@ -24,6 +24,26 @@ EXIT_DEVICE_LOST = 3
 """Exit code of a command whose phone was lost (or could not be reached): connect it and run it again."""
 
 
+def adb_exit_code(error) -> int:
+    """The exit code every command gives for an adb or phone failure (`mobileseg.android.errors`).
+
+    2 when the command cannot be run as given (no adb, several phones and no ``--serial``),
+    `EXIT_DEVICE_LOST` (3) when the phone could not be reached or was lost (connect it and
+    run again), 1 for any other failure on the phone (a benchmark that failed).
+
+    Example:
+        >>> from mobileseg.android.errors import AdbNotFoundError, BenchmarkError, DeviceLost
+        >>> errors = AdbNotFoundError("adb"), DeviceLost("R58M", "pushing"), BenchmarkError("no result")
+        >>> [adb_exit_code(error) for error in errors]
+        [2, 3, 1]
+    """
+    from mobileseg.android.errors import AdbError, AdbNotFoundError, MultipleDevicesError
+
+    if isinstance(error, (AdbNotFoundError, MultipleDevicesError)):
+        return 2
+    return EXIT_DEVICE_LOST if isinstance(error, AdbError) else 1
+
+
 def build_interrupted(error, table, signatures: Iterable, conversions: int = 1) -> str:
     """The message for a build of ``signatures`` into ``table`` cut short by ``error``.
 

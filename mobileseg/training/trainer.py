@@ -558,12 +558,18 @@ def fit(
     """
     run_dir = Path(run_dir)
     strategy = strategy or tf.distribute.get_strategy()
-    train_pairs, _ = verified_pairs(source, "train", skip_bad=config.skip_bad)
+    train_pairs, skipped_train = verified_pairs(source, "train", skip_bad=config.skip_bad)
     steps_per_epoch = len(train_pairs) // config.batch_size
     if steps_per_epoch < 1:
         raise TrainingError(f"batch_size {config.batch_size} is larger than the {len(train_pairs)} training pairs "
                             f"of {source.spec}")
-    val_pairs, _ = verified_pairs(source, config.val_split, skip_bad=config.skip_bad)
+    val_pairs, skipped_val = verified_pairs(source, config.val_split, skip_bad=config.skip_bad)
+    skipped = {"train": [str(problem) for problem in skipped_train],
+               config.val_split: [str(problem) for problem in skipped_val]}
+    for split, problems in skipped.items():
+        if problems:
+            logging.warning("%s %s: left out %d bad pair(s) (--skip_bad):\n%s", source.spec, split, len(problems),
+                            "\n".join(problems))
     fixed = config.fixed(source, len(train_pairs))
     last_path = run_dir / run_callbacks.LAST
     resuming = _check_run_dir(run_dir, fixed)
@@ -578,7 +584,9 @@ def fit(
 
     # Every check has passed: from here on the run folder is written.
     run_dir.mkdir(parents=True, exist_ok=True)
-    record_config(run_dir, section, record if record is not None else dataclasses.asdict(config))
+    record = record if record is not None else dataclasses.asdict(config)
+    left_out = {split: problems for split, problems in skipped.items() if problems}
+    record_config(run_dir, section, {**record, **({"skipped_pairs": left_out} if left_out else {})})
     state = _start_state(run_dir, initial_epoch, step, config, steps_per_epoch, fixed)
     if resuming:
         logging.info("%s: resuming at epoch %d of %d (optimizer step %d)", run_dir, initial_epoch, config.epochs, step)

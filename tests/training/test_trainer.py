@@ -235,3 +235,21 @@ def test_mixed_bfloat16_trains_in_bfloat16_and_saves_model_keras_in_float32(tmp_
     assert ops["bf16"] == ops["fp32"]
     with pytest.raises(ResumeError, match="precision"):  # a run keeps its precision
         trainer.fit(build, data, tmp_path / "bf16", config(epochs=2))
+
+
+def test_pairs_left_out_by_skip_bad_are_named_in_the_run_config(tmp_path, caplog):
+    from mobileseg.data.camvid import CamVidSource
+    from tests.data.fake_layouts import make_camvid
+
+    root = make_camvid(tmp_path / "camvid", counts={"train": 5, "val": 1})
+    broken = sorted((root / "trainannot").iterdir())[0]
+    broken.write_bytes(b"not a png")
+    data = CamVidSource(root)
+
+    def build_camvid():
+        return builder.build_model(GENOTYPE, data.num_classes, SIZE, auxiliary=True)
+
+    trainer.fit(build_camvid, data, tmp_path / "run", config(epochs=1, skip_bad=True))
+    skipped = trainer.read_config(tmp_path / "run")["train"]["skipped_pairs"]
+    assert list(skipped) == ["train"] and len(skipped["train"]) == 1 and broken.name in skipped["train"][0]
+    assert "left out 1 bad pair" in caplog.text and broken.name in caplog.text
