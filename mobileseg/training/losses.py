@@ -108,8 +108,10 @@ def ohem_cross_entropy(labels, logits, threshold: float | None = 0.7, min_kept: 
         if min_kept > 0:
             num_valid = tf.reduce_sum(tf.cast(valid, tf.int32))
             wanted = tf.minimum(batch * min_kept, num_valid)
-            # Invalid pixels count in the last bin, which is reached only when every valid pixel is wanted.
-            counts = tf.histogram_fixed_width(tf.where(valid, prob, 1.0), [0.0, 1.0], nbins=OHEM_BINS)
+            # Invalid pixels count in the last bin, which is reached only when every valid pixel is wanted;
+            # so do NaN probabilities (a diverged step, whose NaN loss the trainer's guard then reports).
+            counts = tf.histogram_fixed_width(tf.where(valid & tf.math.is_finite(prob), prob, 1.0), [0.0, 1.0],
+                                              nbins=OHEM_BINS)
             kth_bin = tf.argmax(tf.cast(tf.cumsum(counts) >= tf.maximum(wanted, 1), tf.int32))
             kth = tf.cast(kth_bin + 1, tf.float32) / OHEM_BINS
             keep = keep | (valid & (prob <= kth) & (wanted > 0))

@@ -80,6 +80,11 @@ def test_ignored_pixels_get_no_gradient_and_change_nothing(batch):
         float(ohem_cross_entropy(labels, logits, threshold=None)))
 
 
+def test_nan_logits_give_a_nan_loss_not_an_error():
+    logits = np.full((1, 4, 4, 3), np.nan, "float32")
+    assert np.isnan(float(ohem_cross_entropy(np.zeros((1, 4, 4)), logits, threshold=0.7, min_kept=4)))
+
+
 def test_all_void_batch_gives_zero_not_nan():
     labels = np.full((1, 4, 4), 255)
     logits = np.zeros((1, 4, 4, 3), "float32")
