@@ -75,7 +75,7 @@ def split_models(values: Iterable[str] | None) -> list[str]:
 def check_models(models: Sequence[str]) -> None:
     """Fail before any measurement if a model is missing, not a TFLite file or of dynamic shape (named).
 
-    A dynamic input size (-1) would be timed at LiteRT's placeholder size of 1: a meaningless
+    A dynamic input size (-1) would be timed at LiteRT's default size of 1: a meaningless
     0.001 ms, here and on a phone alike.
     """
     from mobileseg.latency.measure import check_model

@@ -222,7 +222,8 @@ def export(settings: ExportSettings, log=print) -> dict:
     """
     import numpy as np
 
-    from mobileseg.atomic_write import AtomicWriteError, atomic_path, write_atomic
+    from mobileseg.atomic_write import AtomicWriteError, write_atomic
+    from mobileseg.training.callbacks import save_model_atomic
     from mobileseg.deploy import packaging, report
     from mobileseg.inference import default_palette
 
@@ -282,8 +283,7 @@ def export(settings: ExportSettings, log=print) -> dict:
                 steps_per_epoch=settings.steps_per_epoch, ohem_thresh=settings.ohem_thresh,
                 ohem_min_kept=settings.ohem_min_kept, distill_weight=settings.distill_weight, verbose=2,
                 eager=settings.eager)
-            with atomic_path(settings.qat_model_path) as temporary:
-                qat_model.save(temporary)
+            save_model_atomic(qat_model, settings.qat_model_path)
             qat_note = f"fine-tuned {settings.qat_epochs} epoch(s), saved {settings.qat_model_path}"
         elif method != "ptq" and settings.qat_model_path and settings.qat_model_path.is_file():
             qat_model = load_keras_model(settings.qat_model_path)
@@ -435,15 +435,14 @@ def export(settings: ExportSettings, log=print) -> dict:
 def _merge_tokens(model, settings: ExportSettings):
     """The model with tokens merged at ``settings.tome``, saved next to the files, and what was merged where."""
     from mobileseg.arch.tome import TomeError, block_settings, with_token_merging
-    from mobileseg.atomic_write import atomic_path
+    from mobileseg.training.callbacks import save_model_atomic
 
     try:
         merged = with_token_merging(model, settings.tome, source=str(settings.model_path))
     except TomeError as error:
         raise ExportError(str(error)) from None
     path = settings.out_dir / f"model_tome{settings.tome:g}.keras"
-    with atomic_path(path) as temporary:
-        merged.save(temporary)
+    save_model_atomic(merged, path)
     return merged, {"ratio": settings.tome, "model": str(path), "blocks": block_settings(merged)}
 
 

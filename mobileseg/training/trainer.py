@@ -51,7 +51,7 @@ from mobileseg.text_files import read_text
 CACHE_CHOICES = ("auto", "yes", "no")
 PRECISIONS = ("float32", "mixed_bfloat16")
 CACHE_BUDGET_BYTES = 4 << 30
-"""``cache_images="auto"`` keeps decoded training images in memory up to this size (CamVid's train: 0.19 GB)."""
+"""``cache_images="auto"`` keeps decoded training images in memory up to this size (CamVid's train: 0.25 GB)."""
 
 
 class TrainingError(RuntimeError):
