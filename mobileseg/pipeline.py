@@ -569,6 +569,9 @@ def define_flags(flag_values=None) -> None:
            "local[:FILE] (LiteRT here), table:FILE (a measured table), adb[:FILE] (a phone, which bench "
            "then times the int8 model on).")
     define("string", "serial", None, "The phone's adb serial (default: the only one connected).")
+    define("string", "latency_cache", None, "Folder of the persistent latency cache, or off (default: "
+           "$MOBILESEG_LATENCY_CACHE, else ~/.cache/mobileseg): blocks measured before on this device are not "
+           "measured again.")
     define("integer", "seed", defaults.seed, "Seeds every step.")
 
 
@@ -604,6 +607,9 @@ def run(fv, argv: Sequence[str]) -> int:
     except BadInput as error:
         print(f"mobileseg.pipeline: error: {error}", file=sys.stderr)
         return 2
+    from mobileseg.latency.cache import use_folder
+
+    use_folder(fv.latency_cache)  # the steps' subprocesses inherit it
     return run_pipeline(settings)
 
 

@@ -20,6 +20,9 @@ Commands:
   on the table's device, against the prediction; writes ``--out``/validation.json and
   ``--out``/scatter.png. Calibrates first when the table has no overhead (or with
   ``--recalibrate``). Measured networks are kept in ``--out``, so a killed run resumes.
+- ``cache list`` / ``cache clear [--device ID]``: the persistent latency cache
+  (`mobileseg.latency.cache`): every block any command measured on a device, reused by every
+  later table of that device instead of measuring it again (``--latency_cache DIR|off``).
 
 Example:
     python -m mobileseg.latency build --space search_space/default.yaml --input_size 360x480 \\
@@ -48,6 +51,7 @@ from mobileseg.provenance import versions
 
 FLAGS = flags.FLAGS
 COMMANDS = ("build", "calibrate", "validate")
+CACHE_ACTIONS = ("list", "clear")
 
 
 def define_flags() -> None:
@@ -90,6 +94,9 @@ def define_flags() -> None:
     flags.DEFINE_float("max_seconds", None, "local: stop timing a model after about this long.")
     flags.DEFINE_integer("num_runs", 50, "adb: benchmark_model --num_runs.")
     flags.DEFINE_boolean("progress", True, "Show progress bars.")
+    flags.DEFINE_string("latency_cache", None, "Folder of the persistent latency cache, or off (default: "
+                        "$MOBILESEG_LATENCY_CACHE, else ~/.cache/mobileseg).")
+    flags.DEFINE_string("device", None, "cache clear: only this device's entries (an id from cache list).")
 
 
 # ---- settings shared by the commands ----------------------------------------------------
@@ -151,10 +158,12 @@ def _device(threads: int, clock: str | None = None):
 
 def _open_table(path: str, fingerprint_of) -> tuple:
     """The table at ``path`` and a measurer for its device (the backend's, checked against it)."""
+    from mobileseg.latency.cache import open_default
     from mobileseg.latency.device import fingerprint_mismatch
     from mobileseg.latency.table import DeviceMismatchError, LatencyTable
 
     table = LatencyTable.load(path)
+    table.cache = open_default()
     if table.quantization != FLAGS.quantization:
         raise ValueError(f"latency table {path} holds {table.quantization} entries; pass "
                          f"--quantization {table.quantization}")
@@ -398,8 +407,22 @@ def main(argv: list[str]) -> int:
     commands = argv[1:]
     from absl import flags
 
+    from mobileseg.latency import cache
+
+    cache.use_folder(flags.FLAGS.latency_cache)
+    if commands[:1] == ["cache"]:
+        if len(commands) != 2 or commands[1] not in CACHE_ACTIONS:
+            print(f"usage: python -m mobileseg.latency cache {{{','.join(CACHE_ACTIONS)}}} [--device ID]; "
+                  f"got {' '.join(commands)}", file=sys.stderr)
+            return 2
+        try:
+            return cache.command(commands[1], flags.FLAGS.device)
+        except cache.CacheError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     if len(commands) != 1 or commands[0] not in COMMANDS or not flags.FLAGS.space:
-        print(f"usage: python -m mobileseg.latency {{{','.join(COMMANDS)}}} --space SPACE.yaml ...; "
+        print(f"usage: python -m mobileseg.latency {{{','.join(COMMANDS)}}} --space SPACE.yaml ... or "
+              f"cache {{{','.join(CACHE_ACTIONS)}}}; "
               f"got {' '.join(commands) or 'no command'}", file=sys.stderr)
         return 2
     from mobileseg.android.errors import AndroidBenchError, DeviceLost

@@ -40,6 +40,8 @@ from mobileseg.latency.signature import QUANTIZATIONS, BlockSignature
 from mobileseg.text_files import read_text
 
 SCHEMA_VERSION = 1
+DEFAULT_CACHE = object()
+"""`LatencyTable.load_or_create`'s default: the persistent cache the environment chooses."""
 _TOP_LEVEL = ("schema_version", "fingerprint", "quantization", "overhead", "entries")
 
 
@@ -188,6 +190,8 @@ class LatencyTable:
         entries: ``{key: TableEntry}``.
         overhead: the fitted `Overhead`, or None before one is fitted.
         path: the file `save` writes by default.
+        cache: a `mobileseg.latency.cache.LatencyCache`: `build` takes the blocks it holds for
+            this fingerprint instead of measuring them, and stores every block it measures.
 
     Example:
         >>> import pathlib, tempfile
@@ -203,7 +207,7 @@ class LatencyTable:
 
     def __init__(self, fingerprint: dict, quantization: str = "int8",
                  entries: Mapping[str, TableEntry] | None = None, overhead: Overhead | None = None,
-                 path: str | os.PathLike | None = None):
+                 path: str | os.PathLike | None = None, cache=None):
         if quantization not in QUANTIZATIONS:
             raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, "
                              f"got {quantization!r}")
@@ -212,6 +216,7 @@ class LatencyTable:
         self.entries: dict[str, TableEntry] = dict(entries or {})
         self.overhead = overhead
         self.path = os.fspath(path) if path is not None else None
+        self.cache = cache
 
     # ---- lookup -------------------------------------------------------------------------
 
@@ -326,8 +331,12 @@ class LatencyTable:
 
     @classmethod
     def load_or_create(cls, path: str | os.PathLike, fingerprint: dict,
-                       quantization: str = "int8") -> LatencyTable:
+                       quantization: str = "int8", cache=DEFAULT_CACHE) -> LatencyTable:
         """Open a table that this device will add entries to, or start an empty one there.
+
+        The table gets ``cache`` (default: the persistent cache the environment chooses,
+        `mobileseg.latency.cache.open_default`; None: none), so the blocks this device
+        measured before, for any table, are not measured again.
 
         An existing table measured with another fingerprint (CPU, cores, LiteRT or
         TensorFlow version, threads, delegate) is refused: adding this machine's
@@ -338,9 +347,14 @@ class LatencyTable:
             ValueError: the file's quantization differs.
             TableFormatError: see `load`.
         """
+        if cache is DEFAULT_CACHE:
+            from mobileseg.latency.cache import open_default
+
+            cache = open_default()
         if not os.path.exists(path):
-            return cls(fingerprint, quantization, path=path)
+            return cls(fingerprint, quantization, path=path, cache=cache)
         table = cls.load(path)
+        table.cache = cache
         mismatch = fingerprint_mismatch(table.fingerprint, fingerprint)
         if mismatch:
             raise DeviceMismatchError(
@@ -401,6 +415,8 @@ class LatencyTable:
             raise ValueError(f"save_every must be >= 1, got {save_every}")
         if conversions < 1:
             raise ValueError(f"conversions must be >= 1, got {conversions}")
+        signatures = list(signatures)
+        self.take_cached(signatures)
         todo = self.to_measure(signatures, conversions)
         if not todo:
             return []
@@ -436,6 +452,7 @@ class LatencyTable:
                     chosen = dataclasses.replace(chosen, conversions=len(medians),
                                                  conversion_medians_ms=tuple(medians))
                 self.entries[signature.key] = chosen
+                self._store_in_cache(signature.key, chosen)
                 measured.append(signature.key)
                 unsaved += 1
                 if self.path is not None and unsaved >= save_every:
@@ -450,14 +467,51 @@ class LatencyTable:
 
     def to_measure(self, signatures: Iterable[BlockSignature], conversions: int = 1
                    ) -> list[BlockSignature]:
-        """What `build` would measure: the missing signatures, then the entries that need more
-        conversions (see ``conversions`` there), each once."""
+        """What `build` would measure: the missing signatures the cache does not hold, then
+        the entries that need more conversions (see ``conversions`` there), each once."""
         signatures = list(signatures)
         todo = self.missing(signatures)
+        cached = self._cached(todo)
+        todo = [signature for signature in todo if signature.key not in cached]
         todo += [signature for signature in {s.key: s for s in signatures}.values()
                  if signature.key in self.entries
                  and self._needs_conversions(self.entries[signature.key], conversions)]
         return todo
+
+    def take_cached(self, signatures: Iterable[BlockSignature]) -> list[str]:
+        """Copy the missing signatures' entries that the cache holds for this device into the
+        table (saved when it has a path); the keys taken."""
+        cached = self._cached(self.missing(signatures))
+        if cached:
+            self.entries.update(cached)
+            if self.path is not None:
+                self.save()
+        return list(cached)
+
+    def _cached(self, signatures: list[BlockSignature]) -> dict:
+        if self.cache is None or not signatures:
+            return {}
+        from mobileseg.latency.cache import CacheError
+
+        try:
+            return self.cache.get(self.fingerprint, [signature.key for signature in signatures])
+        except CacheError as error:
+            self._drop_cache(error)
+            return {}
+
+    def _store_in_cache(self, key: str, entry: TableEntry) -> None:
+        if self.cache is None:
+            return
+        from mobileseg.latency.cache import CacheError
+
+        try:
+            self.cache.put(self.fingerprint, key, entry)
+        except CacheError as error:
+            self._drop_cache(error)
+
+    def _drop_cache(self, error: Exception) -> None:
+        print(f"warning: {error}; going on without the latency cache", file=sys.stderr)
+        self.cache = None
 
     @staticmethod
     def _needs_conversions(entry: TableEntry, conversions: int, done: int | None = None) -> bool:

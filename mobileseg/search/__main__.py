@@ -8,7 +8,9 @@ folder (docs/architecture.md, section 1), in four stages:
    placed on the plot, that the latency table lacks is built alone, converted to int8 TFLite
    and timed: on this CPU with LiteRT (``--latency_backend local``, the default, into
    ``DIR/latency_table.json``; ``local:FILE`` keeps the table elsewhere, e.g. to share it
-   between runs), or on an Android phone with ``benchmark_model`` (``adb`` / ``adb:FILE``, the
+   between runs; blocks this device measured before, for any table, are taken from the
+   persistent cache, `mobileseg.latency.cache`, ``--latency_cache DIR|off``), or on an
+   Android phone with ``benchmark_model`` (``adb`` / ``adb:FILE``, the
    phone ``--serial``, the executable ``--adb``). ``table:FILE`` reads a finished table (any
    device's, e.g. from ``python -m mobileseg.latency build``) and measures nothing: it must
    hold every block of the space. The table is saved after every block.
@@ -41,6 +43,10 @@ training split, into ``DIR/differentiable/`` (checkpointed after every epoch, re
 command); every epoch's most likely network is one trial of the outputs (stage 4, the same files).
 For it ``--stage supernet``, ``search`` and ``all`` all run stage 1 (the shared latency table) then
 that stage; ``--population``, ``--generations``, ``--storage`` and ``--study_name`` are not used.
+``random`` (`mobileseg.search.random_search`, the baseline a search must beat; needs
+``--target_latency_ms``) replaces stages 2 and 3 by ``--population`` x ``--generations`` seeded
+random networks scored by their predicted latency only, and ``arch.yaml`` is the one within the
+target with the highest predicted latency; every ``--stage`` runs stage 1, that, and the outputs.
 
 Sizes: networks are trained, scored and timed at ``--input_size`` (the search resolution,
 also the size the latency is predicted for). By default it is half of the data set's image
@@ -92,6 +98,8 @@ Example:
     python -m mobileseg.search --space search_space/demo.yaml --data synthetic:64 --run_dir runs/demo_search
     python -m mobileseg.search --strategy differentiable --space search_space/demo.yaml --data synthetic:64 \\
         --target_latency_ms 5 --run_dir runs/demo_differentiable
+    python -m mobileseg.search --strategy random --space search_space/demo.yaml --data synthetic:64 \\
+        --target_latency_ms 5 --run_dir runs/demo_random
     python -m mobileseg.search --space search_space/default.yaml --data camvid:../shared/datasets/camvid \\
         --target_latency_ms 30 --run_dir runs/camvid_search
     python -m mobileseg.search --space search_space/default.yaml --data camvid:../shared/datasets/camvid \\
@@ -112,12 +120,12 @@ from pathlib import Path
 from mobileseg.train import BadInput
 
 STAGES = ("supernet", "search", "all")
-STRATEGIES = ("evolutionary", "differentiable")
+STRATEGIES = ("evolutionary", "differentiable", "random")
 FLAG_NAMES = (
     "space", "data", "run_dir", "input_size", "target_latency_ms", "latency_backend", "serial", "adb", "threads",
     "clock", "stage", "budget", "population", "generations", "seed", "storage", "study_name", "supernet_epochs",
     "steps_per_epoch", "batch_size", "search_scale", "val_images", "calib_batches", "references", "progress",
-    "strategy", "gcn",
+    "strategy", "gcn", "latency_cache",
 )
 """Every flag of the command, in the order config.yaml lists them."""
 BUDGET_FLAGS = ("supernet_epochs", "population", "generations", "calib_batches", "references")
@@ -145,6 +153,9 @@ def define_flags(flag_values=None) -> None:
     flags.DEFINE_string("latency_backend", "local", "local[:FILE] (this CPU, LiteRT; FILE default "
                         "DIR/latency_table.json), adb[:FILE] (a phone, with --serial), or table:FILE (read only).",
                         flag_values=fv)
+    flags.DEFINE_string("latency_cache", None, "local, adb: folder of the persistent latency cache, or off "
+                        "(default: $MOBILESEG_LATENCY_CACHE, else ~/.cache/mobileseg): blocks this device measured "
+                        "before, in any run, are not measured again.", flag_values=fv)
     flags.DEFINE_string("serial", None, "adb: the phone (default: the only one connected).", flag_values=fv)
     flags.DEFINE_string("adb", "adb", "adb: the adb executable.", flag_values=fv)
     flags.DEFINE_integer("threads", 1, "Threads of LiteRT / benchmark_model when timing blocks.", flag_values=fv)
@@ -157,8 +168,9 @@ def define_flags(flag_values=None) -> None:
                       "then it, then the outputs.", flag_values=fv)
     flags.DEFINE_enum("strategy", "evolutionary", list(STRATEGIES), "evolutionary: train the supernet, then "
                       "NSGA-II over it; differentiable: train the weights and per-cell architecture logits "
-                      "together (GAS, FasterSeg's latency loss) for --supernet_epochs epochs, in DIR/differentiable.",
-                      flag_values=fv)
+                      "together (GAS, FasterSeg's latency loss) for --supernet_epochs epochs, in DIR/differentiable; "
+                      "random: population x generations seeded random networks, no accuracy score, arch.yaml the "
+                      "slowest within --target_latency_ms (the baseline).", flag_values=fv)
     flags.DEFINE_boolean("gcn", True, "differentiable: pass each cell's architecture logits through GAS's graph "
                          "convolution over neighbouring cells before the softmax (--nogcn: cells independent).",
                          flag_values=fv)
@@ -337,6 +349,12 @@ def check_inputs(fv) -> Plan:
     plan = Plan(types.SimpleNamespace(**resolved), record, run_dir, space, source, input_size, storage, references)
     if fv.strategy == "differentiable":
         _check_differentiable_dir(plan)
+        _open_latency_model(plan)
+        return plan
+    if fv.strategy == "random":
+        if fv.target_latency_ms is None:
+            raise BadInput("--strategy random: needs --target_latency_ms (it chooses by predicted latency alone)")
+        _check_same_search(plan)
         _open_latency_model(plan)
         return plan
     supernet_epoch = _check_run_dir(plan)
@@ -690,6 +708,23 @@ def _differentiable_stage(plan: Plan, state: RunState):
     return done.result, done.accuracy
 
 
+def _random_stage(plan: Plan, references: list[Path], state: RunState) -> str:
+    """Stages 2 to 4 of ``--strategy random``: draw, predict, write the outputs; the summary."""
+    from mobileseg.search import random_search
+    from mobileseg.search.objectives import evaluate_references
+
+    started = time.perf_counter()
+    f = plan.flags
+    result = random_search.sample_networks(plan.space, plan.latency, f.target_latency_ms,
+                                           f.population * f.generations, f.seed, progress=_say)
+    points = evaluate_references(references, plan.latency, None, plan.space)
+    _, summary = random_search.write_outputs(plan.run_dir, result, points, _latency_source(plan))
+    chosen = result.chosen()
+    state.done("random", started, networks=len(result.networks), within_target=len(result.feasible()),
+               chosen_trial=chosen.trial, chosen_latency_ms=chosen.latency_ms)
+    return summary
+
+
 def _outputs_stage(plan: Plan, result, accuracy, references: list[Path], state: RunState):
     """Stage 4: the references on the same axes, then pareto.json, pareto.png and arch.yaml."""
     from mobileseg.search.objectives import evaluate_references
@@ -709,6 +744,11 @@ def execute(plan: Plan) -> None:
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     record_config(plan.run_dir, "search", plan.record)
     state = RunState(plan.run_dir, plan.flags.stage)
+    if plan.flags.strategy == "random":
+        _say(_random_stage(plan, _latency_stage(plan, state), state))
+        state.finish()
+        _say(f"stages: {state.timings()}; {state.data['seconds']:.0f} s in all -> {plan.run_dir}")
+        return
     if plan.flags.strategy == "differentiable":
         references = _latency_stage(plan, state)
         result, accuracy = _differentiable_stage(plan, state)
@@ -733,6 +773,7 @@ def run(flag_values, argv: Sequence[str]) -> int:
     from mobileseg.arch.schema_io import GenotypeError
     from mobileseg.atomic_write import AtomicWriteError
     from mobileseg.data.problems import DataError
+    from mobileseg.latency.cache import use_folder
     from mobileseg.latency.device_lost import EXIT_DEVICE_LOST
     from mobileseg.run_lock import RunLockError, hold
     from mobileseg.search.nsga2 import SearchError
@@ -748,6 +789,7 @@ def run(flag_values, argv: Sequence[str]) -> int:
     missing = [f"--{name}" for name in ("space", "data", "run_dir") if not flag_values[name].value]
     if missing:
         return fail(f"{', '.join(missing)} required", 2)
+    use_folder(flag_values.latency_cache)
     try:
         with hold(flag_values.run_dir, "mobileseg.search"):
             execute(check_inputs(flag_values))

@@ -1,0 +1,70 @@
+"""The random-search baseline: distinct seeded draws, the choice rule, the outputs."""
+
+import json
+
+import pytest
+
+from mobileseg.arch import schema_io
+from mobileseg.arch.space import SearchSpace
+from mobileseg.search import random_search
+from mobileseg.search.objectives import genotype_key
+from mobileseg.search.testing import WidthLatencyModel
+
+SPACE = SearchSpace.from_text("""
+name: widths
+branches:
+  - name: main
+    source: null
+    cells:
+      - {op: conv, width: {choice: [8, 16, 24, 32]}, stride: 2}
+      - {op: conv, width: {choice: [8, 16, 24, 32]}, stride: 2}
+      - choice: [{op: conv, width: {choice: [8, 16]}}, {op: skip}]
+head: {op: light, inputs: [{branch: main}], width: 8}
+""")
+
+
+def test_draws_are_distinct_seeded_and_predicted():
+    first = random_search.sample_networks(SPACE, WidthLatencyModel(), 0.6, trials=20, seed=3)
+    again = random_search.sample_networks(SPACE, WidthLatencyModel(), 0.6, trials=20, seed=3)
+    other = random_search.sample_networks(SPACE, WidthLatencyModel(), 0.6, trials=20, seed=4)
+    keys = [n.key for n in first.networks]
+    assert len(keys) == 20 == len(set(keys))
+    assert keys == [n.key for n in again.networks] and keys != [n.key for n in other.networks]
+    assert all(n.latency_ms == WidthLatencyModel().latency_ms(n.genotype) for n in first.networks)
+    assert all(n.key == genotype_key(n.genotype) for n in first.networks)
+
+
+def test_a_small_space_gives_every_network_it_has():
+    result = random_search.sample_networks(SPACE, WidthLatencyModel(), 0.6, trials=1000, seed=0)
+    other = random_search.sample_networks(SPACE, WidthLatencyModel(), 0.6, trials=1000, seed=1)
+    assert 1 < len(result.networks) < 1000
+    assert {n.key for n in result.networks} == {n.key for n in other.networks}
+
+
+def test_the_choice_is_the_slowest_network_within_the_target_else_the_fastest():
+    result = random_search.sample_networks(SPACE, WidthLatencyModel(), 0.6, trials=15, seed=1)
+    within = [n.latency_ms for n in result.networks if n.latency_ms <= 0.6]
+    assert result.chosen().latency_ms == max(within) and "within the 0.6 ms target" in result.reason()
+    tight = random_search.RandomResult(result.networks, 0.01, 1)
+    assert tight.chosen().latency_ms == min(n.latency_ms for n in result.networks)
+    assert "none of 15" in tight.reason()
+
+
+def test_outputs(tmp_path):
+    result = random_search.sample_networks(SPACE, WidthLatencyModel(), 0.6, trials=15, seed=1)
+    arch, summary = random_search.write_outputs(tmp_path, result, latency_source="test")
+    report = json.loads((tmp_path / "pareto.json").read_text())
+    assert report["strategy"] == "random" and report["study"]["trials"] == 15
+    assert report["chosen"]["latency_ms"] == result.chosen().latency_ms and report["chosen"]["miou"] is None
+    assert all(row["feasible"] and row["miou"] is None for row in report["front"])
+    assert len(report["front"]) == len(result.feasible())
+    assert genotype_key(schema_io.load(arch)) == result.chosen().key
+    assert (tmp_path / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    assert f"{result.chosen().latency_ms:.3f} ms" in summary
+
+
+@pytest.mark.parametrize("trials", [1, 5])
+def test_progress_lines(trials):
+    lines = []
+    random_search.sample_networks(SPACE, WidthLatencyModel(), 0.6, trials=trials, seed=0, progress=lines.append)
+    assert lines and lines[-1].startswith(f"random: {trials}/{trials} networks")
