@@ -29,6 +29,14 @@ def run(command: list[str], log: Path) -> None:
         raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n" + "\n".join(tail))
 
 
+def repository_path(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it (as results name files), else as given."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def versions() -> dict:
     """Versions of what the numbers depend on."""
     from importlib.metadata import version
@@ -86,7 +94,11 @@ def train_export_evaluate(arch: Path, size: str, recipe: list[str], epochs: int,
     history = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
     tests = {name: json.loads((run_dir / f"test_{name}.json").read_text()) for name in evaluations}
     validated = [h["val_miou"] for h in history if h.get("val_miou") is not None]
-    return {"network": arch.stem, "arch": str(arch), "size": size, "searched": arch.stem.startswith("searched_"),
+    from mobileseg.arch import schema_io
+    from mobileseg.arch.composition import composition
+
+    return {"network": arch.stem, "arch": repository_path(arch), "composition": composition(schema_io.load(arch)),
+            "size": size, "searched": arch.stem.startswith("searched_"),
             "epochs": epochs, "epoch_seconds": history[-1].get("epoch_seconds"),
             "train_seconds_this_run": round(train_s), "best_val_miou": max(validated, default=None),
             "float_test_miou": tests["float"]["miou"], "int8_test_miou": tests["int8"]["miou"],

@@ -38,24 +38,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from camvid_runs import CAMVID, ROOT, train_export_evaluate, versions
+from result_genotypes import keep
 
 RECIPE = ["--batch_size", "8", "--lr", "2e-3", "--weight_decay", "0.01", "--schedule", "poly",
           "--warmup_epochs", "1", "--scale_range", "0.25,1.0", "--seed", "0", "--verbose", "2"]
 
 
-def front_archs(pareto: Path, work: Path) -> list[Path]:
-    """Write each Pareto-front member of a search's ``pareto.json`` as a genotype file."""
-    from mobileseg.arch import schema_io
-
-    written = []
-    for member in json.loads(pareto.read_text())["front"]:
-        path = work / "archs" / f"searched_trial{member['trial']}.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        genotype = schema_io.from_dict(member["genotype"], source=f"{pareto} trial {member['trial']}")
-        if not path.is_file():
-            schema_io.dump(genotype, path)
-        written.append(path)
-    return written
+def front_archs(pareto: Path) -> list[Path]:
+    """Each Pareto-front member of a search's ``pareto.json`` as a committed genotype file
+    (`result_genotypes.keep`: ``benchmarks/results/genotypes/pareto_camvid/searched_trialN.yaml``)."""
+    return [ROOT / keep(member["genotype"], "pareto_camvid", f"searched_trial{member['trial']}")["genotype"]
+            for member in json.loads(pareto.read_text())["front"]]
 
 
 def arch_and_size(value: str, default_size: str) -> tuple[Path, str]:
@@ -143,7 +136,7 @@ def main() -> int:
 
     args.work_dir.mkdir(parents=True, exist_ok=True)
     archs = [arch_and_size(value, args.size) for value in args.arch]
-    archs += [(path, args.size) for pareto in args.front for path in front_archs(pareto, args.work_dir)]
+    archs += [(path, args.size) for pareto in args.front for path in front_archs(pareto)]
     load_before, started = os.getloadavg(), time.time()
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
         results = list(pool.map(lambda item: train_export_evaluate(*item, RECIPE, args.epochs, args.qat_epochs,

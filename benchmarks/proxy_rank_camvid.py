@@ -35,11 +35,11 @@ import time
 from pathlib import Path
 
 from camvid_runs import CAMVID, ROOT, run, versions
+from result_genotypes import keep
 
 SIZE = "184x240"
 RECIPE = ["--batch_size", "8", "--lr", "2e-3", "--weight_decay", "0.01", "--schedule", "poly",
           "--warmup_epochs", "3", "--scale_range", "0.25,1.0", "--val_every", "5", "--seed", "0", "--verbose", "2"]
-GENOTYPES = ROOT / "benchmarks" / "results" / "genotypes" / "proxy_rank_camvid"
 TRAINED = ROOT / "benchmarks" / "results" / "proxy_rank_camvid_trained.json"
 
 
@@ -52,7 +52,7 @@ def choose_networks(space_file: str, num_classes: int, pool: int, count: int, la
     """``count`` networks of a seeded random pool, evenly spread over their cost; genotypes written."""
     import numpy as np
 
-    from mobileseg.arch import complexity, schema_io
+    from mobileseg.arch import complexity
     from mobileseg.arch.builder import build_model
     from mobileseg.arch.space import SearchSpace
     from mobileseg.search.objectives import genotype_key
@@ -77,14 +77,8 @@ def choose_networks(space_file: str, num_classes: int, pool: int, count: int, la
         cost_name = f"macs_{SIZE}"
     order = sorted(range(pool), key=lambda i: costs[i])
     picks = sorted({order[round(k * (pool - 1) / (count - 1))] for k in range(count)}, key=lambda i: costs[i])
-    GENOTYPES.mkdir(parents=True, exist_ok=True)
-    chosen = []
-    for rank, index in enumerate(picks):
-        path = GENOTYPES / f"net_{rank:02d}.yaml"
-        schema_io.dump(genotypes[index], path)
-        chosen.append({"name": path.stem, "genotype": str(path.relative_to(ROOT)), cost_name: costs[index],
-                       "key": genotype_key(genotypes[index])})
-    return chosen
+    return [{"name": f"net_{rank:02d}", **keep(genotypes[index], "proxy_rank_camvid", f"net_{rank:02d}"),
+             cost_name: costs[index], "key": genotype_key(genotypes[index])} for rank, index in enumerate(picks)]
 
 
 def train_and_test(network: dict, epochs: int, work_dir: Path, data: str) -> dict:

@@ -98,6 +98,8 @@ def run_logged(command: list[str], log: Path) -> int:
 def main(argv: list[str]) -> int:
     del argv
     sys.path.insert(0, str(REPO))
+    from result_genotypes import keep
+
     from mobileseg.atomic_write import write_atomic
     from mobileseg.provenance import load_average, machine, versions
     from mobileseg.training.trainer import read_config
@@ -127,8 +129,10 @@ def main(argv: list[str]) -> int:
         "latency_source": pareto["latency_source"],
         "study": pareto["study"],
         "target_latency_ms": pareto["target_latency_ms"],
-        "chosen": pareto["chosen"],
-        "front": [{key: entry[key] for key in ("trial", "generation", "latency_ms", "miou", "feasible")}
+        "chosen": {**pareto["chosen"], **keep(run_dir / "arch.yaml", "search_camvid", "chosen")},
+        "front": [{**{key: entry.get(key) for key in ("trial", "generation", "latency_ms", "miou", "feasible", "params",
+                                                      "macs")},
+                   **keep(entry["genotype"], "search_camvid", f"trial{entry['trial']}")}
                   for entry in pareto["front"]],
         "references": pareto["references"],
         "versions": versions(), "machine": machine(),

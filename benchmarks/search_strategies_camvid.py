@@ -150,6 +150,8 @@ def strategy(name: str, work: Path, table: Path, target: float) -> dict:
     """Search, train, test and export one strategy's network; its figures (the int8 latency comes later)."""
     from absl import flags
 
+    from result_genotypes import keep
+
     f = flags.FLAGS
     folder = work / name
     log = folder / "benchmark.log"
@@ -186,7 +188,8 @@ def strategy(name: str, work: Path, table: Path, target: float) -> dict:
                    "epochs": stages[searched[0]].get("epoch"),
                    "study": pareto["study"], "chosen": pareto["chosen"],
                    "load_average": state["load_average"]},
-        "arch": str(folder / "search" / "arch.yaml"),
+        **{("arch" if key == "genotype" else key): value
+           for key, value in keep(folder / "search" / "arch.yaml", "search_strategies_camvid", name).items()},
         "train": {"epochs": len(history), "seconds_this_call": round(train_seconds, 1),
                   "best_val_miou": max((h.get("val_miou", 0.0) for h in history), default=None)},
         "test_miou": tests["float"], "test_miou_int8": tests["int8"], "int8_file": str(int8),

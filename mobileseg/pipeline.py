@@ -336,6 +336,8 @@ def summarize(settings: PipelineSettings, steps: Mapping[str, dict] | None = Non
         "space": str(settings.space), "data": settings.data, "split": report.get("split"),
         "arch_name": _arch_name(run_dir / ARCH), "search_reason": chosen.get("reason"),
         "search_latency_ms": chosen.get("latency_ms"), "search_miou": chosen.get("miou"),
+        "composition": chosen.get("composition"),
+        "latency_error_pct": _error_pct(chosen.get("latency_ms"), latency),
         "eval_images": float_entry.get("images"),
         "miou_float": float_entry.get("miou"), "miou_int8": int8.get("miou"),
         "latency_ms": latency, "threads": record.get("threads"),
@@ -351,6 +353,30 @@ def summarize(settings: PipelineSettings, steps: Mapping[str, dict] | None = Non
         },
         "steps": dict(steps or {}),
     }
+
+
+def _error_pct(predicted: float | None, measured: float | None) -> float | None:
+    """How far the search's prediction of the shipped network was from its measured latency, in %.
+
+    Example:
+        >>> _error_pct(2.0, 2.5), _error_pct(None, 2.5)
+        (25.0, None)
+    """
+    if predicted is None or measured is None or predicted <= 0:
+        return None
+    return round(100 * (measured - predicted) / predicted, 2)
+
+
+def record_measured_latency(run_dir: Path, summary: dict) -> None:
+    """Write the shipped network's measured latency and the prediction's error into ``pareto.json``."""
+    from mobileseg.atomic_write import write_atomic
+
+    report = _read_json(run_dir / PARETO_JSON)
+    if not report or not isinstance(report.get("chosen"), dict) or summary.get("latency_ms") is None:
+        return
+    report["chosen"].update(measured_ms=summary["latency_ms"], measured_threads=summary.get("threads"),
+                            measured_device=summary.get("device"), latency_error_pct=summary["latency_error_pct"])
+    write_atomic(run_dir / PARETO_JSON, json.dumps(report, indent=2) + "\n")
 
 
 def _arch_name(path: Path) -> str | None:
@@ -376,6 +402,7 @@ def format_summary(summary: dict) -> str:
         ...     "steps": {"search": {"ran": False, "seconds": 0.0}, "train": {"ran": True, "seconds": 75.0}}}))
         summary of r
           searched network             demo_trial3: the knee (predicted 1.200 ms, proxy mIoU 30.00 %)
+          composition                  -
           mIoU float (test, 2 images)  50.00 %
           mIoU int8 (test, 2 images)   25.00 %
           int8 latency                 1.500 ms median, 1 thread(s), X (target 2 ms: met)
@@ -399,7 +426,9 @@ def format_summary(summary: dict) -> str:
     if summary.get("search_latency_ms") is not None:
         searched += (f": {summary['search_reason']} (predicted {summary['search_latency_ms']:.3f} ms, "
                      f"proxy mIoU {percent(summary.get('search_miou'))})")
-    rows = [("searched network", searched),
+    if summary.get("latency_error_pct") is not None:
+        latency += f"; predicted {summary['search_latency_ms']:.3f} ms, error {summary['latency_error_pct']:+.1f} %"
+    rows = [("searched network", searched), ("composition", summary.get("composition") or "-"),
             (f"mIoU float {where}", percent(summary.get("miou_float"))),
             (f"mIoU int8 {where}", percent(summary.get("miou_int8"))),
             ("int8 latency", latency),
@@ -524,6 +553,7 @@ def run_pipeline(settings: PipelineSettings,
             record_settings(settings)
             steps = run_steps(settings, commands, log, lock)
             summary = summarize(settings, steps)
+            record_measured_latency(settings.run_dir, summary)
             write_atomic(settings.run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
     except (BadInput, RunLockError) as error:
         return fail(error, 2)

@@ -92,6 +92,9 @@ def test_a_fresh_run_runs_every_step_in_order_and_summarizes_the_files(tmp_path,
     assert summary["miou_int8"] == 0.42 and summary["latency_ms"] == 3.25 and summary["meets_target"] is True
     assert [info["ran"] for info in summary["steps"].values()] == [True] * 4
     assert summary["files"]["benchmark"] == str(settings.run_dir / "bench" / "local.json")
+    assert summary["latency_error_pct"] == 30.0 and "predicted 2.500 ms, error +30.0 %" in out
+    chosen = json.loads((settings.run_dir / "pareto.json").read_text())["chosen"]
+    assert (chosen["measured_ms"], chosen["latency_error_pct"], chosen["measured_device"]) == (3.25, 30.0, "Test CPU")
     config = (settings.run_dir / "config.yaml").read_text()
     assert "pipeline:" in config and "eval_split: test" in config
 
@@ -253,6 +256,11 @@ def test_the_real_steps_from_a_space_to_a_benchmarked_int8_model(tmp_path, capfd
     assert summary["arch_name"].startswith("tiny_trial") and summary["split"] == "test"
     assert 0 <= summary["miou_float"] <= 1 and 0 <= summary["miou_int8"] <= 1
     assert summary["latency_ms"] > 0 and summary["size_mb"] > 0 and summary["search_latency_ms"] > 0
+    assert summary["composition"].startswith("main: conv") and f"composition                  {summary['composition']}" in out
+    chosen = json.loads((settings.run_dir / "pareto.json").read_text())["chosen"]
+    assert chosen["measured_ms"] == summary["latency_ms"] and chosen["latency_error_pct"] is not None
+    front = json.loads((settings.run_dir / "pareto.json").read_text())["front"]
+    assert all(row["params"] > 0 and row["macs"] > 0 and row["composition"] for row in front)
     assert f"int8 TFLite                  {settings.run_dir / 'export' / 'model_int8.tflite'}" in out
     report = json.loads((settings.run_dir / "export" / "report.json").read_text())
     assert report["qat"]["epochs"] == 1 and report["files"][0]["method"] == "qat"

@@ -95,3 +95,11 @@ def layer_costs(model: keras.Model) -> list[LayerCost]:
 def total(costs: list[LayerCost]) -> tuple[int, int]:
     """(params, MACs) summed over ``layer_costs``."""
     return sum(c.params for c in costs), sum(c.macs for c in costs)
+
+
+def params_and_macs(genotype, num_classes: int, input_size: tuple[int, int]) -> dict:
+    """``{"params", "macs"}`` of the network a genotype builds at ``input_size``."""
+    from mobileseg.arch.builder import build_model
+
+    params, macs = total(layer_costs(build_model(genotype, num_classes, input_size)))
+    return {"params": params, "macs": macs}

@@ -109,6 +109,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import sys
@@ -727,12 +728,15 @@ def _random_stage(plan: Plan, references: list[Path], state: RunState) -> str:
 
 def _outputs_stage(plan: Plan, result, accuracy, references: list[Path], state: RunState):
     """Stage 4: the references on the same axes, then pareto.json, pareto.png and arch.yaml."""
+    from mobileseg.arch.complexity import params_and_macs
     from mobileseg.search.objectives import evaluate_references
     from mobileseg.search.pareto import write_outputs
 
     started = time.perf_counter()
     points = evaluate_references(references, plan.latency, accuracy, plan.space)
-    outputs = write_outputs(plan.run_dir, result, points, _latency_source(plan))
+    outputs = write_outputs(plan.run_dir, result, points, _latency_source(plan),
+                            functools.partial(params_and_macs, num_classes=plan.source.num_classes,
+                                              input_size=plan.input_size))
     state.done("outputs", started, chosen_trial=outputs.choice.candidate.trial, references=len(points))
     return outputs
 

@@ -27,19 +27,23 @@ import dataclasses
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mobileseg.arch import schema_io
+from mobileseg.arch.composition import composition
 from mobileseg.atomic_write import write_atomic
 
 if TYPE_CHECKING:
+    from mobileseg.arch.genotype import Genotype
     from mobileseg.search.objectives import ReferencePoint
     from mobileseg.search.results import Candidate, SearchResult
 
+Describe = Callable[["Genotype"], dict]
+"""genotype -> extra facts for its ``pareto.json`` entry (`write_outputs`)."""
 PARETO_JSON = "pareto.json"
 PARETO_PNG = "pareto.png"
 ARCH_YAML = "arch.yaml"
@@ -181,14 +185,16 @@ class Outputs:
     summary: str
 
 
-def _candidate_dict(c: Candidate, target: float | None) -> dict:
+def _candidate_dict(c: Candidate, target: float | None, describe: Describe | None) -> dict:
     return {"trial": c.trial, "generation": c.generation, "latency_ms": c.latency_ms, "miou": c.miou,
-            "feasible": c.feasible(target), "key": c.key, "decisions": dict(c.decisions),
+            "feasible": c.feasible(target), "key": c.key, "composition": composition(c.genotype),
+            **(describe(c.genotype) if describe else {}), "decisions": dict(c.decisions),
             "genotype": schema_io.to_dict(c.genotype)}
 
 
 def write_outputs(run_dir: str | os.PathLike, result: SearchResult,
-                  references: Sequence[ReferencePoint] = (), latency_source: str = "") -> Outputs:
+                  references: Sequence[ReferencePoint] = (), latency_source: str = "",
+                  describe: Describe | None = None) -> Outputs:
     """Write the search's outputs into the run folder.
 
     - ``pareto.json`` (atomically): the front (genotype, decisions, predicted latency,
@@ -204,6 +210,8 @@ def write_outputs(run_dir: str | os.PathLike, result: SearchResult,
         references: `evaluate_references` output, measured with the search's models.
         latency_source: what the latency model is (e.g. ``table:runs/x/latency_table.json``),
             written into ``pareto.json`` and the plot's axis label.
+        describe: genotype -> more facts for its ``pareto.json`` entry (e.g. ``params`` and
+            ``macs`` at the search size); every entry already has its ``composition``.
 
     Returns:
         `Outputs`; print ``.summary`` for the user.
@@ -229,8 +237,8 @@ def write_outputs(run_dir: str | os.PathLike, result: SearchResult,
                   "distinct_networks": len(result.unique()), "invalid_pruned": result.invalid},
         "target_latency_ms": target,
         "chosen": {"trial": chosen.trial, "reason": choice.reason, "arch": ARCH_YAML,
-                   "latency_ms": chosen.latency_ms, "miou": chosen.miou},
-        "front": [_candidate_dict(c, target) for c in front],
+                   "latency_ms": chosen.latency_ms, "miou": chosen.miou, "composition": composition(chosen.genotype)},
+        "front": [_candidate_dict(c, target, describe) for c in front],
         "references": [r.as_dict() for r in references],
     }
     json_path = write_atomic(run_dir / PARETO_JSON, json.dumps(report, indent=2) + "\n")
@@ -334,11 +342,12 @@ def summary(result: SearchResult, choice: Choice, references: Sequence[Reference
              f"{result.invalid} invalid proposals pruned)"
              + (f", {result.seconds:.0f} s" if result.seconds else ""),
              f"Pareto front: {len(front)} networks" + (f", target {target:g} ms" if target is not None else ""),
-             "", "| trial | gen | latency ms | proxy mIoU % | |", "|---:|---:|---:|---:|---|"]
+             "", "| trial | gen | latency ms | proxy mIoU % | composition | |", "|---:|---:|---:|---:|---|---|"]
     for c in front:
         notes = [note for note, on in (("chosen", c is choice.candidate), ("knee", c is knee),
                                        ("over target", not c.feasible(target))) if on]
-        lines.append(f"| {c.trial} | {c.generation} | {c.latency_ms:.3f} | {100 * c.miou:.1f} | {', '.join(notes)} |")
+        lines.append(f"| {c.trial} | {c.generation} | {c.latency_ms:.3f} | {100 * c.miou:.1f} | "
+                     f"{composition(c.genotype)} | {', '.join(notes)} |")
     if references:
         lines += ["", "references (same latency model; proxy mIoU only for networks in the space):", "",
                   "| network | latency ms | proxy mIoU % | |", "|---|---:|---:|---|"]

@@ -43,6 +43,7 @@ from typing import Sequence
 import numpy as np
 
 from mobileseg.arch import schema_io
+from mobileseg.arch.composition import composition
 from mobileseg.arch.genotype import Genotype
 from mobileseg.atomic_write import write_atomic
 from mobileseg.search.objectives import ReferencePoint, genotype_key
@@ -127,7 +128,7 @@ def sample_networks(space, latency_model, target_latency_ms: float, trials: int,
 def _network_dict(network: RandomNetwork, target: float) -> dict:
     return {"trial": network.trial, "generation": 0, "latency_ms": network.latency_ms, "miou": None,
             "feasible": network.latency_ms <= target, "key": network.key,
-            "genotype": schema_io.to_dict(network.genotype)}
+            "composition": composition(network.genotype), "genotype": schema_io.to_dict(network.genotype)}
 
 
 def write_outputs(run_dir: str | os.PathLike, result: RandomResult, references: Sequence[ReferencePoint] = (),
@@ -150,7 +151,7 @@ def write_outputs(run_dir: str | os.PathLike, result: RandomResult, references: 
                   "seconds": round(result.seconds, 1)},
         "target_latency_ms": target,
         "chosen": {"trial": chosen.trial, "reason": result.reason(), "arch": ARCH_YAML,
-                   "latency_ms": chosen.latency_ms, "miou": None},
+                   "latency_ms": chosen.latency_ms, "miou": None, "composition": composition(chosen.genotype)},
         "front": [_network_dict(n, target) for n in sorted(result.feasible(), key=lambda n: n.latency_ms)],
         "references": [r.as_dict() for r in references],
     }
@@ -161,6 +162,7 @@ def write_outputs(run_dir: str | os.PathLike, result: RandomResult, references: 
              f"{max(n.latency_ms for n in result.networks):.3f} ms"]
     lines += [f"reference {r.name}: {r.latency_ms:.3f} ms" for r in references if r.latency_ms is not None]
     lines.append(f"chosen: network {chosen.trial}, {chosen.latency_ms:.3f} ms, {result.reason()} -> {arch_path}")
+    lines.append(f"  {composition(chosen.genotype)}")
     return arch_path, "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mobileseg.arch import schema_io
+from mobileseg.arch.composition import composition
 from mobileseg.arch.space import SearchSpace
 from mobileseg.search.objectives import ReferencePoint, genotype_key
 from mobileseg.search.pareto import (choose_arch, front_of, hypervolume_2d, knee_point, non_dominated_sort,
@@ -136,7 +137,9 @@ def test_write_outputs_writes_the_three_files(tmp_path, demo_result):
     assert report["chosen"]["trial"] == chosen.trial and chosen.latency_ms <= 1.5
     assert chosen.miou == max(c.miou for c in demo_result.candidates if c.latency_ms <= 1.5)
     row = report["front"][0]
-    assert set(row) == {"trial", "generation", "latency_ms", "miou", "feasible", "key", "decisions", "genotype"}
+    assert set(row) == {"trial", "generation", "latency_ms", "miou", "feasible", "key", "composition", "decisions",
+                        "genotype"}
+    assert row["composition"] == composition(schema_io.from_dict(row["genotype"]))
     assert schema_io.from_dict(row["genotype"]) == front[0].genotype
     arch = schema_io.load(outputs.arch_yaml)
     assert arch.name == f"demo_trial{chosen.trial}" and genotype_key(arch) == chosen.key

@@ -1,0 +1,34 @@
+"""Genotypes of the networks a committed result names, kept next to it (issue 23).
+
+A run folder (``runs/``) is not committed, so a result that names ``runs/.../arch.yaml``
+cannot be rebuilt. Every benchmark that trains or reports a searched network copies its
+genotype to ``benchmarks/results/genotypes/BENCHMARK/NAME.yaml`` and names that path
+(relative to the repository) in its JSON, with the network's composition at a glance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GENOTYPES = ROOT / "benchmarks" / "results" / "genotypes"
+
+
+def keep(genotype, benchmark: str, name: str) -> dict:
+    """Write ``genotype`` (a `Genotype`, a genotype dict or a genotype file) as ``BENCHMARK/NAME.yaml``.
+
+    Returns:
+        ``{"genotype": repository-relative path, "composition": ops per branch}``.
+    """
+    from mobileseg.arch import schema_io
+    from mobileseg.arch.composition import composition
+    from mobileseg.arch.genotype import Genotype
+
+    if isinstance(genotype, dict):
+        genotype = schema_io.from_dict(genotype, source=f"{benchmark}/{name}")
+    elif not isinstance(genotype, Genotype):
+        genotype = schema_io.load(genotype)
+    path = GENOTYPES / benchmark / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    schema_io.dump(genotype, path)
+    return {"genotype": str(path.relative_to(ROOT)), "composition": composition(genotype)}
