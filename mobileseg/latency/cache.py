@@ -22,7 +22,7 @@ reported once and the work goes on without it: it only ever saves time.
 Example:
     >>> import pathlib, tempfile
     >>> from mobileseg.latency.device import local_fingerprint
-    >>> from mobileseg.latency.table import TableEntry
+    >>> from mobileseg.latency.table_entry import TableEntry
     >>> cache = LatencyCache(pathlib.Path(tempfile.mkdtemp()))
     >>> entry = TableEntry(1.0, 1.2, 0.1, 0.9, 50, 1, (), "2025-01-01T00:00:00+00:00")
     >>> cache.put(local_fingerprint(threads=1), "conv|...|q=int8", entry)
@@ -44,6 +44,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from mobileseg.latency.device import IMPLIED, MEASUREMENT_FIELDS, PHONE_FIELDS
+from mobileseg.latency.table_entry import TableEntry
 
 CACHE_ENV = "MOBILESEG_LATENCY_CACHE"
 OFF = "off"
@@ -166,8 +167,6 @@ class LatencyCache:
 
     def get(self, fingerprint: dict, keys: Iterable[str]) -> dict:
         """``{key: TableEntry}`` of those keys the cache holds for this device."""
-        from mobileseg.latency.table import TableEntry
-
         keys, device, found = list(dict.fromkeys(keys)), device_id(fingerprint), {}
         for start in range(0, len(keys), 500):  # SQLite's bound-parameter limit
             chunk = keys[start:start + 500]

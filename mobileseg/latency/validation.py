@@ -218,7 +218,7 @@ def measure_networks(genotypes: Sequence, store: NetworkStore, flatbuffer_of: Ca
     from tqdm.auto import tqdm
 
     from mobileseg.arch import schema_io
-    from mobileseg.latency.table import TableEntry
+    from mobileseg.latency.table_entry import TableEntry
 
     context = dict(context or {})
     records = []

@@ -330,7 +330,7 @@ class SupernetTrainer:
             epoch, log = self._restore(folder / CHECKPOINT, fixed, rng)
         initial_epoch = epoch
         record_config(run_dir, "supernet", {**dataclasses.asdict(self.config), **fixed})
-        keras.utils.set_random_seed(self.config.seed + epoch)
+        keras.utils.set_random_seed(self.config.seed)  # not seed + epoch: the data must not depend on where this process started
         while epoch < self.config.epochs:
             started = time.perf_counter()
             sums: dict[str, float] = {}

@@ -10,7 +10,8 @@ from mobileseg.latency import cache as cache_module
 from mobileseg.latency.cache import CACHE_ENV, FILE_NAME, LatencyCache, default_folder, device_id
 from mobileseg.latency.device import local_fingerprint
 from mobileseg.latency.signature import BlockSignature
-from mobileseg.latency.table import LatencyTable, TableEntry
+from mobileseg.latency.table import LatencyTable
+from mobileseg.latency.table_entry import TableEntry
 from tests.latency.cli_runner import FAST, REPO, SMALL_SPACE, cli
 from tests.latency.test_table import FAST as FAST_MEASURER
 from tests.latency.test_table import SIGNATURES, CountingMaker
@@ -80,7 +81,7 @@ WRITER = textwrap.dedent("""
     import sys
     from mobileseg.latency.cache import LatencyCache
     from mobileseg.latency.device import local_fingerprint
-    from mobileseg.latency.table import TableEntry
+    from mobileseg.latency.table_entry import TableEntry
     cache = LatencyCache(sys.argv[1])
     fingerprint = local_fingerprint(threads=1)
     for i in range(int(sys.argv[3])):
