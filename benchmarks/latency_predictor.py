@@ -53,7 +53,7 @@ def define_flags() -> None:
     flags.DEFINE_float("max_seconds", 10.0, "Longest timing of one block or network (the "
                        "measurement budget; each still gets >= 10 timed runs).")
     flags.DEFINE_enum("clock", "thread_cpu", ["wall", "thread_cpu"], "How invokes are timed "
-                      "(see mobileseg.latency.measure): thread_cpu is the idle-core latency on "
+                      "(see mobileseg.litert_measure): thread_cpu is the idle-core latency on "
                       "a shared machine; wall is what a user sees on an idle one.")
     flags.DEFINE_integer("conversions", 3, "Conversions of each block whose delegation varies "
                          "(see LatencyTable.build).")

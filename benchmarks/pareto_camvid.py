@@ -13,7 +13,7 @@ recipe and one budget:
 3. ``python -m mobileseg.evaluate`` of the float ``model.keras`` and of ``model_int8.tflite``
    on the CamVid test split at full resolution;
 4. in one process at the end, every int8 file timed with LiteRT at 1 thread, the models
-   alternately (`mobileseg.latency.measure.measure_interleaved`, the invoking thread's CPU
+   alternately (`mobileseg.litert_measure.measure_interleaved`, the invoking thread's CPU
    clock: this 2-core machine is shared and the clock leaves the neighbours out).
 
 Networks train two at a time (``--parallel``), each step skipped when its output exists, so
@@ -61,7 +61,7 @@ def time_int8(results: list[dict], max_seconds: float) -> None:
     """Step 4: time every int8 file alternately in this process; adds ``int8_latency`` to each."""
     from dataclasses import asdict
 
-    from mobileseg.latency.measure import measure_interleaved
+    from mobileseg.litert_measure import measure_interleaved
 
     records = measure_interleaved([r["int8_file"] for r in results], threads=1,
                                   names=[r["network"] for r in results], clock="thread_cpu",

@@ -17,11 +17,26 @@ Ground truth first, estimates after, both on CamVid at the search resolution (18
    ``benchmarks/results/proxy_rank_camvid_trained.json``, which is what a later call (or
    session) resumes from: committed, it saves the hours already spent.
 
-``--stage networks`` writes the choice only; ``--stage trained`` (the default) trains
-what ``proxy_rank_camvid_trained.json`` lacks.
+3. **estimate** (``--estimate``, repeatable): what a search could score each network with, on the
+   validation split only, and its cost per network, into
+   ``benchmarks/results/proxy_rank_camvid_estimates.json`` (resumed per network):
+   ``short_train:K``, the best val mIoU of K epochs of `RECIPE` (multi-fidelity scoring, the
+   low rung of successive halving); ``supernet:E``, the proxy mIoU of the weight-sharing supernet
+   (`mobileseg.supernet.accuracy.SupernetAccuracyModel`) trained E epochs at 184x240 with the
+   sandwich rule and in-place distillation (BigNAS), batch norm recalibrated per network.
+4. **report**: each estimate's Kendall tau-b, Spearman rho and one-sided permutation p-value
+   against the trained networks' test mIoU, into ``benchmarks/results/proxy_rank_camvid.json``.
+   The headline estimate is chosen by its tau against the trained networks' *validation* mIoU
+   (never by test), and every estimate's figures are listed.
+
+``--stage networks`` writes the choice only; ``--stage trained`` (the default) trains what
+``proxy_rank_camvid_trained.json`` lacks; ``--stage estimate`` runs the ``--estimate`` s;
+``--stage report`` writes the report (``--latency table:FILE`` gives each network's predicted ms).
 
 Example (hours on the 2-core CPU):
     python benchmarks/proxy_rank_camvid.py --latency table:runs/latency_184x240/latency_table.json
+    python benchmarks/proxy_rank_camvid.py --stage estimate --estimate short_train:5 --estimate supernet:60
+    python benchmarks/proxy_rank_camvid.py --stage report --latency table:runs/latency_184x240/latency_table.json
 """
 
 from __future__ import annotations
@@ -40,7 +55,10 @@ from result_genotypes import keep
 SIZE = "184x240"
 RECIPE = ["--batch_size", "8", "--lr", "2e-3", "--weight_decay", "0.01", "--schedule", "poly",
           "--warmup_epochs", "3", "--scale_range", "0.25,1.0", "--val_every", "5", "--seed", "0", "--verbose", "2"]
-TRAINED = ROOT / "benchmarks" / "results" / "proxy_rank_camvid_trained.json"
+RESULTS = ROOT / "benchmarks" / "results"
+TRAINED = RESULTS / "proxy_rank_camvid_trained.json"
+ESTIMATES = RESULTS / "proxy_rank_camvid_estimates.json"
+REPORT = RESULTS / "proxy_rank_camvid.json"
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -103,9 +121,124 @@ def train_and_test(network: dict, epochs: int, work_dir: Path, data: str) -> dic
             "commands": [" ".join(train[1:]), " ".join(test[1:])]}
 
 
+def short_train(network: dict, epochs: int, work_dir: Path, data: str) -> float:
+    """Best val mIoU of ``epochs`` epochs of `RECIPE` (its warm-up cut to fit), validated every epoch."""
+    run_dir = work_dir / f"short_train_{epochs}" / network["name"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    recipe = list(RECIPE)
+    recipe[recipe.index("--warmup_epochs") + 1] = str(min(3, max(0, epochs // 3)))
+    recipe[recipe.index("--val_every") + 1] = "1"
+    run([sys.executable, "-m", "mobileseg.train", "--arch", network["genotype"], "--data", data, "--run_dir",
+         str(run_dir), "--input_size", SIZE, "--model_size", SIZE, "--val_size", SIZE, "--epochs", str(epochs),
+         *recipe], run_dir / "benchmark.log")
+    history = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    return max(h["val_miou"] for h in history if h.get("val_miou") is not None)
+
+
+def supernet_scores(networks: list[dict], epochs: int, work_dir: Path, data: str, space_file: str) -> list[tuple]:
+    """(proxy mIoU, seconds) per network from a supernet trained ``epochs`` epochs (resumable)."""
+    import keras
+    import numpy as np
+
+    from mobileseg.arch import schema_io
+    from mobileseg.arch.space import SearchSpace
+    from mobileseg.data.sources import open_source
+    from mobileseg.supernet.accuracy import SupernetAccuracyModel
+    from mobileseg.supernet.model import Supernet
+    from mobileseg.supernet.trainer import SupernetTrainConfig, SupernetTrainer
+
+    source, size = open_source(data), _size(SIZE)
+    keras.utils.set_random_seed(0)
+    supernet = Supernet(SearchSpace.load(ROOT / space_file), source.num_classes, size)
+    config = SupernetTrainConfig(epochs=epochs, batch_size=8, lr=2e-3, search_scale=0.5, seed=0, verbose=True)
+    SupernetTrainer(supernet, config).fit(source, work_dir / f"supernet_{epochs}", np.random.default_rng(0))
+    accuracy = SupernetAccuracyModel(supernet, source, source, size, calib_batches=16, batch_size=8,
+                                     scale_range=config.train_config(size).scale_range, seed=0)
+    values = accuracy.miou([schema_io.load(ROOT / n["genotype"]) for n in networks])
+    return list(zip(values, accuracy.seconds[-len(networks):], strict=True))
+
+
+def estimate(kinds: list[str], report: dict, work_dir: Path, data: str) -> None:
+    """Run each estimate on every network it lacks, saving after each."""
+    from mobileseg.atomic_write import write_atomic
+
+    found = json.loads(ESTIMATES.read_text()) if ESTIMATES.is_file() else {}
+    for kind in kinds:
+        name, _, value = kind.partition(":")
+        if name not in ("short_train", "supernet") or not value.isdigit():
+            raise SystemExit(f"--estimate {kind}: expected short_train:EPOCHS or supernet:EPOCHS")
+        rows = found.setdefault(kind, {})
+        todo = [n for n in report["networks"] if n["name"] not in rows]
+        if name == "supernet" and todo:
+            started = time.time()
+            scores = supernet_scores(report["networks"], int(value), work_dir, data, report["space"])
+            share = (time.time() - started) / len(scores)  # the supernet's training, shared by every network
+            for network, (score, seconds) in zip(report["networks"], scores, strict=True):
+                rows[network["name"]] = {"estimate": score, "seconds": round(share, 1),
+                                         "scoring_seconds": round(seconds, 1)}
+            write_atomic(ESTIMATES, json.dumps(found, indent=2) + "\n")
+        for network in todo if name == "short_train" else []:
+            started = time.time()
+            score = short_train(network, int(value), work_dir, data)
+            rows[network["name"]] = {"estimate": score, "seconds": round(time.time() - started, 1)}
+            write_atomic(ESTIMATES, json.dumps(found, indent=2) + "\n")
+            print(f"{kind} {network['name']}: {100 * score:.1f}", flush=True)
+
+
+def write_report(report: dict, latency: str) -> dict:
+    """Every estimate's rank agreement with the trained networks; the headline chosen on val."""
+    import numpy as np
+    from rank_stats import kendall_tau_b, permutation_p, spearman_rho
+
+    from mobileseg.arch import schema_io
+    from mobileseg.atomic_write import write_atomic
+    from mobileseg.export import environment
+
+    trained = {row["name"]: row for row in report["trained"]}
+    predicted = {}
+    if latency:
+        from mobileseg.latency.blocks import signatures_of
+        from mobileseg.latency.predictor import latency_model_from_spec
+
+        model = latency_model_from_spec(latency, lambda g: signatures_of(g, _size(SIZE), 11))
+        predicted = {n["name"]: round(float(model.latency_ms(schema_io.load(ROOT / n["genotype"]))), 3)
+                     for n in report["networks"]}
+    found = json.loads(ESTIMATES.read_text()) if ESTIMATES.is_file() else {}
+    figures = []
+    for kind, rows in found.items():
+        names = [name for name in trained if name in rows]
+        if len(names) < 3:
+            continue
+        values = [rows[name]["estimate"] for name in names]
+        test = [trained[name]["trained_test_miou"] for name in names]
+        val = [trained[name]["best_val_miou"] for name in names]
+        figures.append({"estimate": kind, "n_networks": len(names), "kendall_tau": kendall_tau_b(values, test),
+                        "spearman_rho": spearman_rho(values, test),
+                        "p_value": permutation_p(values, test, np.random.default_rng(0)),
+                        "kendall_tau_val": kendall_tau_b(values, val),
+                        "estimate_seconds_per_network": round(float(np.mean([rows[n]["seconds"] for n in names])), 1),
+                        "networks": [{"name": name, "predicted_ms": predicted.get(name),
+                                      "estimate": rows[name]["estimate"],
+                                      "trained_test_miou": trained[name]["trained_test_miou"]} for name in names]})
+    if not figures:
+        raise SystemExit("no estimate covers 3 trained networks yet: run --stage trained and --stage estimate")
+    best = max(figures, key=lambda f: (f["kendall_tau_val"], -f["estimate_seconds_per_network"]))
+    out = {**{key: best[key] for key in ("kendall_tau", "spearman_rho", "p_value", "n_networks", "estimate",
+                                         "estimate_seconds_per_network", "networks")},
+           "chosen_by": "the highest Kendall tau against the trained networks' best validation mIoU",
+           "all_estimates": [{key: f[key] for key in f if key != "networks"} for f in figures],
+           "ground_truth": {"recipe": report["recipe"], "epochs": report["epochs"], "size": SIZE,
+                            "metric": "CamVid test mIoU of the best validated epoch"},
+           "command": " ".join(["python", "benchmarks/proxy_rank_camvid.py", *sys.argv[1:]]),
+           "versions": versions(), "machine": environment()}
+    write_atomic(REPORT, json.dumps(out, indent=2) + "\n")
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", choices=("networks", "trained"), default="trained")
+    parser.add_argument("--stage", choices=("networks", "trained", "estimate", "report"), default="trained")
+    parser.add_argument("--estimate", action="append", default=[], help="short_train:EPOCHS or supernet:EPOCHS")
     parser.add_argument("--space", default="search_space/default.yaml")
     parser.add_argument("--latency", default="", help="spread by predicted latency: table:FILE (else MACs)")
     parser.add_argument("--pool", type=int, default=100)
@@ -130,6 +263,14 @@ def main() -> int:
                   "python": platform.python_version()}
         write_atomic(TRAINED, json.dumps(report, indent=2) + "\n")
     if args.stage == "networks":
+        return 0
+    if args.stage == "estimate":
+        estimate(args.estimate, report, args.work_dir, args.data)
+        return 0
+    if args.stage == "report":
+        out = write_report(report, args.latency)
+        print(f"{out['estimate']}: Kendall tau {out['kendall_tau']:.2f} (p {out['p_value']:.3f}) over "
+              f"{out['n_networks']} networks, {out['estimate_seconds_per_network']:.0f} s per network -> {REPORT}")
         return 0
     done = {row["name"] for row in report["trained"]}
     for network in report["networks"]:

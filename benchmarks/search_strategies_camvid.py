@@ -7,7 +7,7 @@ without it (``--nogcn``). Each found network (its ``arch.yaml``) is then trained
 the test split (``python -m mobileseg.evaluate``, float and int8), exported to full-integer int8
 (``python -m mobileseg.export --int8 --ptq --output mask --input uint8``, the ``cpu-int8``
 profile's format) and the three int8 files are timed together at 1 thread
-(`mobileseg.latency.measure.measure_interleaved`, the invoking thread's CPU time: this 2-core
+(`mobileseg.litert_measure.measure_interleaved`, the invoking thread's CPU time: this 2-core
 machine is shared, and wall time under load measures the neighbours).
 
 Steps, in ``--work_dir``:
@@ -205,7 +205,7 @@ def main(argv: list[str]) -> int:
     from mobileseg.atomic_write import write_atomic
     from mobileseg.cli_flags import parse_size
     from mobileseg.data.sources import open_source
-    from mobileseg.latency.measure import measure_interleaved
+    from mobileseg.litert_measure import measure_interleaved
     from mobileseg.provenance import load_average, machine, versions
 
     f = flags.FLAGS

@@ -12,7 +12,7 @@ SegFormer-B0-style network (``search_space/references/segformer_b0.yaml``) at on
    rewritten and converted as export ships it (`mobileseg.deploy.packaging.convert`: uint8
    image in, logits out; int8 post-training quantized on random images), then every ratio of
    one mode is timed interleaved in LiteRT at 1 thread with the thread-CPU clock
-   (`mobileseg.latency.measure`: the latency on an idle core, robust to the shared machine's
+   (`mobileseg.litert_measure`: the latency on an idle core, robust to the shared machine's
    load, which is recorded before and after). The XNNPACK partitions and the ops left to
    LiteRT's own kernels are recorded with each file.
 2. **mIoU** with ``--model runs/.../model.keras`` (a CamVid-trained segformer_b0): for each
@@ -74,7 +74,7 @@ def latency_at(size: tuple[int, int], ratios: list[float], modes: list[str], arg
     from mobileseg.arch import builder, schema_io
     from mobileseg.arch.tome import block_settings, with_token_merging
     from mobileseg.deploy import packaging
-    from mobileseg.latency.measure import measure_interleaved
+    from mobileseg.litert_measure import measure_interleaved
     from mobileseg.provenance import load_average
     from mobileseg.quant.ptq import representative_dataset
 

@@ -13,7 +13,7 @@ With ``--adb`` the same models run on Android phones through
 ``--json`` prints the result as JSON instead of the table; ``--out FILE`` writes
 the JSON to a file (atomically) either way. Both paths give
 ``{"devices": [{"fingerprint": {...}, "records": [{record keys...}]}]}`` with the
-record keys of `mobileseg.latency.measure.LatencyRecord`.
+record keys of `mobileseg.litert_measure.LatencyRecord`.
 
 Token merging (Segformer++, ``--tome RATIO`` of export and evaluate) rewrites a ``.keras``
 network; bench times ``.tflite`` files only, so it times the files that
@@ -78,7 +78,7 @@ def check_models(models: Sequence[str]) -> None:
     A dynamic input size (-1) would be timed at LiteRT's default size of 1: a meaningless
     0.001 ms, here and on a phone alike.
     """
-    from mobileseg.latency.measure import check_model
+    from mobileseg.litert_measure import check_model
 
     if not models:
         raise BenchInputError("no model given: pass --model FILE.tflite (repeatable or comma-separated)")
@@ -98,7 +98,7 @@ def bench_local(models: Sequence[str], threads: Sequence[int], *, delegate: str 
         models: ``.tflite`` paths.
         threads: thread counts; all models are timed together at each.
         delegate: ``xnnpack`` or ``none``.
-        warmup, min_runs, max_runs, stable_rel: see `mobileseg.latency.measure.measure_interleaved`.
+        warmup, min_runs, max_runs, stable_rel: see `mobileseg.litert_measure.measure_interleaved`.
 
     Returns:
         ``{"devices": [{"fingerprint": local fingerprint, "records": [record dicts]}]}``,
@@ -114,7 +114,7 @@ def bench_local(models: Sequence[str], threads: Sequence[int], *, delegate: str 
         [1]
     """
     from mobileseg.latency.device import local_fingerprint
-    from mobileseg.latency.measure import measure_interleaved
+    from mobileseg.litert_measure import measure_interleaved
 
     records = []
     for count in threads:

@@ -44,10 +44,34 @@ def versions() -> dict:
     return found
 
 
+def cpu_model(cpuinfo_path: str = "/proc/cpuinfo") -> str:
+    """The CPU model name: ``model name`` (x86) or ``Hardware``/``Processor`` (ARM) of cpuinfo.
+
+    Args:
+        cpuinfo_path: where to read it; falls back to `platform.processor()`.
+
+    Example:
+        >>> isinstance(cpu_model(), str) and len(cpu_model()) > 0
+        True
+    """
+    fields = {}
+    try:
+        with open(cpuinfo_path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                name, sep, value = line.partition(":")
+                if sep:
+                    fields.setdefault(name.strip().lower(), value.strip())
+    except OSError:
+        pass
+    for name in ("model name", "hardware", "processor", "cpu model"):
+        value = fields.get(name, "")
+        if value and not value.isdigit():  # ARM "processor : 0" is an index, not a name
+            return value
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def machine() -> dict:
     """The CPU model, core count, architecture and system of this machine."""
-    from mobileseg.latency.device import cpu_model
-
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
             "system": platform.system()}
 

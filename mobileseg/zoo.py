@@ -54,7 +54,7 @@ def profile(path: Path, num_classes: int, input_size: tuple[int, int], threads: 
     """
     from mobileseg.arch import builder, complexity, schema_io
     from mobileseg.deploy import tflite_convert
-    from mobileseg.latency.measure import measure_interleaved
+    from mobileseg.litert_measure import measure_interleaved
 
     genotype = schema_io.load(path)
     model = builder.build_model(genotype, num_classes, input_size, batch_size=1)

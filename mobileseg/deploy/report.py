@@ -2,7 +2,7 @@
 
 For every exported file `verify` records: its size; its ops and whether all are TFLite
 builtins (no Flex / TF Select, no custom op); the XNNPACK partitions LiteRT makes and
-the ops left out of them (`mobileseg.latency.measure`); whether the GPU delegate takes
+the ops left out of them (`mobileseg.litert_measure`); whether the GPU delegate takes
 it (``tf.lite.experimental.Analyzer`` with ``gpu_compatibility=True``); the median
 latency at 1 thread (thread CPU time: this machine is shared), all files timed
 interleaved so machine noise hits them alike; and
@@ -126,14 +126,14 @@ def describe_onnx(path: str | Path) -> dict:
 def time_tflite(paths: list[str | Path], threads: int = 1, max_seconds: float = 60.0) -> dict[str, dict]:
     """Median latency, XNNPACK partitions and fallback ops of each file, timed interleaved.
 
-    At one thread the clock is the invoking thread's CPU time (`mobileseg.latency.measure`:
+    At one thread the clock is the invoking thread's CPU time (`mobileseg.litert_measure`:
     the invoke runs on the caller, so this is the latency on an idle core, unmoved by
     other processes on a shared machine); with more threads it is the wall clock.
 
     Returns:
         path -> ``{"latency_ms", "xnnpack_partitions", "fallback_ops", "threads", "clock", "runs"}``.
     """
-    from mobileseg.latency.measure import measure_interleaved
+    from mobileseg.litert_measure import measure_interleaved
 
     if not paths:
         return {}

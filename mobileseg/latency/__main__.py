@@ -146,7 +146,7 @@ def _device(threads: int, clock: str | None = None):
                                            warmup_runs=FLAGS.warmup, num_runs=FLAGS.num_runs)
         return measurer, measurer.fingerprint
     from mobileseg.latency.device import local_fingerprint
-    from mobileseg.latency.measure import measure_tflite
+    from mobileseg.litert_measure import measure_tflite
 
     if clock == "thread_cpu" and threads != 1:
         raise ValueError(f"--clock thread_cpu times one thread: it needs --threads 1, got {threads}")

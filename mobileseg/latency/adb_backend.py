@@ -26,11 +26,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from mobileseg.latency.device import local_fingerprint
-from mobileseg.latency.signature import BlockSignature
 
 
 def entry_from_android(record: Mapping) -> dict:
@@ -139,22 +138,3 @@ def connect(serial: str | None = None, adb: str = "adb", **kwargs):
     kwargs.setdefault("keep_models", False)
     kwargs.setdefault("binary_local", os.environ.get(BENCHMARK_BINARY_ENV) or None)
     return AndroidDevice.connect(serial, adb=adb, **kwargs)
-
-
-def adb_latency_model(table_path: str | os.PathLike, signatures_of: Callable,
-                      make_model: Callable[[BlockSignature], object], *, serial: str | None = None,
-                      threads: int = 1, quantization: str = "int8", adb: str = "adb",
-                      progress: bool = True, conversions: int = 3, **measurer_kwargs):
-    """A `MeasuringLatencyModel` whose missing blocks are timed on the phone ``serial``.
-
-    Raises:
-        DeviceMismatchError: the table file was measured on another phone or setting.
-        mobileseg.android.errors.AdbError: the phone cannot be reached.
-    """
-    from mobileseg.latency.predictor import MeasuringLatencyModel
-    from mobileseg.latency.table import LatencyTable
-
-    measurer = AdbMeasurer(connect(serial, adb), threads=threads, **measurer_kwargs)
-    table = LatencyTable.load_or_create(table_path, measurer.fingerprint, quantization)
-    return MeasuringLatencyModel(table, signatures_of, make_model, measurer, progress=progress,
-                                 conversions=conversions)

@@ -12,6 +12,8 @@ import importlib.metadata
 import os
 import platform
 
+from mobileseg.provenance import cpu_model
+
 # Fields that change what a measurement means: two fingerprints that differ in
 # one of them must not share a table that is still being filled.
 MEASUREMENT_FIELDS = ("cpu", "cores", "machine", "runtime", "runtime_version", "tensorflow",
@@ -31,32 +33,6 @@ def _version(distribution: str) -> str | None:
         return None
 
 
-def cpu_model(cpuinfo_path: str = "/proc/cpuinfo") -> str:
-    """The CPU model name: ``model name`` (x86) or ``Hardware``/``Processor`` (ARM) of cpuinfo.
-
-    Args:
-        cpuinfo_path: where to read it; falls back to `platform.processor()`.
-
-    Example:
-        >>> isinstance(cpu_model(), str) and len(cpu_model()) > 0
-        True
-    """
-    fields = {}
-    try:
-        with open(cpuinfo_path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                name, sep, value = line.partition(":")
-                if sep:
-                    fields.setdefault(name.strip().lower(), value.strip())
-    except OSError:
-        pass
-    for name in ("model name", "hardware", "processor", "cpu model"):
-        value = fields.get(name, "")
-        if value and not value.isdigit():  # ARM "processor : 0" is an index, not a name
-            return value
-    return platform.processor() or platform.machine() or "unknown"
-
-
 def local_fingerprint(threads: int | None = 1, delegate: str = "xnnpack", clock: str = "wall") -> dict:
     """The fingerprint of this machine running LiteRT (``ai_edge_litert``).
 
@@ -64,7 +40,7 @@ def local_fingerprint(threads: int | None = 1, delegate: str = "xnnpack", clock:
         threads: LiteRT threads the measurements use; ``None`` leaves the field out
             (for reports whose records carry their own thread count).
         delegate: ``xnnpack`` (LiteRT's default CPU delegate) or ``none``.
-        clock: how invokes are timed, ``wall`` or ``thread_cpu`` (`mobileseg.latency.measure`).
+        clock: how invokes are timed, ``wall`` or ``thread_cpu`` (`mobileseg.litert_measure`).
 
     Returns:
         A JSON-serialisable dict: ``cpu``, ``cores``, ``machine``, ``system``,

@@ -146,7 +146,7 @@ class LocalLatencyModel(MeasuringLatencyModel):
         convert: ``(model, quantization) -> bytes``; default the export converter.
         overhead: see `TableLatencyModel`.
         progress: show a progress bar while measuring missing blocks.
-        clock: ``wall`` or ``thread_cpu`` (`mobileseg.latency.measure`); part of the fingerprint.
+        clock: ``wall`` or ``thread_cpu`` (`mobileseg.litert_measure`); part of the fingerprint.
         conversions: see `MeasuringLatencyModel`.
 
     Example:
@@ -224,7 +224,7 @@ def latency_model_from_spec(spec: str, signatures_of: SignaturesOf, *,
         default_table: the table file of ``local`` / ``adb`` without a path (e.g.
             ``runs/NAME/latency_table.json``).
         threads, quantization, progress: for ``local`` and ``adb`` (see `LocalLatencyModel`).
-        clock: for ``local``: ``wall`` or ``thread_cpu`` (see `mobileseg.latency.measure`).
+        clock: for ``local``: ``wall`` or ``thread_cpu`` (see `mobileseg.litert_measure`).
         conversions: for ``local`` and ``adb``: see `MeasuringLatencyModel`.
         serial, adb: for ``adb``: the phone (None: the only one connected) and the adb
             executable; see `mobileseg.latency.adb_backend`.
@@ -256,9 +256,10 @@ def latency_model_from_spec(spec: str, signatures_of: SignaturesOf, *,
             return LocalLatencyModel(path, signatures_of, make_model, threads=threads,
                                      quantization=quantization, progress=progress, clock=clock,
                                      conversions=conversions)
-        from mobileseg.latency import adb_backend
+        from mobileseg.latency.adb_backend import AdbMeasurer, connect
 
-        return adb_backend.adb_latency_model(path, signatures_of, make_model, serial=serial,
-                                             threads=threads, quantization=quantization,
-                                             adb=adb, progress=progress, conversions=conversions)
+        measurer = AdbMeasurer(connect(serial, adb), threads=threads)
+        table = LatencyTable.load_or_create(path, measurer.fingerprint, quantization)
+        return MeasuringLatencyModel(table, signatures_of, make_model, measurer, progress=progress,
+                                     conversions=conversions)
     raise ValueError(f"unknown latency backend {spec!r}; expected table:FILE, local[:FILE] or adb[:FILE]")

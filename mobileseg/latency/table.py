@@ -409,7 +409,7 @@ class LatencyTable:
             raise DeviceMismatchError(
                 f"latency table {self.path or '(not saved)'} is for another device or setting "
                 f"({'; '.join(mismatch)}); pass a measurer for that device, or start a new table")
-        from mobileseg.latency.measure import measure_tflite
+        from mobileseg.litert_measure import measure_tflite
 
         return functools.partial(measure_tflite, threads=threads, delegate=delegate, clock=clock)
 

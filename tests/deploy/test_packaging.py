@@ -9,7 +9,7 @@ from ai_edge_litert.interpreter import Interpreter
 from mobileseg.arch import builder, schema_io
 from mobileseg.deploy import packaging, report
 from mobileseg.inference import read_sidecar
-from mobileseg.latency.measure import measure_tflite
+from mobileseg.litert_measure import measure_tflite
 from mobileseg.quant.ptq import representative_dataset
 from mobileseg.quant.qat import calibrate, quantize_model
 from tests.quant.networks import images, randomize_statistics

@@ -10,7 +10,7 @@ from mobileseg.arch.genotype import Head, Ref
 from mobileseg.arch.space import SearchSpace
 from mobileseg.deploy import tflite_convert
 from mobileseg.latency import blocks
-from mobileseg.latency.measure import measure_interleaved
+from mobileseg.litert_measure import measure_interleaved
 from mobileseg.latency.signature import BlockSignature
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ import pytest
 
 from mobileseg.deploy import tflite_convert
 from mobileseg.latency.device import local_fingerprint
-from mobileseg.latency.measure import measure_tflite
+from mobileseg.litert_measure import measure_tflite
 from mobileseg.latency.overhead import Overhead
 from mobileseg.latency.predictor import (DeviceMismatchError, LatencyModel, LocalLatencyModel,
                                          MissingBlockError, TableLatencyModel, calibrate_overhead,

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 from mobileseg.latency.device import local_fingerprint
-from mobileseg.latency.measure import measure_tflite
+from mobileseg.litert_measure import measure_tflite
 from mobileseg.latency.overhead import Overhead
 from mobileseg.latency.signature import BlockSignature
 from mobileseg.latency.table import (SCHEMA_VERSION, DeviceMismatchError, LatencyTable, MissingBlockError,
@@ -167,7 +167,7 @@ def test_build_that_fails_keeps_what_it_measured_and_resumes(tmp_path):
 KILLED_BUILD = textwrap.dedent("""
     import functools, os, signal, sys
     from mobileseg.latency.device import local_fingerprint
-    from mobileseg.latency.measure import measure_tflite
+    from mobileseg.litert_measure import measure_tflite
     from mobileseg.latency.signature import BlockSignature
     from mobileseg.latency.table import LatencyTable
     from mobileseg.latency.testing import block_model

@@ -77,7 +77,7 @@ def test_attention_matmuls_convert_to_int8_batch_matmuls_that_xnnpack_delegates(
     """XNNPACK takes an int8 BATCH_MATMUL only when its second input has zero point 0: QAT makes it so."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from mobileseg.latency.measure import delegate_report
+    from mobileseg.litert_measure import delegate_report
 
     qat = _calibrated(_attention_model())
     assert sum(q.symmetric for q in quantizers(qat)) == 2  # the keys' and the values' ranges

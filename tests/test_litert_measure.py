@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from mobileseg.latency import measure
+from mobileseg import litert_measure as measure
 from mobileseg.latency.testing import tiny_tflite
 
 RECORD_KEYS = {"model", "threads", "delegate", "avg_ms", "median_ms", "min_ms", "p90_ms", "std_ms",
