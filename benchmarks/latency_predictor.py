@@ -96,6 +96,35 @@ def run(command: list[str]) -> float:
     return time.perf_counter() - started
 
 
+BY_SIZE_FILE = RESULTS / "latency_predictor.json"
+BY_SIZE_FIELDS = ("input_size", "seed", "samples", "within_10pct", "within_5pct", "spearman_rho", "mape_pct",
+                  "max_abs_error_pct")
+
+
+def by_size_row(result: dict, source: str) -> dict:
+    """One ``by_size`` row (issue 22) of a validation result: its size, seed and agreement figures."""
+    import numpy as np
+
+    errors = np.abs([row["error_pct"] for row in result["samples"]])
+    summary = result["summary"]
+    validate = result["commands"]["validate"].split()
+    return {"input_size": validate[validate.index("--input_size") + 1],
+            "seed": int(validate[validate.index("--seed") + 1]) if "--seed" in validate else 0,
+            "samples": summary["samples"], "within_10pct": summary["within_10pct"],
+            "within_5pct": round(float(np.mean(errors <= 5.0)), 3), "spearman_rho": summary["spearman_rho"],
+            "mape_pct": summary["mape_pct"], "max_abs_error_pct": summary["max_abs_error_pct"],
+            "load_average": result["load_average"].get("start"), "result": source}
+
+
+def record_by_size(result: dict, source: str) -> None:
+    """Add (or replace) this result's row in ``latency_predictor.json``'s ``by_size`` table."""
+    table = json.loads(BY_SIZE_FILE.read_text())
+    row = by_size_row(result, source)
+    rows = [r for r in table.get("by_size", []) if (r["input_size"], r["seed"]) != (row["input_size"], row["seed"])]
+    table["by_size"] = sorted([*rows, row], key=lambda r: (r["input_size"], r["seed"]))
+    BY_SIZE_FILE.write_text(json.dumps(table, indent=1) + "\n")
+
+
 def main(argv: list[str]) -> int:
     del argv
     from mobileseg.arch.space import SearchSpace
@@ -180,6 +209,7 @@ def main(argv: list[str]) -> int:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{FLAGS.name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    record_by_size(result, f"{FLAGS.name}.json")
     shutil.copyfile(validation_dir / "scatter.png", RESULTS / f"{FLAGS.name}.png")
     summary = validation["summary"]
     print(f"{len(found.signatures)} signatures, table built in {build_s / 60:.1f} min "

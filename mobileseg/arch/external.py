@@ -54,9 +54,9 @@ class External:
             >>> External("hub", "keras_hub_segformer_b0").check_input_size((192, 256), "--input_size")
             Traceback (most recent call last):
             ...
-            mobileseg.arch.schema_io.GenotypeError: hub (keras_hub_segformer_b0): --input_size must be square (its library reshapes tokens to sqrt(N) x sqrt(N)), got 192x256
+            mobileseg.arch.genotype.GenotypeError: hub (keras_hub_segformer_b0): --input_size must be square (its library reshapes tokens to sqrt(N) x sqrt(N)), got 192x256
         """
-        from mobileseg.arch.schema_io import GenotypeError
+        from mobileseg.arch.genotype import GenotypeError
 
         if NETWORKS[self.external].square and (size is None or size[0] != size[1]):
             got = "each image's own size" if size is None else f"{size[0]}x{size[1]}"
@@ -106,9 +106,9 @@ def from_dict(data: dict, source: str) -> External:
         >>> from_dict({"name": "hub", "external": "timm_vit"}, "hub.yaml")
         Traceback (most recent call last):
         ...
-        mobileseg.arch.schema_io.GenotypeError: hub.yaml: external: unknown network 'timm_vit'; expected one of keras_hub_segformer_b0
+        mobileseg.arch.genotype.GenotypeError: hub.yaml: external: unknown network 'timm_vit'; expected one of keras_hub_segformer_b0
     """
-    from mobileseg.arch.schema_io import GenotypeError
+    from mobileseg.arch.genotype import GenotypeError
 
     unknown = sorted(set(data) - {"name", "external", "schema_version"})
     if unknown:

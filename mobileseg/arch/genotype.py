@@ -44,6 +44,14 @@ FUSE_MODES = ("sum", "gate")
 HEAD_OPS = ("light", "mlp", "lraspp")
 
 
+class GenotypeError(ValueError):
+    """A genotype file or dict that is not a valid network; the message names file and key path.
+
+    Raised by the schema reader (`mobileseg.arch.schema_io`, where callers usually import it
+    from), the search space and the builder.
+    """
+
+
 def _choices(*values):
     return {"choices": tuple(values)}
 

@@ -19,33 +19,47 @@ Example:
     >>> loads(text, source="tiny.yaml")
     Traceback (most recent call last):
     ...
-    mobileseg.arch.schema_io.GenotypeError: tiny.yaml: branches[0].cells[1]: unknown key 'kernal'; allowed: width, kernel, stride, expansion, se, act, expanded
+    mobileseg.arch.genotype.GenotypeError: tiny.yaml: branches[0].cells[1]: unknown key 'kernal'; allowed: width, kernel, stride, expansion, se, act, expanded
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import types
 import typing
 
 import yaml
 
+from mobileseg.arch.genotype import (ATTENTION_OPS, CELL_TYPES, SCHEMA_VERSION, Branch, Cell, Genotype,
+                                     GenotypeError, Head, Ref)
 from mobileseg.atomic_write import write_atomic
 from mobileseg.bounded_yaml import check_bounds, load_yaml, read_yaml
 from mobileseg.short_repr import short_repr
-from mobileseg.arch.genotype import (
-    ATTENTION_OPS, CELL_TYPES, SCHEMA_VERSION, Branch, Cell, Genotype, Head, Ref)
-
 
 MAX_BRANCHES = 64
 MAX_CELLS = 1000
 """At most this many branches and cells in all: tens of times the largest network of the repository."""
 
-
-class GenotypeError(ValueError):
-    """A genotype file or dict that is not a valid network; the message names file and key path."""
+MAX_WIDTH = 4096
+BOUNDS: dict[str, tuple[int | float, int | float]] = {
+    "width": (1, MAX_WIDTH),  # channels of a cell or of the head (the references: at most 960)
+    "expanded": (0, 4 * MAX_WIDTH),  # an MBConv's explicit hidden width (0: width x expansion)
+    "units": (1, MAX_WIDTH),  # GFA memory units (references: 512)
+    "key_dim": (1, MAX_WIDTH),  # attention key width (references: 32)
+    "heads": (1, 64),  # attention heads (references: 8)
+    "expansion": (0.0, 16.0),  # MBConv hidden over input width (references: 6)
+    "mlp_ratio": (0.0, 16.0),  # attention FFN hidden over width (references: 6)
+    "attn_ratio": (1, 16),  # SeaFormer value width over key width (references: 2)
+    "context_size": (1, 256),  # cross-attention pooled context side (references: 12)
+    "cell": (-MAX_CELLS, MAX_CELLS),  # a reference's cell index (its range is checked by `validate`)
+}
+"""The allowed range of every number of a cell, the head and a reference, by field name, checked
+when it is read (before anything is built): far above every network of the repository, far below
+sizes that would make the builder allocate absurd tensors. A field with a fixed set of values
+(``kernel``, ``stride``, ``sr_ratio``) is bounded by that set instead."""
 
 
 def _fail(source: str, path: str, message: str):
@@ -86,6 +100,8 @@ def _convert(value, annotation, source: str, path: str):
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             _fail(source, path, f"expected a number, got {short_repr(value)}")
+        if not math.isfinite(value):
+            _fail(source, path, f"expected a finite number, got {short_repr(value)}")
         return float(value)
     if annotation is str:
         if not isinstance(value, str):
@@ -116,8 +132,20 @@ def _dataclass_from_dict(cls, data, source: str, path: str, skip: tuple[str, ...
             _fail(source, key_path, f"{short_repr(value)} is not allowed; expected one of {allowed}")
         if f.metadata.get("positive") and value <= 0:
             _fail(source, key_path, f"must be positive, got {short_repr(value)}")
+        _check_bound(f.name, value, source, key_path)
         values[f.name] = value
     return cls(**values)
+
+
+def _check_bound(name: str, value, source: str, path: str) -> None:
+    """Refuse a number outside its `BOUNDS` range, naming the file, the key path and the bound."""
+    if name not in BOUNDS or not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    low, high = BOUNDS[name]
+    if value > high:
+        _fail(source, path, f"{short_repr(value)} is above the limit: {name} is at most {high}")
+    if value < low:
+        _fail(source, path, f"{short_repr(value)} is below the limit: {name} is at least {low}")
 
 
 def _cell_from_dict(data, source: str, path: str) -> Cell:
@@ -162,7 +190,7 @@ def check_counts(data: dict, source: str = "<genotype>") -> None:
         >>> check_counts({"branches": [{"cells": [{"op": "skip"}] * 5000}]}, "huge.yaml")
         Traceback (most recent call last):
         ...
-        mobileseg.arch.schema_io.GenotypeError: huge.yaml: branches: 5000 cells in all; a network has at most 1000
+        mobileseg.arch.genotype.GenotypeError: huge.yaml: branches: 5000 cells in all; a network has at most 1000
     """
     branches = data.get("branches")
     if not isinstance(branches, list):

@@ -26,12 +26,31 @@ The search resolution is the supernet's input size (the crop); ``search_scale`` 
 the random rescaling of the augmentation, so 0.5 trains on crops of half-size images
 (the usual setting: search at half resolution, train the found network at full).
 
-Run folder (``RUN/supernet/``): ``checkpoint.npz`` holds the weights, the optimizer
-state, the epoch, the sampler's generator state and the epoch log, and is replaced
-atomically at the end of every epoch (it is the commit point); ``state.json`` says where
-the run is (also atomic). A run started again on the same folder resumes after the last
-completed epoch with the same data order (each epoch's pipeline is seeded by
-(seed, epoch), as `mobileseg.training.trainer`) and the same architecture sequence.
+Run folder (``RUN/supernet/``): ``checkpoint.npz`` is replaced atomically at the end of
+every epoch (it is the commit point); ``state.json`` says where the run is (also atomic).
+The checkpoint holds everything a step reads that changes during training:
+
+- ``w0..`` the supernet's weights (``Supernet.weights``: kernels, biases, BN scales and
+  offsets, and the BN moving statistics); header ``weights``: their paths;
+- ``o0..`` the optimizer's variables (``optimizer.variables``: the step count, which
+  also drives the learning-rate schedule, and AdamW's first and second moments);
+- ``s0..`` the states of the supernet's random generators (the Keras ``SeedGenerator`` of
+  every dropout / drop-path layer, e.g. the head's dropout: in ``Supernet.variables``
+  but not in ``Supernet.weights``); header ``seed_states``: how many;
+- header ``rng``: the state of the architecture sampler's ``np.random.Generator``;
+  ``epoch``: epochs completed; ``log``: the epoch log; ``fixed``: the settings a resumed
+  run must share (`SupernetTrainer.fixed`).
+
+The rest needs no saving: the gradient accumulators are zero between steps, and epoch
+e's batches depend on (seed, e) only: the pipeline is seeded with ``epoch_seed(seed, e)``
+(as `mobileseg.training.trainer`) under the TensorFlow global seed that `fit` sets to
+``seed``, the same however many epochs ran before, in this process or another. So a run
+started again on the same folder resumes after the last completed epoch and computes
+exactly what the uninterrupted run would have (the same data, architecture sequence,
+dropout masks and updates; the tests compare the weights bit for bit). Raising ``epochs``
+on resume is allowed but, as in `mobileseg.training`, rebuilds the learning-rate schedule
+over the new total (unless it is constant). A checkpoint written before ``seed_states``
+existed still resumes, with a warning that its dropout masks start over.
 Learning-rate schedule, optimizer and losses are those of `mobileseg.training`.
 """
 
@@ -46,6 +65,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 from tqdm.auto import tqdm
 
 from mobileseg.atomic_write import write_atomic
@@ -69,7 +89,7 @@ FOLDER = "supernet"
 CHECKPOINT = "checkpoint.npz"
 STATE = "state.json"
 CHECKPOINT_KEYS = ("epoch", "log", "fixed", "rng", "weights")
-"""The header keys of ``checkpoint.npz``."""
+"""The header keys ``checkpoint.npz`` must have (``seed_states`` too since it exists; older files lack it)."""
 
 
 def damaged_advice(folder: Path) -> str:
@@ -193,6 +213,9 @@ class SupernetTrainer:
         self.train_config = config.train_config(supernet.input_size)
         self.loss = OhemCrossEntropy(threshold=config.ohem_thresh, min_kept=self.train_config.min_kept())
         self.variables = list(supernet.trainable_variables)
+        weights = {id(v) for v in supernet.weights}
+        self.seed_states = [v for v in supernet.variables if id(v) not in weights]
+        """The supernet's state outside its weights: the ``SeedGenerator`` states of its dropout layers."""
         self._accumulators = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False) for v in self.variables]
         self.optimizer = None
         if steps_per_epoch is not None:
@@ -330,7 +353,9 @@ class SupernetTrainer:
             epoch, log = self._restore(folder / CHECKPOINT, fixed, rng)
         initial_epoch = epoch
         record_config(run_dir, "supernet", {**dataclasses.asdict(self.config), **fixed})
-        keras.utils.set_random_seed(self.config.seed)  # not seed + epoch: the data must not depend on where this process started
+        # The same global seed whatever the epoch this process starts at: the data of epoch e
+        # depend on it (and on e), never on where the run was interrupted.
+        keras.utils.set_random_seed(self.config.seed)
         while epoch < self.config.epochs:
             started = time.perf_counter()
             sums: dict[str, float] = {}
@@ -359,9 +384,10 @@ class SupernetTrainer:
 
     def _save(self, folder: Path, epoch: int, log: list[dict], rng: np.random.Generator, fixed: dict) -> None:
         meta = {"epoch": epoch, "log": log, "fixed": fixed, "rng": rng.bit_generator.state,
-                "weights": [v.path for v in self.supernet.weights]}
+                "weights": [v.path for v in self.supernet.weights], "seed_states": len(self.seed_states)}
         arrays = {f"w{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self.supernet.weights)}
         arrays.update({f"o{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self.optimizer.variables)})
+        arrays.update({f"s{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self.seed_states)})
         write_checkpoint(folder / CHECKPOINT, meta, arrays)
         self._write_state(folder, epoch, log, fixed, "running")
 
@@ -381,12 +407,34 @@ class SupernetTrainer:
         weights, optimizer_vars = self.supernet.weights, self.optimizer.variables
         if meta["weights"] != [v.path for v in weights] or f"o{len(optimizer_vars) - 1}" not in data:
             raise ResumeError(f"{path}: its weights do not match this supernet; use a new run dir")
+        seed_states = self._saved_seed_states(path, meta, data)
         for i, variable in enumerate(weights):
             variable.assign(data[f"w{i}"])
         for i, variable in enumerate(optimizer_vars):
             variable.assign(data[f"o{i}"])
+        for variable, value in zip(self.seed_states, seed_states or (), strict=seed_states is not None):
+            variable.assign(value)
         rng.bit_generator.state = meta["rng"]
         return int(meta["epoch"]), list(meta["log"])
+
+    def _saved_seed_states(self, path: Path, meta: dict, data: dict) -> list[np.ndarray] | None:
+        """The saved random-generator states, checked against `seed_states`; None from an older checkpoint.
+
+        They are matched by position (their paths depend on how many were created in the process).
+        """
+        if "seed_states" not in meta:
+            if self.seed_states:
+                logging.warning("%s: written by an older version without the dropout generators' state; resuming "
+                                "from it, but not exactly as the run would have continued (the dropout masks start "
+                                "over)", path)
+            return None
+        count = meta["seed_states"]
+        saved = [data.get(f"s{i}") for i in range(count)] if isinstance(count, int) else [None]
+        if len(saved) != len(self.seed_states) or any(
+                value is None or value.shape != tuple(v.shape) or value.dtype != np.dtype(v.dtype)
+                for value, v in zip(saved, self.seed_states)):
+            raise ResumeError(f"{path}: its random-generator states do not match this supernet; use a new run dir")
+        return saved
 
 
 def load_supernet_weights(supernet: Supernet, run_dir: str | os.PathLike) -> int:

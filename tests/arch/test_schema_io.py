@@ -1,6 +1,7 @@
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -152,3 +153,90 @@ def test_a_bad_value_is_cut_short_in_the_message():
     message = str(error.value)
     assert message.startswith("net.yaml: branches[0].cells[0].width: expected an integer, got [[8, 8,")
     assert len(message) < 300
+
+
+BOUNDED = VALID.replace("head: {", """      - {op: mbconv, width: 32, expansion: 2, expanded: 48}
+      - {op: efficient_attention, heads: 2, mlp_ratio: 2}
+      - {op: gfa_attention, heads: 2, units: 64}
+      - {op: mhsa, heads: 2, key_dim: 8}
+      - {op: sea_attention, heads: 2, key_dim: 8, attn_ratio: 2, mlp_ratio: 2}
+      - {op: cross_attention, context: {branch: main, cell: 1}, context_size: 12}
+head: {""", 1)
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("{op: conv, width: 8,", "{op: conv, width: 1000000000000,",
+     "branches[0].cells[0].width: 1000000000000 is above the limit: width is at most 4096"),
+    ("kernel: 5", "kernel: 1000000000", "branches[0].cells[1].kernel: 1000000000 is not allowed; expected one of"),
+    ("heads: 2, sr_ratio: 2", "heads: 1000000000, sr_ratio: 2",
+     "branches[0].cells[2].heads: 1000000000 is above the limit: heads is at most 64"),
+    ("sr_ratio: 2", "sr_ratio: 1000000", "branches[0].cells[2].sr_ratio: 1000000 is not allowed; expected one of"),
+    ("expansion: 3", "expansion: 1.0e+9", "branches[0].cells[1].expansion: 1000000000.0 is above the limit: "
+                                          "expansion is at most 16.0"),
+    ("expansion: 3", "expansion: .inf", "branches[0].cells[1].expansion: expected a finite number, got inf"),
+    ("expansion: 3", "expansion: .nan", "branches[0].cells[1].expansion: expected a finite number, got nan"),
+    ("expanded: 48", "expanded: 100000000", "branches[1].cells[2].expanded: 100000000 is above the limit: "
+                                            "expanded is at most 16384"),
+    ("expanded: 48", "expanded: -5", "branches[1].cells[2].expanded: -5 is below the limit: expanded is at least 0"),
+    ("heads: 2, mlp_ratio: 2}", "heads: 2, mlp_ratio: 1000}",
+     "branches[1].cells[3].mlp_ratio: 1000.0 is above the limit: mlp_ratio is at most 16.0"),
+    ("units: 64", "units: 10000000", "branches[1].cells[4].units: 10000000 is above the limit: units is at most 4096"),
+    ("{op: mhsa, heads: 2, key_dim: 8}", "{op: mhsa, heads: 2, key_dim: 100000}",
+     "branches[1].cells[5].key_dim: 100000 is above the limit: key_dim is at most 4096"),
+    ("attn_ratio: 2", "attn_ratio: 1000", "branches[1].cells[6].attn_ratio: 1000 is above the limit: "
+                                          "attn_ratio is at most 16"),
+    ("context_size: 12", "context_size: 100000", "branches[1].cells[7].context_size: 100000 is above the limit: "
+                                                 "context_size is at most 256"),
+    ("{branch: main, cell: 1}, context_size", "{branch: main, cell: -1000000000000}, context_size",
+     "branches[1].cells[7].context.cell: -1000000000000 is below the limit: cell is at least -1000"),
+    ("inputs: [{branch: main}], width: 16", "inputs: [{branch: main}], width: 1000000000000",
+     "head.width: 1000000000000 is above the limit: width is at most 4096"),
+    ("inputs: [{branch: main}]", "inputs: [{branch: main, cell: 1000000000000}]",
+     "head.inputs[0].cell: 1000000000000 is above the limit: cell is at most 1000"),
+])
+def test_every_number_of_a_cell_or_the_head_has_an_upper_bound(old, new, message):
+    assert schema_io.loads(BOUNDED, "net.yaml")  # within the bounds
+    assert old in BOUNDED
+    with pytest.raises(GenotypeError) as error:
+        schema_io.loads(BOUNDED.replace(old, new, 1), source="net.yaml")
+    assert str(error.value).startswith(f"net.yaml: {message}")
+
+
+def test_the_bounds_cover_every_numeric_field_of_the_cells_the_head_and_references():
+    import dataclasses
+    import typing
+
+    from mobileseg.arch.genotype import CELL_TYPES, Head, Ref
+
+    unbounded = []
+    for cls in (*CELL_TYPES.values(), Head, Ref):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            numeric = hints[f.name] in (int, float)
+            if numeric and "choices" not in f.metadata and f.name not in schema_io.BOUNDS and f.name != "tome_ratio":
+                unbounded.append(f"{cls.__name__}.{f.name}")  # tome_ratio: in [0, 1), checked by validate
+    assert unbounded == []
+    assert schema_io.BOUNDS["width"][1] == schema_io.MAX_WIDTH
+
+
+def test_the_repository_genotypes_and_spaces_are_within_the_bounds():
+    from mobileseg.arch.space import SearchSpace
+
+    root = Path(__file__).resolve().parents[2]
+    genotypes = sorted((root / "search_space" / "references").glob("*.yaml"))
+    genotypes += sorted((root / "benchmarks" / "results" / "genotypes").rglob("*.yaml"))
+    assert len(genotypes) >= 11
+    for path in genotypes:
+        schema_io.load(path)
+    for path in sorted((root / "search_space").glob("*.yaml")):
+        SearchSpace.load(path)
+
+
+def test_a_width_past_the_bound_exits_2_from_the_command(tmp_path):
+    bad = tmp_path / "wide.yaml"
+    bad.write_text(VALID.replace("{op: conv, width: 8,", "{op: conv, width: 1000000000000,", 1))
+    result = subprocess.run([sys.executable, "-m", "mobileseg.train", "--arch", str(bad), "--data",
+                             "synthetic:12,size=32x32", "--run_dir", str(tmp_path / "run"), "--input_size", "32x32"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"{bad}: branches[0].cells[0].width: 1000000000000 is above the limit: width is at most 4096" in result.stderr
