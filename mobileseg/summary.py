@@ -2,8 +2,8 @@
 
 Builds the network a genotype file describes and prints its parameters and
 multiply-accumulates, in total and per block; ``--json`` prints one JSON object
-(``params``, ``macs``, ``blocks``) instead. A malformed file exits non-zero with
-an error naming the file and the key path.
+(``params``, ``macs``, ``blocks``) instead. A malformed file, a bad size or class
+count is bad input: exit 2 with an error naming the file and the key path.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def main(argv: list[str]) -> int:
         summary = summarize(argv[1], FLAGS.num_classes, parse_size(FLAGS.input_size))
     except (GenotypeError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return 2
     print(json.dumps(summary) if FLAGS.json else format_summary(summary))
     return 0
 

@@ -55,8 +55,10 @@ recalibrated, validation mIoU), so `mobileseg.search.pareto.write_outputs` write
 ``arch.yaml``, ``pareto.json`` and ``pareto.png`` exactly as for NSGA-II (one trial per epoch).
 
 **Resume**: ``RUN/differentiable/checkpoint.npz`` (weights, both optimizers, logits, GCN, lambda,
-the generator's state, the candidates) is replaced atomically after every epoch, and
-``state.json`` says where the run is; the same call resumes after the last completed epoch.
+the architecture generator's state, the dropout layers' random-generator states, the candidates) is
+replaced atomically after every epoch, and ``state.json`` says where the run is; the same call
+resumes after the last completed epoch and continues exactly as the uninterrupted run would (the
+data of epoch e depend on the seed and e only; a test compares the weights bit for bit).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 from tqdm.auto import tqdm
 
 from mobileseg.arch import schema_io
@@ -451,7 +454,9 @@ class DifferentiableSearch:
             max_val_images=self.config.val_images, scale_range=self.train_config.scale_range, seed=weights.seed)
         if self.latency_scale_ms is None and epoch == 0:
             self.latency_scale_ms = self.expected_ms()
-        keras.utils.set_random_seed(weights.seed + epoch)
+        # the same global seed whatever the epoch this process starts at: epoch e's data depend
+        # on it and on e only, so a resumed search continues exactly (as `mobileseg.supernet.trainer`)
+        keras.utils.set_random_seed(weights.seed)
         while epoch < self.config.epochs:
             epoch_started = time.perf_counter()
             search_arch = epoch >= self.config.warmup
@@ -505,8 +510,10 @@ class DifferentiableSearch:
 
     # -- checkpoints -----------------------------------------------------------------------------------
     def _variables(self) -> dict[str, list]:
+        """Everything a step reads that training changes, by checkpoint prefix (``s``: the dropout
+        layers' random-generator states, absent from checkpoints written before they were kept)."""
         return {"w": list(self.supernet.weights), "o": list(self.weight_optimizer.variables),
-                "a": self.arch.variables, "q": list(self.arch_optimizer.variables)}
+                "a": self.arch.variables, "q": list(self.arch_optimizer.variables), "s": self.supernet.seed_states()}
 
     def _save(self, folder: Path, epoch: int, log: list[dict], candidates: list[dict], rng: np.random.Generator,
               fixed: dict) -> None:
@@ -532,8 +539,14 @@ class DifferentiableSearch:
             raise ResumeError(f"{path.parent} holds a differentiable search with other settings "
                               f"({'; '.join(changed)}); resume with the same settings, or use a new run dir")
         variables = self._variables()
+        if "s0" not in data and variables["s"]:
+            logging.warning("%s: written by an older version without the dropout generators' state; resuming from "
+                            "it, but not exactly as the search would have continued (the dropout masks start over)",
+                            path)
+            del variables["s"]
         if meta["weights"] != [v.path for v in self.supernet.weights] or any(
-                f"{prefix}{len(found) - 1}" not in data for prefix, found in variables.items() if found):
+                f"{prefix}{len(found) - 1}" not in data or f"{prefix}{len(found)}" in data
+                for prefix, found in variables.items() if found):
             raise ResumeError(f"{path}: its variables do not match this search; use a new run dir")
         for prefix, found in variables.items():
             for i, variable in enumerate(found):

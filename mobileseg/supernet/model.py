@@ -182,6 +182,12 @@ class Supernet(keras.Model):
         """The arch vector (an int32 tensor) of the network that ``decisions`` select in the space."""
         return ops.convert_to_tensor(self.encode(self.space.materialize(decisions)), "int32")
 
+    def seed_states(self) -> list:
+        """The supernet's state outside its weights: the ``SeedGenerator`` states of its dropout
+        layers (in ``variables``, not in ``weights``), which an exact resume must restore too."""
+        weights = {id(v) for v in self.weights}
+        return [v for v in self.variables if id(v) not in weights]
+
     def sample(self, rng: np.random.Generator) -> Genotype:
         """A uniformly sampled network of the space (`SearchSpace.sample`: validated, so buildable)."""
         return self.space.sample(rng)

@@ -213,9 +213,7 @@ class SupernetTrainer:
         self.train_config = config.train_config(supernet.input_size)
         self.loss = OhemCrossEntropy(threshold=config.ohem_thresh, min_kept=self.train_config.min_kept())
         self.variables = list(supernet.trainable_variables)
-        weights = {id(v) for v in supernet.weights}
-        self.seed_states = [v for v in supernet.variables if id(v) not in weights]
-        """The supernet's state outside its weights: the ``SeedGenerator`` states of its dropout layers."""
+        self.seed_states = supernet.seed_states()
         self._accumulators = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False) for v in self.variables]
         self.optimizer = None
         if steps_per_epoch is not None:

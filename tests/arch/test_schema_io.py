@@ -101,12 +101,12 @@ def test_dump_is_atomic_and_keeps_the_old_file_on_failure(tmp_path, monkeypatch)
     assert [p.name for p in tmp_path.iterdir()] == ["arch.yaml"]
 
 
-def test_summary_cli_exits_non_zero_on_a_malformed_file(tmp_path):
+def test_summary_cli_exits_2_on_a_malformed_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(VALID.replace("kernel: 5", "kernel: 4"))
     result = subprocess.run([sys.executable, "-m", "mobileseg.summary", str(bad), "--num_classes", "3",
                              "--input_size", "32x32"], capture_output=True, text=True)
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert f"{bad}: branches[0].cells[1].kernel: 4 is not allowed" in result.stderr
 
 
