@@ -260,6 +260,9 @@ def main() -> None:
     """Entry point of ``python -m mobileseg.bench``."""
     from absl import app, flags
 
+    from mobileseg.console import quiet_native_logs
+
+    quiet_native_logs()
     _define_flags(flags.FLAGS)
     app.run(lambda argv: run(flags.FLAGS, argv))
 

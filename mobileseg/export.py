@@ -469,8 +469,9 @@ def _labels_and_colors(source, settings: ExportSettings, num_classes: int, defau
 
 def _output_quantization(path: Path):
     from ai_edge_litert.interpreter import Interpreter
+    from mobileseg.console import quietly
 
-    runner = Interpreter(model_path=str(path)).get_signature_runner()
+    runner = quietly(Interpreter, model_path=str(path)).get_signature_runner()
     detail = next(iter(runner.get_output_details().values()))
     scale, zero_point = detail["quantization"]
     return (scale, zero_point) if scale else None
@@ -630,8 +631,11 @@ def main() -> None:
     """Entry point of ``python -m mobileseg.export``."""
     from absl import app, flags
 
+    from mobileseg.console import quiet_native_logs, run_command
+
+    quiet_native_logs()
     define_flags(flags.FLAGS)
-    app.run(lambda argv: sys.exit(run(flags.FLAGS, argv)))
+    app.run(lambda argv: sys.exit(run_command(run, flags.FLAGS, argv)))
 
 
 if __name__ == "__main__":

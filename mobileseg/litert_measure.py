@@ -138,11 +138,13 @@ def _check_positive_int(value, what: str, minimum: int = 1) -> int:
 def _make_interpreter(flatbuffer: bytes, name: str, threads: int, delegate: str):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+    from mobileseg.console import quietly
+
     kwargs = {"model_content": flatbuffer, "num_threads": threads}
     if delegate == "none":
         kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     try:
-        interpreter = Interpreter(**kwargs)
+        interpreter = quietly(Interpreter, **kwargs)
         interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as error:
         raise ValueError(f"{name}: LiteRT cannot load this model: {error}") from error

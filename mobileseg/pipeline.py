@@ -648,9 +648,12 @@ def main() -> None:
     from absl import app, flags
 
     from mobileseg.cli_flags import bad_input_parser
+    from mobileseg.console import quiet_native_logs, run_command
 
+    quiet_native_logs()
     define_flags()
-    app.run(lambda argv: sys.exit(run(flags.FLAGS, argv)), flags_parser=bad_input_parser("mobileseg.pipeline"))
+    app.run(lambda argv: sys.exit(run_command(run, flags.FLAGS, argv)),
+            flags_parser=bad_input_parser("mobileseg.pipeline"))
 
 
 if __name__ == "__main__":

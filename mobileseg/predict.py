@@ -237,6 +237,9 @@ def main() -> None:
     """Entry point of ``python -m mobileseg.predict``."""
     from absl import app, flags
 
+    from mobileseg.console import quiet_native_logs
+
+    quiet_native_logs()
     define_flags(flags.FLAGS)
     app.run(lambda argv: sys.exit(run(flags.FLAGS, argv)))
 

@@ -85,5 +85,8 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    from mobileseg.console import quiet_native_logs
+
+    quiet_native_logs()
     define_flags()
     app.run(lambda argv: sys.exit(main(argv)))

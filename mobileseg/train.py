@@ -298,8 +298,11 @@ def main() -> None:
     """Entry point of ``python -m mobileseg.train``."""
     from absl import app, flags
 
+    from mobileseg.console import quiet_native_logs, run_command
+
+    quiet_native_logs()
     define_flags()
-    app.run(lambda argv: sys.exit(run(flags.FLAGS, argv)))
+    app.run(lambda argv: sys.exit(run_command(run, flags.FLAGS, argv)))
 
 
 if __name__ == "__main__":

@@ -48,7 +48,9 @@ def grouped_double_normalization(logits, num_heads: int, epsilon: float = 1e-6):
     with one extra unit of constant logit ``log(epsilon)`` (dropped afterwards), which is
     what is computed here, exactly. Every intermediate stays in a range int8 holds,
     where the literal token softmax of a large map has values near ``1 / N`` that int8
-    (fixed scale 1/256) rounds to zero.
+    (fixed scale 1/256) rounds to zero. The extra unit is concatenated, not padded: XNNPACK
+    has no kernel for a PADV2 with a non-zero constant, and does take the concatenation (the
+    int8 export runs the LOG in float, `mobileseg.deploy.xnnpack_int8.FLOAT_ONLY_OPS`).
 
     Example:
         >>> import numpy as np
@@ -65,7 +67,8 @@ def grouped_double_normalization(logits, num_heads: int, epsilon: float = 1e-6):
     peak = ops.max(logits, axis=1, keepdims=True)
     log_total = ops.log(ops.sum(ops.exp(logits - peak), axis=1, keepdims=True)) + peak
     grouped = ops.reshape(logits - log_total, (-1, tokens, num_heads, units // num_heads))
-    grouped = ops.pad(grouped, ((0, 0), (0, 0), (0, 0), (0, 1)), constant_values=float(np.log(epsilon)))
+    extra = ops.zeros_like(grouped[..., :1]) + float(np.log(epsilon))
+    grouped = ops.concatenate([grouped, extra], axis=-1)
     return ops.cast(ops.reshape(ops.softmax(grouped, axis=-1)[..., :-1], (-1, tokens, units)), dtype)
 
 
@@ -73,8 +76,9 @@ def adaptive_max_pool(inputs, size: int):
     """``AdaptiveMaxPool2D((size, size))`` of PyTorch/Paddle on a static NHWC map, with builtin ops.
 
     Bin ``i`` of an axis of length ``L`` covers ``floor(i L / size) .. ceil((i + 1) L / size)``.
-    A map divisible by ``size`` uses one max pool; otherwise each axis gathers the rows of
-    every bin (padding short bins with their last row) and takes their max.
+    A map divisible by ``size`` uses one max pool; otherwise each axis takes the max of every
+    bin's slice and concatenates the bins (`concatenate_tree`): ops XNNPACK runs, where a
+    GATHER of the bins' rows would leave the delegate.
 
     Example:
         >>> import numpy as np
@@ -88,13 +92,30 @@ def adaptive_max_pool(inputs, size: int):
         return ops.max_pool(inputs, pool, strides=pool, padding="valid")
     x = inputs
     for axis, length in ((1, height), (2, width)):
-        starts = [(i * length) // size for i in range(size)]
-        ends = [-((-(i + 1) * length) // size) for i in range(size)]
-        span = max(end - start for start, end in zip(starts, ends))
-        index = np.array([[min(start + j, end - 1) for j in range(span)] for start, end in zip(starts, ends)],
-                         dtype="int32")
-        x = ops.max(ops.take(x, index, axis=axis), axis=axis + 1)
+        bins = [((i * length) // size, -((-(i + 1) * length) // size)) for i in range(size)]
+        cut = (lambda start, end: x[:, start:end]) if axis == 1 else (lambda start, end: x[:, :, start:end])
+        x = concatenate_tree([ops.max(cut(start, end), axis=axis, keepdims=True) for start, end in bins], axis)
     return x
+
+
+CONCAT_INPUTS = 4
+"""The most inputs of one CONCATENATION that XNNPACK delegates, measured with ai-edge-litert 2.3
+(fp32 and int8: 4 inputs run in the delegate, 6 and 12 fall back to the built-in kernel)."""
+
+
+def concatenate_tree(parts: list, axis: int):
+    """``ops.concatenate(parts, axis)`` as a tree of concatenations of at most `CONCAT_INPUTS` each.
+
+    Example:
+        >>> import numpy as np
+        >>> parts = [np.full((1, 1), i, "float32") for i in range(6)]
+        >>> np.asarray(concatenate_tree(parts, axis=1)).tolist()
+        [[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]]
+    """
+    while len(parts) > 1:
+        parts = [ops.concatenate(parts[i:i + CONCAT_INPUTS], axis=axis) if len(parts[i:i + CONCAT_INPUTS]) > 1
+                 else parts[i] for i in range(0, len(parts), CONCAT_INPUTS)]
+    return parts[0]
 
 
 @keras.saving.register_keras_serializable(package="mobileseg")

@@ -45,6 +45,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from mobileseg.console import native_log_path, native_output_to
 from mobileseg.deploy.tflite_convert import quiet_absl
 from mobileseg.deploy.xnnpack_int8 import for_xnnpack
 from mobileseg.quant.fake_quant import IMAGE_RANGE, ActivationQuantizer
@@ -250,7 +251,8 @@ def convert(model: keras.Model, mode: str = "int8", output: str = "logits", inpu
             converter.inference_input_type = tf.uint8 if input_dtype == "uint8" else tf.int8
             if output == "logits":
                 converter.inference_output_type = tf.int8
-        flatbuffer = converter.convert()
+        with native_output_to(native_log_path()):  # the converter's per-model lines
+            flatbuffer = converter.convert()
     return for_xnnpack(flatbuffer) if mode == "int8" else flatbuffer
 
 

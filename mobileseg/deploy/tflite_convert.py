@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
+from mobileseg.console import native_log_path, native_output_to, quietly
 from mobileseg.deploy.xnnpack_int8 import for_xnnpack
 
 MODES = ("fp32", "fp16", "int8")
@@ -107,7 +108,8 @@ def convert(model, mode: str = "fp32",
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
-        flatbuffer = converter.convert()
+        with native_output_to(native_log_path()):  # the converter's per-model lines
+            flatbuffer = converter.convert()
     return for_xnnpack(flatbuffer) if mode == "int8" and xnnpack_rewrite else flatbuffer
 
 
@@ -141,7 +143,7 @@ def op_names(flatbuffer: bytes) -> list[str]:
     """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interpreter = Interpreter(model_content=flatbuffer,
+    interpreter = quietly(Interpreter, model_content=flatbuffer,
                               experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     return [op["op_name"] for op in interpreter._get_ops_details()]
 
@@ -167,7 +169,7 @@ def run(flatbuffer: bytes, inputs: Sequence[np.ndarray], num_threads: int = 1) -
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    runner = Interpreter(model_content=flatbuffer, num_threads=num_threads).get_signature_runner()
+    runner = quietly(Interpreter, model_content=flatbuffer, num_threads=num_threads).get_signature_runner()
     details = runner.get_input_details()
     names = sorted(details)
     if len(names) != len(inputs):

@@ -44,7 +44,7 @@ from ai_edge_litert import schema_py_generated as schema
 FLOAT_ONLY_OPS = frozenset({
     "SOFTMAX", "HARD_SWISH", "GELU", "RELU", "RELU6", "RELU_N1_TO_1", "RSQRT", "SQRT", "EXP", "ABS", "NEG",
     "SQUARE", "FLOOR", "CEIL", "ROUND", "SIN", "COS", "AVERAGE_POOL_2D", "DIV", "MAXIMUM", "MINIMUM",
-    "SQUARED_DIFFERENCE", "PRELU",
+    "SQUARED_DIFFERENCE", "PRELU", "LOG",
 })
 """Builtin ops XNNPACK delegates on float32 tensors only (xnnpack_delegate.cc, ai-edge-litert 2.3)."""
 SCALE_RATIO_OPS = frozenset({"ADD", "SUB"})

@@ -3,11 +3,13 @@
 Every block a `LatencyTable` measures is also stored in one SQLite file in the user's cache
 folder, keyed by the device's identity (the measurement fields of its fingerprint,
 `mobileseg.latency.device.MEASUREMENT_FIELDS` and ``PHONE_FIELDS``: CPU or phone model, cores,
-runtime and its version, converter version, threads, delegate, clock) and the block's
-signature key (which ends in its quantization). A later table of the same device, in any run
-folder (a search, ``python -m mobileseg.latency build``, validation), takes its blocks from
-the cache before measuring anything; an upgrade of LiteRT or TensorFlow changes the identity,
-so nothing measured with the old runtime is reused.
+runtime and its version, converter version, threads, delegate, clock), the digest of the code
+that builds and converts a block (`code_digest`: the block layers, the builder, the converter
+and its XNNPACK rewrites) and the block's signature key (which ends in its quantization). A
+later table of the same device, in any run folder (a search, ``python -m mobileseg.latency
+build``, validation), takes its blocks from the cache before measuring anything; an upgrade of
+LiteRT or TensorFlow, or a change to how blocks are built or converted, changes the identity,
+so nothing measured before it is reused.
 
 Where: ``--latency_cache DIR`` (search, pipeline, latency), else the environment variable
 ``MOBILESEG_LATENCY_CACHE``, else ``$XDG_CACHE_HOME/mobileseg`` (``~/.cache/mobileseg``); the
@@ -62,8 +64,23 @@ class CacheError(RuntimeError):
     """The cache file cannot be opened or read; the message names it and says what to do."""
 
 
+CODE = ("blocks", "arch/builder.py", "latency/blocks.py", "deploy/tflite_convert.py", "deploy/xnnpack_int8.py")
+"""What a block's measured latency depends on in mobileseg itself (paths inside the package)."""
+
+
+def code_digest() -> str:
+    """A digest of the source of `CODE`: a change to how blocks are built or converted changes it."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for name in CODE:
+        for path in sorted((package / name).rglob("*.py")) if (package / name).is_dir() else [package / name]:
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def device_id(fingerprint: dict) -> str:
-    """A short stable id of the device a fingerprint describes (its measurement fields only).
+    """A short stable id of the device a fingerprint describes (its measurement fields only) and
+    of the code that builds and converts the blocks (`code_digest`).
 
     Example:
         >>> from mobileseg.latency.device import local_fingerprint
@@ -74,6 +91,7 @@ def device_id(fingerprint: dict) -> str:
         False
     """
     identity = {name: fingerprint.get(name, IMPLIED.get(name)) for name in MEASUREMENT_FIELDS + PHONE_FIELDS}
+    identity["mobileseg_code"] = code_digest()
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 

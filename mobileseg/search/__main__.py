@@ -825,11 +825,14 @@ def main() -> None:
     from absl import app, flags
 
     from mobileseg.cli_flags import bad_input_parser
+    from mobileseg.console import quiet_native_logs, run_command
 
+    quiet_native_logs()
     # the TFLite converter's int8 calibration still uses tf.lite.Interpreter internally
     warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
     define_flags()
-    app.run(lambda argv: sys.exit(run(flags.FLAGS, argv)), flags_parser=bad_input_parser("mobileseg.search"))
+    app.run(lambda argv: sys.exit(run_command(run, flags.FLAGS, argv)),
+            flags_parser=bad_input_parser("mobileseg.search"))
 
 
 if __name__ == "__main__":

@@ -136,3 +136,22 @@ def test_errors_name_the_bad_argument():
         CrossResolutionAttention(16).build([(None, 8, 8, 8), (None, 4, 4, 8)])
     with pytest.raises(ValueError, match="the down path makes"):
         RTFormerBlock(8, low_dim=16, num_heads=2).build([(None, 16, 16, 8), (None, 8, 8, 16)])
+
+
+@pytest.mark.parametrize("mode", ["fp32", "int8"])
+def test_an_rtformer_block_runs_in_one_xnnpack_partition(mode):
+    """No PADV2 (the double normalization's extra unit is concatenated), no GATHER (the adaptive pool of a
+    map its bins do not divide takes slices), and the LOG in float: XNNPACK runs the whole block."""
+    import keras
+
+    from mobileseg.deploy import tflite_convert
+    from mobileseg.litert_measure import measure_tflite
+
+    high, low = keras.Input((20, 20, 16), batch_size=1), keras.Input((10, 10, 24), batch_size=1)
+    block = RTFormerBlock(16, low_dim=32, num_heads=4, low_strides=2, context_size=3)
+    model = keras.Model([high, low], block([high, low]))
+    shapes = [(1, 20, 20, 16), (1, 10, 10, 24)]
+    flatbuffer = tflite_convert.convert(model, mode, representative=tflite_convert.random_representative(
+        shapes, num_samples=4))
+    record = measure_tflite(flatbuffer, threads=1, min_runs=5, max_runs=5)
+    assert (record.xnnpack_partitions, list(record.fallback_ops)) == (1, [])

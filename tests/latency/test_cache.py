@@ -61,6 +61,15 @@ def test_a_runtime_upgrade_measures_again(tmp_path):
     assert sorted(row["entries"] for row in cache.devices()) == [1, len(SIGNATURES)]
 
 
+def test_a_change_to_the_block_code_measures_again(tmp_path, monkeypatch):
+    cache = LatencyCache(tmp_path)
+    fingerprint = local_fingerprint(threads=1)
+    cache.put(fingerprint, "a|q=int8", entry(1.0))
+    assert len(cache_module.code_digest()) == 16 and cache.get(fingerprint, ["a|q=int8"])
+    monkeypatch.setattr(cache_module, "code_digest", lambda: "another version")
+    assert cache.get(fingerprint, ["a|q=int8"]) == {}
+
+
 def test_cache_folder_choice(tmp_path):
     assert default_folder({CACHE_ENV: str(tmp_path)}) == tmp_path
     assert default_folder({CACHE_ENV: "OFF"}) is None
