@@ -98,6 +98,7 @@ def _truncate(path: Path, keep: float = 0.5) -> None:
 
 
 def data_cases() -> list[Case]:
+    """``python -m mobileseg.data check``: exit 1 when it finds bad files (each named), 2 for a bad --data."""
     def check(data: Path) -> list[str]:
         return ["-m", "mobileseg.data", "check", "--data", f"camvid:{data}"]
 
@@ -134,11 +135,11 @@ def data_cases() -> list[Case]:
     return [
         Case("data: the folder does not exist", lambda f: (check(f / "nowhere"), "nowhere")),
         Case("data: an empty folder", lambda f: (check(f), str(f))),
-        Case("data: a truncated PNG image", truncated_image),
-        Case("data: a label of another size than its image", label_of_other_size),
-        Case("data: a label with class ids beyond the classes", label_ids_beyond_classes),
-        Case("data: a listing file that is not UTF-8", listing_not_utf8),
-        Case("data: a listed image missing", listed_file_missing),
+        Case("data: a truncated PNG image", truncated_image, 1),
+        Case("data: a label of another size than its image", label_of_other_size, 1),
+        Case("data: a label with class ids beyond the classes", label_ids_beyond_classes, 1),
+        Case("data: a listing file that is not UTF-8", listing_not_utf8, 1),
+        Case("data: a listed image missing", listed_file_missing, 1),
     ]
 
 
@@ -216,13 +217,14 @@ def run_folder_cases() -> list[Case]:
 
     def search_bad_size(f):
         return ["-m", "mobileseg.search", "--space", str(ROOT / "search_space/demo.yaml"), "--data",
-                f"camvid:{small_camvid(f)}", "--run_dir", str(f / "s"), "--input_size", "100x100"], "--input_size"
+                f"camvid:{small_camvid(f)}", "--run_dir", str(f / "s"), "--input_size", "100x100", "--batch_size", "2"], \
+            "--input_size"
 
     def search_corrupt_table(f):
         (f / "t.json").write_text('{"schema_version": 1, "entries": ')
         return ["-m", "mobileseg.search", "--space", str(ROOT / "search_space/demo.yaml"), "--data",
-                f"camvid:{small_camvid(f)}", "--run_dir", str(f / "s"), "--latency_backend", f"table:{f / 't.json'}"], \
-            "t.json"
+                f"camvid:{small_camvid(f)}", "--run_dir", str(f / "s"), "--latency_backend", f"table:{f / 't.json'}",
+                "--batch_size", "2"], "t.json"
 
     return [
         Case("train: the --arch file is missing",
@@ -236,7 +238,7 @@ def run_folder_cases() -> list[Case]:
         Case("evaluate: a truncated model.keras", evaluate_truncated_keras),
         Case("evaluate: a .tflite of random bytes", tflite_of_random_bytes),
         Case("bench: a text file named .tflite", bench_text_file),
-        Case("predict: an input that is not an image", predict_not_an_image),
+        Case("predict: an input that is not an image (exit 1: the others are still written)", predict_not_an_image, 1),
         Case("search: an input size that is not a multiple of the output stride", search_bad_size),
         Case("search: a truncated latency table", search_corrupt_table),
     ], locked.processes
@@ -296,7 +298,8 @@ def run_case(case: Case) -> dict:
                "names_the_culprit": culprit in console or case.rerun_succeeds,
                "files_intact": not changed or case.rerun_succeeds, "changed_files": changed if not case.rerun_succeeds
                else [], "seconds": round(time.time() - started, 1),
-               "message": (result.stderr.strip().splitlines() or [""])[-1].replace(tmp, "TMP")[:300]}
+               "message": ([line for line in (result.stderr + result.stdout).splitlines() if line.strip()] or [""])[-1]
+               .replace(tmp, "TMP")[:300]}
         row["verdict"] = ("survived" if case.rerun_succeeds and result.returncode == 0 else
                           "refused clearly" if (result.returncode == case.expected_exit and not row["traceback"]
                                                 and row["names_the_culprit"] and row["files_intact"]) else "FAILED")
