@@ -202,8 +202,9 @@ class LatencyCache:
         """Store (or replace) ``{key: TableEntry}`` for this device, in one transaction."""
         now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         device = device_id(fingerprint)
+        identity = {**fingerprint, "mobileseg_code": code_digest()}
         self._write([("INSERT OR IGNORE INTO devices VALUES (?, ?, ?)",
-                      (device, json.dumps(fingerprint, sort_keys=True), now))]
+                      (device, json.dumps(identity, sort_keys=True), now))]
                     + [("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?)",
                         (device, key, json.dumps(entry.to_dict(), sort_keys=True), now))
                        for key, entry in entries.items()])
@@ -225,11 +226,12 @@ class LatencyCache:
 
 
 def describe(fingerprint: dict) -> str:
-    """``Intel Xeon ..., ai-edge-litert 2.3.0, 1 thread(s), thread_cpu clock`` for a listing."""
+    """``Intel Xeon ..., ai-edge-litert 2.3.0, TF 2.21.0, 1 thread(s), xnnpack, thread_cpu clock, block code ...``."""
     device = fingerprint.get("model") or fingerprint.get("cpu") or "unknown device"
     return (f"{device}, {fingerprint.get('runtime', '?')} {fingerprint.get('runtime_version', '?')}, "
             f"TF {fingerprint.get('tensorflow', '?')}, {fingerprint.get('threads', '?')} thread(s), "
-            f"{fingerprint.get('delegate', 'xnnpack')}, {fingerprint.get('clock', 'wall')} clock")
+            f"{fingerprint.get('delegate', 'xnnpack')}, {fingerprint.get('clock', 'wall')} clock, "
+            f"block code {fingerprint.get('mobileseg_code', '?')}")
 
 
 def command(action: str, device: str | None = None) -> int:
