@@ -468,10 +468,9 @@ def _labels_and_colors(source, settings: ExportSettings, num_classes: int, defau
 
 
 def _output_quantization(path: Path):
-    from ai_edge_litert.interpreter import Interpreter
-    from mobileseg.console import quietly
+    from mobileseg.litert_measure import new_interpreter
 
-    runner = quietly(Interpreter, model_path=str(path)).get_signature_runner()
+    runner = new_interpreter(model_path=str(path)).get_signature_runner()
     detail = next(iter(runner.get_output_details().values()))
     scale, zero_point = detail["quantization"]
     return (scale, zero_point) if scale else None

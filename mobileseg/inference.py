@@ -347,14 +347,13 @@ class LiteRTSegmenter(Segmenter):
     backend = "litert"
 
     def __init__(self, path: Path, num_threads: int = 1):
-        from ai_edge_litert.interpreter import Interpreter
-        from mobileseg.console import quietly
+        from mobileseg.litert_measure import new_interpreter
 
         data = path.read_bytes()
         if data[4:8] != b"TFL3":
             raise ModelError(f"{path} is not a TFLite model (no 'TFL3' file identifier at bytes 4-8)")
         try:
-            self.interpreter = quietly(Interpreter, model_content=data, num_threads=num_threads)
+            self.interpreter = new_interpreter(model_content=data, num_threads=num_threads)
         except (RuntimeError, ValueError) as error:
             raise ModelError(f"{path}: LiteRT cannot load it: {error}") from None
         self.num_threads = num_threads

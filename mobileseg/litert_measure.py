@@ -135,17 +135,30 @@ def _check_positive_int(value, what: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def _make_interpreter(flatbuffer: bytes, name: str, threads: int, delegate: str):
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+def new_interpreter(**kwargs):
+    """An allocated ``ai_edge_litert.interpreter.Interpreter(**kwargs)``; what LiteRT prints while making
+    it (its notice that it created the XNNPACK delegate, on the first allocation) goes to the native log
+    (`mobileseg.console`)."""
+    from ai_edge_litert.interpreter import Interpreter
 
     from mobileseg.console import quietly
+
+    def make():
+        interpreter = Interpreter(**kwargs)
+        interpreter.allocate_tensors()
+        return interpreter
+
+    return quietly(make)
+
+
+def _make_interpreter(flatbuffer: bytes, name: str, threads: int, delegate: str):
+    from ai_edge_litert.interpreter import OpResolverType
 
     kwargs = {"model_content": flatbuffer, "num_threads": threads}
     if delegate == "none":
         kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     try:
-        interpreter = quietly(Interpreter, **kwargs)
-        interpreter.allocate_tensors()
+        interpreter = new_interpreter(**kwargs)
     except (RuntimeError, ValueError) as error:
         raise ValueError(f"{name}: LiteRT cannot load this model: {error}") from error
     for detail in interpreter.get_input_details():

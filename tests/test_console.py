@@ -18,7 +18,8 @@ branches:
       - {op: conv, width: {choice: [8, 12]}, stride: 2}
 head: {op: light, inputs: [{branch: main}], width: 8}
 """
-CHATTER = ("fully_quantize", "I0000", "W0000", "oneDNN", "cuda", "absl::InitializeLog", "To enable the following")
+CHATTER = ("fully_quantize", "I0000", "W0000", "oneDNN", "cuda", "absl::InitializeLog", "To enable the following",
+           "Created TensorFlow Lite XNNPACK delegate")
 
 
 def test_native_output_goes_to_the_log_and_python_output_to_the_console(tmp_path, capfd):

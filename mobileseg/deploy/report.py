@@ -178,7 +178,6 @@ def qat_coverage(qat_model, flatbuffer: bytes) -> dict:
         ``{"quantizers": n, "calibrated_tensors": [names], "unused_quantizers": [names]}``.
     """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    from mobileseg.console import quietly
 
     from mobileseg.quant.fake_quant import int8_parameters, quantizers
 
@@ -187,7 +186,7 @@ def qat_coverage(qat_model, flatbuffer: bytes) -> dict:
         low, high = quantizer.fixed_range or (float(quantizer.range_min.numpy()), float(quantizer.range_max.numpy()))
         if high - low > 1e-5:
             ranges[quantizer.name] = int8_parameters(low, high)
-    interpreter = quietly(Interpreter, model_content=flatbuffer,
+    interpreter = Interpreter(model_content=flatbuffer,
                               experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
 

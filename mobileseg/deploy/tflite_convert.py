@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from mobileseg.console import native_log_path, native_output_to, quietly
+from mobileseg.console import native_log_path, native_output_to
 from mobileseg.deploy.xnnpack_int8 import for_xnnpack
 
 MODES = ("fp32", "fp16", "int8")
@@ -143,7 +143,7 @@ def op_names(flatbuffer: bytes) -> list[str]:
     """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interpreter = quietly(Interpreter, model_content=flatbuffer,
+    interpreter = Interpreter(model_content=flatbuffer,
                               experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     return [op["op_name"] for op in interpreter._get_ops_details()]
 
@@ -167,9 +167,9 @@ def run(flatbuffer: bytes, inputs: Sequence[np.ndarray], num_threads: int = 1) -
         >>> bool(np.allclose(run(convert(model), [x])[0], np.maximum(x, 0)))
         True
     """
-    from ai_edge_litert.interpreter import Interpreter
+    from mobileseg.litert_measure import new_interpreter
 
-    runner = quietly(Interpreter, model_content=flatbuffer, num_threads=num_threads).get_signature_runner()
+    runner = new_interpreter(model_content=flatbuffer, num_threads=num_threads).get_signature_runner()
     details = runner.get_input_details()
     names = sorted(details)
     if len(names) != len(inputs):
