@@ -169,7 +169,9 @@ def estimate(kinds: list[str], report: dict, work_dir: Path, data: str) -> None:
             raise SystemExit(f"--estimate {kind}: expected short_train:EPOCHS or supernet:EPOCHS")
         rows = found.setdefault(kind, {})
         todo = [n for n in report["networks"] if n["name"] not in rows]
-        if name == "supernet" and todo:
+        if name == "supernet":
+            if not todo:
+                continue
             started = time.time()
             scores = supernet_scores(report["networks"], int(value), work_dir, data, report["space"])
             share = (time.time() - started) / len(scores)  # the supernet's training, shared by every network
@@ -177,7 +179,8 @@ def estimate(kinds: list[str], report: dict, work_dir: Path, data: str) -> None:
                 rows[network["name"]] = {"estimate": score, "seconds": round(share, 1),
                                          "scoring_seconds": round(seconds, 1)}
             write_atomic(ESTIMATES, json.dumps(found, indent=2) + "\n")
-        for network in todo if name == "short_train" else []:
+            continue
+        for network in todo:
             started = time.time()
             score = short_train(network, int(value), work_dir, data)
             rows[network["name"]] = {"estimate": score, "seconds": round(time.time() - started, 1)}
@@ -185,7 +188,7 @@ def estimate(kinds: list[str], report: dict, work_dir: Path, data: str) -> None:
             print(f"{kind} {network['name']}: {100 * score:.1f}", flush=True)
 
 
-def write_report(report: dict, latency: str) -> dict:
+def write_report(report: dict, latency: str, num_classes: int) -> dict:
     """Every estimate's rank agreement with the trained networks; the headline chosen on val."""
     import numpy as np
     from rank_stats import kendall_tau_b, permutation_p, spearman_rho
@@ -200,7 +203,7 @@ def write_report(report: dict, latency: str) -> dict:
         from mobileseg.latency.blocks import signatures_of
         from mobileseg.latency.predictor import latency_model_from_spec
 
-        model = latency_model_from_spec(latency, lambda g: signatures_of(g, _size(SIZE), 11))
+        model = latency_model_from_spec(latency, lambda g: signatures_of(g, _size(SIZE), num_classes))
         predicted = {n["name"]: round(float(model.latency_ms(schema_io.load(ROOT / n["genotype"]))), 3)
                      for n in report["networks"]}
     found = json.loads(ESTIMATES.read_text()) if ESTIMATES.is_file() else {}
@@ -268,7 +271,7 @@ def main() -> int:
         estimate(args.estimate, report, args.work_dir, args.data)
         return 0
     if args.stage == "report":
-        out = write_report(report, args.latency)
+        out = write_report(report, args.latency, open_source(args.data).num_classes)
         print(f"{out['estimate']}: Kendall tau {out['kendall_tau']:.2f} (p {out['p_value']:.3f}) over "
               f"{out['n_networks']} networks, {out['estimate_seconds_per_network']:.0f} s per network -> {REPORT}")
         return 0

@@ -1,7 +1,7 @@
 """A clean console: TensorFlow's and the TFLite converter's native chatter kept out of it.
 
 TensorFlow's C++ code prints info and warning lines on the process's stderr (and, before its
-logging is set up, notices about oneDNN, CUDA stubs and CPU instructions), and the TFLite
+logging is set up, notices about oneDNN, missing CUDA drivers and CPU instructions), and the TFLite
 converter prints one line per conversion (``fully_quantize: 0, inference_type: 6, ...``):
 nothing a user can act on, mixed into the progress bars. Every command calls
 `quiet_native_logs` before TensorFlow is imported: TensorFlow's C++ logging goes down to

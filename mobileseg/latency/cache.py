@@ -37,6 +37,7 @@ Example:
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 import os
@@ -68,8 +69,10 @@ CODE = ("blocks", "arch/builder.py", "latency/blocks.py", "deploy/tflite_convert
 """What a block's measured latency depends on in mobileseg itself (paths inside the package)."""
 
 
+@functools.lru_cache(maxsize=1)
 def code_digest() -> str:
-    """A digest of the source of `CODE`: a change to how blocks are built or converted changes it."""
+    """A digest of the source of `CODE`: a change to how blocks are built or converted changes it
+    (read once per process: the source does not change while it runs)."""
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
     for name in CODE:
@@ -128,10 +131,15 @@ def open_default() -> LatencyCache | None:
     try:
         return LatencyCache(folder)
     except CacheError as error:
-        if str(error) not in _warned:
-            _warned.add(str(error))
-            print(f"warning: {error}; going on without the latency cache", file=sys.stderr)
+        warn_once(error)
         return None
+
+
+def warn_once(error: CacheError) -> None:
+    """Say, once per process and problem, that the work goes on without the cache."""
+    if str(error) not in _warned:
+        _warned.add(str(error))
+        print(f"warning: {error}; going on without the latency cache", file=sys.stderr)
 
 
 class LatencyCache:

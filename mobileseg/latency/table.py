@@ -33,7 +33,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 
 from mobileseg.atomic_write import write_atomic
-from mobileseg.latency.cache import CacheError, open_default
+from mobileseg.latency.cache import CacheError, open_default, warn_once
 from mobileseg.latency.device import fingerprint_mismatch, local_fingerprint
 from mobileseg.latency.overhead import Overhead
 from mobileseg.latency.signature import QUANTIZATIONS, BlockSignature
@@ -391,8 +391,8 @@ class LatencyTable:
         except CacheError as error:
             self._drop_cache(error)
 
-    def _drop_cache(self, error: Exception) -> None:
-        print(f"warning: {error}; going on without the latency cache", file=sys.stderr)
+    def _drop_cache(self, error: CacheError) -> None:
+        warn_once(error)
         self.cache = None
 
     @staticmethod
