@@ -7,7 +7,7 @@ export KERAS_BACKEND := tensorflow
 export TF_CPP_MIN_LOG_LEVEL := 3
 export CUDA_VISIBLE_DEVICES :=
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv system_packages clean
 
 venv: $(VENV)/.installed
 
@@ -18,8 +18,11 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
-test: venv
+test: venv system_packages
 	$(PY) -m pytest -n 2 --durations=15
+
+system_packages:
+	bash .ci/system_packages.sh
 
 # The whole flow on 64 synthetic street scenes and the demo space, in minutes: latency table,
 # supernet, NSGA-II search, training, QAT int8 export, LiteRT benchmark (mobileseg/pipeline.py).
