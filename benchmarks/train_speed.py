@@ -13,7 +13,15 @@ logging are not counted; the ``details`` say how long whole epochs took). Varian
 - levers, each ``now`` with one lever taken back: ``loss_stride_1`` (the loss on every
   pixel), ``no_image_cache`` (images decoded every epoch), ``keras_batchnorm`` (Keras'
   unfused batch normalization), ``exact_ohem`` (main's OHEM: a sort of every pixel and a
-  gather), ``mixed_bfloat16`` (``now`` under Keras' mixed_bfloat16 policy).
+  gather), ``mixed_bfloat16`` (``now`` with ``--precision mixed_bfloat16``: float32
+  weights, bfloat16 compute, issue 20).
+
+Every ``mobileseg.train`` run validates at its last epoch, so each row also gives the val
+mIoU after the same epochs (``val_miou``); ``--int8`` also exports each of them to int8
+(post-training, ``mobileseg.export --target cpu-int8 --qat_epochs 0``) and scores that file on
+the val split (``int8_val_miou``): the precision a network trained in must not change its int8
+file. ``--merge`` replaces only the rows of the variants run now in an existing results file
+(their provenance goes into ``merged_runs``), so a lever can be measured again alone.
 
 Variants run one at a time, in an order that alternates between networks, so that load
 from elsewhere falls on all of them alike. Writes ``benchmarks/results/train_speed.json``.
@@ -42,12 +50,11 @@ LEVERS = {
     "no_image_cache": ["--cache_images", "no"],
     "keras_batchnorm": [],
     "exact_ohem": [],
-    "mixed_bfloat16": [],
+    "mixed_bfloat16": ["--precision", "mixed_bfloat16"],
 }
 PATCHES = {
     "keras_batchnorm": "import mobileseg.blocks.batch_norm as m; m.BatchNorm._fused = lambda *a: False",
     "exact_ohem": "import mobileseg.training.losses as m; m.ohem_cross_entropy = exact_ohem",
-    "mixed_bfloat16": "import keras; keras.mixed_precision.set_global_policy('mixed_bfloat16')",
 }
 VARIANTS = ("main_before", "plain_keras_fit", "now", *LEVERS)
 
@@ -79,7 +86,7 @@ def train_command(variant: str, arch: Path, run_dir: Path, args) -> list[str]:
     """The command line that trains one variant."""
     flags = ["--arch", str(arch), "--data", f"camvid:{CAMVID}", "--run_dir", str(run_dir),
              "--input_size", args.input_size, "--batch_size", str(args.batch_size), "--epochs", str(args.epochs),
-             "--verbose", "0", "--notensorboard", *LEVERS.get(variant, [])]
+             "--val_every", str(args.epochs), "--verbose", "0", "--notensorboard", *LEVERS.get(variant, [])]
     if variant == "plain_keras_fit":
         return [sys.executable, __file__, "--plain", str(arch), "--run_dir", str(run_dir),
                 "--input_size", args.input_size, "--batch_size", str(args.batch_size), "--epochs", str(args.epochs)]
@@ -111,11 +118,40 @@ def run_variant(variant: str, arch: Path, args) -> dict:
     entry = last_epoch(run_dir)
     row = {"arch": arch.stem, "input_size": args.input_size, "batch": args.batch_size, "variant": variant,
            "images_per_second": round(entry["images_per_second"], 2)}
+    if entry.get("val_miou") is not None:
+        row.update(epochs=entry["epoch"], val_miou=round(entry["val_miou"], 4))
+        if args.int8:
+            row["int8_val_miou"] = int8_val_miou(run_dir, cwd, env)
     detail = {**row, "epoch_seconds": entry.get("epoch_seconds"), "train_seconds": entry.get("train_seconds"),
               "val_seconds": entry.get("val_seconds"), "wall_seconds": round(time.time() - started, 1),
               "command": " ".join(command), "cwd": str(cwd.relative_to(ROOT))}
     print(f"{arch.stem:28s} {variant:16s} {row['images_per_second']:6.2f} images/s", flush=True)
     return {"row": row, "detail": detail}
+
+
+def int8_val_miou(run_dir: Path, cwd: Path, env: dict) -> float:
+    """Export a trained run to int8 (post-training) and score the file on the val split."""
+    data = f"camvid:{CAMVID}"
+    int8, scores = run_dir / "export" / "model_int8.tflite", run_dir / "val_int8.json"
+    export = [sys.executable, "-m", "mobileseg.export", "--run_dir", str(run_dir), "--data", data,
+              "--target", "cpu-int8", "--qat_epochs", "0", "--noevaluate", "--seed", "0"]
+    evaluate = [sys.executable, "-m", "mobileseg.evaluate", "--model", str(int8), "--data", data,
+                "--split", "val", "--out", str(scores), "--noprogress"]
+    for command in (export, evaluate):
+        result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+        if result.returncode and not (command is export and int8.is_file()):  # a failed profile check still writes
+            raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return round(json.loads(scores.read_text())["miou"], 4)
+
+
+def merged(report: dict, out: Path, variants: list[str]) -> dict:
+    """``report`` with the rows of an existing ``out`` for the variants not run now kept first."""
+    old = json.loads(out.read_text())
+    kept = [r for r in old["rows"] if r["variant"] not in variants]
+    runs = old.pop("merged_runs", [])
+    runs.append({key: report[key] for key in ("command", "load_average", "epochs", "wall_seconds")})
+    details = [d for d in old["details"] if d["variant"] not in variants]
+    return {**old, "rows": kept + report["rows"], "details": details + report["details"], "merged_runs": runs}
 
 
 def plain_fit(arch: Path, run_dir: Path, input_size: str, batch_size: int, epochs: int) -> None:
@@ -178,6 +214,8 @@ def main() -> int:
     parser.add_argument("--before", default="4a8d0cc", help="the commit main_before runs")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "train_speed")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "train_speed.json")
+    parser.add_argument("--int8", action="store_true", help="also the int8 file's val mIoU of each run")
+    parser.add_argument("--merge", action="store_true", help="replace only the variants run now in --out")
     parser.add_argument("--plain", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--run_dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -205,6 +243,8 @@ def main() -> int:
                                "after": [round(x, 2) for x in os.getloadavg()]},
               "before_commit": args.before, "epochs": args.epochs, "wall_seconds": round(time.time() - started),
               "details": [r["detail"] for r in results]}
+    if args.merge and args.out.is_file():
+        report = merged(report, args.out, variants)
     write_atomic(args.out, json.dumps(report, indent=2) + "\n")
     return 0
 
