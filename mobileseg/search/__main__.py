@@ -126,7 +126,7 @@ FLAG_NAMES = (
     "space", "data", "run_dir", "input_size", "target_latency_ms", "latency_backend", "serial", "adb", "threads",
     "clock", "stage", "budget", "population", "generations", "seed", "storage", "study_name", "supernet_epochs",
     "steps_per_epoch", "batch_size", "search_scale", "val_images", "calib_batches", "references", "progress",
-    "strategy", "gcn", "latency_cache",
+    "strategy", "gcn", "latency_cache", "precision",
 )
 """Every flag of the command, in the order config.yaml lists them."""
 BUDGET_FLAGS = ("supernet_epochs", "population", "generations", "calib_batches", "references")
@@ -141,6 +141,7 @@ def define_flags(flag_values=None) -> None:
 
     from mobileseg.data.sources import DATA_FLAG_HELP
     from mobileseg.search import budget
+    from mobileseg.training.trainer import PRECISIONS
 
     fv = flags.FLAGS if flag_values is None else flag_values
     flags.DEFINE_string("space", None, "Search space YAML file, e.g. search_space/default.yaml.", flag_values=fv)
@@ -190,6 +191,9 @@ def define_flags(flag_values=None) -> None:
     flags.DEFINE_integer("steps_per_epoch", None, "At most this many supernet steps per epoch (default: one pass "
                          "over the training images).", flag_values=fv)
     flags.DEFINE_integer("batch_size", 8, "Images per supernet step and per calibration batch.", flag_values=fv)
+    flags.DEFINE_enum("precision", "float32", list(PRECISIONS), "Keras dtype policy the supernet trains under "
+                      "(mixed_bfloat16: bfloat16 compute, float32 weights and loss; slower on this CPU, see the "
+                      "README). Networks are scored in float32 either way.", flag_values=fv)
     flags.DEFINE_float("search_scale", None, "Scales the training images' random rescaling (default: input size "
                        "over the data set's image size).", flag_values=fv)
     flags.DEFINE_integer("val_images", None, "Proxy mIoU on at most this many validation images (default: all).",
@@ -236,7 +240,7 @@ class Plan:
         f = self.flags
         return SupernetTrainConfig(epochs=f.supernet_epochs, batch_size=f.batch_size,
                                    steps_per_epoch=f.steps_per_epoch, search_scale=f.search_scale, seed=f.seed,
-                                   verbose=f.progress)
+                                   precision=f.precision, verbose=f.progress)
 
     def proxy(self, supernet_epoch: int) -> dict:
         """What the study's scores depend on besides the space (a continued study must match)."""
@@ -399,7 +403,7 @@ def _check_differentiable_dir(plan: Plan) -> None:
     f = plan.flags
     ours = {"space": str(plan.space.source), "input_size": list(plan.input_size),
             "num_classes": plan.source.num_classes, "data": plan.source.spec, "batch_size": f.batch_size,
-            "seed": f.seed, "search_scale": f.search_scale, "gcn": f.gcn}
+            "seed": f.seed, "search_scale": f.search_scale, "gcn": f.gcn, "precision": f.precision}
     changed = resume_conflicts(state["fixed"], ours)
     if changed:
         raise BadInput(f"--run_dir {plan.run_dir}: its {FOLDER} search ran with other settings "
@@ -419,9 +423,10 @@ def _check_run_dir(plan: Plan) -> int:
     if state is not None:
         ours = {"space": str(plan.space.source), "input_size": list(plan.input_size),
                 "num_classes": plan.source.num_classes, "data": plan.source.spec, "batch_size": f.batch_size,
-                "seed": f.seed, "search_scale": f.search_scale}
-        changed = [f"{key} {state['fixed'].get(key)!r} -> {value!r}" for key, value in ours.items()
-                   if state["fixed"].get(key) != value]
+                "seed": f.seed, "search_scale": f.search_scale, "precision": f.precision}
+        theirs = {"precision": "float32", **state["fixed"]}  # supernets before --precision trained in float32
+        changed = [f"{key} {theirs.get(key)!r} -> {value!r}" for key, value in ours.items()
+                   if theirs.get(key) != value]
         if changed:
             raise BadInput(f"--run_dir {plan.run_dir}: its supernet was trained with other settings "
                            f"({'; '.join(changed)}); use the same flags or a new --run_dir")
@@ -639,14 +644,20 @@ def _supernet_stage(plan: Plan, state: RunState):
 
     from mobileseg.supernet.model import Supernet
     from mobileseg.supernet.trainer import FOLDER, SupernetTrainer, load_supernet_weights
+    from mobileseg.training.trainer import dtype_policy
 
     started = time.perf_counter()
     keras.utils.set_random_seed(plan.flags.seed)
-    supernet = Supernet(plan.space, plan.source.num_classes, plan.input_size)
     if plan.flags.stage == "search":
+        supernet = Supernet(plan.space, plan.source.num_classes, plan.input_size)
         return supernet, load_supernet_weights(supernet, plan.run_dir)
+    with dtype_policy(plan.flags.precision):  # its layers compute in the policy's dtype
+        supernet = Supernet(plan.space, plan.source.num_classes, plan.input_size)
     trainer = SupernetTrainer(supernet, plan.supernet_config())
     result = trainer.fit(plan.source, plan.run_dir, np.random.default_rng(plan.flags.seed))
+    if supernet.compute_dtype != "float32":  # networks are scored in float32, as a --stage search run does
+        supernet = Supernet(plan.space, plan.source.num_classes, plan.input_size)
+        load_supernet_weights(supernet, plan.run_dir)
     trained = result.epoch - result.initial_epoch
     done = (f"trained {trained} epoch{'s' * (trained != 1)}" if trained else "already trained") + \
         f", {result.epoch} in all"
@@ -690,11 +701,13 @@ def _differentiable_stage(plan: Plan, state: RunState):
 
     from mobileseg.search.differentiable import DifferentiableConfig, DifferentiableSearch
     from mobileseg.supernet.model import Supernet
+    from mobileseg.training.trainer import dtype_policy
 
     started = time.perf_counter()
     f = plan.flags
     keras.utils.set_random_seed(f.seed)
-    supernet = Supernet(plan.space, plan.source.num_classes, plan.input_size)
+    with dtype_policy(f.precision):
+        supernet = Supernet(plan.space, plan.source.num_classes, plan.input_size)
     config = DifferentiableConfig(plan.supernet_config(), gcn=f.gcn, target_latency_ms=f.target_latency_ms,
                                   calib_batches=f.calib_batches, val_images=f.val_images)
     search = DifferentiableSearch(supernet, plan.latency, config)

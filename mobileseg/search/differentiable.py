@@ -407,7 +407,7 @@ class DifferentiableSearch:
         return {"space": str(self.supernet.space.source), "input_size": list(self.supernet.input_size),
                 "num_classes": self.supernet.num_classes, "data": source.spec, "train_pairs": train_pairs,
                 "batch_size": weights.batch_size, "seed": weights.seed, "search_scale": weights.search_scale,
-                "gcn": self.config.gcn, "points": len(self.choices.points),
+                "gcn": self.config.gcn, "precision": weights.precision, "points": len(self.choices.points),
                 "weights": len(self.supernet.weights)}
 
     def fit(self, source: SegmentationSource, run_dir: str | os.PathLike, rng: np.random.Generator,
@@ -560,6 +560,7 @@ class DifferentiableSearch:
 
 def resume_conflicts(stored: dict, ours: dict) -> list[str]:
     """``key old -> new`` for every fixed setting of ``ours`` that differs from the stored run's."""
+    stored = {"precision": "float32", **stored}  # runs before --precision trained in float32
     return [f"{key} {stored.get(key)!r} -> {value!r}" for key, value in ours.items() if stored.get(key) != value]
 
 

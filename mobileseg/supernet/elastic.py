@@ -27,6 +27,12 @@ width is zero, everywhere. Concretely:
 - a residual that a narrow variant has and the widest has not (MBConv with equal input
   and output widths) is a 0/1 tensor.
 
+Under a mixed precision policy (issue 20) the supernet computes in its compute dtype: Keras
+casts its float32 weights when they are read inside ``Supernet.call``, the masks are made in the
+dtype of the tensor they multiply, and what is numerically sensitive runs in float32 and says so:
+batch-norm and layer-norm statistics and their moving averages (float32 variables), every
+softmax (`softmax_float32`), RTFormer's double normalization and token matching (their blocks').
+
 With the same weights, a variant computed here equals `build_model` of that variant with
 the first channels copied in (`mobileseg.supernet.extract`), in inference and training
 mode alike. The supernet tests check it op by op.
@@ -39,6 +45,7 @@ from typing import NamedTuple
 import keras
 from keras import ops
 
+from mobileseg.blocks.activations import softmax_float32
 from mobileseg.blocks.conv import zoomed_size
 from mobileseg.blocks.fusion import resize_to
 from mobileseg.blocks.gfa_attention import adaptive_max_pool, grouped_double_normalization
@@ -63,25 +70,25 @@ class CellArgs(NamedTuple):
     context_width: object
 
 
-def width_mask(active, size: int):
-    """float32 ``(size,)``: 1 for the first ``active`` channels, 0 after.
+def width_mask(active, size: int, dtype="float32"):
+    """``(size,)`` of ``dtype``: 1 for the first ``active`` channels, 0 after.
 
     Example:
         >>> ops.convert_to_numpy(width_mask(2, 4)).tolist()
         [1.0, 1.0, 0.0, 0.0]
     """
-    return ops.cast(ops.arange(size) < ops.cast(active, "int32"), "float32")
+    return ops.cast(ops.arange(size) < ops.cast(active, "int32"), dtype)
 
 
-def kernel_mask(active, size: int):
-    """float32 ``(size, size)``: 1 on the centred ``active x active`` square.
+def kernel_mask(active, size: int, dtype="float32"):
+    """``(size, size)`` of ``dtype``: 1 on the centred ``active x active`` square.
 
     Example:
         >>> ops.convert_to_numpy(kernel_mask(3, 5))[0].tolist(), ops.convert_to_numpy(kernel_mask(3, 5))[1].tolist()
         ([0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 1.0, 1.0, 0.0])
     """
     offset = ops.abs(ops.arange(size) - size // 2)
-    line = ops.cast(offset <= ops.cast(active, "int32") // 2, "float32")
+    line = ops.cast(offset <= ops.cast(active, "int32") // 2, dtype)
     return line[:, None] * line[None, :]
 
 
@@ -100,8 +107,15 @@ def _masked(x, mask):
     return x if mask is None else x * mask
 
 
+def _float32(value):
+    return None if value is None else ops.cast(value, "float32")
+
+
 def batch_norm(bn: keras.layers.BatchNormalization, x, mask, training: bool, momentum=None):
     """Keras' batch norm over the last axis, updating moving statistics of active channels only.
+
+    Computed in float32 under any policy (the statistics are float32 variables), returned in
+    ``x``'s dtype.
 
     Args:
         bn: the (widest) layer whose variables are used.
@@ -110,6 +124,7 @@ def batch_norm(bn: keras.layers.BatchNormalization, x, mask, training: bool, mom
         training: batch statistics (and moving-average updates) or moving statistics.
         momentum: None for the layer's, else a float32 scalar tensor (0 takes the batch's).
     """
+    dtype, x = x.dtype, ops.cast(x, "float32")
     if training and bn.trainable:
         axes = list(range(len(x.shape) - 1))
         mean, variance = ops.moments(x, axes=axes)
@@ -123,25 +138,29 @@ def batch_norm(bn: keras.layers.BatchNormalization, x, mask, training: bool, mom
         bn.moving_variance.assign(new_variance)
     else:
         mean, variance = bn.moving_mean, bn.moving_variance
-    return ops.batch_normalization(x, mean, variance, axis=-1, offset=bn.beta, scale=bn.gamma, epsilon=bn.epsilon)
+    y = ops.batch_normalization(x, mean, variance, axis=-1, offset=_float32(bn.beta), scale=_float32(bn.gamma),
+                                epsilon=bn.epsilon)
+    return ops.cast(y, dtype)
 
 
 def layer_norm(ln: keras.layers.LayerNormalization, x, mask, count):
-    """Layer norm over the first ``count`` channels (the rest come out 0)."""
+    """Layer norm over the first ``count`` channels (the rest come out 0), computed in float32."""
     if mask is None:
         return ln(x)
+    dtype, x, mask = x.dtype, ops.cast(x, "float32"), ops.cast(mask, "float32")
     count = ops.cast(count, "float32")
     mean = ops.sum(x * mask, axis=-1, keepdims=True) / count
     centered = (x - mean) * mask
     variance = ops.sum(centered * centered, axis=-1, keepdims=True) / count
-    return (centered * ops.rsqrt(variance + ln.epsilon) * ln.gamma + ln.beta) * mask
+    y = (centered * ops.rsqrt(variance + ln.epsilon) * _float32(ln.gamma) + _float32(ln.beta)) * mask
+    return ops.cast(y, dtype)
 
 
 def conv2d(layer: keras.layers.Conv2D, x, kernel=None):
     """A Conv2D's computation; ``kernel`` (the active size) centre-masks its kernel."""
     weights = layer.kernel
     if kernel is not None:
-        weights = weights * kernel_mask(kernel, layer.kernel_size[0])[:, :, None, None]
+        weights = weights * kernel_mask(kernel, layer.kernel_size[0], weights.dtype)[:, :, None, None]
     y = ops.conv(x, weights, strides=layer.strides, padding=layer.padding, dilation_rate=layer.dilation_rate)
     return y + layer.bias if layer.use_bias else y
 
@@ -150,7 +169,7 @@ def depthwise_conv2d(layer: keras.layers.DepthwiseConv2D, x, kernel=None):
     """A DepthwiseConv2D's computation; ``kernel`` (the active size) centre-masks its kernel."""
     weights = layer.kernel
     if kernel is not None:
-        weights = weights * kernel_mask(kernel, layer.kernel_size[0])[:, :, None, None]
+        weights = weights * kernel_mask(kernel, layer.kernel_size[0], weights.dtype)[:, :, None, None]
     y = ops.depthwise_conv(x, weights, strides=layer.strides, padding=layer.padding,
                            dilation_rate=layer.dilation_rate)
     return y + layer.bias if layer.use_bias else y
@@ -167,12 +186,12 @@ def conv_bn_act(block, x, mask, training, momentum=None, kernel=None):
     return _masked(block._activation(y), mask)
 
 
-def head_layout(active, heads: int, wide: int):
+def head_layout(active, heads: int, wide: int, dtype="float32"):
     """Index maps between a narrow head layout (``active / heads`` per head) and the wide one.
 
     Returns:
         (to_wide, to_wide_valid, to_narrow, to_narrow_valid): gather indices over the
-        channel axis and 0/1 masks; ``gather(x, to_wide) * to_wide_valid`` puts narrow
+        channel axis and 0/1 masks of ``dtype``; ``gather(x, to_wide) * to_wide_valid`` puts narrow
         channel ``j * d + o`` at wide position ``j * D + o``.
 
     Example:
@@ -188,7 +207,7 @@ def head_layout(active, heads: int, wide: int):
     to_wide = ops.where(to_wide_valid, head * narrow_head + offset, 0)
     to_narrow_valid = position < ops.cast(active, "int32")
     to_narrow = ops.where(to_narrow_valid, (position // narrow_head) * wide_head + position % narrow_head, 0)
-    return (to_wide, ops.cast(to_wide_valid, "float32"), to_narrow, ops.cast(to_narrow_valid, "float32"))
+    return (to_wide, ops.cast(to_wide_valid, dtype), to_narrow, ops.cast(to_narrow_valid, dtype))
 
 
 def _gather_channels(x, index, valid):
@@ -216,13 +235,13 @@ def run_cell(op: str, layer, x, context, args: CellArgs, training, momentum=None
     if op == "skip":
         return x
     if op == "conv":
-        return conv_bn_act(layer, x, width_mask(args.out_width, layer.filters), training, momentum, kernel)
+        return conv_bn_act(layer, x, width_mask(args.out_width, layer.filters, x.dtype), training, momentum, kernel)
     if op == "mbconv":
         return _mbconv(layer, x, args, training, momentum, kernel)
     if op == "zoomed_conv":
         return _zoomed_conv(layer, x, args, training, momentum, kernel)
     if op == "patch_embed":
-        mask = width_mask(args.out_width, layer.filters)
+        mask = width_mask(args.out_width, layer.filters, x.dtype)
         return layer_norm(layer.norm, conv2d(layer.proj, x, kernel), mask, args.out_width)
     if op == "sea_attention":
         return _sea_attention(layer, x, args, training, momentum)
@@ -240,7 +259,7 @@ def run_cell(op: str, layer, x, context, args: CellArgs, training, momentum=None
 
 
 def _mbconv(layer, x, args, training, momentum, kernel):
-    hidden = width_mask(args.hidden, layer.hidden_filters)
+    hidden = width_mask(args.hidden, layer.hidden_filters, x.dtype)
     h = x
     if layer.expand is not None:
         h = conv_bn_act(layer.expand, h, hidden, training, momentum)
@@ -248,17 +267,17 @@ def _mbconv(layer, x, args, training, momentum, kernel):
     if layer.se is not None:
         se = layer.se
         scale = ops.mean(h, axis=(1, 2), keepdims=True)
-        scale = se._activation(se.reduce(scale)) * width_mask(args.se, se.reduced_filters)
+        scale = se._activation(se.reduce(scale)) * width_mask(args.se, se.reduced_filters, x.dtype)
         h = h * se._gate(se.expand(scale))
-    out = conv_bn_act(layer.project, h, width_mask(args.out_width, layer.filters), training, momentum)
+    out = conv_bn_act(layer.project, h, width_mask(args.out_width, layer.filters, x.dtype), training, momentum)
     if layer.strides == 1:
-        out = out + fit_channels(x, layer.filters) * ops.cast(args.residual, "float32")
+        out = out + fit_channels(x, layer.filters) * ops.cast(args.residual, x.dtype)
     return out
 
 
 def _zoomed_conv(layer, x, args, training, momentum, kernel):
     height, width = x.shape[1], x.shape[2]
-    mask = width_mask(args.out_width, layer.filters)
+    mask = width_mask(args.out_width, layer.filters, x.dtype)
     y = ops.image.resize(x, zoomed_size(height, width), interpolation="bilinear")
     y = conv_bn_act(layer.conv, y, mask, training, momentum, kernel)
     if layer.strides == 1:
@@ -269,7 +288,7 @@ def _zoomed_conv(layer, x, args, training, momentum, kernel):
 def _sea_attention(layer, x, args, training, momentum):
     attn, mlp = layer.attn, layer.mlp
     height, width = x.shape[1], x.shape[2]
-    dim = width_mask(args.in_width, layer.dim)
+    dim = width_mask(args.in_width, layer.dim, x.dtype)
     q = conv_bn_act(attn.to_q, x, None, training, momentum)
     k = conv_bn_act(attn.to_k, x, None, training, momentum)
     v = conv_bn_act(attn.to_v, x, None, training, momentum)
@@ -285,7 +304,7 @@ def _sea_attention(layer, x, args, training, momentum):
     column = conv_bn_act(attn.proj_encode_column, attn._activation(column), None, training, momentum)
     out = conv_bn_act(attn.proj, attn._activation(v + (row + column)), dim, training, momentum)
     x = x + keras.activations.hard_sigmoid(out) * detail
-    hidden = width_mask(args.hidden, mlp.hidden_dim)
+    hidden = width_mask(args.hidden, mlp.hidden_dim, x.dtype)
     h = conv_bn_act(mlp.fc1, x, hidden, training, momentum)
     h = mlp._activation(depthwise_conv2d(mlp.dwconv, h)) * hidden
     return x + conv_bn_act(mlp.fc2, h, dim, training, momentum)
@@ -301,7 +320,7 @@ def _gfa_attention(layer, x, args, training, momentum):
     if layer.shortcut_conv is not None:
         raise ValueError("a supernet GFABlock keeps its width (no shortcut conv)")
     attn = layer.attn
-    dim = width_mask(args.in_width, layer.dim)
+    dim = width_mask(args.in_width, layer.dim, x.dtype)
     h = conv2d(attn.key_memory, batch_norm(attn.norm, x, dim, training, momentum) * dim)
     height, width = h.shape[1], h.shape[2]
     weights = grouped_double_normalization(ops.reshape(h, (-1, height * width, attn.units)), attn.num_heads)
@@ -314,8 +333,8 @@ def _cross_attention(layer, x, context, args, training, momentum):
     attn = layer.cross_attn
     height, width = x.shape[1], x.shape[2]
     dim_size = layer.dim
-    dim = width_mask(args.in_width, dim_size)
-    context_mask = width_mask(args.context_width, context.shape[-1])
+    dim = width_mask(args.in_width, dim_size, x.dtype)
+    context_mask = width_mask(args.context_width, context.shape[-1], x.dtype)
     keys_count = attn.context_size ** 2
     kv = batch_norm(attn.context_norm, context, context_mask, training, momentum) * context_mask
     kv = conv2d(attn.context_kv, adaptive_max_pool(kv, attn.context_size))
@@ -324,7 +343,7 @@ def _cross_attention(layer, x, context, args, training, momentum):
     queries = batch_norm(attn.norm, x, dim, training, momentum) * dim
     queries = ops.reshape(queries, (-1, height * width, dim_size))
     logits = ops.matmul(queries, ops.transpose(keys, (0, 2, 1))) * (keys_count ** -0.5)
-    out = ops.reshape(ops.matmul(ops.softmax(logits, axis=-1), values), (-1, height, width, dim_size))
+    out = ops.reshape(ops.matmul(softmax_float32(logits), values), (-1, height, width, dim_size))
     x = x + out
     return x + _rtformer_ffn(layer.mlp, x, dim, training, momentum)
 
@@ -333,7 +352,7 @@ def _efficient_attention(layer, x, args, training):
     attn, mlp = layer.attn, layer.mlp
     height, width = x.shape[1], x.shape[2]
     size = layer.dim
-    dim = width_mask(args.in_width, size)
+    dim = width_mask(args.in_width, size, x.dtype)
     h = layer_norm(layer.norm1, x, dim, args.in_width)
     tokens = ops.reshape(h, (-1, height * width, size))
     if attn.sr is not None:
@@ -355,13 +374,13 @@ def _efficient_attention(layer, x, args, training):
         matching = bipartite_soft_matching(tokens, attn._plan)
         queries = merge_tokens(tokens, attn._plan, matching)
 
-    to_wide, wide_valid, to_narrow, narrow_valid = head_layout(args.in_width, attn.num_heads, size)
+    to_wide, wide_valid, to_narrow, narrow_valid = head_layout(args.in_width, attn.num_heads, size, x.dtype)
     kv = attn.kv(kv)
     q = attn._heads(_gather_channels(attn.q(queries) * dim, to_wide, wide_valid))
     k = attn._heads(_gather_channels(kv[..., :size] * dim, to_wide, wide_valid))
     v = attn._heads(_gather_channels(kv[..., size:] * dim, to_wide, wide_valid))
-    head_dim = ops.cast(ops.maximum(ops.cast(args.in_width, "int32") // attn.num_heads, 1), "float32")
-    attention = ops.softmax(ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * ops.rsqrt(head_dim), axis=-1)
+    head_dim = ops.cast(ops.maximum(ops.cast(args.in_width, "int32") // attn.num_heads, 1), q.dtype)
+    attention = softmax_float32(ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * ops.rsqrt(head_dim))
     out = ops.transpose(ops.matmul(attention, v), (0, 2, 1, 3))
     out = _gather_channels(ops.reshape(out, (-1, queries.shape[1], size)), to_narrow, narrow_valid)
     out = attn.proj(out) * dim
@@ -373,7 +392,7 @@ def _efficient_attention(layer, x, args, training):
         out = ops.reshape(out, (-1, height, width, size))
     x = x + out
     h = layer_norm(layer.norm2, x, dim, args.in_width)
-    hidden = width_mask(args.hidden, mlp.hidden_dim)
+    hidden = width_mask(args.hidden, mlp.hidden_dim, x.dtype)
     h = mlp.fc1(h) * hidden
     h = depthwise_conv2d(mlp.dwconv, h) * hidden
     return x + mlp.fc2(keras.activations.gelu(h, approximate=False)) * dim
@@ -384,7 +403,7 @@ def _mhsa(layer, x, args, training, momentum):
         raise ValueError("a supernet MHSA cell keeps its width and resolution")
     height, width = x.shape[1], x.shape[2]
     size = layer.dim
-    dim = width_mask(args.in_width, size)
+    dim = width_mask(args.in_width, size, x.dtype)
     h = conv_bn_act(layer.net1, x, dim, training, momentum)
     tokens = height * width
     heads = layer.num_heads
@@ -392,11 +411,11 @@ def _mhsa(layer, x, args, training, momentum):
     def split(t, depth):
         return ops.transpose(ops.reshape(t, (-1, tokens, heads, depth)), (0, 2, 1, 3))
 
-    to_wide, wide_valid, to_narrow, narrow_valid = head_layout(args.in_width, heads, size)
+    to_wide, wide_valid, to_narrow, narrow_valid = head_layout(args.in_width, heads, size, x.dtype)
     q = split(conv2d(layer.query, h), layer.head_key_dim)
     k = split(conv2d(layer.key, h), layer.head_key_dim)
     v = split(_gather_channels(conv2d(layer.value, h) * dim, to_wide, wide_valid), layer.head_value_dim)
-    attention = ops.softmax(ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))), axis=-1)
+    attention = softmax_float32(ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))))
     out = ops.reshape(ops.transpose(ops.matmul(attention, v), (0, 2, 1, 3)), (-1, height, width, size))
     out = layer.gamma * _gather_channels(out, to_narrow, narrow_valid) + h
     out = ops.relu(batch_norm(layer.attention_norm, out, dim, training, momentum)) * dim
@@ -405,7 +424,7 @@ def _mhsa(layer, x, args, training, momentum):
 
 
 def _fuse(layer, x, context, args, training, momentum):
-    mask = width_mask(args.out_width, layer.filters)
+    mask = width_mask(args.out_width, layer.filters, x.dtype)
     size = ops.shape(x)[1:3]
     if hasattr(layer, "project_x"):  # SumFusion
         local = conv_bn_act(layer.project_x, x, mask, training, momentum)
@@ -435,19 +454,19 @@ def run_head(op: str, layer, features: list, present: list, single, width, train
     return _lraspp_head(layer, features, width, training, momentum)
 
 
-def _when_present(flag, compute, like_shape):
-    """``compute()`` when ``flag`` (int32 0/1) is 1, else zeros; None means always present."""
+def _when_present(flag, compute, like_shape, dtype):
+    """``compute()`` when ``flag`` (int32 0/1) is 1, else zeros of ``dtype``; None means always present."""
     if flag is None:
         return compute()
 
     def absent():
-        return ops.zeros(like_shape)
+        return ops.zeros(like_shape, dtype)
 
     return ops.cond(ops.cast(flag, "bool"), compute, absent)
 
 
 def _light_head(layer, features, present, single, width, training, momentum):
-    mask = width_mask(width, layer.width)
+    mask = width_mask(width, layer.width, features[0].dtype)
     first = features[0]
     size = tuple(first.shape[1:3])
     batch = ops.shape(first)[0]
@@ -461,7 +480,7 @@ def _light_head(layer, features, present, single, width, training, momentum):
                 total = total + _when_present(
                     flag, lambda p=projection, f=feature: resize_to(conv_bn_act(p, f, mask, training, momentum),
                                                                     size),
-                    (batch, *size, layer.width))
+                    (batch, *size, layer.width), first.dtype)
             return total
 
         if single is None:
@@ -475,11 +494,12 @@ def _light_head(layer, features, present, single, width, training, momentum):
 
 
 def _mlp_head(layer, features, present, width, training, momentum):
-    mask = width_mask(width, layer.width)
+    mask = width_mask(width, layer.width, features[0].dtype)
     size = tuple(features[0].shape[1:3])
     batch = ops.shape(features[0])[0]
     embedded = [
-        _when_present(flag, lambda lin=linear, f=feature: resize_to(lin(f) * mask, size), (batch, *size, layer.width))
+        _when_present(flag, lambda lin=linear, f=feature: resize_to(lin(f) * mask, size), (batch, *size, layer.width),
+                      mask.dtype)
         for linear, feature, flag in zip(layer.linears, features, present, strict=True)]
     x = ops.concatenate(embedded[::-1], axis=-1) if len(embedded) > 1 else embedded[0]
     x = conv_bn_act(layer.linear_fuse, x, mask, training, momentum)
@@ -490,7 +510,7 @@ def _mlp_head(layer, features, present, width, training, momentum):
 
 def _lraspp_head(layer, features, width, training, momentum):
     low, high = features
-    mask = width_mask(width, layer.width)
+    mask = width_mask(width, layer.width, high.dtype)
     x = conv_bn_act(layer.cbr, high, mask, training, momentum)
     pooled = ops.mean(high, axis=(1, 2), keepdims=True)
     x = x * ops.sigmoid(conv2d(layer.scale, pooled))

@@ -358,7 +358,8 @@ class Supernet(keras.Model):
                 output = branches[0](x, context)
             else:
                 output = ops.switch(field(slot, 0), branches, x, context)
-            features[(slot.branch, slot.index)] = output if gates is None else output * gates[position]
+            features[(slot.branch, slot.index)] = output if gates is None else output * ops.cast(gates[position],
+                                                                                                  output.dtype)
 
         head = plan.head
         at = head.offset
@@ -369,7 +370,7 @@ class Supernet(keras.Model):
             present.append(arch[at + 2 + 2 * i] if head.input_optional[i] else None)
         single = arch[at + 1] if head.can_be_single else None
         logits = elastic.run_head(head.op, self.head_layer, inputs_, present, single, arch[at], training, bn_momentum)
-        return logits if gates is None else logits * gates[len(plan.slots)]
+        return logits if gates is None else logits * ops.cast(gates[len(plan.slots)], logits.dtype)
 
     def _run_group(self, slot: CellSlot, index: int, args, training, momentum, x, context):
         group = slot.groups[index]
@@ -382,7 +383,7 @@ class Supernet(keras.Model):
         return elastic.fit_channels(y, slot.out_max)
 
     def _absent(self, slot: CellSlot, x, context):
-        return ops.zeros((ops.shape(x)[0], *slot.size, slot.out_max))
+        return ops.zeros((ops.shape(x)[0], *slot.size, slot.out_max), x.dtype)
 
     def _select(self, ref: RefSlot, index, features):
         width = self._ref_width(ref)

@@ -66,6 +66,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
+from keras import ops
 from tqdm.auto import tqdm
 
 from mobileseg.atomic_write import write_atomic
@@ -76,6 +77,7 @@ from mobileseg.supernet.graph_options import supernet_function_options
 from mobileseg.supernet.model import Supernet
 from mobileseg.training.losses import OhemCrossEntropy, distillation_kl
 from mobileseg.training.trainer import (
+    PRECISIONS,
     ResumeError,
     TrainConfig,
     TrainingDiverged,
@@ -116,6 +118,9 @@ class SupernetTrainConfig:
         search_scale: multiplies ``scale_range``; 0.5 searches at half the data's resolution.
         seed: data order and augmentation (architectures come from the generator passed to `fit`).
         skip_bad: leave bad training pairs out instead of stopping.
+        precision: the Keras dtype policy the supernet trains under, as `TrainConfig`'s: the
+            supernet must be built under it (``with dtype_policy(config.precision)``); weights,
+            checkpoints and the loss stay float32.
         verbose: show a progress bar.
 
     Example:
@@ -140,9 +145,12 @@ class SupernetTrainConfig:
     search_scale: float = 1.0
     seed: int = 0
     skip_bad: bool = False
+    precision: str = "float32"
     verbose: bool = True
 
     def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.num_random < 0:
             raise ValueError(f"num_random must be >= 0, got {self.num_random}")
         if not self.search_scale > 0:
@@ -158,7 +166,7 @@ class SupernetTrainConfig:
                            warmup_epochs=self.warmup_epochs, min_lr=self.min_lr, ohem_thresh=self.ohem_thresh,
                            ohem_min_kept=self.ohem_min_kept, temperature=self.temperature, seed=self.seed,
                            scale_range=(low * self.search_scale, high * self.search_scale),
-                           skip_bad=self.skip_bad, verbose=0, tensorboard=False)
+                           skip_bad=self.skip_bad, precision=self.precision, verbose=0, tensorboard=False)
 
 
 @dataclasses.dataclass
@@ -252,7 +260,7 @@ class SupernetTrainer:
     # -- one step --------------------------------------------------------------------------------
     def _subnet_step(self, images, labels, arch, teacher_logits, distill_weight):
         with tf.GradientTape() as tape:
-            logits = self.supernet((images, arch), training=True)
+            logits = ops.cast(self.supernet((images, arch), training=True), "float32")  # the loss in float32
             ce = self.loss(labels, logits)
             distill = distillation_kl(logits, teacher_logits, self.config.temperature)
             total = ce + distill_weight * distill
@@ -315,7 +323,7 @@ class SupernetTrainer:
                 "weights": len(self.supernet.weights), "input_size": list(self.supernet.input_size),
                 "num_classes": self.supernet.num_classes, "data": source.spec, "train_pairs": train_pairs,
                 "batch_size": self.config.batch_size, "seed": self.config.seed,
-                "search_scale": self.config.search_scale}
+                "search_scale": self.config.search_scale, "precision": self.config.precision}
 
     def fit(self, source: SegmentationSource, run_dir: str | os.PathLike, rng: np.random.Generator
             ) -> SupernetTrainResult:
@@ -398,9 +406,10 @@ class SupernetTrainer:
 
     def _restore(self, path: Path, fixed: dict, rng: np.random.Generator) -> tuple[int, list[dict]]:
         meta, data = read_checkpoint(path, damaged_advice(path.parent), CHECKPOINT_KEYS)
+        saved = {"precision": "float32", **meta["fixed"]}  # checkpoints before --precision trained in float32
         for key, value in fixed.items():
-            if meta["fixed"].get(key) != value:
-                raise ResumeError(f"{path.parent} holds a supernet run with {key}={meta['fixed'].get(key)}, but this "
+            if saved.get(key) != value:
+                raise ResumeError(f"{path.parent} holds a supernet run with {key}={saved.get(key)}, but this "
                                   f"run asks for {key}={value}; resume with the same {key}, or use a new run dir")
         weights, optimizer_vars = self.supernet.weights, self.optimizer.variables
         if meta["weights"] != [v.path for v in weights] or f"o{len(optimizer_vars) - 1}" not in data:

@@ -233,6 +233,8 @@ def test_bad_input_exits_2_and_writes_nothing(files, tmp_path, change, message):
     (["--population", "6"], "was created with other settings (population 4 -> 6)"),
     (["--calib_batches", "2"], "was scored with other settings (calib_batches 1 -> 2); use a new --study_name"),
     (["--supernet_epochs", "3"], "was scored with other settings (supernet_epoch 2 -> 3)"),
+    (["--precision", "mixed_bfloat16"], "its supernet was trained with other settings "
+                                        "(precision 'float32' -> 'mixed_bfloat16')"),
 ])
 def test_a_folder_holding_another_search_is_refused_untouched(finished, files, tmp_path, change, message):
     run_dir = tmp_path / "run"
@@ -343,3 +345,23 @@ def test_a_phone_unplugged_mid_build_loses_nothing_and_the_search_resumes_on_it(
     assert {round(entry["latency_ms"] / 4.401, 6) for entry in report["front"]} <= {3.0, 4.0}
     assert report["target_latency_ms"] == 20 and all(entry["feasible"] for entry in report["front"])
     assert report["chosen"]["reason"] == "the best proxy mIoU within the 20 ms target"
+
+
+def test_a_supernet_trained_under_mixed_bfloat16_is_searched_in_float32(files, tmp_path):
+    """Issue 20: ``--precision mixed_bfloat16`` trains the supernet so; the search scores as a float32 run would."""
+    run_dir = tmp_path / "run"
+    code, out, err = run_cli(*common(files, run_dir, "--precision", "mixed_bfloat16", "--supernet_epochs", "1",
+                                     "--generations", "1", "--references", "none"))
+    assert code == 0, err
+    supernet_state = json.loads((run_dir / "supernet" / "state.json").read_text())
+    assert supernet_state["fixed"]["precision"] == "mixed_bfloat16" and supernet_state["status"] == "finished"
+    assert read_config(run_dir)["search"]["precision"] == "mixed_bfloat16"
+    again = tmp_path / "again"
+    shutil.copytree(run_dir, again)
+    (again / "study.db").unlink()
+    code, _, err = run_cli(*common(files, again, "--precision", "mixed_bfloat16", "--supernet_epochs", "1",
+                                   "--generations", "1", "--references", "none", "--stage", "search"))
+    assert code == 0, err
+    scores = [{e["key"]: e["miou"] for e in json.loads((d / "pareto.json").read_text())["front"]}
+              for d in (run_dir, again)]
+    assert scores[0] == scores[1]  # the same float32 scoring after training as from the saved weights

@@ -105,6 +105,8 @@ def test_the_same_command_again_trains_nothing_whatever_the_stage(finished, file
 @pytest.mark.parametrize("change, message", [
     (["--nogcn"], "its differentiable search ran with other settings (gcn True -> False)"),
     (["--batch_size", "3"], "its differentiable search ran with other settings (batch_size 2 -> 3)"),
+    (["--precision", "mixed_bfloat16"], "its differentiable search ran with other settings "
+                                        "(precision 'float32' -> 'mixed_bfloat16')"),
     (["--data", "synthetic:12,size=32x32,seed=1"], "holds a search of another space, data set or input size"),
 ])
 def test_a_folder_holding_another_differentiable_search_is_refused_untouched(finished, files, tmp_path, change,

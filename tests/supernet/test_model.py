@@ -118,3 +118,50 @@ def test_saves_and_loads(tmp_path, images):
     supernet.save(tmp_path / "supernet.keras")
     loaded = keras.saving.load_model(tmp_path / "supernet.keras")
     np.testing.assert_array_equal(loaded((images, arch)).numpy(), supernet((images, arch)).numpy())
+
+
+LRASPP = """
+name: lraspp
+branches:
+  - name: main
+    source: null
+    cells:
+      - {op: conv, width: {choice: [8, 12]}, stride: 2}
+      - {op: mbconv, width: 16, stride: 2, expansion: 2.0, se: true, act: hard_swish}
+  - name: low
+    source: {branch: main, cell: -1}
+    cells:
+      - {op: conv, width: {choice: [16, 24]}, stride: 2}
+head: {op: lraspp, inputs: [{branch: main}, {branch: low}], width: {choice: [8, 16]}}
+"""
+
+
+@pytest.mark.parametrize("head", ["light", "mlp", "lraspp"])
+def test_mixed_bfloat16_supernet_computes_in_bfloat16_with_float32_weights(head, images):
+    """Every op and head of the schema under mixed_bfloat16 (issue 20): bfloat16 out, float32 weights, float32's
+    answer."""
+    import keras
+
+    from mobileseg.training.trainer import dtype_policy
+
+    keras.utils.set_random_seed(0)
+    space = SearchSpace.from_text(LRASPP, "lraspp.yaml") if head == "lraspp" else spaces.all_ops(head)
+    full = Supernet(space, 3, SIZE)
+    with dtype_policy("mixed_bfloat16"):
+        mixed = Supernet(space, 3, SIZE)
+    mixed.set_weights(full.get_weights())
+    assert {v.dtype for v in mixed.weights} == {"float32"}
+    rng = np.random.default_rng(3)
+    for genotype in [full.largest(), full.smallest(), *(full.sample(rng) for _ in range(6))]:
+        arch = full.encode(genotype)
+        want = full((images, arch), training=False).numpy()
+        got = mixed((images, arch), training=False)
+        assert got.dtype == tf.bfloat16
+        got = got.numpy().astype("float32")
+        assert np.isfinite(got).all()
+        assert np.abs(got - want).max() <= 0.05 * np.abs(want).max() + 1e-3, genotype
+    before = [v.numpy().copy() for v in mixed.non_trainable_weights]
+    mixed((images, full.encode(full.largest())), training=True)  # batch statistics updated in float32
+    after = [v.numpy() for v in mixed.non_trainable_weights]
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    assert all(np.isfinite(a).all() and a.dtype == np.float32 for a in after)

@@ -82,3 +82,26 @@ def test_config_checks():
     with pytest.raises(ValueError, match="search_scale must be positive"):
         SupernetTrainConfig(search_scale=0)
     assert SupernetTrainConfig(search_scale=0.5).train_config((64, 64)).scale_range == (0.25, 1.0)
+
+
+def test_mixed_bfloat16_training_keeps_float32_weights_and_refuses_another_precision_on_resume(tmp_path, data):
+    """Issue 20: the sandwich rule under mixed_bfloat16; the checkpoint is float32 and fixes the precision."""
+    from mobileseg.training.trainer import dtype_policy
+
+    config = SupernetTrainConfig(epochs=1, batch_size=4, lr=3e-3, warmup_epochs=0.0, verbose=False,
+                                 precision="mixed_bfloat16")
+    with dtype_policy("mixed_bfloat16"):
+        trainer = SupernetTrainer(Supernet(spaces.tiny(), data.num_classes, SIZE), config)
+    assert trainer.supernet.compute_dtype == "bfloat16"
+    result = trainer.fit(data, tmp_path, np.random.default_rng(0))
+    assert result.epoch == 1 and all(np.isfinite(v) for e in result.log for k, v in e.items()
+                                     if k.endswith("ce") or k == "distill")
+    plain = Supernet(spaces.tiny(), data.num_classes, SIZE)
+    assert load_supernet_weights(plain, tmp_path) == 1  # a float32 supernet loads what it saved
+    for saved, loaded in zip(trainer.supernet.weights, plain.weights, strict=True):
+        np.testing.assert_array_equal(saved.numpy(), loaded.numpy())
+    assert json.loads((tmp_path / "supernet" / STATE).read_text())["fixed"]["precision"] == "mixed_bfloat16"
+    with pytest.raises(ResumeError, match="precision=mixed_bfloat16"):
+        make_trainer(data, epochs=2).fit(data, tmp_path, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="precision"):
+        SupernetTrainConfig(precision="float16")
