@@ -73,12 +73,15 @@ latency table keeps every block measured, the supernet resumes after its last co
 study scored with a supernet trained for another number of epochs, or with another proxy
 budget or latency backend, is not continued: use a new ``--study_name``.
 
-Several workers on one study: give every worker the same ``--storage`` database server and
-``--study_name``, e.g. ``--storage postgresql://user:password@host/search`` (install a driver:
-``pip install psycopg2-binary``); each worker runs ``--stage search`` in its own DIR holding a
-copy of the same trained ``supernet/`` and the same table (``--latency_backend table:FILE``,
-so every worker predicts the same latencies), and each sees the others' trials at every
-generation. SQLite (the default) is for one process.
+Several workers on one study (README, "Several workers"): give every worker the same ``--storage``
+database server and ``--study_name``, e.g. ``--storage postgresql://user:password@host/search``
+(driver: psycopg2-binary, in requirements.txt); each worker runs ``--stage search`` in its own DIR
+holding a copy of the same trained ``supernet/`` and of the same table (``--latency_backend
+table:FILE``: copies of one table are one backend, recorded by its contents), and each sees the
+others' trials at every generation. With ``--storage`` a worker is named by its host and DIR: the
+name seeds its draws with ``--seed`` and tags its trials (`mobileseg.search.nsga2`), and
+``search_state.json``'s ``new_trials`` counts its own. A killed worker loses only its unfinished
+generation; the same command again resumes it. SQLite (the default) is for one process.
 
 One command at a time in DIR: the search holds ``DIR/.lock`` while it runs (`mobileseg.run_lock`),
 and a second command on the same folder is refused (exit 2) with the pid of the one running.

@@ -66,9 +66,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _run(user: str | None, *command: str | Path) -> None:
+def _run(user: str | None, folder: Path, *command: str | Path) -> None:
+    """Run ``command`` as ``user`` in ``folder`` (which that user can enter, unlike, maybe, the current one)."""
     prefix = ["runuser", "-u", user, "--"] if user else []
-    done = subprocess.run([*prefix, *map(str, command)], capture_output=True, text=True, check=False)
+    done = subprocess.run([*prefix, *map(str, command)], cwd=folder, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, command))} exited {done.returncode}: {done.stderr.strip()[-2000:]}")
 
@@ -114,9 +115,9 @@ def running_server(timeout: float = 60.0) -> Iterator[Server]:
         os.chown(folder, entry.pw_uid, entry.pw_gid)
     data, server = folder / "data", Server(_free_port())
     try:
-        _run(user, bin_dir / "initdb", "-D", data, "-U", SUPERUSER, "--auth=trust", "--no-sync", "-E", "UTF8")
+        _run(user, folder, bin_dir / "initdb", "-D", data, "-U", SUPERUSER, "--auth=trust", "--no-sync", "-E", "UTF8")
         options = f"-c listen_addresses=127.0.0.1 -p {server.port} -k {folder} -c fsync=off -c max_connections=40"
-        _run(user, bin_dir / "pg_ctl", "start", "-D", data, "-l", folder / "server.log", "-w",
+        _run(user, folder, bin_dir / "pg_ctl", "start", "-D", data, "-l", folder / "server.log", "-w",
              "-t", str(int(timeout)), "-o", options)
         try:
             deadline = time.monotonic() + timeout
@@ -131,7 +132,7 @@ def running_server(timeout: float = 60.0) -> Iterator[Server]:
                     time.sleep(0.2)
             yield server
         finally:
-            _run(user, bin_dir / "pg_ctl", "stop", "-D", data, "-m", "immediate", "-w")
+            _run(user, folder, bin_dir / "pg_ctl", "stop", "-D", data, "-m", "immediate", "-w")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -1,10 +1,12 @@
-"""Several ``python -m mobileseg.search`` workers on one study in a real PostgreSQL server.
+"""Several ``python -m mobileseg.search`` workers on one study, in a real PostgreSQL server.
 
 The README's "Several workers" recipe, run for real: a server (tests/search/postgres_server.py,
 skipped where none can run), a database, one supernet trained once (``--stage supernet``), its
-``supernet/`` and latency table copied into a second run folder, two ``--stage search`` workers
-started together on one study, one killed with SIGKILL once it has stored a generation, and the
-same command run again in its folder while the other goes on. Tiny settings as in test_main.py.
+``supernet/`` and latency table copied into each worker's run folder, two ``--stage search``
+workers started together on one study, one killed with SIGKILL once it has stored a generation,
+and the same command run again in its folder while the other goes on. Also, without a server:
+workers' copies of one table at other paths continue one study, another table does not. Tiny
+settings as in test_main.py.
 """
 
 import json
@@ -16,6 +18,7 @@ import sys
 import time
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from mobileseg.arch.space import SearchSpace
@@ -43,12 +46,30 @@ STUDY = "workers"
 TIMEOUT = 600
 
 
-def worker_command(folder, run_dir, url):
-    """The README's worker command: ``--stage search`` on the copied supernet and table, the shared study."""
-    return [sys.executable, "-m", "mobileseg.search", *common(folder, run_dir), "--stage", "search",
-            "--supernet_epochs", "1", "--generations", str(GENERATIONS), "--population", str(POPULATION),
-            "--references", "none", "--latency_backend", f"table:{run_dir / 'latency_table.json'}",
-            "--storage", url, "--study_name", STUDY]
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A folder with the space and ``trained/``: a supernet trained once (``--stage supernet``) and a latency table."""
+    folder = tmp_path_factory.mktemp("workers")
+    (folder / "space.yaml").write_text(SPACE)
+    code, _, err = run_cli(*common(folder, folder / "trained", "--stage", "supernet", "--supernet_epochs", "1"))
+    assert code == 0, err
+    fake_table(SearchSpace.load(folder / "space.yaml"), (32, 32), 8, path=folder / "trained" / "latency_table.json")
+    return folder
+
+
+def worker_folder(trained, run_dir):
+    """A worker's run folder: copies of the trained supernet and the table (the README's recipe)."""
+    run_dir.mkdir()
+    shutil.copytree(trained / "trained" / "supernet", run_dir / "supernet")
+    shutil.copy(trained / "trained" / "latency_table.json", run_dir / "latency_table.json")
+    return run_dir
+
+
+def worker_args(trained, run_dir, storage, generations=GENERATIONS):
+    """The README's worker flags: ``--stage search`` on its copies, on the shared study."""
+    return [*common(trained, run_dir), "--stage", "search", "--supernet_epochs", "1", "--generations",
+            str(generations), "--population", str(POPULATION), "--references", "none", "--latency_backend",
+            f"table:{run_dir / 'latency_table.json'}", "--storage", storage, "--study_name", STUDY]
 
 
 def start(command, log):
@@ -84,20 +105,15 @@ def wait_for_tables(server, database, process, log):
         time.sleep(0.5)
 
 
-def test_two_workers_one_killed_and_run_again_fill_one_study_losing_and_repeating_no_trial(postgres, tmp_path):  # noqa: F811
+def test_two_workers_one_killed_and_run_again_fill_one_study_losing_and_repeating_no_trial(  # noqa: F811
+        postgres, trained, tmp_path):
     url = postgres.create_database("workers")
-    (tmp_path / "space.yaml").write_text(SPACE)
-    first, second = tmp_path / "first", tmp_path / "second"
-    code, _, err = run_cli(*common(tmp_path, first, "--stage", "supernet", "--supernet_epochs", "1"))
-    assert code == 0, err
-    fake_table(SearchSpace.load(tmp_path / "space.yaml"), (32, 32), 8, path=first / "latency_table.json")
-    second.mkdir()
-    shutil.copytree(first / "supernet", second / "supernet")
-    shutil.copy(first / "latency_table.json", second / "latency_table.json")
+    first, second = worker_folder(trained, tmp_path / "first"), worker_folder(trained, tmp_path / "second")
     names = {run_dir: f"{socket.gethostname()}:{run_dir.resolve()}" for run_dir in (first, second)}
+    command = [sys.executable, "-m", "mobileseg.search"]
 
-    killed = start(worker_command(tmp_path, first, url), tmp_path / "killed.log")
-    survivor = start(worker_command(tmp_path, second, url), tmp_path / "survivor.log")
+    killed = start([*command, *worker_args(trained, first, url)], tmp_path / "killed.log")
+    survivor = start([*command, *worker_args(trained, second, url)], tmp_path / "survivor.log")
     wait_for_tables(postgres, "workers", killed, tmp_path / "killed.log")
     storage = open_storage(url)  # one for all the test's queries (each storage holds connections open)
     deadline = time.monotonic() + TIMEOUT
@@ -108,7 +124,7 @@ def test_two_workers_one_killed_and_run_again_fill_one_study_losing_and_repeatin
     killed.send_signal(signal.SIGKILL)
     assert killed.wait(timeout=60) == -signal.SIGKILL
     before = stored_by(storage, names[first])
-    rerun = start(worker_command(tmp_path, first, url), tmp_path / "rerun.log")  # the same command again
+    rerun = start([*command, *worker_args(trained, first, url)], tmp_path / "rerun.log")  # the same command again
     assert survivor.wait(timeout=TIMEOUT) == 0, (tmp_path / "survivor.log").read_text()
     assert rerun.wait(timeout=TIMEOUT) == 0, (tmp_path / "rerun.log").read_text()
 
@@ -130,3 +146,20 @@ def test_two_workers_one_killed_and_run_again_fill_one_study_losing_and_repeatin
     for run_dir in (first, second):
         report = json.loads((run_dir / "pareto.json").read_text())
         assert report["study"]["trials"] >= GENERATIONS * POPULATION and (run_dir / "arch.yaml").is_file()
+
+
+def test_copies_of_one_table_continue_one_study_and_another_table_is_refused(trained, tmp_path):
+    """The study records a ``table:FILE`` backend by the table's contents, not its path."""
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    code, _, err = run_cli(*worker_args(trained, worker_folder(trained, tmp_path / "a"), storage, generations=1))
+    assert code == 0, err
+    code, out, err = run_cli(*worker_args(trained, worker_folder(trained, tmp_path / "b"), storage, generations=2))
+    assert code == 0, err
+    assert "gen 2/2" in out and "gen 1/2" not in out
+    other = worker_folder(trained, tmp_path / "c")
+    table = json.loads((other / "latency_table.json").read_text())
+    next(iter(table["entries"].values()))["median_ms"] += 1.0
+    (other / "latency_table.json").write_text(json.dumps(table))
+    code, _, err = run_cli(*worker_args(trained, other, storage, generations=3))
+    assert code == 2 and "was scored with other settings (latency_backend 'table sha256:" in err, err
+    assert not (other / "pareto.json").exists()
