@@ -696,8 +696,8 @@ def _search_stage(plan: Plan, supernet, supernet_epoch: int, state: RunState):
     stored, ours = study.user_attrs.get("proxy"), plan.proxy(supernet_epoch)
     if stored is None:
         study.set_user_attr("proxy", ours)
-    elif _proxy_mismatch(plan, stored, ours):  # checked before; changed since by another worker
-        raise SearchError(_proxy_mismatch(plan, stored, ours))
+    elif mismatch := _proxy_mismatch(plan, stored, ours):  # checked before; changed since by another worker
+        raise SearchError(mismatch)
     result = search.run(progress=_say)
     state.done("search", started, trials=len(result.candidates), new_trials=search.added, worker=f.worker,
                generations=result.generations, networks_scored=len(accuracy.seconds),

@@ -83,7 +83,6 @@ from mobileseg.search.results import Candidate, SearchResult
 from mobileseg.search.study_storage import DIRECTIONS, hide_password, open_study, quiet_optuna
 
 
-
 class SearchError(RuntimeError):
     """The search cannot go on (invalid proposals beyond the bound, a study set up differently)."""
 

@@ -163,3 +163,10 @@ def test_copies_of_one_table_continue_one_study_and_another_table_is_refused(tra
     code, _, err = run_cli(*worker_args(trained, other, storage, generations=3))
     assert code == 2 and "was scored with other settings (latency_backend 'table sha256:" in err, err
     assert not (other / "pareto.json").exists()
+
+    # a study stored before tables were named by their contents names the table's path: it goes on from there
+    study = optuna.load_study(study_name=STUDY, storage=storage)
+    study.set_user_attr("proxy", {**study.user_attrs["proxy"],
+                                  "latency_backend": f"table:{tmp_path / 'a' / 'latency_table.json'}"})
+    code, out, err = run_cli(*worker_args(trained, tmp_path / "a", storage, generations=3))
+    assert code == 0 and "gen 3/3" in out, err

@@ -2,8 +2,11 @@
 several workers at the same moment (tests/search/postgres_server.py; skipped where no server can run)."""
 
 import threading
+import time
 
 import optuna
+import pytest
+import sqlalchemy.exc
 
 from mobileseg.search.study_storage import default_storage, hide_password, open_storage, open_study
 from tests.search.postgres_server import postgres  # noqa: F401 (the fixture)
@@ -42,7 +45,7 @@ def at_once(count, work):
 
 
 def test_workers_opening_a_new_postgresql_database_at_once_all_get_one_study(postgres):  # noqa: F811
-    """Unretried, three of four lose the race to create Optuna's tables (duplicate key in pg_type)."""
+    """Unretried, most of the four lose the race to create Optuna's tables (duplicate key in pg_type)."""
     url = postgres.create_database("race_tables")
     assert at_once(4, lambda: optuna.study.get_all_study_names(storage=open_storage(url))) == []
     url = postgres.create_database("race_study")
@@ -58,11 +61,6 @@ def test_workers_opening_a_new_sqlite_file_at_once_all_get_one_study(tmp_path):
 
 
 def test_a_server_that_is_not_there_fails_at_once():
-    import time
-
-    import pytest
-    import sqlalchemy.exc
-
     started = time.monotonic()
     with pytest.raises(sqlalchemy.exc.OperationalError):
         open_storage("postgresql+psycopg2://me@127.0.0.1:1/search")
