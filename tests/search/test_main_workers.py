@@ -72,9 +72,23 @@ def worker_args(trained, run_dir, storage, generations=GENERATIONS):
             f"table:{run_dir / 'latency_table.json'}", "--storage", storage, "--study_name", STUDY]
 
 
-def start(command, log):
-    with open(log, "w") as out:
-        return subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+@pytest.fixture
+def start():
+    """``start(args, log)`` runs ``python -m mobileseg.search ARGS`` into the file ``log``; any still running at
+    the end is killed (a failed test leaves no worker behind)."""
+    started = []
+
+    def run(args, log):
+        with open(log, "w") as out:
+            started.append(subprocess.Popen([sys.executable, "-m", "mobileseg.search", *args], cwd=REPO, stdout=out,
+                                            stderr=subprocess.STDOUT))
+        return started[-1]
+
+    yield run
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def trials(storage):
@@ -106,14 +120,13 @@ def wait_for_tables(server, database, process, log):
 
 
 def test_two_workers_one_killed_and_run_again_fill_one_study_losing_and_repeating_no_trial(  # noqa: F811
-        postgres, trained, tmp_path):
+        postgres, trained, start, tmp_path):
     url = postgres.create_database("workers")
     first, second = worker_folder(trained, tmp_path / "first"), worker_folder(trained, tmp_path / "second")
     names = {run_dir: f"{socket.gethostname()}:{run_dir.resolve()}" for run_dir in (first, second)}
-    command = [sys.executable, "-m", "mobileseg.search"]
 
-    killed = start([*command, *worker_args(trained, first, url)], tmp_path / "killed.log")
-    survivor = start([*command, *worker_args(trained, second, url)], tmp_path / "survivor.log")
+    killed = start(worker_args(trained, first, url), tmp_path / "killed.log")
+    survivor = start(worker_args(trained, second, url), tmp_path / "survivor.log")
     wait_for_tables(postgres, "workers", killed, tmp_path / "killed.log")
     storage = open_storage(url)  # one for all the test's queries (each storage holds connections open)
     deadline = time.monotonic() + TIMEOUT
@@ -124,7 +137,7 @@ def test_two_workers_one_killed_and_run_again_fill_one_study_losing_and_repeatin
     killed.send_signal(signal.SIGKILL)
     assert killed.wait(timeout=60) == -signal.SIGKILL
     before = stored_by(storage, names[first])
-    rerun = start([*command, *worker_args(trained, first, url)], tmp_path / "rerun.log")  # the same command again
+    rerun = start(worker_args(trained, first, url), tmp_path / "rerun.log")  # the same command again
     assert survivor.wait(timeout=TIMEOUT) == 0, (tmp_path / "survivor.log").read_text()
     assert rerun.wait(timeout=TIMEOUT) == 0, (tmp_path / "rerun.log").read_text()
 
