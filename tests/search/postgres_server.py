@@ -3,10 +3,10 @@
 `running_server` runs ``initdb`` into a new folder under the system's temporary folder, starts
 ``postgres`` on a free TCP port of 127.0.0.1 (``trust`` authentication, no other address) and
 yields a `Server` whose ``create_database`` gives each test its own database; at the end it
-stops the server (``pg_ctl stop -m immediate``) and deletes the folder. The ``postgres``
-fixture is that server for a test session (import it into a test module). PostgreSQL refuses to run as root, so as root the server
-runs as the ``postgres`` system user Debian's package creates (or ``nobody``) through
-``runuser``. `missing` says why no server can be started here (the tests skip with it).
+stops the server (``pg_ctl stop -m immediate``) and deletes the folder. PostgreSQL refuses
+to run as root, so as root the server runs as the ``postgres`` system user Debian's package
+creates (or ``nobody``) through ``runuser``. `missing` says why no server can be started here;
+the ``postgres`` fixture of tests/search/conftest.py skips with it.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 SUPERUSER = "mobileseg"
 DRIVER = "psycopg2"
@@ -135,13 +133,3 @@ def running_server(timeout: float = 60.0) -> Iterator[Server]:
             _run(user, folder, bin_dir / "pg_ctl", "stop", "-D", data, "-m", "immediate", "-w")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def postgres():
-    """A PostgreSQL server for the session (`Server`); skips, naming what is missing, where none can run."""
-    reason = missing()
-    if reason:
-        pytest.skip(reason)
-    with running_server() as server:
-        yield server

@@ -25,7 +25,6 @@ from mobileseg.arch.space import SearchSpace
 from mobileseg.search import __main__ as search_cli
 from mobileseg.search.study_storage import open_storage
 from tests.search.latency_tables import fake_table
-from tests.search.postgres_server import postgres  # noqa: F401 (the fixture)
 from tests.search.test_main import REPO, common, run_cli
 
 # test_main.py's space with a choice of kernel in the first cell: 16 decision combinations, so two workers that drew the
@@ -119,7 +118,7 @@ def wait_for_tables(server, database, process, log):
         time.sleep(0.5)
 
 
-def test_two_workers_one_killed_and_run_again_fill_one_study_losing_and_repeating_no_trial(  # noqa: F811
+def test_two_workers_one_killed_and_run_again_fill_one_study_losing_and_repeating_no_trial(
         postgres, trained, start, tmp_path):
     url = postgres.create_database("workers")
     first, second = worker_folder(trained, tmp_path / "first"), worker_folder(trained, tmp_path / "second")

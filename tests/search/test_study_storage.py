@@ -9,7 +9,6 @@ import pytest
 import sqlalchemy.exc
 
 from mobileseg.search.study_storage import default_storage, hide_password, open_storage, open_study
-from tests.search.postgres_server import postgres  # noqa: F401 (the fixture)
 
 
 def test_storage_urls_hide_passwords():
@@ -44,7 +43,7 @@ def at_once(count, work):
     return errors
 
 
-def test_workers_opening_a_new_postgresql_database_at_once_all_get_one_study(postgres):  # noqa: F811
+def test_workers_opening_a_new_postgresql_database_at_once_all_get_one_study(postgres):
     """Unretried, most of the four lose the race to create Optuna's tables (duplicate key in pg_type)."""
     url = postgres.create_database("race_tables")
     assert at_once(4, lambda: optuna.study.get_all_study_names(storage=open_storage(url))) == []
