@@ -73,12 +73,15 @@ latency table keeps every block measured, the supernet resumes after its last co
 study scored with a supernet trained for another number of epochs, or with another proxy
 budget or latency backend, is not continued: use a new ``--study_name``.
 
-Several workers on one study: give every worker the same ``--storage`` database server and
-``--study_name``, e.g. ``--storage postgresql://user:password@host/search`` (install a driver:
-``pip install psycopg2-binary``); each worker runs ``--stage search`` in its own DIR holding a
-copy of the same trained ``supernet/`` and the same table (``--latency_backend table:FILE``,
-so every worker predicts the same latencies), and each sees the others' trials at every
-generation. SQLite (the default) is for one process.
+Several workers on one study (README, "Several workers"): give every worker the same ``--storage``
+database server and ``--study_name``, e.g. ``--storage postgresql://user:password@host/search``
+(driver: psycopg2-binary, in requirements.txt); each worker runs ``--stage search`` in its own DIR
+holding a copy of the same trained ``supernet/`` and of the same table (``--latency_backend
+table:FILE``: copies of one table are one backend, recorded by its contents), and each sees the
+others' trials at every generation. With ``--storage`` a worker is named by its host and DIR: the
+name seeds its draws with ``--seed`` and tags its trials (`mobileseg.search.nsga2`), and
+``search_state.json``'s ``new_trials`` counts its own. A killed worker loses only its unfinished
+generation; the same command again resumes it. SQLite (the default) is for one process.
 
 One command at a time in DIR: the search holds ``DIR/.lock`` while it runs (`mobileseg.run_lock`),
 and a second command on the same folder is refused (exit 2) with the pid of the one running.
@@ -112,6 +115,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import socket
 import sys
 import time
 import types
@@ -246,8 +250,15 @@ class Plan:
         """What the study's scores depend on besides the space (a continued study must match)."""
         f = self.flags
         return {"supernet_epoch": supernet_epoch, "calib_batches": f.calib_batches, "val_images": f.val_images,
-                "batch_size": f.batch_size, "latency_backend": f.latency_backend,
+                "batch_size": f.batch_size, "latency_backend": self.latency_identity(),
                 "input_size": list(self.input_size), "data": self.source.spec}
+
+    def latency_identity(self) -> str:
+        """``--latency_backend``, a ``table:FILE`` by its contents: workers' copies of one table are one backend."""
+        if not self.flags.latency_backend.startswith("table:"):
+            return self.flags.latency_backend
+        text = json.dumps(self.latency.table.to_json(), sort_keys=True)
+        return f"table sha256:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
 def default_input_size(image_size: Sequence[int], stride: int) -> tuple[int, int]:
@@ -297,7 +308,7 @@ def check_inputs(fv) -> Plan:
     from mobileseg.data.problems import DataError
     from mobileseg.data.sources import open_source
     from mobileseg.search.budget import choose_budget
-    from mobileseg.search.nsga2 import STUDY_FILE, hide_password
+    from mobileseg.search.study_storage import STUDY_FILE, hide_password
     from mobileseg.search.reference_choice import parse_references
     from mobileseg.supernet.plan import SupernetPlan
     from mobileseg.train import check_size, logits_stride
@@ -346,8 +357,10 @@ def check_inputs(fv) -> Plan:
     run_dir = Path(fv.run_dir)
     storage = fv.storage or f"sqlite:///{run_dir.resolve() / STUDY_FILE}"  # default_storage, folder not made
     _check_storage(storage)
+    # a shared study: this worker's name (host and run folder) keeps its draws apart from the others'
+    worker = f"{socket.gethostname()}:{run_dir.resolve()}" if fv.storage else None
     resolved.update(input_size=list(input_size), data=source.spec, storage=hide_password(storage),
-                    budget=budget.name)
+                    budget=budget.name, worker=worker)
     record = {**resolved, "space_sha256": _space_digest(space), "num_classes": source.num_classes,
               "class_names": list(source.class_names), "image_size": list(image_size), "output_stride": stride,
               "train_pairs": train_pairs, "val_pairs": len(source.pairs("val"))}
@@ -364,8 +377,8 @@ def check_inputs(fv) -> Plan:
         return plan
     supernet_epoch = _check_run_dir(plan)
     if fv.stage != "supernet":
-        _check_study(plan, supernet_epoch)
         _open_latency_model(plan)
+        _check_study(plan, supernet_epoch)
     return plan
 
 
@@ -447,13 +460,21 @@ def _search(plan: Plan, accuracy_model=None, latency_model=None):
     f = plan.flags
     return EvolutionarySearch(plan.space, accuracy_model, latency_model, plan.storage, f.study_name,
                               population=f.population, generations=f.generations, seed=f.seed,
-                              target_latency_ms=f.target_latency_ms)
+                              target_latency_ms=f.target_latency_ms, worker=f.worker)
 
 
-def _proxy_mismatch(plan: Plan, stored: dict, ours: dict) -> str:
-    from mobileseg.search.nsga2 import hide_password
+def _proxy_mismatch(plan: Plan, stored: dict, ours: dict) -> str | None:
+    """Why a study scored with ``stored`` cannot go on with ``ours``, or None when it can.
 
+    A study stored before read-only tables were named by their contents names the table by its path.
+    """
+    from mobileseg.search.study_storage import hide_password
+
+    if stored.get("latency_backend") == plan.flags.latency_backend:
+        stored = {**stored, "latency_backend": ours["latency_backend"]}
     changed = [f"{key} {stored.get(key)!r} -> {value!r}" for key, value in ours.items() if stored.get(key) != value]
+    if not changed:
+        return None
     return (f"study {plan.flags.study_name!r} in {hide_password(plan.storage)} was scored with other settings "
             f"({'; '.join(changed)}); use a new --study_name, or the original settings")
 
@@ -464,7 +485,8 @@ def _check_study(plan: Plan, supernet_epoch: int) -> None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from mobileseg.search.nsga2 import SearchError, hide_password
+    from mobileseg.search.nsga2 import SearchError
+    from mobileseg.search.study_storage import hide_password, open_storage
     from mobileseg.state_files import check_sqlite
 
     url = make_url(plan.storage)
@@ -474,7 +496,7 @@ def _check_study(plan: Plan, supernet_epoch: int) -> None:
         check_sqlite(url.database, "move it away to run the search stage again (the supernet and the latency "
                                    "table are kept), or put back a good copy")
     try:
-        names = optuna.study.get_all_study_names(storage=plan.storage)
+        names = optuna.study.get_all_study_names(storage=open_storage(plan.storage))
     except (ImportError, SQLAlchemyError) as error:  # no driver for the URL, no server there
         raise BadInput(f"--storage {hide_password(plan.storage)}: cannot open it ({type(error).__name__}: "
                        f"{str(error).splitlines()[0]}); for PostgreSQL install a driver, e.g. "
@@ -485,9 +507,10 @@ def _check_study(plan: Plan, supernet_epoch: int) -> None:
         study = _search(plan).study()
     except SearchError as error:
         raise BadInput(str(error)) from None
-    stored, ours = study.user_attrs.get("proxy"), plan.proxy(supernet_epoch)
-    if stored is not None and stored != ours:
-        raise BadInput(_proxy_mismatch(plan, stored, ours))
+    stored = study.user_attrs.get("proxy")
+    mismatch = stored and _proxy_mismatch(plan, stored, plan.proxy(supernet_epoch))
+    if mismatch:
+        raise BadInput(mismatch)
 
 
 def _open_latency_model(plan: Plan) -> None:
@@ -684,11 +707,10 @@ def _search_stage(plan: Plan, supernet, supernet_epoch: int, state: RunState):
     stored, ours = study.user_attrs.get("proxy"), plan.proxy(supernet_epoch)
     if stored is None:
         study.set_user_attr("proxy", ours)
-    elif stored != ours:  # checked before; changed since by another worker
-        raise SearchError(_proxy_mismatch(plan, stored, ours))
-    before = len(search.result().candidates)
+    elif mismatch := _proxy_mismatch(plan, stored, ours):  # checked before; changed since by another worker
+        raise SearchError(mismatch)
     result = search.run(progress=_say)
-    state.done("search", started, trials=len(result.candidates), new_trials=len(result.candidates) - before,
+    state.done("search", started, trials=len(result.candidates), new_trials=search.added, worker=f.worker,
                generations=result.generations, networks_scored=len(accuracy.seconds),
                val_images=accuracy.val_images, supernet_epoch=supernet_epoch)
     return result, accuracy

@@ -23,12 +23,11 @@ One generation:
 
 Every finished trial (completed or pruned) is written to the study in the storage
 with its user attributes: ``genotype`` (as a dict), ``decisions``, ``latency_ms``,
-``miou``, ``key`` (`genotype_key`), ``generation``, ``uid``, and ``cached`` when the
-score was reused. The storage is any Optuna RDB URL: ``sqlite:///runs/NAME/study.db``
-by default (`default_storage`), or a database server such as
-``postgresql://user:password@host/db`` (install a driver, e.g. ``psycopg2-binary``)
-so that several processes or machines work on one study: every worker runs the same
-command with the same storage and study name.
+``miou``, ``key`` (`genotype_key`), ``generation``, ``uid``, ``worker`` when the search
+has one, and ``cached`` when the score was reused. The storage is any Optuna RDB URL
+(`mobileseg.search.study_storage`): ``sqlite:///runs/NAME/study.db`` by default, or a
+database server such as ``postgresql://user:password@host/db`` so that several processes
+or machines work on one study: every worker runs with the same storage and study name.
 
 Optuna writes each suggested parameter in its own database transaction (about 10 ms
 each with SQLite here, 81 parameters a trial in the default space), so the sampler
@@ -39,9 +38,17 @@ storage at every generation, which is when workers see one another's trials.
 Resuming: a generation is done when the stored study holds ``population`` more
 completed trials; rerunning on the same storage counts them and goes on from there
 (a generation cut short is completed with just the trials it lacks). A killed
-process loses only its unfinished generation's unwritten trials. With several
-workers, each stops once the study holds ``generations * population`` completed
-trials (so the last generation may end up larger).
+process loses only its unfinished generation's unwritten trials: a trial reaches the
+storage finished or not at all, so no trial is ever left RUNNING there by a worker that
+died (nothing to fail or retry, no heartbeat needed).
+
+Several workers: each stops once the study holds ``generations * population`` completed
+trials (so the last generation may end up larger, by at most a generation per other
+worker). Each worker has a name (``worker``, e.g. its host and run folder) that seeds its
+sampler with the seed (and the number of trials stored), so workers started together
+with one ``--seed`` do not propose the same networks, and a worker's draws still follow
+from its settings; its trials carry the name, and `EvolutionarySearch.added` counts the
+completed trials this process stored.
 
 Example:
     >>> from mobileseg.arch.space import SearchSpace
@@ -56,14 +63,11 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import time
 import uuid
-import warnings
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import optuna
@@ -76,43 +80,11 @@ from mobileseg.latency.predictor import LatencyModel
 from mobileseg.search import encoding as encodings
 from mobileseg.search.objectives import AccuracyModel, checked_mious, genotype_key
 from mobileseg.search.results import Candidate, SearchResult
-
-DIRECTIONS = ("maximize", "minimize")  # (miou, latency_ms)
-STUDY_FILE = "study.db"
+from mobileseg.search.study_storage import DIRECTIONS, hide_password, open_study, quiet_optuna
 
 
 class SearchError(RuntimeError):
     """The search cannot go on (invalid proposals beyond the bound, a study set up differently)."""
-
-
-def default_storage(run_dir: str | Path) -> str:
-    """The SQLite URL of a run folder's study: ``sqlite:///RUN_DIR/study.db`` (folder created).
-
-    Example:
-        >>> import tempfile
-        >>> default_storage(tempfile.mkdtemp()).endswith("/study.db")
-        True
-    """
-    path = Path(run_dir).resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path / STUDY_FILE}"
-
-
-def hide_password(url: str | None) -> str:
-    """A storage URL fit for logs and files.
-
-    Example:
-        >>> hide_password("postgresql://me:secret@db.example/search")
-        'postgresql://me:***@db.example/search'
-    """
-    if url is None:
-        return "in-memory"
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - not a URL sqlalchemy knows: keep only the scheme
-        return url.split("://", 1)[0] + "://..."
 
 
 def _space_digest(space: SearchSpace) -> str:
@@ -138,6 +110,11 @@ class EvolutionarySearch:
         encoding: ``full`` or ``active``, see `mobileseg.search.encoding`.
         fallback_after: invalid proposals in a row before a slot takes a random valid network.
         max_invalid: invalid proposals in a row after which the search raises `SearchError`.
+        worker: this worker's name, for several workers on one study (module docstring); None
+            (one worker) leaves it out of the seed.
+
+    Attributes:
+        added: completed trials this object stored (other workers' are not counted).
 
     Raises:
         SearchError (from `study`, `run`): the stored study was created with another
@@ -147,7 +124,8 @@ class EvolutionarySearch:
     def __init__(self, space: SearchSpace, accuracy_model: AccuracyModel, latency_model: LatencyModel,
                  storage_url: str | None, study_name: str = "search", population: int = 50,
                  generations: int = 20, seed: int = 0, target_latency_ms: float | None = None,
-                 encoding: str = "full", fallback_after: int = 20, max_invalid: int = 100):
+                 encoding: str = "full", fallback_after: int = 20, max_invalid: int = 100,
+                 worker: str | None = None):
         if population < 2:
             raise ValueError(f"population must be at least 2, got {population}")
         if generations < 1:
@@ -170,6 +148,8 @@ class EvolutionarySearch:
         self.encoding = encoding
         self.fallback_after = fallback_after
         self.max_invalid = max_invalid
+        self.worker = worker
+        self.added = 0
         self._points = encodings.all_choice_points(space) if encoding == "full" else None
         self._study: optuna.Study | None = None    # the stored study
         self._working: optuna.Study | None = None  # its in-memory copy, where the sampler works
@@ -182,7 +162,7 @@ class EvolutionarySearch:
         """The stored Optuna study (created, or loaded and checked against these settings)."""
         if self._study is not None:
             return self._study
-        study = _open_study(self.storage_url, self.study_name)
+        study = open_study(self.storage_url, self.study_name)
         settings = {"population": self.population, "target_latency_ms": self.target_latency_ms,
                     "encoding": self.encoding, "space": _space_digest(self.space)}
         stored = study.user_attrs.get("settings")
@@ -216,7 +196,10 @@ class EvolutionarySearch:
         """The in-memory copy with the stored trials it lacks added (other workers' included)."""
         stored = self.study().get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
         if self._working is None:
-            seeds = np.random.default_rng([self.seed, len(stored)]).integers(2**31, size=2)
+            entropy = [self.seed, len(stored)]
+            if self.worker is not None:
+                entropy.append(int.from_bytes(hashlib.sha256(self.worker.encode()).digest()[:8], "little"))
+            seeds = np.random.default_rng(entropy).integers(2**31, size=2)
             sampler = optuna.samplers.NSGAIISampler(population_size=self.population, seed=int(seeds[0]))
             self._working = optuna.create_study(directions=list(DIRECTIONS), sampler=sampler)
             self._rng = np.random.default_rng(int(seeds[1]))
@@ -231,6 +214,7 @@ class EvolutionarySearch:
         """Write a finished trial of the working copy into the stored study (one transaction)."""
         self.study().add_trial(trial)
         self._copied.add(trial.user_attrs["uid"])
+        self.added += trial.state == TrialState.COMPLETE
 
     # -- the search ------------------------------------------------------------------------
     def run(self, progress: Callable[[str], object] | None = print) -> SearchResult:
@@ -243,7 +227,7 @@ class EvolutionarySearch:
             The `SearchResult` of the whole stored study.
         """
         started = time.time()
-        with _quiet_optuna():
+        with quiet_optuna():
             while True:
                 complete = self.study().get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                 done = len(complete) // self.population
@@ -295,6 +279,8 @@ class EvolutionarySearch:
             trial = working.ask()
             trial.set_user_attr("uid", uuid.uuid4().hex)
             trial.set_user_attr("generation", generation)
+            if self.worker is not None:
+                trial.set_user_attr("worker", self.worker)
             decisions = None
             try:
                 decisions = encodings.suggest_decisions(
@@ -352,46 +338,9 @@ class EvolutionarySearch:
                 f"{seconds:.0f} s")
 
 
-def _open_study(url: str | None, name: str, attempts: int = 5) -> optuna.Study:
-    """Create or load the stored study.
-
-    Workers that start together on a new database race to create Optuna's tables; the
-    loser gets a database error and tries again (up to ``attempts`` times, a second apart).
-    """
-    import sqlalchemy.exc
-
-    def open_once() -> optuna.Study:
-        storage = url
-        if url is not None and url.startswith("sqlite:"):
-            storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-        with _quiet_optuna():
-            return optuna.create_study(storage=storage, study_name=name, directions=list(DIRECTIONS),
-                                       load_if_exists=True)
-
-    for _ in range(attempts - 1):
-        try:
-            return open_once()
-        except sqlalchemy.exc.SQLAlchemyError:
-            time.sleep(1.0)
-    return open_once()
-
-
 def _candidate(trial: optuna.trial.FrozenTrial) -> Candidate:
     attrs = trial.user_attrs
     return Candidate(trial=trial.number, generation=int(attrs["generation"]),
                      genotype=schema_io.from_dict(attrs["genotype"], f"trial {trial.number}"),
                      decisions={k: int(v) for k, v in attrs["decisions"].items()},
                      latency_ms=float(attrs["latency_ms"]), miou=float(attrs["miou"]), key=attrs["key"])
-
-
-@contextlib.contextmanager
-def _quiet_optuna():
-    """Optuna's per-trial INFO lines off (one line per generation instead), restored after."""
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-            yield
-    finally:
-        optuna.logging.set_verbosity(verbosity)

@@ -9,9 +9,10 @@ from optuna.trial import TrialState
 
 from mobileseg.arch import schema_io
 from mobileseg.arch.space import SearchSpace
-from mobileseg.search.nsga2 import EvolutionarySearch, SearchError, default_storage, hide_password
+from mobileseg.search.nsga2 import EvolutionarySearch, SearchError
 from mobileseg.search.objectives import evaluate_references, genotype_key
 from mobileseg.search.pareto import hypervolume_2d, write_outputs
+from mobileseg.search.study_storage import default_storage
 from mobileseg.search.testing import DEMO_SPACE, CapacityAccuracyModel, WidthLatencyModel
 
 LINE = re.compile(r"gen (\d+)/(\d+): (\d+) trials( \(\d+ invalid pruned\))?, front (\d+) "
@@ -237,12 +238,6 @@ def test_arguments_are_checked(space):
         search(space, None, 0)
 
 
-def test_storage_urls_hide_passwords():
-    assert hide_password("postgresql://me:secret@db/search") == "postgresql://me:***@db/search"
-    assert hide_password("sqlite:///runs/a/study.db") == "sqlite:///runs/a/study.db"
-    assert hide_password(None) == "in-memory"
-
-
 def test_search_then_outputs_with_the_reference_zoo(space, tmp_path):
     accuracy, latency = CapacityAccuracyModel(), WidthLatencyModel()
     result = EvolutionarySearch(space, accuracy, latency, default_storage(tmp_path), population=6,
@@ -284,3 +279,24 @@ def test_two_workers_share_one_study(space, tmp_path):
     mine = [{t.user_attrs["uid"] for t in engine._working_copy().get_trials() if t.state == TrialState.COMPLETE}
             for engine in workers]
     assert all(len(own) > 6 for own in mine)  # each saw trials beyond its own first generation
+
+
+def test_workers_with_one_seed_draw_apart_and_tag_and_count_their_own_trials(space, tmp_path):
+    """Named workers mix their name into the seed: two workers started on one empty study with one seed do
+    not propose the same networks (unnamed, they would propose identical generations)."""
+    def first_generation(worker, storage=None):
+        engine = search(space, storage, 1, worker=worker)
+        return engine, [c.decisions for c in engine.run(progress=None).candidates]
+
+    assert first_generation(None)[1] == first_generation(None)[1]
+    assert first_generation("host:/runs/a")[1] == first_generation("host:/runs/a")[1]
+    assert first_generation("host:/runs/a")[1] != first_generation("host:/runs/b")[1]
+
+    storage = default_storage(tmp_path)
+    first, _ = first_generation("host:/runs/a", storage)
+    second = search(space, storage, 3, worker="host:/runs/b")
+    second.run(progress=None)
+    complete = [t for t in stored_trials(storage) if t.state == TrialState.COMPLETE]
+    workers = [t.user_attrs["worker"] for t in complete]
+    assert (first.added, second.added, len(complete)) == (8, 16, 24)
+    assert (workers.count("host:/runs/a"), workers.count("host:/runs/b")) == (8, 16)
