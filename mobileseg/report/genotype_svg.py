@@ -32,6 +32,9 @@ BOX_W, BOX_H = 124, 52
 """A cell's box, in SVG units."""
 SKIP_W = 40
 """The width of a ``skip`` cell's box, and of a column holding only skips."""
+FIT_WIDTH = 1800
+"""A drawing up to this wide gets the class ``fit`` (the page scales it to its width); a wider one is
+scrolled at full size, so its text stays readable."""
 GAP_X, GAP_Y = 36, 34
 MARGIN = 16
 COLORS = {"conv": "#cfe3f7", "attention": "#fbd9b0", "fuse": "#cdebc8", "skip": "#eeeeee", "head": "#e2d4f0",
@@ -177,7 +180,8 @@ def genotype_svg(genotype: Genotype) -> str:
         edges.append(_arrow(*anchor(genotype.resolve(ref), "out"), left(head_column), top(head_row) + BOX_H / 2))
     width = left(head_column) + BOX_W + MARGIN
     height = top(len(genotype.branches)) - GAP_Y + MARGIN + 4
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="genotype" width="{width:.0f}" height="{height:.0f}" '
+    fit = " fit" if width <= FIT_WIDTH else ""
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="genotype{fit}" width="{width:.0f}" height="{height:.0f}" '
             f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" font-size="12" role="img" '
             f'aria-label="{escape(genotype.name)}">'
             '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '

@@ -158,7 +158,8 @@ def latency_section(run: RunFolder) -> Section:
 
     title = "Where the milliseconds go"
     table_path = run.file(TABLE)
-    size, classes = run.setting("input_size"), run.setting("num_classes")
+    search = run.config.get("search") or {}  # the size the search predicted latency at (train's is a crop)
+    size, classes = search.get("input_size"), search.get("num_classes")
     if run.export_report:
         size, classes = size or run.export_report.get("input_size"), classes or run.export_report.get("num_classes")
     if not isinstance(run.genotype, Genotype) or table_path is None or not size or not classes:
