@@ -157,7 +157,8 @@ def genotype_svg(genotype: Genotype) -> str:
                      "</text>")
         for index, cell in enumerate(branch.cells):
             key = (branch.name, index)
-            lines = ["skip"] if cell.OP == "skip" else [cell.OP, settings_label(cell), f"1/{strides[branch.name][index]}"]
+            stride = f"1/{strides[branch.name][index]}"
+            lines = ["skip"] if cell.OP == "skip" else [cell.OP, settings_label(cell), stride]
             parts.append(_box(left(column[key]), top(row), COLORS[kind(cell.OP)], lines, f"cell {kind(cell.OP)}",
                               faded=key not in live, title=f"{branch.name}[{index}]: {cell}", width=box_width(key)))
             if index:

@@ -29,7 +29,8 @@ tr.chosen td { background: #fff4d6; font-weight: 600; }
 .bad { color: #a00; font-weight: 600; } .good { color: #080; font-weight: 600; }
 .bar { background: #4a86c5; height: 12px; display: inline-block; vertical-align: middle; }
 img.figure, img.half { max-width: 100%; height: auto; border: 1px solid #eee; margin: 6px 12px 6px 0; }
-img.half { max-width: calc(50% - 14px); } svg.genotype { max-width: none; } svg.genotype.fit { max-width: 100%; height: auto; }
+img.half { max-width: calc(50% - 14px); }
+svg.genotype { max-width: none; } svg.genotype.fit { max-width: 100%; height: auto; }
 .row { display: flex; flex-wrap: wrap; align-items: flex-start; }
 .scroll { overflow-x: auto; } .legend .key { margin-right: 16px; font-size: 13px; }
 .swatch { display: inline-block; width: 12px; height: 12px; border: 1px solid #555; margin-right: 4px; }

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-MODELS = (("float", "model.keras"), ("int8", "export/model_int8.tflite"))
+from mobileseg.report.run_folder import FLOAT_MODEL, INT8_MODEL
+
+MODELS = (("float", FLOAT_MODEL), ("int8", INT8_MODEL))
 """The models a run report evaluates: label and file in the run folder."""
 
 

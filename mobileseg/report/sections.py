@@ -119,11 +119,11 @@ def quality_sections(run: RunFolder, samples: int, progress: bool | None = None)
 
 def _accuracy_body(results: dict, source, split: str) -> str:
     from mobileseg.report.figures import confusion_png
+    from mobileseg.report.quality import MODELS
 
     labels = list(results)
     first = results[labels[0]]
-    missing = [f"{name} (no {file})" for name, file in (("float", FLOAT_MODEL), ("int8", INT8_MODEL))
-               if name not in results]
+    missing = [f"{name} (no {file})" for name, file in MODELS if name not in results]
     body = (f"<p>{escape(source.spec)}, {escape(split)} split: {first['images']} images at full resolution "
             f"(python -m mobileseg.evaluate).</p>")
     if missing:
@@ -167,7 +167,7 @@ def latency_section(run: RunFolder) -> Section:
             "the latency breakdown needs arch.yaml (a genotype), latency_table.json and the search's input size"))
     try:
         result = breakdown(run.genotype, table_path, tuple(size), int(classes))
-    except (TableFormatError, ValueError) as error:
+    except (TableFormatError, OSError) as error:
         return Section("latency", title, not_in_run(f"{table_path} cannot be used: {error}"))
     largest = max((block.ms or 0.0 for block in result.blocks), default=0.0) or 1.0
     rows = []
@@ -205,9 +205,10 @@ def export_section(run: RunFolder) -> Section:
             for file in report.get("files") or []]
     body += table(["file", "mode", "MB", "builtin ops only", "XNNPACK partitions", "fallback ops", "ms",
                    "mIoU %", "mIoU drop, points", "ops"], rows)
-    bench = [(record.get("model"), device.get("fingerprint", {}).get("model") or device.get("fingerprint", {}).get("cpu"),
+    devices = (run.bench or {}).get("devices") or []
+    bench = [(record.get("model"), (device.get("fingerprint") or {}).get("model") or device["fingerprint"].get("cpu"),
               record.get("threads"), record.get("median_ms"), record.get("p90_ms"), record.get("runs"))
-             for device in (run.bench or {}).get("devices") or [] for record in device.get("records") or []]
+             for device in devices for record in device.get("records") or []]
     body += ("<h3>Benchmark</h3>" + table(["model", "device", "threads", "median ms", "p90 ms", "runs"], bench)
              if bench else not_in_run("no bench/local.json or bench/adb.json: the int8 file has not been timed"))
     return Section("export", title, body)

@@ -1,5 +1,6 @@
 """The live view of a search: ``optuna-dashboard`` (pinned in requirements.txt) serves a run's study.db
-on loopback, with every trial the search stored, and stops when told."""
+on loopback, with every trial the search stored, shows the trials a search goes on adding while it
+runs, and stops when told."""
 
 import json
 import shutil
@@ -13,6 +14,10 @@ from pathlib import Path
 
 import optuna
 import pytest
+
+from mobileseg.arch.space import SearchSpace
+from mobileseg.search.nsga2 import EvolutionarySearch
+from mobileseg.search.testing import DEMO_SPACE, CapacityAccuracyModel, WidthLatencyModel
 
 
 def free_port() -> int:
@@ -32,11 +37,12 @@ def get(url: str, deadline: float):
             time.sleep(0.5)
 
 
-def test_optuna_dashboard_serves_the_run_study_on_loopback(searched_run):
+def test_optuna_dashboard_serves_the_run_study_live_on_loopback(searched_run, tmp_path):
     binary = shutil.which("optuna-dashboard", path=str(Path(sys.executable).parent))
     if binary is None:
         pytest.skip("optuna-dashboard is not installed (pip install -r requirements.txt)")
-    storage = f"sqlite:///{searched_run / 'study.db'}"
+    shutil.copy(searched_run / "study.db", tmp_path / "study.db")  # the search goes on below: on a copy
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.load_study(study_name="search", storage=storage)
     port = free_port()
     server = subprocess.Popen([binary, storage, "--host", "127.0.0.1", "--port", str(port)],
@@ -53,6 +59,13 @@ def test_optuna_dashboard_serves_the_run_study_on_loopback(searched_run):
         assert len(served["best_trials"]) == len(study.best_trials) > 0
         status, page = get(f"http://127.0.0.1:{port}/dashboard", deadline)
         assert status == 200 and b"<html" in page.lower()
+
+        before = len(served["trials"])  # the search goes on while the dashboard runs: one more generation
+        EvolutionarySearch(SearchSpace.load(DEMO_SPACE), CapacityAccuracyModel(), WidthLatencyModel(), storage,
+                           population=6, generations=3, target_latency_ms=2.0).run(progress=None)
+        status, body = get(f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}", deadline)
+        stored = len(optuna.load_study(study_name="search", storage=storage).trials)
+        assert len(json.loads(body)["trials"]) == stored >= before + 6
     finally:
         server.terminate()
         server.wait(timeout=30)
