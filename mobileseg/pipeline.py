@@ -329,7 +329,9 @@ def write_report(settings: PipelineSettings, commands: Mapping[str, Callable[[Pi
 
     A report that fails is said, not fatal: the run's own outputs are complete by then.
     """
-    report = settings.run_dir / "report.html"
+    from mobileseg.report import REPORT_HTML
+
+    report = settings.run_dir / REPORT_HTML
     if "report" not in commands or (report.is_file() and not any(step["ran"] for step in steps.values())):
         return
     command = list(commands["report"](settings))

@@ -4,3 +4,6 @@
 splits the predicted latency by block, `genotype_svg` draws the network, `figures` draws the
 raster figures, `sections` builds each part of the page and `html_page` the page itself.
 """
+
+REPORT_HTML = "report.html"
+"""The report's file in the run folder (here, so the pipeline names it without importing the report)."""

@@ -38,7 +38,8 @@ def run(flag_values, argv: Sequence[str]) -> int:
     """Write the report as the parsed flags say; returns the exit code."""
     from mobileseg.atomic_write import AtomicWriteError, write_atomic
     from mobileseg.console import keep_native_log_in
-    from mobileseg.report.run_folder import REPORT_HTML, NotARunError, open_run
+    from mobileseg.report import REPORT_HTML
+    from mobileseg.report.run_folder import NotARunError, open_run
     from mobileseg.report.sections import report_html
 
     if len(argv) > 1:

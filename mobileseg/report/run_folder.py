@@ -30,7 +30,6 @@ INT8_MODEL = "export/model_int8.tflite"
 EXPORT_REPORT = "export/report.json"
 BENCH = ("bench/local.json", "bench/adb.json")
 """The bench results a run may hold: this CPU's, a phone's (the first found is shown)."""
-REPORT_HTML = "report.html"
 MARKERS = (CONFIG, ARCH_YAML, PARETO_JSON, SUMMARY)
 """A folder holding none of these is not a run."""
 
