@@ -34,7 +34,8 @@ stride, latency backend) are checked before any step starts; ``DIR/config.yaml``
 ``pipeline`` section, and a DIR holding a run of another space, data set or search size is
 refused. At the end a summary table gives the searched network, the float and int8 mIoU, the
 int8 latency against the target, the file size, and where every file is; it is also written
-to ``DIR/summary.json``.
+to ``DIR/summary.json``. Then ``python -m mobileseg.report`` writes the run report,
+``DIR/report.html`` (`write_report`; kept when no step ran).
 
 The pipeline holds DIR's lock (`mobileseg.run_lock`) from its checks to its summary, and its steps
 work under it: another command on DIR is refused while it runs (exit 2, its pid named).
@@ -208,9 +209,21 @@ def bench_command(s: PipelineSettings) -> list[str]:
             *phone, "--out", str(s.bench_json)]
 
 
+def report_command(s: PipelineSettings) -> list[str]:
+    """``python -m mobileseg.report``: the run report, ``DIR/report.html`` (written after the summary).
+
+    Example:
+        >>> report_command(PipelineSettings(Path("demo.yaml"), "synthetic:8", Path("runs/x"), 5.0))[1:]
+        ['-m', 'mobileseg.report', '--run_dir', 'runs/x']
+    """
+    return [sys.executable, "-m", "mobileseg.report", "--run_dir", str(s.run_dir)]
+
+
 COMMANDS: dict[str, Callable[[PipelineSettings], list[str]]] = {
-    "search": search_command, "train": train_command, "export": export_command, "bench": bench_command}
-"""Each step's command line, built when the step starts (a test may substitute any of them)."""
+    "search": search_command, "train": train_command, "export": export_command, "bench": bench_command,
+    "report": report_command}
+"""Each step's command line, built when the step starts (a test may substitute any of them; without
+``report`` no run report is written)."""
 
 
 def _read_json(path: Path) -> dict | None:
@@ -308,6 +321,25 @@ def run_steps(settings: PipelineSettings, commands: Mapping[str, Callable[[Pipel
         record[step] = {"ran": True, "seconds": seconds}
         rerun = True
     return record
+
+
+def write_report(settings: PipelineSettings, commands: Mapping[str, Callable[[PipelineSettings], Sequence[str]]],
+                 steps: Mapping[str, dict], log: Callable[[str], None] = print) -> None:
+    """Run ``commands["report"]`` (`report_command`) unless no step ran and ``DIR/report.html`` exists.
+
+    A report that fails is said, not fatal: the run's own outputs are complete by then.
+    """
+    from mobileseg.report import REPORT_HTML
+
+    report = settings.run_dir / REPORT_HTML
+    if "report" not in commands or (report.is_file() and not any(step["ran"] for step in steps.values())):
+        return
+    command = list(commands["report"](settings))
+    log(f"== report: {' '.join(command)}")
+    sys.stdout.flush()
+    returncode = subprocess.run(command, check=False).returncode
+    if returncode != 0:
+        log(f"== report: failed (exit {returncode}); the run's outputs are complete, see {settings.run_dir}")
 
 
 def _duration(seconds: float) -> str:
@@ -555,6 +587,7 @@ def run_pipeline(settings: PipelineSettings,
             summary = summarize(settings, steps)
             record_measured_latency(settings.run_dir, summary)
             write_atomic(settings.run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
+            write_report(settings, commands, steps, log)
     except (BadInput, RunLockError) as error:
         return fail(error, 2)
     except StepFailed as error:

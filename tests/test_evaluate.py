@@ -14,7 +14,7 @@ from mobileseg import evaluate as evaluate_cli
 from mobileseg.data.problems import DataError
 from mobileseg.data.sources import open_source
 from mobileseg.data.synthetic import CLASS_NAMES, ROAD
-from mobileseg.evaluate import evaluate
+from mobileseg.split_evaluation import evaluate
 from mobileseg.inference import ModelError, Segmenter
 from tests import tiny_segmenters
 from tests.data.fake_layouts import make_folder

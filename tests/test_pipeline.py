@@ -4,14 +4,18 @@ The orchestration tests substitute each step's command with a small script that 
 step's outputs (or fails), so they run in seconds.
 """
 
+import base64
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from mobileseg import pipeline
 from mobileseg.run_lock import hold
@@ -264,6 +268,15 @@ def test_the_real_steps_from_a_space_to_a_benchmarked_int8_model(tmp_path, capfd
     assert f"int8 TFLite                  {settings.run_dir / 'export' / 'model_int8.tflite'}" in out
     report = json.loads((settings.run_dir / "export" / "report.json").read_text())
     assert report["qat"]["epochs"] == 1 and report["files"][0]["method"] == "qat"
+    page = settings.run_dir / "report.html"  # the run report, with every part of the run
+    assert f"== report: {sys.executable} -m mobileseg.report --run_dir {settings.run_dir}" in out
+    text = page.read_text()
+    assert re.findall(r'<section id="(\w+)">', text) == [
+        "overview", "pareto", "network", "accuracy", "samples", "latency", "export"]
+    assert "Not in this run" not in text and text.count("<svg") == 1
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', text)  # Pareto, 2 confusion matrices, samples
+    assert len(images) == 4 and all(Image.open(io.BytesIO(base64.b64decode(data))).size[0] > 100 for data in images)
 
+    written = page.stat().st_mtime_ns
     assert pipeline.run_pipeline(settings) == 0  # everything is done: nothing runs again
-    assert capfd.readouterr().out.count("done already") == 4
+    assert capfd.readouterr().out.count("done already") == 4 and page.stat().st_mtime_ns == written

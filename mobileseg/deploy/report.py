@@ -6,7 +6,7 @@ the ops left out of them (`mobileseg.litert_measure`); whether the GPU delegate 
 it (``tf.lite.experimental.Analyzer`` with ``gpu_compatibility=True``); the median
 latency at 1 thread (thread CPU time: this machine is shared), all files timed
 interleaved so machine noise hits them alike; and
-the mIoU on the val split through `mobileseg.evaluate.evaluate` (the same data and the
+the mIoU on the val split through `mobileseg.split_evaluation.evaluate` (the same data and the
 same code for every file and for the float ``.keras`` model). A profile's checks
 (`mobileseg.deploy.profiles`) are then applied to the file it targets.
 """
@@ -146,12 +146,12 @@ def time_tflite(paths: list[str | Path], threads: int = 1, max_seconds: float = 
 
 
 def evaluate_file(path: str | Path, source, split: str = "val", max_images: int | None = None) -> dict:
-    """mIoU and pixel accuracy of a ``.keras``, ``.tflite`` or ``.onnx`` file through `mobileseg.evaluate.evaluate`.
+    """mIoU and pixel accuracy of a ``.keras``, ``.tflite`` or ``.onnx`` file through `mobileseg.split_evaluation.evaluate`.
 
     Every file goes through the shared evaluator (full-resolution labels, the model's
     input size, the same resizing), so the numbers compare.
     """
-    from mobileseg.evaluate import evaluate
+    from mobileseg.split_evaluation import evaluate
     from mobileseg.inference import Segmenter
 
     if Path(path).suffix == ".onnx":

@@ -298,6 +298,45 @@ def live_cells(genotype: Genotype) -> set[tuple[str, int]]:
     return live
 
 
+def named_signatures(genotype: Genotype, input_size: tuple[int, int], num_classes: int,
+                     quantization: str = "int8") -> list[tuple[str, BlockSignature]]:
+    """Each block of the network with its name: ``BRANCH[INDEX]`` for a cell, ``head`` for the head.
+
+    The cells the head uses, in branch order (skips excluded), then the head: the blocks
+    `signatures_of` lists, named for a per-block latency breakdown.
+
+    Args:
+        genotype: a valid genotype.
+        input_size: (height, width) of the image.
+        num_classes: the head's output channels.
+        quantization: ``int8`` (as shipped), ``fp16`` or ``fp32``.
+
+    Example:
+        >>> from mobileseg.arch import schema_io
+        >>> g = schema_io.loads('''
+        ... name: t
+        ... branches: [{name: main, source: null, cells: [{op: conv, width: 8, stride: 2}, {op: skip}]}]
+        ... head: {op: light, inputs: [{branch: main}], width: 8}
+        ... ''')
+        >>> [(name, signature.op) for name, signature in named_signatures(g, (32, 32), 5)]
+        [('main[0]', 'conv'), ('head', 'light_head')]
+    """
+    shapes = genotype.cell_shapes(tuple(input_size))
+    live = live_cells(genotype)
+    named = []
+    for branch in genotype.branches:
+        for index, cell in enumerate(branch.cells):
+            if (branch.name, index) not in live:
+                continue
+            shape = shapes[(branch.name, index)]
+            signature = cell_signature(cell, shape.input, shape.output, shape.context, quantization)
+            if signature is not None:
+                named.append((f"{branch.name}[{index}]", signature))
+    head_inputs = [shapes[genotype.resolve(ref)].output for ref in genotype.head.inputs]
+    named.append(("head", head_signature(genotype.head, head_inputs, num_classes, quantization)))
+    return named
+
+
 def signatures_of(genotype: Genotype, input_size: tuple[int, int], num_classes: int,
                   quantization: str = "int8") -> list[BlockSignature]:
     """One signature per block of the network (cells the head uses, skips excluded, then the head).
@@ -310,20 +349,7 @@ def signatures_of(genotype: Genotype, input_size: tuple[int, int], num_classes: 
         num_classes: the head's output channels.
         quantization: ``int8`` (as shipped), ``fp16`` or ``fp32``.
     """
-    shapes = genotype.cell_shapes(tuple(input_size))
-    live = live_cells(genotype)
-    signatures = []
-    for branch in genotype.branches:
-        for index, cell in enumerate(branch.cells):
-            if (branch.name, index) not in live:
-                continue
-            shape = shapes[(branch.name, index)]
-            signature = cell_signature(cell, shape.input, shape.output, shape.context, quantization)
-            if signature is not None:
-                signatures.append(signature)
-    head_inputs = [shapes[genotype.resolve(ref)].output for ref in genotype.head.inputs]
-    signatures.append(head_signature(genotype.head, head_inputs, num_classes, quantization))
-    return signatures
+    return [signature for _, signature in named_signatures(genotype, input_size, num_classes, quantization)]
 
 
 def genotype_latency_model(spec: str, input_size: tuple[int, int], num_classes: int,

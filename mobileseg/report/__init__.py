@@ -1,0 +1,9 @@
+"""The run report: one self-contained HTML page of a run folder (``python -m mobileseg.report``).
+
+`run_folder` reads what the folder holds, `quality` evaluates its models, `latency_breakdown`
+splits the predicted latency by block, `genotype_svg` draws the network, `figures` draws the
+raster figures, `sections` builds each part of the page and `html_page` the page itself.
+"""
+
+REPORT_HTML = "report.html"
+"""The report's file in the run folder (here, so the pipeline names it without importing the report)."""
