@@ -5,9 +5,10 @@ benchmark) is trained at 184x240 with the proxy-ranking recipe (`proxy_rank_camv
 validated after every epoch, the warm-up cut to a third of ``--epochs`` as its short runs do)
 for ``--epochs`` epochs, once from random weights and once per ``--supernet DIR`` from the
 weights it inherits from that supernet (``python -m mobileseg.train --init supernet:DIR``). The
-figure: for each supernet start, the first epoch whose validation mIoU reaches the from-scratch
-run's final (and best) validation mIoU, against the first epoch the from-scratch run itself
-reached it: the difference is the epochs saved. Validation split only: the
+figures: for each supernet start, the first epoch whose validation mIoU reaches the from-scratch
+run's final validation mIoU (the epochs saved against the whole from-scratch run, and against
+the first epoch the from-scratch run itself reached that value, which a noisy curve can make
+earlier than its last), the same for its best validation mIoU, and both runs' final and best. Validation split only: the
 test split is not used.
 
 A supernet folder is one that ``python -m mobileseg.search --stage supernet`` trained, e.g.
@@ -59,7 +60,8 @@ def train(arch: str, run_dir: Path, epochs: int, data: str, init: str | None) ->
     history = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
     row = {"init": init, "val_miou": [round(h["val_miou"], 4) for h in history],
            "epoch_seconds": [round(h["epoch_seconds"], 1) for h in history if h.get("epoch_seconds")],
-           "seconds_this_call": round(time.time() - started), "command": " ".join(["python", *command[1:]])}
+           "seconds_this_call": round(time.time() - started),
+           "command": " ".join(["python", *command[1:]]).replace(f"{ROOT}/", "")}
     report = run_dir / "init_report.json"
     if report.is_file():
         found = json.loads(report.read_text())
@@ -79,10 +81,14 @@ def first_epoch_reaching(curve: list[float], target: float) -> int | None:
 
 
 def supernet_info(folder: Path) -> dict:
-    """Where a supernet was in its training: epochs done of planned, its epoch log's timing."""
+    """Where a supernet was in its training: epochs done of planned, and each epoch's seconds."""
+    from mobileseg.state_files import read_checkpoint
+
     state = json.loads((folder / "supernet" / "state.json").read_text())
+    meta, _ = read_checkpoint(folder / "supernet" / "checkpoint.npz", "train the supernet again")
     return {"dir": repository_path(folder), "epoch": state["epoch"], "epochs_planned": state["epochs"],
-            "space": state["fixed"]["space"], "input_size": state["fixed"]["input_size"]}
+            "space": state["fixed"]["space"], "input_size": state["fixed"]["input_size"],
+            "epoch_seconds": [round(entry["seconds"]) for entry in meta["log"]]}
 
 
 def main() -> int:
@@ -93,6 +99,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--data", default=f"camvid:{CAMVID}")
     parser.add_argument("--work_dir", type=Path, default=ROOT / "runs" / "init_from_supernet_camvid")
+    parser.add_argument("--note", default="", help="how the runs were made, kept in the result")
     args = parser.parse_args()
     from mobileseg.atomic_write import write_atomic
     from mobileseg.export import environment
@@ -108,9 +115,12 @@ def main() -> int:
         reached = {}
         for name, target in (("final", final), ("best", best)):
             ours, theirs = (first_epoch_reaching(curve, target) for curve in (row["val_miou"], scratch["val_miou"]))
-            reached[name] = {"val_miou": target, "scratch_epoch": theirs, "epoch": ours,
-                             "epochs_saved": None if ours is None else theirs - ours}
-        starts.append({"supernet": info, **row, "reaches_scratch": reached})
+            reached[name] = {"val_miou": target, "epoch": ours, "scratch_first_epoch": theirs,
+                             "epochs_saved_vs_scratch_first": None if ours is None else theirs - ours}
+        reached["final"]["epochs_saved_vs_scratch_run"] = (None if reached["final"]["epoch"] is None
+                                                           else args.epochs - reached["final"]["epoch"])
+        starts.append({"supernet": info, **row, "reaches_scratch": reached,
+                       "final_val_miou": row["val_miou"][-1], "best_val_miou": max(row["val_miou"])})
     out = {"arch": args.arch, "data": args.data, "size": SIZE, "epochs": args.epochs, "recipe": recipe(args.epochs),
            "metric": "validation mIoU after every epoch (the test split is not used)",
            "scratch": {**scratch, "final_val_miou": final, "best_val_miou": best,
@@ -119,13 +129,15 @@ def main() -> int:
            "command": " ".join(["python", "benchmarks/init_from_supernet_camvid.py", *sys.argv[1:]]),
            "versions": versions(), "machine": environment(),
            "load_average": {"start": load_start, "end": [round(v, 2) for v in os.getloadavg()]},
-           "note": "Shared 2-core machine: other engineers' jobs ran at the same time (see load_average); "
-                   "epoch counts do not depend on the load, seconds do."}
+           "note": "Shared 2-core machine: other engineers' jobs ran at the same time (see load_average, of this "
+                   "call; a call that finds the runs finished only reports); epoch counts do not depend on the "
+                   "load, seconds do." + (f" {args.note}" if args.note else "")}
     write_atomic(RESULT, json.dumps(out, indent=2) + "\n")
     for start in starts:
         print(f"from the supernet after {start['supernet']['epoch']} epochs: val mIoU "
               f"{' '.join(f'{v:.3f}' for v in start['val_miou'])}; reaches scratch's final {final:.3f} at epoch "
-              f"{start['reaches_scratch']['final']['epoch']} (scratch: {start['reaches_scratch']['final']['scratch_epoch']})")
+              f"{start['reaches_scratch']['final']['epoch']} of {args.epochs} (scratch first reached it at epoch "
+              f"{start['reaches_scratch']['final']['scratch_first_epoch']})")
     print(f"from scratch: val mIoU {' '.join(f'{v:.3f}' for v in scratch['val_miou'])}")
     return 0
 

@@ -30,10 +30,10 @@ weights, and resuming with another ``--init`` is refused.
 Exit codes: 0 trained (or already trained), 1 training diverged or a file could not be
 written (a full disk; the files of the last good epoch are kept), 2 bad input (a missing
 or malformed ``--arch``, a bad ``--data``, an ``--input_size`` that is not a multiple of
-the network's output stride, a ``--teacher`` with other classes, an ``--init`` that is not a weights file or trained
-supernet (or another ``--init`` than the run in DIR started from), a DIR holding a
-different run or a damaged ``train_state.json``, a DIR another command is running in:
-`mobileseg.run_lock`); with bad input nothing in DIR is changed.
+the network's output stride, a ``--teacher`` with other classes, an ``--init`` that is not
+a weights file or a trained supernet, or another ``--init`` than the run in DIR started
+from, a DIR holding a different run or a damaged ``train_state.json``, a DIR another
+command is running in: `mobileseg.run_lock`); with bad input nothing in DIR is changed.
 
 Example:
     python -m mobileseg.train --arch search_space/references/mobilenetv3_small_lraspp.yaml \\

@@ -196,6 +196,13 @@ def test_the_step_commands_chain_the_run_folder_and_forward_the_budget(settings)
     assert flags["--scale_range"] == "0.25,1" and flags["--epochs"] == "2"
     crops = pipeline.PipelineSettings(**{**vars(settings), "input_size": (48, 48)})
     assert pipeline.train_command(crops)[pipeline.train_command(crops).index("--input_size") + 1] == "48x48"
+    assert "--init" not in train  # no supernet in the folder
+    (settings.run_dir / "supernet").mkdir()
+    (settings.run_dir / "supernet" / "checkpoint.npz").write_bytes(b"")
+    assert pipeline.train_command(settings)[-2:] == ["--init", f"supernet:{settings.run_dir}"]
+    (settings.run_dir / "config.yaml").write_text("search: {input_size: [64, 80], search_scale: 0.5}\n"
+                                                  "train: {init: null}\n")
+    assert "--init" not in pipeline.train_command(settings)  # a training started without it resumes without it
 
     export = pipeline.export_command(settings)
     assert "--int8" in export and export[export.index("--qat_epochs") + 1] == "3"
@@ -264,6 +271,9 @@ def test_the_real_steps_from_a_space_to_a_benchmarked_int8_model(tmp_path, capfd
     assert f"int8 TFLite                  {settings.run_dir / 'export' / 'model_int8.tflite'}" in out
     report = json.loads((settings.run_dir / "export" / "report.json").read_text())
     assert report["qat"]["epochs"] == 1 and report["files"][0]["method"] == "qat"
+    init = json.loads((settings.run_dir / "init_report.json").read_text())  # trained from the supernet's weights
+    assert init["source"] == f"supernet:{settings.run_dir}" and init["matched"]
+    assert init["missing"] == [] and init["shape_mismatch"] == {}
 
     assert pipeline.run_pipeline(settings) == 0  # everything is done: nothing runs again
     assert capfd.readouterr().out.count("done already") == 4

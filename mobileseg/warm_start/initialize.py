@@ -1,12 +1,11 @@
 """Start a network from other weights (``python -m mobileseg.train --init``): parse, copy, report.
 
-`parse_init` checks the flag's value cheaply (before any data is read; it imports nothing heavy, so the flag's
-help does not either), `initialize` copies
-the weights into a freshly built network (`mobileseg.warm_start.sources` and
-`mobileseg.warm_start.keras_applications` read them; `mobileseg.warm_start.matching` matches
-them by name and shape), and `write_report` keeps the report in the run folder
+`parse_init` checks the flag's value cheaply, before any data is read; `initialize` copies the
+weights into a freshly built network (`mobileseg.warm_start.sources` and
+`mobileseg.warm_start.keras_applications` read them, `mobileseg.warm_start.matching` matches
+them by name and shape); `write_report` keeps the report in the run folder
 (``DIR/init_report.json``). A resumed run never comes here: it continues from its own
-``last.keras``.
+``last.keras``. This module imports nothing heavy at its top (``train``'s flag help uses `HELP`).
 """
 
 from __future__ import annotations

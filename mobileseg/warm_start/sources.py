@@ -30,6 +30,7 @@ import numpy as np
 
 from mobileseg.warm_start.matching import InitError
 
+
 def keras_file_weights(path: Path) -> dict[str, np.ndarray]:
     """``{weight path: value}`` of the model in a ``.keras`` file.
 

@@ -21,7 +21,8 @@ branches:
             {op: mbconv, width: 16, stride: 2}]
 head: {op: light, inputs: [{branch: main}], width: 16}
 """
-LONGER = ARCH.replace("{op: mbconv, width: 16, stride: 2}]", "{op: mbconv, width: 16, stride: 2}, {op: conv, width: 16}]")
+LONGER = ARCH.replace("{op: mbconv, width: 16, stride: 2}]",
+                      "{op: mbconv, width: 16, stride: 2}, {op: conv, width: 16}]")  # one cell more
 SIZE = (32, 32)
 
 
