@@ -1,8 +1,8 @@
 """Benchmark: what starting a searched network from the supernet's weights saves on CamVid (issue 18, item 4).
 
 One network of the default space (``--arch``, by default ``net_03`` of the proxy-ranking
-benchmark) is trained at 184x240 with the proxy-ranking recipe (`proxy_rank_camvid.RECIPE`,
-validated after every epoch, the warm-up cut to a third of ``--epochs`` as its short runs do)
+benchmark) is trained at 184x240 with the proxy-ranking recipe for short runs
+(`proxy_rank_camvid.short_recipe`: validated after every epoch, the warm-up a third of ``--epochs``)
 for ``--epochs`` epochs, once from random weights and once per ``--supernet DIR`` from the
 weights it inherits from that supernet (``python -m mobileseg.train --init supernet:DIR``). The
 figures: for each supernet start, the first epoch whose validation mIoU reaches the from-scratch
@@ -36,17 +36,9 @@ import time
 from pathlib import Path
 
 from camvid_runs import CAMVID, ROOT, repository_path, run, versions
-from proxy_rank_camvid import RECIPE, SIZE
+from proxy_rank_camvid import SIZE, short_recipe
 
 RESULT = ROOT / "benchmarks" / "results" / "init_from_supernet_camvid.json"
-
-
-def recipe(epochs: int) -> list[str]:
-    """`RECIPE` validated after every epoch, its warm-up a third of the run (at most 3 epochs)."""
-    flags = list(RECIPE)
-    flags[flags.index("--warmup_epochs") + 1] = str(min(3, max(0, epochs // 3)))
-    flags[flags.index("--val_every") + 1] = "1"
-    return flags
 
 
 def train(arch: str, run_dir: Path, epochs: int, data: str, init: str | None) -> dict:
@@ -54,7 +46,7 @@ def train(arch: str, run_dir: Path, epochs: int, data: str, init: str | None) ->
     run_dir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "mobileseg.train", "--arch", arch, "--data", data, "--run_dir", str(run_dir),
                "--input_size", SIZE, "--model_size", SIZE, "--val_size", SIZE, "--epochs", str(epochs),
-               *recipe(epochs), *(["--init", init] if init else [])]
+               *short_recipe(epochs), *(["--init", init] if init else [])]
     started = time.time()
     run(command, run_dir / "benchmark.log")
     history = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
@@ -121,7 +113,8 @@ def main() -> int:
                                                            else args.epochs - reached["final"]["epoch"])
         starts.append({"supernet": info, **row, "reaches_scratch": reached,
                        "final_val_miou": row["val_miou"][-1], "best_val_miou": max(row["val_miou"])})
-    out = {"arch": args.arch, "data": args.data, "size": SIZE, "epochs": args.epochs, "recipe": recipe(args.epochs),
+    out = {"arch": args.arch, "data": args.data, "size": SIZE, "epochs": args.epochs,
+           "recipe": short_recipe(args.epochs),
            "metric": "validation mIoU after every epoch (the test split is not used)",
            "scratch": {**scratch, "final_val_miou": final, "best_val_miou": best,
                        "best_epoch": scratch["val_miou"].index(best) + 1},

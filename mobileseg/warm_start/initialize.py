@@ -50,10 +50,10 @@ def parse_init(text: str) -> InitSpec:
         ...
         mobileseg.warm_start.matching.InitError: --init runs/nowhere/model.keras: no such file
     """
+    from mobileseg.supernet.trainer import CHECKPOINT, FOLDER, STATE
+
     if text.startswith(SUPERNET_PREFIX):
         folder = Path(text[len(SUPERNET_PREFIX):])
-        from mobileseg.supernet.trainer import CHECKPOINT, FOLDER, STATE
-
         for needed in (folder / FOLDER / STATE, folder / FOLDER / CHECKPOINT):
             if not needed.is_file():
                 raise InitError(f"--init {text}: {folder} holds no trained supernet (no {needed}); train one "
