@@ -3,6 +3,7 @@ downloaded)."""
 
 from pathlib import Path
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -17,20 +18,33 @@ SIZE = (64, 64)
 
 
 @pytest.fixture(scope="module")
-def weights_file(tmp_path_factory):
+def application():
     """What ``MobileNetV3Small(weights="imagenet", include_top=False)`` would load, with random values."""
-    application = keras.applications.MobileNetV3Small(weights=None, include_top=False, input_shape=(*SIZE, 3))
+    model = keras.applications.MobileNetV3Small(weights=None, include_top=False, input_shape=(*SIZE, 3))
     rng = np.random.default_rng(0)
-    for variable in application.weights:
+    for variable in model.weights:
         low = 0.5 if variable.path.endswith("moving_variance") else -0.5
         variable.assign(rng.uniform(low, low + 1.0, tuple(variable.shape)).astype("float32"))
-    path = tmp_path_factory.mktemp("imagenet") / "mobilenet_v3_small.weights.h5"
-    application.save_weights(path)
-    return path, application
+    return model
 
 
-def test_the_small_reference_takes_every_backbone_weight(weights_file):
-    path, application = weights_file
+def save(application, folder: Path, kind: str) -> Path:
+    """Keras 3's ``.weights.h5``, or the legacy ``.h5`` layout of the ImageNet files Keras downloads."""
+    if kind == "weights.h5":
+        path = folder / "mobilenet_v3_small.weights.h5"
+        application.save_weights(path)
+        return path
+    legacy = pytest.importorskip("keras.src.legacy.saving.legacy_h5_format",
+                                 reason="Keras' legacy .h5 writer (to make a file like the ImageNet one)")
+    path = folder / "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5"
+    with h5py.File(path, "w") as file:
+        legacy.save_weights_to_hdf5_group(file, application)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["weights.h5", "legacy h5"])
+def test_the_small_reference_takes_every_backbone_weight(application, tmp_path, kind):
+    path = save(application, tmp_path, kind)
     genotype = schema_io.load(SMALL)
     model = builder.build_model(genotype, 11, SIZE)
     report = initialize(model, parse_init(f"imagenet:{path}"), genotype)
