@@ -121,13 +121,19 @@ def train_and_test(network: dict, epochs: int, work_dir: Path, data: str) -> dic
             "commands": [" ".join(train[1:]), " ".join(test[1:])]}
 
 
-def short_train(network: dict, epochs: int, work_dir: Path, data: str) -> float:
-    """Best val mIoU of ``epochs`` epochs of `RECIPE` (its warm-up cut to fit), validated every epoch."""
-    run_dir = work_dir / f"short_train_{epochs}" / network["name"]
-    run_dir.mkdir(parents=True, exist_ok=True)
+def short_recipe(epochs: int) -> list[str]:
+    """`RECIPE` for a run of ``epochs`` epochs validated after every one: its warm-up a third of it, at most 3."""
     recipe = list(RECIPE)
     recipe[recipe.index("--warmup_epochs") + 1] = str(min(3, max(0, epochs // 3)))
     recipe[recipe.index("--val_every") + 1] = "1"
+    return recipe
+
+
+def short_train(network: dict, epochs: int, work_dir: Path, data: str) -> float:
+    """Best val mIoU of ``epochs`` epochs of `short_recipe`."""
+    run_dir = work_dir / f"short_train_{epochs}" / network["name"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    recipe = short_recipe(epochs)
     run([sys.executable, "-m", "mobileseg.train", "--arch", network["genotype"], "--data", data, "--run_dir",
          str(run_dir), "--input_size", SIZE, "--model_size", SIZE, "--val_size", SIZE, "--epochs", str(epochs),
          *recipe], run_dir / "benchmark.log")

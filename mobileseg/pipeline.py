@@ -10,7 +10,8 @@ whose output streams through:
    (``--search_input_size``, default half the images' size): the size the model ships at;
 2. ``train``: ``python -m mobileseg.train`` trains ``arch.yaml`` into ``model.keras``, saved and
    validated at that size, on crops (``--input_size``, default that size) of images rescaled
-   as the supernet's were (both read from the ``search`` section of ``DIR/config.yaml``);
+   as the supernet's were (both read from the ``search`` section of ``DIR/config.yaml``),
+   starting from the weights the network inherits from the supernet (``--init supernet:DIR``);
 3. ``export``: ``python -m mobileseg.export --int8 --qat_epochs N`` quantization-aware
    fine-tunes it, writes ``export/model_int8.tflite`` and ``export/report.json`` with the
    float and int8 mIoU on the test split (the val split when there is no test split);
@@ -175,19 +176,38 @@ def searched_size(run_dir: Path) -> tuple[tuple[int, int], float]:
     return (int(size[0]), int(size[1])), float(scale)
 
 
+def init_flag(run_dir: Path) -> list[str]:
+    """``--init supernet:DIR`` when the search trained a supernet in DIR, else nothing.
+
+    The network then starts from the weights it inherits from the supernet, as once-for-all
+    fine-tunes: on CamVid it led the from-scratch run over the first five of ten epochs from
+    supernets of 2 and 5 epochs (``benchmarks/results/init_from_supernet_camvid.json``; the
+    README says how far the figures go). A training already started in DIR keeps the ``--init``
+    it started with, so that it resumes.
+    """
+    from mobileseg.supernet.trainer import CHECKPOINT, FOLDER
+    from mobileseg.training.trainer import read_config
+
+    started = read_config(run_dir).get("train")
+    if started is not None:
+        return ["--init", started["init"]] if started.get("init") else []
+    return ["--init", f"supernet:{run_dir}"] if (run_dir / FOLDER / CHECKPOINT).is_file() else []
+
+
 def train_command(s: PipelineSettings) -> list[str]:
     """``python -m mobileseg.train`` on ``arch.yaml``, the way the search trained its supernet.
 
     The model is saved and validated at the search's input size (the size its latency was
     predicted at), on crops of ``--input_size`` (default: that size) from images rescaled like
-    the supernet's (the search's scale times 0.5 to 2).
+    the supernet's (the search's scale times 0.5 to 2), starting from the supernet's weights
+    (`init_flag`).
     """
     size, scale = searched_size(s.run_dir)
     return [sys.executable, "-m", "mobileseg.train", "--arch", str(s.run_dir / ARCH), "--data", s.data,
             "--run_dir", str(s.run_dir), "--epochs", str(s.train_epochs), "--input_size", _size(s.input_size or size),
             "--model_size", _size(size), "--val_size", _size(size),
             "--scale_range", f"{0.5 * scale:.4g},{2 * scale:.4g}", "--batch_size", str(s.batch_size),
-            "--seed", str(s.seed), "--verbose", "2"]
+            "--seed", str(s.seed), "--verbose", "2", *init_flag(s.run_dir)]
 
 
 def export_command(s: PipelineSettings) -> list[str]:

@@ -20,12 +20,20 @@ optimizer state, epoch, the same data order); ``--epochs`` may be raised to trai
 longer. A NaN or infinite loss stops the run with a message naming the epoch and
 step, leaving the last good checkpoints as they were.
 
+``--init`` starts the network from other weights, matched by layer name and shape
+(`mobileseg.warm_start`): another run's ``.keras`` or ``.weights.h5``, ``supernet:DIR`` (the
+network's weights inherited from the supernet a search trained in DIR) or ``imagenet:FILE``
+(keras.applications' MobileNetV3 ImageNet weights, for the MobileNetV3 references). What
+matched is printed and kept in ``DIR/init_report.json``; a resumed run goes on from its own
+weights, and resuming with another ``--init`` is refused.
+
 Exit codes: 0 trained (or already trained), 1 training diverged or a file could not be
 written (a full disk; the files of the last good epoch are kept), 2 bad input (a missing
 or malformed ``--arch``, a bad ``--data``, an ``--input_size`` that is not a multiple of
-the network's output stride, a ``--teacher`` with other classes, a DIR holding a
-different run or a damaged ``train_state.json``, a DIR another command is running in:
-`mobileseg.run_lock`); with bad input nothing in DIR is changed.
+the network's output stride, a ``--teacher`` with other classes, an ``--init`` that is not
+a weights file or a trained supernet, or another ``--init`` than the run in DIR started
+from, a DIR holding a different run or a damaged ``train_state.json``, a DIR another
+command is running in: `mobileseg.run_lock`); with bad input nothing in DIR is changed.
 
 Example:
     python -m mobileseg.train --arch search_space/references/mobilenetv3_small_lraspp.yaml \\
@@ -42,7 +50,7 @@ from collections.abc import Sequence
 FLAG_NAMES = (
     "arch", "data", "run_dir", "epochs", "input_size", "batch_size", "lr", "weight_decay", "schedule",
     "poly_power", "warmup_epochs", "min_lr", "seed", "ohem", "ohem_thresh", "ohem_min_kept", "loss_stride",
-    "aux_weight", "teacher", "distill_weight", "temperature", "scale_range", "val_split", "val_size",
+    "aux_weight", "init", "teacher", "distill_weight", "temperature", "scale_range", "val_split", "val_size",
     "val_batch_size", "val_every", "cache_images", "precision", "model_size", "distribute", "skip_bad",
     "jit_compile", "tensorboard", "verbose",
 )
@@ -52,6 +60,8 @@ FLAG_NAMES = (
 def define_flags(flag_values=None) -> None:
     """Declare the flags (at start-up only, so importing this module declares nothing)."""
     from absl import flags
+
+    from mobileseg.warm_start.initialize import HELP as INIT_HELP
 
     fv = flags.FLAGS if flag_values is None else flag_values
     flags.DEFINE_string("arch", None, "The network: a genotype YAML/JSON file.", flag_values=fv)
@@ -80,6 +90,8 @@ def define_flags(flag_values=None) -> None:
     flags.DEFINE_integer("loss_stride", 2, "The loss compares every N-th pixel of the crop in each direction "
                          "(logits resized to that grid); 1: every pixel.", lower_bound=1, flag_values=fv)
     flags.DEFINE_float("aux_weight", 0.4, "Weight of each auxiliary head's loss.", flag_values=fv)
+    flags.DEFINE_string("init", None, "Start from these weights instead of random ones (a resumed run goes on "
+                        "from its own): " + INIT_HELP + ". The report: DIR/init_report.json.", flag_values=fv)
     flags.DEFINE_string("teacher", None, "Distil from this trained model: a .keras file or a run folder "
                         "(its model.keras); it must predict the data set's classes.", flag_values=fv)
     flags.DEFINE_float("distill_weight", 1.0, "Weight of the distillation term (with --teacher).", flag_values=fv)
@@ -214,6 +226,7 @@ def run(flag_values, argv: Sequence[str]) -> int:
     from mobileseg.run_lock import RunLockError, hold
     from mobileseg.state_files import StateFileError
     from mobileseg.training.trainer import TrainingDiverged, TrainingError
+    from mobileseg.warm_start.matching import InitError
 
     if len(argv) > 1:
         print(f"mobileseg.train: error: unexpected arguments {list(argv[1:])}", file=sys.stderr)
@@ -232,7 +245,7 @@ def run(flag_values, argv: Sequence[str]) -> int:
         message = str(error) if str(error).startswith("--data") else f"--data {flag_values.data}: {error}"
         print(f"mobileseg.train: error: {message}", file=sys.stderr)
         return 2
-    except (BadInput, GenotypeError, TrainingError, RunLockError, StateFileError) as error:
+    except (BadInput, GenotypeError, TrainingError, RunLockError, StateFileError, InitError) as error:
         print(f"mobileseg.train: error: {error}", file=sys.stderr)
         return 2
     best = "none" if result.best_miou is None else f"{result.best_miou:.4f} (epoch {result.best_epoch})"
@@ -249,6 +262,7 @@ def _train(fv):
     from mobileseg.arch.external import External
     from mobileseg.data.sources import open_source
     from mobileseg.training import trainer
+    from mobileseg.warm_start import initialize
 
     genotype = schema_io.load(fv.arch)
     source = open_source(fv.data)
@@ -267,6 +281,11 @@ def _train(fv):
     if previous.get("arch_sha256") not in (None, digest):
         raise BadInput(f"--arch {fv.arch}: {fv.run_dir} holds a run of another network "
                        f"({previous.get('arch_name')} from {previous.get('arch')}); use a new --run_dir")
+    if previous and previous.get("init") != fv.init:
+        raise BadInput(f"--init {fv.init or '(none)'}: {fv.run_dir} holds a run started from "
+                       f"{previous.get('init') or 'random weights'}; resume it with the same --init, or use a new "
+                       "--run_dir")
+    init = initialize.parse_init(fv.init) if fv.init else None
 
     strategy = tf.distribute.MirroredStrategy() if fv.distribute == "mirrored" else tf.distribute.get_strategy()
     teacher = None
@@ -280,8 +299,13 @@ def _train(fv):
                                               name=f"--teacher {fv.teacher}")
     auxiliary = not isinstance(genotype, External) and bool(genotype.head.aux)
 
-    def build():
-        return builder.build_model(genotype, source.num_classes, config.input_size, auxiliary=auxiliary)
+    def build():  # called by fit only for a run that starts (never on resume), once every other check passed
+        model = builder.build_model(genotype, source.num_classes, config.input_size, auxiliary=auxiliary)
+        if init is not None:
+            report = initialize.initialize(model, init, genotype)
+            print(report.summary())
+            initialize.write_report(fv.run_dir, report)
+        return model
 
     record = {name: fv[name].value for name in FLAG_NAMES}
     record.update(

@@ -200,6 +200,13 @@ def test_the_step_commands_chain_the_run_folder_and_forward_the_budget(settings)
     assert flags["--scale_range"] == "0.25,1" and flags["--epochs"] == "2"
     crops = pipeline.PipelineSettings(**{**vars(settings), "input_size": (48, 48)})
     assert pipeline.train_command(crops)[pipeline.train_command(crops).index("--input_size") + 1] == "48x48"
+    assert "--init" not in train  # no supernet in the folder
+    (settings.run_dir / "supernet").mkdir()
+    (settings.run_dir / "supernet" / "checkpoint.npz").write_bytes(b"")
+    assert pipeline.train_command(settings)[-2:] == ["--init", f"supernet:{settings.run_dir}"]
+    (settings.run_dir / "config.yaml").write_text("search: {input_size: [64, 80], search_scale: 0.5}\n"
+                                                  "train: {init: null}\n")
+    assert "--init" not in pipeline.train_command(settings)  # a training started without it resumes without it
 
     export = pipeline.export_command(settings)
     assert "--int8" in export and export[export.index("--qat_epochs") + 1] == "3"
@@ -276,6 +283,9 @@ def test_the_real_steps_from_a_space_to_a_benchmarked_int8_model(tmp_path, capfd
     assert "Not in this run" not in text and text.count("<svg") == 1
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', text)  # Pareto, 2 confusion matrices, samples
     assert len(images) == 4 and all(Image.open(io.BytesIO(base64.b64decode(data))).size[0] > 100 for data in images)
+    init = json.loads((settings.run_dir / "init_report.json").read_text())  # trained from the supernet's weights
+    assert init["source"] == f"supernet:{settings.run_dir}" and init["matched"]
+    assert init["missing"] == [] and init["shape_mismatch"] == {}
 
     written = page.stat().st_mtime_ns
     assert pipeline.run_pipeline(settings) == 0  # everything is done: nothing runs again

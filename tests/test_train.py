@@ -168,6 +168,7 @@ def test_a_run_killed_mid_epoch_resumes_where_it_stopped(files, tmp_path):
     ({"--batch_size": "3"}, r"holds a run with batch_size=2, but this run asks for batch_size=3"),
     ({"--arch": "{repo}/search_space/references/mobilenetv3_small_lraspp.yaml"}, r"--arch .*another network"),
     ({"--lr": "-1"}, r"--lr must be positive"),
+    ({"--init": "{files}/teacher.keras"}, r"--init .*teacher\.keras: .* holds a run started from random weights"),
 ])
 def test_bad_input_exits_2_names_the_culprit_and_leaves_the_run_dir_alone(files, tmp_path, capsys, change,
                                                                            message):
@@ -200,6 +201,41 @@ def test_bad_input_does_not_create_the_run_dir(files, tmp_path, capsys):
     assert not run_dir.exists()
     assert run_cli("--arch", str(files / "tiny.yaml")) == 2
     assert "--data, --run_dir required" in capsys.readouterr().err
+
+
+def test_init_is_reported_recorded_and_never_redone_on_resume(files, tmp_path, capsys):
+    run_dir, source = tmp_path / "run", files / "teacher.keras"
+    args = common(files / "tiny.yaml", run_dir, "--notensorboard", "--init", str(source))
+    assert run_cli(*args, "--epochs", "1") == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"init from .*teacher\.keras: \d+ of \d+ weights matched", printed), printed
+    assert "missing (1 layers): aux_head_0" in printed  # the teacher file was saved without its auxiliary head
+    report = json.loads((run_dir / "init_report.json").read_text())
+    assert report["layers"]["missing"] == ["aux_head_0"] and report["layers"]["partly_matched"] == []
+    assert report["shape_mismatch"] == {} and report["source"] == str(source)
+    assert read_config(run_dir)["train"]["init"] == str(source)
+    assert run_cli(*args, "--epochs", "2") == 0  # resumes from its own last.keras
+    assert "init from" not in capsys.readouterr().out
+    assert json.loads((run_dir / "init_report.json").read_text()) == report
+    assert callbacks.RunState.load(run_dir).epoch == 2
+    before = snapshot(run_dir)
+    for other in (str(files / "teacher5.keras"), None):
+        changed = [a for a in args if a not in ("--init", str(source))] + (["--init", other] if other else [])
+        assert run_cli(*changed, "--epochs", "3") == 2
+        assert re.search(r"--init .*: .* holds a run started from .*teacher\.keras; resume it with the same --init",
+                         capsys.readouterr().err)
+    assert snapshot(run_dir) == before
+
+
+def test_a_bad_init_exits_2_before_the_run_dir_is_made(files, tmp_path, capsys):
+    run_dir = tmp_path / "new"
+    (tmp_path / "bad.keras").write_bytes(b"not a model")
+    for value, message in ((str(tmp_path / "none.keras"), "none.keras: no such file"),
+                           (str(tmp_path / "bad.keras"), "bad.keras: not a .keras model file"),
+                           (f"supernet:{tmp_path}", "holds no trained supernet")):
+        assert run_cli(*common(files / "tiny.yaml", run_dir, "--init", value)) == 2
+        assert message in capsys.readouterr().err
+        assert not run_dir.exists()
 
 
 class Killed(BaseException):
