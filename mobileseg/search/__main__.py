@@ -126,10 +126,12 @@ FLAG_NAMES = (
     "space", "data", "run_dir", "input_size", "target_latency_ms", "latency_backend", "serial", "adb", "threads",
     "clock", "stage", "budget", "population", "generations", "seed", "storage", "study_name", "supernet_epochs",
     "steps_per_epoch", "batch_size", "search_scale", "val_images", "calib_batches", "references", "progress",
-    "strategy", "gcn", "latency_cache",
+    "strategy", "gcn", "latency_cache", "time_budget", "time_plan",
 )
 """Every flag of the command, in the order config.yaml lists them."""
 BUDGET_FLAGS = ("supernet_epochs", "population", "generations", "calib_batches", "references")
+SIZE_FLAGS = ("supernet_epochs", "population", "generations")
+"""What ``--time_budget`` sizes (unless given)."""
 STATE = "search_state.json"
 TABLE = "latency_table.json"
 LATENCY_BACKENDS = ("local", "adb", "table")
@@ -200,6 +202,14 @@ def define_flags(flag_values=None) -> None:
                         "FILE,FILE (default: the budget's).", flag_values=fv)
     flags.DEFINE_boolean("progress", True, "Show progress bars (block measurement, supernet epochs).",
                          flag_values=fv)
+    flags.DEFINE_string("time_budget", None, "Fit the whole search in this time, e.g. 45m, 2h, 1h30m: supernet "
+                        "epochs, population and generations are sized to it from a few timed steps (flags given "
+                        "win), the plan is printed and written to DIR/plan.json, and a stage that overruns its "
+                        "share stops at an epoch or generation boundary.", flag_values=fv)
+    flags.DEFINE_boolean("dry_run", False, "Print the plan (stages, sizes, estimated durations; with "
+                         "--time_budget, sized to it), write DIR/plan.json, and stop.", flag_values=fv)
+    flags.DEFINE_string("time_plan", None, "Keep to the supernet and search deadlines of this plan.json (the "
+                        "pipeline passes its own).", flag_values=fv)
 
 
 def _say(message: str) -> None:
@@ -639,6 +649,7 @@ def _supernet_stage(plan: Plan, state: RunState):
 
     from mobileseg.supernet.model import Supernet
     from mobileseg.supernet.trainer import FOLDER, SupernetTrainer, load_supernet_weights
+    from mobileseg.timebudget.time_plan import stage_deadline
 
     started = time.perf_counter()
     keras.utils.set_random_seed(plan.flags.seed)
@@ -646,14 +657,17 @@ def _supernet_stage(plan: Plan, state: RunState):
     if plan.flags.stage == "search":
         return supernet, load_supernet_weights(supernet, plan.run_dir)
     trainer = SupernetTrainer(supernet, plan.supernet_config())
-    result = trainer.fit(plan.source, plan.run_dir, np.random.default_rng(plan.flags.seed))
+    result = trainer.fit(plan.source, plan.run_dir, np.random.default_rng(plan.flags.seed),
+                         deadline=stage_deadline(plan.flags.time_plan, "supernet"))
+    if result.cut:
+        _say(result.cut)
     trained = result.epoch - result.initial_epoch
     done = (f"trained {trained} epoch{'s' * (trained != 1)}" if trained else "already trained") + \
         f", {result.epoch} in all"
     _say(f"supernet: {done} ({trainer.steps()} steps) in {time.perf_counter() - started:.0f} s -> "
          f"{plan.run_dir / FOLDER}")
     state.done("supernet", started, epoch=result.epoch, trained_now=trained, steps=trainer.steps(),
-               last_epoch=result.log[-1] if result.log else None)
+               last_epoch=result.log[-1] if result.log else None, cut=result.cut)
     return supernet, result.epoch
 
 
@@ -661,6 +675,7 @@ def _search_stage(plan: Plan, supernet, supernet_epoch: int, state: RunState):
     """Stage 3: NSGA-II scored by the supernet; returns the result and the accuracy model."""
     from mobileseg.search.nsga2 import SearchError
     from mobileseg.supernet.accuracy import SupernetAccuracyModel
+    from mobileseg.timebudget.time_plan import stage_deadline
 
     started = time.perf_counter()
     f = plan.flags
@@ -676,7 +691,7 @@ def _search_stage(plan: Plan, supernet, supernet_epoch: int, state: RunState):
     elif stored != ours:  # checked before; changed since by another worker
         raise SearchError(_proxy_mismatch(plan, stored, ours))
     before = len(search.result().candidates)
-    result = search.run(progress=_say)
+    result = search.run(progress=_say, deadline=stage_deadline(f.time_plan, "search"))
     state.done("search", started, trials=len(result.candidates), new_trials=len(result.candidates) - before,
                generations=result.generations, networks_scored=len(accuracy.seconds),
                val_images=accuracy.val_images, supernet_epoch=supernet_epoch)
@@ -770,6 +785,45 @@ def execute(plan: Plan) -> None:
     _say(f"stages: {state.timings()}; {state.data['seconds']:.0f} s in all -> {plan.run_dir}")
 
 
+def with_time_plan(fv, plan: Plan) -> Plan | None:
+    """``--time_budget``/``--dry_run``: probe, size, print and write ``DIR/plan.json``; the plan to run (None:
+    a dry run, done). ``--time_plan`` alone: checked, kept to by the stages.
+
+    Raises:
+        BadInput: a bad duration, or a budget for what it cannot size (another strategy or stage).
+        mobileseg.timebudget.split.BudgetTooSmall, mobileseg.timebudget.time_plan.PlanError.
+    """
+    from mobileseg.timebudget.duration import DurationError, parse_duration
+    from mobileseg.search.time_planner import make_plan
+    from mobileseg.timebudget.time_plan import PLAN, read_plan, write_plan
+
+    if fv.time_plan and (fv.time_budget or fv.dry_run):
+        raise BadInput("--time_plan: not with --time_budget or --dry_run (which make the plan)")
+    if fv.time_plan:
+        read_plan(Path(fv.time_plan))
+        return plan
+    if fv.strategy != "evolutionary" or fv.stage != "all":
+        raise BadInput(f"--time_budget, --dry_run: for --strategy evolutionary --stage all only (not --strategy "
+                       f"{fv.strategy} --stage {fv.stage})")
+    try:
+        budget = parse_duration(fv.time_budget) if fv.time_budget else None
+    except DurationError as error:
+        raise BadInput(f"--time_budget {error}") from None
+    started = time.time()
+    time_plan = make_plan(plan, budget, {name: fv[name].value for name in SIZE_FLAGS})
+    _say(time_plan.format())
+    if fv.dry_run:
+        _say(f"dry run: nothing else done; the plan is in {write_plan(plan.run_dir, time_plan)}")
+        return None
+    for name in SIZE_FLAGS:
+        fv[name].value = time_plan.sizes[name]
+    time_plan.start(started)
+    fv.time_plan = str(plan.run_dir / PLAN)
+    plan = check_inputs(fv)  # again, at the sizes chosen
+    write_plan(plan.run_dir, time_plan)
+    return plan
+
+
 def run(flag_values, argv: Sequence[str]) -> int:
     """Search as the parsed flags say; returns the exit code."""
     from mobileseg.android.errors import (AdbError, AdbNotFoundError, AndroidBenchError, DeviceLost,
@@ -782,6 +836,8 @@ def run(flag_values, argv: Sequence[str]) -> int:
     from mobileseg.run_lock import RunLockError, hold
     from mobileseg.search.nsga2 import SearchError
     from mobileseg.state_files import StateFileError
+    from mobileseg.timebudget.split import BudgetTooSmall
+    from mobileseg.timebudget.time_plan import PlanError
     from mobileseg.training.trainer import TrainingDiverged, TrainingError
 
     def fail(message: str, code: int) -> int:
@@ -796,7 +852,11 @@ def run(flag_values, argv: Sequence[str]) -> int:
     use_folder(flag_values.latency_cache)
     try:
         with hold(flag_values.run_dir, "mobileseg.search"):
-            execute(check_inputs(flag_values))
+            plan = check_inputs(flag_values)
+            if flag_values.time_budget or flag_values.dry_run or flag_values.time_plan:
+                plan = with_time_plan(flag_values, plan)
+            if plan is not None:
+                execute(plan)
     except BuildInterrupted as error:
         print(error, file=sys.stderr)
         return EXIT_DEVICE_LOST
@@ -811,7 +871,8 @@ def run(flag_values, argv: Sequence[str]) -> int:
         return fail(str(error), 1)
     except DataError as error:
         return fail(str(error) if str(error).startswith("--data") else f"--data {flag_values.data}: {error}", 2)
-    except (BadInput, GenotypeError, TrainingError, SearchError, StateFileError, RunLockError) as error:
+    except (BadInput, GenotypeError, TrainingError, SearchError, StateFileError, RunLockError, BudgetTooSmall,
+            PlanError) as error:
         return fail(str(error), 2)
     except (AndroidBenchError, AtomicWriteError) as error:
         return fail(str(error), 1)
