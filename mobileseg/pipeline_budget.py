@@ -5,7 +5,8 @@ line the pipeline would give it), probes this machine (`mobileseg.search.time_pl
 the plan and writes ``DIR/plan.json``; with a budget the returned settings carry the sizes it chose
 (supernet epochs, population, generations, training and QAT epochs; flags given on the command line
 win), and the search and training steps get ``--time_plan DIR/plan.json`` so each of their stages keeps
-to its deadline. QAT is sized, not cut (a few epochs, minutes).
+to its deadline. QAT is sized, not cut (a few epochs, minutes). The same command run again on the
+folder keeps the plan's sizes (the steps resume where they stopped) and counts the deadlines from then.
 
 `planned_vs_actual` lines the plan's stages up with what the run took: the search's stages from
 ``search_state.json``, training from its step, ``qat`` the export step (QAT, conversion, evaluation) and
@@ -46,19 +47,22 @@ def plan_pipeline(settings, search_args: Sequence[str], explicit: Mapping[str, i
     from mobileseg.search import __main__ as search_cli
     from mobileseg.timebudget.duration import DurationError, parse_duration
     from mobileseg.search.time_planner import PipelineSizes, make_plan
-    from mobileseg.timebudget.time_plan import write_plan
+    from mobileseg.timebudget.time_plan import earlier_plan, write_plan
     from mobileseg.train import BadInput
 
     try:
         budget = parse_duration(settings.time_budget) if settings.time_budget else None
     except DurationError as error:
         raise BadInput(f"--time_budget {error}") from None
-    flag_values = flags.FlagValues()
-    search_cli.define_flags(flag_values)
-    flag_values(["mobileseg.search", *search_args, "--noprogress"])
-    search = search_cli.check_inputs(flag_values)
-    time_plan = make_plan(search, budget, explicit,
-                          PipelineSizes(settings.train_epochs, settings.qat_epochs, settings.eval_split))
+    time_plan = None if settings.dry_run else earlier_plan(settings.run_dir, budget, "pipeline")
+    if time_plan is not None:
+        log(f"plan: kept from the run started in {settings.run_dir} with this budget; deadlines count from now")
+    else:
+        flag_values = flags.FlagValues()
+        search_cli.define_flags(flag_values)
+        flag_values(["mobileseg.search", *search_args, "--noprogress"])
+        time_plan = make_plan(search_cli.check_inputs(flag_values), budget, explicit,
+                              PipelineSizes(settings.train_epochs, settings.qat_epochs, settings.eval_split))
     log(time_plan.format())
     if settings.dry_run:
         log(f"dry run: nothing else done; the plan is in {write_plan(settings.run_dir, time_plan)}")

@@ -61,6 +61,14 @@ Budget: the flags ``--supernet_epochs``, ``--population``, ``--generations``,
 (`mobileseg.search.budget`): ``auto`` picks ``demo`` (minutes) for a data set of fewer than
 100 training images and ``default`` (hours on a 2-core CPU) otherwise.
 
+Time budget: ``--time_budget 45m`` (`mobileseg.timebudget`) times a few steps of every stage on the
+data (`mobileseg.search.cost_probe`), sizes ``--supernet_epochs``, ``--population`` and
+``--generations`` to fit (those given win; the rule: `mobileseg.timebudget.split`), prints the plan and
+writes it to ``DIR/plan.json``; the supernet and the NSGA-II search then stop at an epoch or generation
+boundary when another would end past their deadline, and the outputs are written from what they have.
+``--dry_run`` prints and writes the plan only. ``--time_plan FILE`` keeps to the deadlines of a plan made
+elsewhere (the pipeline's). Both need ``--strategy evolutionary --stage all``.
+
 References (``--references``, `mobileseg.search.reference_choice`): ``all`` the networks of
 ``search_space/references/``, ``none``, ``cheapest:K`` the K of them with the fewest blocks to
 measure, or ``FILE,FILE``. They are placed with the same latency model (their blocks are
@@ -795,7 +803,7 @@ def with_time_plan(fv, plan: Plan) -> Plan | None:
     """
     from mobileseg.timebudget.duration import DurationError, parse_duration
     from mobileseg.search.time_planner import make_plan
-    from mobileseg.timebudget.time_plan import PLAN, read_plan, write_plan
+    from mobileseg.timebudget.time_plan import PLAN, earlier_plan, read_plan, write_plan
 
     if fv.time_plan and (fv.time_budget or fv.dry_run):
         raise BadInput("--time_plan: not with --time_budget or --dry_run (which make the plan)")
@@ -810,7 +818,10 @@ def with_time_plan(fv, plan: Plan) -> Plan | None:
     except DurationError as error:
         raise BadInput(f"--time_budget {error}") from None
     started = time.time()
-    time_plan = make_plan(plan, budget, {name: fv[name].value for name in SIZE_FLAGS})
+    time_plan = None if fv.dry_run else earlier_plan(plan.run_dir, budget, "search")
+    if time_plan is not None:
+        _say(f"plan: kept from the run started in {plan.run_dir} with this budget; deadlines count from now")
+    time_plan = time_plan or make_plan(plan, budget, {name: fv[name].value for name in SIZE_FLAGS})
     _say(time_plan.format())
     if fv.dry_run:
         _say(f"dry run: nothing else done; the plan is in {write_plan(plan.run_dir, time_plan)}")

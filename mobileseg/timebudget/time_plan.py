@@ -141,6 +141,18 @@ def read_plan(path: Path) -> TimePlan:
     return TimePlan(**fields)
 
 
+def earlier_plan(run_dir: Path, budget_s: float | None, command: str) -> TimePlan | None:
+    """The plan of a run ``command`` started in ``run_dir`` with this budget, or None (no plan, another budget,
+    a dry run's, unreadable). The same command run again keeps its sizes, so the stages resume where they
+    stopped (a study or supernet of other sizes would be refused), and counts its deadlines from then."""
+    try:
+        plan = read_plan(Path(run_dir) / PLAN)
+    except PlanError:
+        return None
+    same = plan.started is not None and plan.budget_s == budget_s and plan.command == command
+    return plan if same and budget_s is not None else None
+
+
 def stage_deadline(path: str | None, stage: str) -> Deadline:
     """``stage``'s deadline from the plan file ``path`` (None: no plan, no deadline).
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from mobileseg.timebudget.time_plan import (ORDER, PlanError, TimePlan, format_planned_vs_actual, planned_vs_actual,
-                                            read_plan, stage_deadline, write_plan)
+from mobileseg.timebudget.time_plan import (ORDER, PlanError, TimePlan, earlier_plan, format_planned_vs_actual,
+                                            planned_vs_actual, read_plan, stage_deadline, write_plan)
 
 SIZES = {"supernet_epochs": 4, "population": 8, "generations": 3, "train_epochs": 20, "qat_epochs": 2}
 ESTIMATES = {"probe": 30.0, "latency": 120.0, "supernet": 240.0, "search": 72.0, "train": 800.0, "qat": 160.0,
@@ -76,3 +76,17 @@ def test_planned_against_actual_has_a_row_per_stage_and_the_total():
     assert rows[3]["actual_s"] is None and rows[-1] == {"stage": "total", "planned_s": 3600.0, "actual_s": 500.0}
     assert format_planned_vs_actual(rows).startswith("probe 30.0s / 31.0s, latency 2m00s / 1m40s, ")
     assert "train 13m20s / -" in format_planned_vs_actual(rows)
+
+
+def test_the_plan_of_a_started_run_with_the_same_budget_is_kept_for_the_same_command(tmp_path):
+    run_dir = tmp_path / "run"
+    assert earlier_plan(run_dir, 3600.0, "pipeline") is None  # no plan yet
+    dry = plan(budget=3600.0)
+    write_plan(run_dir, dry)
+    assert earlier_plan(run_dir, 3600.0, "pipeline") is None  # a dry run's: never started
+    started = plan(budget=3600.0)
+    started.start(1234.0)
+    write_plan(run_dir, started)
+    assert earlier_plan(run_dir, 3600.0, "pipeline") == started
+    assert earlier_plan(run_dir, 7200.0, "pipeline") is None and earlier_plan(run_dir, 3600.0, "search") is None
+    assert earlier_plan(run_dir, None, "pipeline") is None
