@@ -73,8 +73,12 @@ def main() -> int:
         command = pipeline_command(args, budget, run_dir)
         load = [load_average()]
         started = time.monotonic()
-        subprocess.run(command, cwd=ROOT, check=True)
+        code = subprocess.run(command, cwd=ROOT).returncode
         wall = time.monotonic() - started
+        if code:
+            print(f"time_budget_camvid.py: error: the pipeline of --time_budget {budget} exited {code} after "
+                  f"{wall:.0f} s (its output is above); rows so far are in {args.out}", file=sys.stderr)
+            return 1
         rows[budget_s] = row(budget_s, wall, run_dir, [*load, load_average()])
         print(json.dumps({k: rows[budget_s][k] for k in ("time_budget_s", "actual_s", "int8_test_miou", "int8_ms")}),
               flush=True)

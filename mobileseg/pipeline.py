@@ -21,6 +21,10 @@ The search's budget (``--supernet_epochs``, ``--population``, ``--generations``,
 ``--references``) defaults to its ``--budget auto``: minutes for fewer than 100 training
 images, hours above.
 
+``--time_budget 2h`` sizes all of it to fit and prints the plan first (`mobileseg.pipeline_budget`:
+``DIR/plan.json``, each step's stages cut at an epoch or generation boundary past their deadline, and
+the summary's planned against actual seconds); ``--dry_run`` prints the plan and stops.
+
 A step whose outputs are already in DIR is skipped (``search``: ``arch.yaml`` and
 ``pareto.json``; ``train``: ``model.keras`` and ``train_state.json`` finished with at least
 ``--train_epochs`` epochs; ``export``: ``model_int8.tflite`` and ``report.json``; ``bench``: its
@@ -246,8 +250,8 @@ def train_finished(run_dir: Path, epochs: int) -> bool:
 
     state = _read_json(run_dir / TRAIN_STATE) or {}
     cut = state.get("status") == "stopped" and CUT in str(state.get("message"))
-    return (run_dir / MODEL).is_file() and (cut or (state.get("status") == "finished"
-                                                    and isinstance(state.get("epoch"), int) and state["epoch"] >= epochs))
+    finished = state.get("status") == "finished" and isinstance(state.get("epoch"), int) and state["epoch"] >= epochs
+    return (run_dir / MODEL).is_file() and (cut or finished)
 
 
 def step_done(step: str, settings: PipelineSettings) -> bool:

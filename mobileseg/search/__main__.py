@@ -791,18 +791,34 @@ def execute(plan: Plan) -> None:
         _say(outputs.summary)
     state.finish()
     _say(f"stages: {state.timings()}; {state.data['seconds']:.0f} s in all -> {plan.run_dir}")
+    if plan.flags.time_plan:
+        _say(f"time planned / actual: {_planned_vs_actual(Path(plan.flags.time_plan), state)}")
 
 
-def with_time_plan(fv, plan: Plan) -> Plan | None:
+def _planned_vs_actual(path: Path, state: RunState) -> str:
+    """The search's stages planned against what they took (``reserve``: the outputs stage)."""
+    from mobileseg.timebudget.time_plan import format_planned_vs_actual, planned_vs_actual, read_plan
+
+    time_plan = read_plan(path)
+    stages = state.data["stages"]
+    actual = {name: (stages.get(stage) or {}).get("seconds")
+              for name, stage in (("latency", "latency"), ("supernet", "supernet"), ("search", "search"),
+                                  ("reserve", "outputs"))}
+    rows = planned_vs_actual(time_plan, {**actual, "probe": time_plan.estimates.get("probe")})
+    return format_planned_vs_actual([row for row in rows if row["stage"] in (*actual, "probe")])
+
+
+def with_time_plan(fv, plan: Plan, started: float) -> Plan | None:
     """``--time_budget``/``--dry_run``: probe, size, print and write ``DIR/plan.json``; the plan to run (None:
-    a dry run, done). ``--time_plan`` alone: checked, kept to by the stages.
+    a dry run, done). ``--time_plan`` alone: checked, kept to by the stages. ``started``: `time.time` at the
+    command's start, which the deadlines count from.
 
     Raises:
         BadInput: a bad duration, or a budget for what it cannot size (another strategy or stage).
         mobileseg.timebudget.split.BudgetTooSmall, mobileseg.timebudget.time_plan.PlanError.
     """
-    from mobileseg.timebudget.duration import DurationError, parse_duration
     from mobileseg.search.time_planner import make_plan
+    from mobileseg.timebudget.duration import DurationError, parse_duration
     from mobileseg.timebudget.time_plan import PLAN, earlier_plan, read_plan, write_plan
 
     if fv.time_plan and (fv.time_budget or fv.dry_run):
@@ -817,7 +833,6 @@ def with_time_plan(fv, plan: Plan) -> Plan | None:
         budget = parse_duration(fv.time_budget) if fv.time_budget else None
     except DurationError as error:
         raise BadInput(f"--time_budget {error}") from None
-    started = time.time()
     time_plan = None if fv.dry_run else earlier_plan(plan.run_dir, budget, "search")
     if time_plan is not None:
         _say(f"plan: kept from the run started in {plan.run_dir} with this budget; deadlines count from now")
@@ -861,11 +876,12 @@ def run(flag_values, argv: Sequence[str]) -> int:
     if missing:
         return fail(f"{', '.join(missing)} required", 2)
     use_folder(flag_values.latency_cache)
+    started = time.time()
     try:
         with hold(flag_values.run_dir, "mobileseg.search"):
             plan = check_inputs(flag_values)
             if flag_values.time_budget or flag_values.dry_run or flag_values.time_plan:
-                plan = with_time_plan(flag_values, plan)
+                plan = with_time_plan(flag_values, plan, started)
             if plan is not None:
                 execute(plan)
     except BuildInterrupted as error:

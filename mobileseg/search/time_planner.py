@@ -75,8 +75,8 @@ def make_plan(search, budget_s: float | None, explicit: dict, pipeline: Pipeline
                                               getattr(model, "measurer", None), getattr(model, "convert", None))
     train_pairs = len(search.source.pairs("train"))
     steps_per_epoch = min(train_pairs // f.batch_size, f.steps_per_epoch or train_pairs)
-    references = 0 if search.references.cheapest is None and not search.references.files else \
-        (search.references.cheapest or len(search.references.files))
+    choice = search.references  # networks the outputs stage scores: the K cheapest, or every file given
+    references = choice.cheapest if choice.cheapest is not None else len(choice.files)
     settings = ProbeSettings(batch_size=f.batch_size, steps_per_epoch=steps_per_epoch, calib_batches=f.calib_batches,
                              val_images=f.val_images, search_scale=f.search_scale, references=references, seed=f.seed)
     if pipeline is not None:
@@ -92,7 +92,8 @@ def make_plan(search, budget_s: float | None, explicit: dict, pipeline: Pipeline
         sizes.update(train_epochs=pipeline.train_epochs, qat_epochs=pipeline.qat_epochs)
     probe_s = time.perf_counter() - started
     if budget_s is not None:
-        sizes = {**split_budget(budget_s, costs, spent_s=probe_s).sizes, **{k: v for k, v in explicit.items() if v is not None}}
+        given = {name: value for name, value in explicit.items() if value is not None}
+        sizes = {**split_budget(budget_s, costs, spent_s=probe_s).sizes, **given}
     facts.update(blocks_to_measure=len(todo), blocks=needed, block_s=round(block_s, 2), block_s_from=block_source,
                  steps_per_epoch=steps_per_epoch, costs={k: round(v, 2) for k, v in
                                                          dataclasses.asdict(costs).items() if v is not None})

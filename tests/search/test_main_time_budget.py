@@ -67,6 +67,7 @@ def test_stages_past_their_deadlines_are_cut_at_a_boundary_and_the_search_still_
     assert f"supernet: {CUT} after 1 of 3 epochs: another epoch would end past " in out
     assert f"search: {CUT} after 1 of 3 generations: another generation would end past " in out
     assert "going on with what it has" in out
+    assert "time planned / actual: probe 1.0s / 1.0s, latency 1.0s / " in out
     assert (run_dir / "arch.yaml").is_file() and (run_dir / "pareto.json").is_file()
     supernet = json.loads((run_dir / "supernet" / "state.json").read_text())
     assert (supernet["status"], supernet["epoch"], supernet["epochs"]) == ("cut", 1, 3)
