@@ -367,7 +367,7 @@ class EpochProgbar(keras.callbacks.ProgbarLogger):
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
-        if self.verbose and epoch + 1 < self.total_epochs:
+        if self.verbose and epoch + 1 < self.total_epochs and not self.model.stop_training:  # not after a cut
             print(f"Epoch {epoch + 1}/{self.total_epochs}: {self.pace.text(epoch + 1)}", flush=True)
 
 
