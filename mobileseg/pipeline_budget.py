@@ -45,8 +45,8 @@ def plan_pipeline(settings, search_args: Sequence[str], explicit: Mapping[str, i
     from absl import flags
 
     from mobileseg.search import __main__ as search_cli
-    from mobileseg.timebudget.duration import DurationError, parse_duration
     from mobileseg.search.time_planner import PipelineSizes, make_plan
+    from mobileseg.timebudget.duration import DurationError, parse_duration
     from mobileseg.timebudget.time_plan import earlier_plan, write_plan
     from mobileseg.train import BadInput
 
