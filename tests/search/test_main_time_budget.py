@@ -6,9 +6,12 @@ import time
 
 import pytest
 
+from mobileseg.arch.space import SearchSpace
+from mobileseg.data.sources import open_source
 from mobileseg.timebudget.deadline import CUT
 from mobileseg.timebudget.time_plan import ORDER, TimePlan, write_plan
-from tests.search.test_main import DATA, common, files, run_cli, snapshot, state  # noqa: F401 (files: a fixture)
+from tests.search.latency_tables import fake_table
+from tests.search.test_main import DATA, files, run_cli, snapshot, state  # noqa: F401 (files: a fixture)
 
 
 def budget_args(files, run_dir, *extra):  # noqa: F811
@@ -61,8 +64,11 @@ def test_stages_past_their_deadlines_are_cut_at_a_boundary_and_the_search_still_
                     {stage: 1.0 for stage in ORDER[:4] + ("reserve",)}, {})
     plan.start(time.time() - 3600)  # every deadline is an hour ago
     path = write_plan(tmp_path, plan)
-    code, out, err = run_cli(*common(files, run_dir, "--supernet_epochs", "3", "--generations", "3",
-                                     "--time_plan", str(path)))
+    table = tmp_path / "table.json"  # every block of the space, made up: nothing to measure
+    fake_table(SearchSpace.load(files / "space.yaml"), (32, 32), open_source(DATA).num_classes, path=table)
+    code, out, err = run_cli(*budget_args(files, run_dir, "--supernet_epochs", "3", "--population", "4",
+                                          "--generations", "3", "--steps_per_epoch", "2",
+                                          "--latency_backend", f"table:{table}", "--time_plan", str(path)))
     assert code == 0, err
     assert f"supernet: {CUT} after 1 of 3 epochs: another epoch would end past " in out
     assert f"search: {CUT} after 1 of 3 generations: another generation would end past " in out
