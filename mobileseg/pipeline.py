@@ -22,6 +22,10 @@ The search's budget (``--supernet_epochs``, ``--population``, ``--generations``,
 ``--references``) defaults to its ``--budget auto``: minutes for fewer than 100 training
 images, hours above.
 
+``--time_budget 2h`` sizes all of it to fit and prints the plan first (`mobileseg.pipeline_budget`:
+``DIR/plan.json``, each step's stages cut at an epoch or generation boundary past their deadline, and
+the summary's planned against actual seconds); ``--dry_run`` prints the plan and stops.
+
 A step whose outputs are already in DIR is skipped (``search``: ``arch.yaml`` and
 ``pareto.json``; ``train``: ``model.keras`` and ``train_state.json`` finished with at least
 ``--train_epochs`` epochs; ``export``: ``model_int8.tflite`` and ``report.json``; ``bench``: its
@@ -103,6 +107,8 @@ class PipelineSettings:
         latency_backend: ``local[:FILE]``, ``table:FILE`` or ``adb[:FILE]`` (see the search).
         serial: the phone for an adb backend (None: the only one connected).
         seed: seeds every step.
+        time_budget: the run's time budget as given (``2h``; `mobileseg.pipeline_budget`), or None.
+        dry_run: print the plan, write ``plan.json`` and stop.
     """
 
     space: Path
@@ -123,6 +129,8 @@ class PipelineSettings:
     latency_backend: str = "local"
     serial: str | None = None
     seed: int = 0
+    time_budget: str | None = None
+    dry_run: bool = False
 
     @property
     def bench_json(self) -> Path:
@@ -157,7 +165,7 @@ def search_command(s: PipelineSettings) -> list[str]:
             "--batch_size", str(s.batch_size), "--seed", str(s.seed),
             *_optional(serial=s.serial, input_size=s.search_input_size and _size(s.search_input_size),
                        supernet_epochs=s.supernet_epochs, population=s.population, generations=s.generations,
-                       references=s.references)]
+                       references=s.references, time_plan=_time_plan(s))]
 
 
 def searched_size(run_dir: Path) -> tuple[tuple[int, int], float]:
@@ -207,7 +215,13 @@ def train_command(s: PipelineSettings) -> list[str]:
             "--run_dir", str(s.run_dir), "--epochs", str(s.train_epochs), "--input_size", _size(s.input_size or size),
             "--model_size", _size(size), "--val_size", _size(size),
             "--scale_range", f"{0.5 * scale:.4g},{2 * scale:.4g}", "--batch_size", str(s.batch_size),
-            "--seed", str(s.seed), "--verbose", "2", *init_flag(s.run_dir)]
+            "--seed", str(s.seed), "--verbose", "2", *init_flag(s.run_dir),
+            *_optional(time_plan=_time_plan(s))]
+
+
+def _time_plan(s: PipelineSettings) -> str | None:
+    """``DIR/plan.json`` when the run has a time budget (the steps keep to its deadlines)."""
+    return str(s.run_dir / "plan.json") if s.time_budget else None
 
 
 def export_command(s: PipelineSettings) -> list[str]:
@@ -255,7 +269,8 @@ def _read_json(path: Path) -> dict | None:
 
 
 def train_finished(run_dir: Path, epochs: int) -> bool:
-    """True when DIR holds ``model.keras`` and a ``train_state.json`` finished at ``epochs`` or more.
+    """True when DIR holds ``model.keras`` and a ``train_state.json`` finished at ``epochs`` or more, or cut by
+    the time budget.
 
     Example:
         >>> import tempfile
@@ -265,9 +280,12 @@ def train_finished(run_dir: Path, epochs: int) -> bool:
         >>> train_finished(folder, 3), train_finished(folder, 4)
         (True, False)
     """
+    from mobileseg.timebudget.deadline import CUT
+
     state = _read_json(run_dir / TRAIN_STATE) or {}
-    return ((run_dir / MODEL).is_file() and state.get("status") == "finished"
-            and isinstance(state.get("epoch"), int) and state["epoch"] >= epochs)
+    cut = state.get("status") == "stopped" and CUT in str(state.get("message"))
+    finished = state.get("status") == "finished" and isinstance(state.get("epoch"), int) and state["epoch"] >= epochs
+    return (run_dir / MODEL).is_file() and (cut or finished)
 
 
 def step_done(step: str, settings: PipelineSettings) -> bool:
@@ -462,6 +480,8 @@ def format_summary(summary: dict) -> str:
           steps                        search skipped, train 1m15s
           Pareto plot                  r/pareto.png (missing)
     """
+    from mobileseg.timebudget.time_plan import format_planned_vs_actual
+
     def percent(value):
         return "-" if value is None else f"{100 * value:.2f} %"
 
@@ -486,6 +506,8 @@ def format_summary(summary: dict) -> str:
             ("int8 latency", latency),
             ("int8 size", "-" if summary.get("size_mb") is None else f"{summary['size_mb']:.3f} MB"),
             ("steps", steps or "-"),
+            *([("time planned / actual", format_planned_vs_actual(summary["time_plan"]))]
+              if summary.get("time_plan") else []),
             *((name, path if Path(path).exists() else f"{path} (missing)") for name, path in summary["files"].items())]
     width = max(len(name) for name, _ in rows)
     return "\n".join([f"summary of {summary['run_dir']}", *(f"  {name.ljust(width)}  {value}" for name, value in rows)])
@@ -584,16 +606,19 @@ def record_settings(settings: PipelineSettings) -> None:
 
 def run_pipeline(settings: PipelineSettings,
                  commands: Mapping[str, Callable[[PipelineSettings], Sequence[str]]] = COMMANDS,
-                 log: Callable[[str], None] = print) -> int:
-    """Check the inputs, run the steps, print and write the summary; returns the exit code.
+                 log: Callable[[str], None] = print, explicit: Mapping[str, int | None] | None = None) -> int:
+    """Check the inputs, [plan,] run the steps, print and write the summary; returns the exit code.
 
     Args:
         settings: the run.
         commands: each step's command line builder (default: `COMMANDS`); tests substitute them.
         log: where progress lines and the summary go.
+        explicit: with a time budget, the sizes given on the command line (`mobileseg.pipeline_budget.SIZES`).
     """
     from mobileseg.atomic_write import AtomicWriteError, write_atomic
+    from mobileseg.pipeline_budget import plan_pipeline, planned_vs_actual
     from mobileseg.run_lock import RunLockError, hold
+    from mobileseg.timebudget.split import BudgetTooSmall
 
     def fail(error: Exception, code: int) -> int:
         print(f"mobileseg.pipeline: error: {error}", file=sys.stderr)
@@ -601,14 +626,20 @@ def run_pipeline(settings: PipelineSettings,
 
     try:
         with hold(settings.run_dir, "mobileseg.pipeline") as lock:
+            started = time.time()
             settings = check_inputs(settings)
+            if settings.time_budget or settings.dry_run:
+                settings, _ = plan_pipeline(settings, search_command(settings)[3:], explicit or {}, started, log)
+                if settings.dry_run:
+                    return 0
             record_settings(settings)
             steps = run_steps(settings, commands, log, lock)
             summary = summarize(settings, steps)
+            summary["time_plan"] = planned_vs_actual(settings.run_dir, steps, time.time() - started)
             record_measured_latency(settings.run_dir, summary)
             write_atomic(settings.run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
             write_report(settings, commands, steps, log)
-    except (BadInput, RunLockError) as error:
+    except (BadInput, RunLockError, BudgetTooSmall) as error:
         return fail(error, 2)
     except StepFailed as error:
         return fail(error, error.exit_code)
@@ -656,6 +687,12 @@ def define_flags(flag_values=None) -> None:
            "$MOBILESEG_LATENCY_CACHE, else ~/.cache/mobileseg): blocks measured before on this device are not "
            "measured again.")
     define("integer", "seed", defaults.seed, "Seeds every step.")
+    define("string", "time_budget", None, "Fit the whole run in this time, e.g. 45m, 2h, 8h: the search's and "
+           "training's sizes are chosen to fit from a few timed steps (size flags given win), the plan is printed "
+           "and written to DIR/plan.json, and a stage that overruns its share stops at an epoch or generation "
+           "boundary.")
+    define("boolean", "dry_run", False, "Print the plan (stages, sizes, estimated durations; with --time_budget, "
+           "sized to it), write DIR/plan.json, and stop.")
 
 
 def settings_from_flags(fv, argv: Sequence[str]) -> PipelineSettings:
@@ -693,7 +730,9 @@ def run(fv, argv: Sequence[str]) -> int:
     from mobileseg.latency.cache import use_folder
 
     use_folder(fv.latency_cache)  # the steps' subprocesses inherit it
-    return run_pipeline(settings)
+    from mobileseg.pipeline_budget import SIZES
+
+    return run_pipeline(settings, explicit={name: fv[name].value if fv[name].present else None for name in SIZES})
 
 
 def main() -> None:

@@ -52,7 +52,7 @@ FLAG_NAMES = (
     "poly_power", "warmup_epochs", "min_lr", "seed", "ohem", "ohem_thresh", "ohem_min_kept", "loss_stride",
     "aux_weight", "init", "teacher", "distill_weight", "temperature", "scale_range", "val_split", "val_size",
     "val_batch_size", "val_every", "cache_images", "precision", "model_size", "distribute", "skip_bad",
-    "jit_compile", "tensorboard", "verbose",
+    "jit_compile", "tensorboard", "verbose", "time_plan",
 )
 """Every flag of the command, in the order config.yaml lists them."""
 
@@ -118,6 +118,8 @@ def define_flags(flag_values=None) -> None:
     flags.DEFINE_bool("tensorboard", True, "Write TensorBoard logs to DIR/tensorboard.", flag_values=fv)
     flags.DEFINE_integer("verbose", 1, "Progress bar: 0 none, 1 a bar, 2 one line per epoch.", lower_bound=0,
                          upper_bound=2, flag_values=fv)
+    flags.DEFINE_string("time_plan", None, "A plan.json of --time_budget (the pipeline passes it): training stops "
+                        "after the epoch past which another would miss the plan's train deadline.", flag_values=fv)
 
 
 class BadInput(ValueError):
@@ -315,7 +317,21 @@ def _train(fv):
         arch_sha256=digest, output_stride=stride, auxiliary_heads=len(genotype.head.aux) if auxiliary else 0,
         num_classes=source.num_classes, class_names=list(source.class_names),
         replicas=strategy.num_replicas_in_sync, tensorflow=tf.__version__, keras=keras.__version__)
-    return trainer.fit(build, source, fv.run_dir, config, teacher=teacher, strategy=strategy, record=record)
+    return trainer.fit(build, source, fv.run_dir, config, teacher=teacher, strategy=strategy, record=record,
+                       callbacks=_deadline_stop(fv.time_plan, config.epochs))
+
+
+def _deadline_stop(time_plan: str | None, epochs: int) -> list:
+    """The callback keeping training to the ``train`` deadline of ``--time_plan`` (none without a plan)."""
+    if not time_plan:
+        return []
+    from mobileseg.timebudget.time_plan import PlanError, stage_deadline
+    from mobileseg.training.deadline_stop import DeadlineStop
+
+    try:
+        return [DeadlineStop(stage_deadline(time_plan, "train"), epochs)]
+    except PlanError as error:
+        raise BadInput(f"--time_plan: {error}") from None
 
 
 def main() -> None:

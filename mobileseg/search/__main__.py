@@ -61,6 +61,14 @@ Budget: the flags ``--supernet_epochs``, ``--population``, ``--generations``,
 (`mobileseg.search.budget`): ``auto`` picks ``demo`` (minutes) for a data set of fewer than
 100 training images and ``default`` (hours on a 2-core CPU) otherwise.
 
+Time budget: ``--time_budget 45m`` (`mobileseg.timebudget`) times a few steps of every stage on the
+data (`mobileseg.search.cost_probe`), sizes ``--supernet_epochs``, ``--population`` and
+``--generations`` to fit (those given win; the rule: `mobileseg.timebudget.split`), prints the plan and
+writes it to ``DIR/plan.json``; the supernet and the NSGA-II search then stop at an epoch or generation
+boundary when another would end past their deadline, and the outputs are written from what they have.
+``--dry_run`` prints and writes the plan only. ``--time_plan FILE`` keeps to the deadlines of a plan made
+elsewhere (the pipeline's). Both need ``--strategy evolutionary --stage all``.
+
 References (``--references``, `mobileseg.search.reference_choice`): ``all`` the networks of
 ``search_space/references/``, ``none``, ``cheapest:K`` the K of them with the fewest blocks to
 measure, or ``FILE,FILE``. They are placed with the same latency model (their blocks are
@@ -130,10 +138,12 @@ FLAG_NAMES = (
     "space", "data", "run_dir", "input_size", "target_latency_ms", "latency_backend", "serial", "adb", "threads",
     "clock", "stage", "budget", "population", "generations", "seed", "storage", "study_name", "supernet_epochs",
     "steps_per_epoch", "batch_size", "search_scale", "val_images", "calib_batches", "references", "progress",
-    "strategy", "gcn", "latency_cache", "precision",
+    "strategy", "gcn", "latency_cache", "precision", "time_budget", "time_plan",
 )
 """Every flag of the command, in the order config.yaml lists them."""
 BUDGET_FLAGS = ("supernet_epochs", "population", "generations", "calib_batches", "references")
+SIZE_FLAGS = ("supernet_epochs", "population", "generations")
+"""What ``--time_budget`` sizes (unless given)."""
 STATE = "search_state.json"
 TABLE = "latency_table.json"
 LATENCY_BACKENDS = ("local", "adb", "table")
@@ -208,6 +218,14 @@ def define_flags(flag_values=None) -> None:
                         "FILE,FILE (default: the budget's).", flag_values=fv)
     flags.DEFINE_boolean("progress", True, "Show progress bars (block measurement, supernet epochs).",
                          flag_values=fv)
+    flags.DEFINE_string("time_budget", None, "Fit the whole search in this time, e.g. 45m, 2h, 1h30m: supernet "
+                        "epochs, population and generations are sized to it from a few timed steps (flags given "
+                        "win), the plan is printed and written to DIR/plan.json, and a stage that overruns its "
+                        "share stops at an epoch or generation boundary.", flag_values=fv)
+    flags.DEFINE_boolean("dry_run", False, "Print the plan (stages, sizes, estimated durations; with "
+                         "--time_budget, sized to it), write DIR/plan.json, and stop.", flag_values=fv)
+    flags.DEFINE_string("time_plan", None, "Keep to the supernet and search deadlines of this plan.json (the "
+                        "pipeline passes its own).", flag_values=fv)
 
 
 def _say(message: str) -> None:
@@ -668,6 +686,7 @@ def _supernet_stage(plan: Plan, state: RunState):
     from mobileseg.supernet.model import Supernet
     from mobileseg.supernet.trainer import FOLDER, SupernetTrainer, load_supernet_weights
     from mobileseg.training.trainer import dtype_policy
+    from mobileseg.timebudget.time_plan import stage_deadline
 
     started = time.perf_counter()
     keras.utils.set_random_seed(plan.flags.seed)
@@ -677,7 +696,10 @@ def _supernet_stage(plan: Plan, state: RunState):
     with dtype_policy(plan.flags.precision):  # its layers compute in the policy's dtype
         supernet = Supernet(plan.space, plan.source.num_classes, plan.input_size)
     trainer = SupernetTrainer(supernet, plan.supernet_config())
-    result = trainer.fit(plan.source, plan.run_dir, np.random.default_rng(plan.flags.seed))
+    result = trainer.fit(plan.source, plan.run_dir, np.random.default_rng(plan.flags.seed),
+                         deadline=stage_deadline(plan.flags.time_plan, "supernet"))
+    if result.cut:
+        _say(result.cut)
     if supernet.compute_dtype != "float32":  # networks are scored in float32, as a --stage search run does
         supernet = Supernet(plan.space, plan.source.num_classes, plan.input_size)
         load_supernet_weights(supernet, plan.run_dir)
@@ -687,7 +709,7 @@ def _supernet_stage(plan: Plan, state: RunState):
     _say(f"supernet: {done} ({trainer.steps()} steps) in {time.perf_counter() - started:.0f} s -> "
          f"{plan.run_dir / FOLDER}")
     state.done("supernet", started, epoch=result.epoch, trained_now=trained, steps=trainer.steps(),
-               last_epoch=result.log[-1] if result.log else None)
+               last_epoch=result.log[-1] if result.log else None, cut=result.cut)
     return supernet, result.epoch
 
 
@@ -695,6 +717,7 @@ def _search_stage(plan: Plan, supernet, supernet_epoch: int, state: RunState):
     """Stage 3: NSGA-II scored by the supernet; returns the result and the accuracy model."""
     from mobileseg.search.nsga2 import SearchError
     from mobileseg.supernet.accuracy import SupernetAccuracyModel
+    from mobileseg.timebudget.time_plan import stage_deadline
 
     started = time.perf_counter()
     f = plan.flags
@@ -709,7 +732,7 @@ def _search_stage(plan: Plan, supernet, supernet_epoch: int, state: RunState):
         study.set_user_attr("proxy", ours)
     elif mismatch := _proxy_mismatch(plan, stored, ours):  # checked before; changed since by another worker
         raise SearchError(mismatch)
-    result = search.run(progress=_say)
+    result = search.run(progress=_say, deadline=stage_deadline(f.time_plan, "search"))
     state.done("search", started, trials=len(result.candidates), new_trials=search.added, worker=f.worker,
                generations=result.generations, networks_scored=len(accuracy.seconds),
                val_images=accuracy.val_images, supernet_epoch=supernet_epoch)
@@ -803,6 +826,63 @@ def execute(plan: Plan) -> None:
         _say(outputs.summary)
     state.finish()
     _say(f"stages: {state.timings()}; {state.data['seconds']:.0f} s in all -> {plan.run_dir}")
+    if plan.flags.time_plan:
+        _say(f"time planned / actual: {_planned_vs_actual(Path(plan.flags.time_plan), state)}")
+
+
+def _planned_vs_actual(path: Path, state: RunState) -> str:
+    """The search's stages planned against what they took (``reserve``: the outputs stage)."""
+    from mobileseg.timebudget.time_plan import format_planned_vs_actual, planned_vs_actual, read_plan
+
+    time_plan = read_plan(path)
+    stages = state.data["stages"]
+    actual = {name: (stages.get(stage) or {}).get("seconds")
+              for name, stage in (("latency", "latency"), ("supernet", "supernet"), ("search", "search"),
+                                  ("reserve", "outputs"))}
+    rows = planned_vs_actual(time_plan, {**actual, "probe": time_plan.estimates.get("probe")})
+    return format_planned_vs_actual([row for row in rows if row["stage"] in (*actual, "probe")])
+
+
+def with_time_plan(fv, plan: Plan, started: float) -> Plan | None:
+    """``--time_budget``/``--dry_run``: probe, size, print and write ``DIR/plan.json``; the plan to run (None:
+    a dry run, done). ``--time_plan`` alone: checked, kept to by the stages. ``started``: `time.time` at the
+    command's start, which the deadlines count from.
+
+    Raises:
+        BadInput: a bad duration, or a budget for what it cannot size (another strategy or stage).
+        mobileseg.timebudget.split.BudgetTooSmall, mobileseg.timebudget.time_plan.PlanError.
+    """
+    from mobileseg.search.time_planner import make_plan
+    from mobileseg.timebudget.duration import DurationError, parse_duration
+    from mobileseg.timebudget.time_plan import PLAN, earlier_plan, read_plan, write_plan
+
+    if fv.time_plan and (fv.time_budget or fv.dry_run):
+        raise BadInput("--time_plan: not with --time_budget or --dry_run (which make the plan)")
+    if fv.time_plan:
+        read_plan(Path(fv.time_plan))
+        return plan
+    if fv.strategy != "evolutionary" or fv.stage != "all":
+        raise BadInput(f"--time_budget, --dry_run: for --strategy evolutionary --stage all only (not --strategy "
+                       f"{fv.strategy} --stage {fv.stage})")
+    try:
+        budget = parse_duration(fv.time_budget) if fv.time_budget else None
+    except DurationError as error:
+        raise BadInput(f"--time_budget {error}") from None
+    time_plan = None if fv.dry_run else earlier_plan(plan.run_dir, budget, "search")
+    if time_plan is not None:
+        _say(f"plan: kept from the run started in {plan.run_dir} with this budget; deadlines count from now")
+    time_plan = time_plan or make_plan(plan, budget, {name: fv[name].value for name in SIZE_FLAGS})
+    _say(time_plan.format())
+    if fv.dry_run:
+        _say(f"dry run: nothing else done; the plan is in {write_plan(plan.run_dir, time_plan)}")
+        return None
+    for name in SIZE_FLAGS:
+        fv[name].value = time_plan.sizes[name]
+    time_plan.start(started)
+    fv.time_plan = str(plan.run_dir / PLAN)
+    plan = check_inputs(fv)  # again, at the sizes chosen
+    write_plan(plan.run_dir, time_plan)
+    return plan
 
 
 def run(flag_values, argv: Sequence[str]) -> int:
@@ -817,6 +897,8 @@ def run(flag_values, argv: Sequence[str]) -> int:
     from mobileseg.run_lock import RunLockError, hold
     from mobileseg.search.nsga2 import SearchError
     from mobileseg.state_files import StateFileError
+    from mobileseg.timebudget.split import BudgetTooSmall
+    from mobileseg.timebudget.time_plan import PlanError
     from mobileseg.training.trainer import TrainingDiverged, TrainingError
 
     def fail(message: str, code: int) -> int:
@@ -829,9 +911,14 @@ def run(flag_values, argv: Sequence[str]) -> int:
     if missing:
         return fail(f"{', '.join(missing)} required", 2)
     use_folder(flag_values.latency_cache)
+    started = time.time()
     try:
         with hold(flag_values.run_dir, "mobileseg.search"):
-            execute(check_inputs(flag_values))
+            plan = check_inputs(flag_values)
+            if flag_values.time_budget or flag_values.dry_run or flag_values.time_plan:
+                plan = with_time_plan(flag_values, plan, started)
+            if plan is not None:
+                execute(plan)
     except BuildInterrupted as error:
         print(error, file=sys.stderr)
         return EXIT_DEVICE_LOST
@@ -846,7 +933,8 @@ def run(flag_values, argv: Sequence[str]) -> int:
         return fail(str(error), 1)
     except DataError as error:
         return fail(str(error) if str(error).startswith("--data") else f"--data {flag_values.data}: {error}", 2)
-    except (BadInput, GenotypeError, TrainingError, SearchError, StateFileError, RunLockError) as error:
+    except (BadInput, GenotypeError, TrainingError, SearchError, StateFileError, RunLockError, BudgetTooSmall,
+            PlanError) as error:
         return fail(str(error), 2)
     except (AndroidBenchError, AtomicWriteError) as error:
         return fail(str(error), 1)

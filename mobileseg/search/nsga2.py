@@ -81,6 +81,7 @@ from mobileseg.search import encoding as encodings
 from mobileseg.search.objectives import AccuracyModel, checked_mious, genotype_key
 from mobileseg.search.results import Candidate, SearchResult
 from mobileseg.search.study_storage import DIRECTIONS, hide_password, open_study, quiet_optuna
+from mobileseg.timebudget.eta import Pace
 
 
 class SearchError(RuntimeError):
@@ -217,28 +218,38 @@ class EvolutionarySearch:
         self.added += trial.state == TrialState.COMPLETE
 
     # -- the search ------------------------------------------------------------------------
-    def run(self, progress: Callable[[str], object] | None = print) -> SearchResult:
+    def run(self, progress: Callable[[str], object] | None = print, deadline=None) -> SearchResult:
         """Run (or resume) generations until the study holds ``generations`` of them.
 
         Args:
-            progress: called with one line per generation (None: silent).
+            progress: called with one line per generation, its ETA at the pace so far (None: silent).
+            deadline: a `mobileseg.timebudget.deadline.Deadline`, or None: after a generation is stored,
+                the search stops there when another (at this call's mean pace) would end past it, and
+                says so through ``progress``.
 
         Returns:
             The `SearchResult` of the whole stored study.
         """
         started = time.time()
+        pace = None
         with quiet_optuna():
             while True:
                 complete = self.study().get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                 done = len(complete) // self.population
                 if done >= self.generations:
                     break
+                pace = pace or Pace(self.generations, done)
+                if deadline is not None and not deadline.fits(pace.unit_seconds(done)):
+                    if progress is not None:
+                        progress(deadline.cut_message(f"{done} of {self.generations} generations", "generation"))
+                    break
                 generation_started = time.time()
                 missing = (done + 1) * self.population - len(complete)
                 scores = {t.user_attrs["key"]: t.user_attrs["miou"] for t in complete}
                 self._generation(self._working_copy(), done, missing, scores)
                 if progress is not None:
-                    progress(self._progress_line(done + 1, time.time() - generation_started))
+                    progress(f"{self._progress_line(done + 1, time.time() - generation_started)}, "
+                             f"{pace.text(done + 1)}")
         return self.result(seconds=time.time() - started)
 
     def _generation(self, working: optuna.Study, generation: int, size: int, scores: dict[str, float]) -> None:

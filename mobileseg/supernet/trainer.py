@@ -75,6 +75,7 @@ from mobileseg.data.source import SegmentationSource
 from mobileseg.state_files import read_checkpoint, write_checkpoint
 from mobileseg.supernet.graph_options import supernet_function_options
 from mobileseg.supernet.model import Supernet
+from mobileseg.timebudget.eta import Pace
 from mobileseg.training.losses import OhemCrossEntropy, distillation_kl
 from mobileseg.training.trainer import (
     PRECISIONS,
@@ -179,6 +180,7 @@ class SupernetTrainResult:
         epoch: epochs completed.
         steps: optimizer steps completed.
         log: one dict per completed epoch (losses, seconds, steps/s).
+        cut: why training stopped before ``config.epochs`` (the time budget's deadline), or None.
     """
 
     folder: Path
@@ -186,6 +188,7 @@ class SupernetTrainResult:
     epoch: int
     steps: int
     log: list[dict]
+    cut: str | None = None
 
 
 class SupernetTrainer:
@@ -325,8 +328,8 @@ class SupernetTrainer:
                 "batch_size": self.config.batch_size, "seed": self.config.seed,
                 "search_scale": self.config.search_scale, "precision": self.config.precision}
 
-    def fit(self, source: SegmentationSource, run_dir: str | os.PathLike, rng: np.random.Generator
-            ) -> SupernetTrainResult:
+    def fit(self, source: SegmentationSource, run_dir: str | os.PathLike, rng: np.random.Generator,
+            deadline=None) -> SupernetTrainResult:
         """Train for ``config.epochs`` epochs into ``run_dir/supernet``, resuming the run already there.
 
         Args:
@@ -334,6 +337,8 @@ class SupernetTrainer:
             run_dir: the run folder.
             rng: draws the random networks; on resume its state is replaced by the saved one,
                 so the architecture sequence continues as if never interrupted.
+            deadline: a `mobileseg.timebudget.deadline.Deadline`, or None: after an epoch is saved, training
+                stops there when another epoch (at this call's mean pace) would end past it (state ``cut``).
 
         Raises:
             TrainingError: too little data, or (`ResumeError`) the folder holds a run with
@@ -362,27 +367,33 @@ class SupernetTrainer:
         # The same global seed whatever the epoch this process starts at: the data of epoch e
         # depend on it (and on e), never on where the run was interrupted.
         keras.utils.set_random_seed(self.config.seed)
+        pace, cut = Pace(self.config.epochs, epoch), None
+        bar = tqdm(total=self.config.epochs * steps_per_epoch, initial=epoch * steps_per_epoch, unit="step",
+                   disable=not self.config.verbose, leave=False, dynamic_ncols=True)  # its ETA: the whole stage
         while epoch < self.config.epochs:
             started = time.perf_counter()
             sums: dict[str, float] = {}
             batches = epoch_batches(source, pairs, self.train_config, epoch).take(steps_per_epoch)
-            bar = tqdm(batches, total=steps_per_epoch, desc=f"supernet epoch {epoch + 1}/{self.config.epochs}",
-                       disable=not self.config.verbose, leave=False)
+            bar.set_description(f"supernet epoch {epoch + 1}/{self.config.epochs}")
             steps = 0
-            for images, labels in bar:
+            for images, labels in batches:
                 losses = self.sandwich_step(images, labels, rng)
                 steps += 1
                 for key, value in losses.items():
                     sums[key] = sums.get(key, 0.0) + value
-                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
-            bar.close()
+                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+                bar.update()
             seconds = time.perf_counter() - started
             epoch += 1
             log.append({"epoch": epoch, **{k: v / max(steps, 1) for k, v in sums.items()},
                         "steps": steps, "seconds": seconds, "steps_per_second": steps / seconds})
             self._save(folder, epoch, log, rng, fixed)
-        self._write_state(folder, epoch, log, fixed, "finished")
-        return SupernetTrainResult(folder, initial_epoch, epoch, self.steps(), log)
+            if deadline is not None and epoch < self.config.epochs and not deadline.fits(pace.unit_seconds(epoch)):
+                cut = deadline.cut_message(f"{epoch} of {self.config.epochs} epochs", "epoch")
+                break
+        bar.close()
+        self._write_state(folder, epoch, log, fixed, "cut" if cut else "finished")
+        return SupernetTrainResult(folder, initial_epoch, epoch, self.steps(), log, cut)
 
     def steps(self) -> int:
         """Optimizer steps taken so far."""

@@ -52,6 +52,7 @@ from tensorflow.core.framework import summary_pb2
 from mobileseg.atomic_write import atomic_path, write_atomic
 from mobileseg.state_files import StateFileError, read_json
 from mobileseg.text_files import read_text
+from mobileseg.timebudget.eta import Pace
 
 LAST = "last.keras"
 BEST = "model.keras"
@@ -341,9 +342,10 @@ class TensorBoardLogger(keras.callbacks.Callback):
 
 
 class EpochProgbar(keras.callbacks.ProgbarLogger):
-    """Keras' progress bar, numbering epochs out of the run's total.
+    """Keras' progress bar, numbering epochs out of the run's total, with the run's ETA after every epoch.
 
-    `fit` calls ``Model.fit`` once per epoch; this bar still prints "Epoch 3/10".
+    `fit` calls ``Model.fit`` once per epoch; this bar still prints "Epoch 3/10", and after each epoch
+    ``Epoch 3/10: ETA 12m30s (at 19:42)`` for the epochs left at this process's mean pace.
 
     Args:
         epochs: the run's number of epochs.
@@ -352,10 +354,21 @@ class EpochProgbar(keras.callbacks.ProgbarLogger):
     def __init__(self, epochs: int):
         super().__init__()
         self.total_epochs = int(epochs)
+        self.pace: Pace | None = None
 
     def set_params(self, params):
         super().set_params(params)
         self.epochs = self.total_epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.pace is None:
+            self.pace = Pace(self.total_epochs, epoch)
+        super().on_epoch_begin(epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self.verbose and epoch + 1 < self.total_epochs and not self.model.stop_training:  # not after a cut
+            print(f"Epoch {epoch + 1}/{self.total_epochs}: {self.pace.text(epoch + 1)}", flush=True)
 
 
 class RunCheckpoint(keras.callbacks.Callback):

@@ -540,7 +540,8 @@ def fit(
         teacher: a trained model (or a function loading one) to distil from, or None.
         strategy: a `tf.distribute.Strategy` (default: the current one).
         callbacks: more Keras callbacks, run after the built-in ones; one that sets
-            ``model.stop_training`` ends the run after that epoch (status "stopped").
+            ``model.stop_training`` ends the run after that epoch (status "stopped"; the message is the
+            callback's ``stop_reason`` when it has one).
         record: what to write as this step's section of ``DIR/config.yaml`` once every
             check has passed (default: the fields of `config`).
         section: the name of that section.
@@ -632,7 +633,9 @@ def fit(
     if state.epoch >= config.epochs:
         state.status = "finished"
     else:
-        state.status, state.message = "stopped", f"stopped by a callback after epoch {state.epoch}"
+        reasons = [callback.stop_reason for callback in callbacks if getattr(callback, "stop_reason", None)]
+        state.status = "stopped"
+        state.message = reasons[0] if reasons else f"stopped by a callback after epoch {state.epoch}"
     state.save(run_dir)
     return TrainResult(run_dir, state.epoch, state.optimizer_step, state.best_miou, state.best_epoch,
                        initial_epoch, checkpoint.entries)

@@ -16,7 +16,8 @@ from mobileseg.search.study_storage import default_storage
 from mobileseg.search.testing import DEMO_SPACE, CapacityAccuracyModel, WidthLatencyModel
 
 LINE = re.compile(r"gen (\d+)/(\d+): (\d+) trials( \(\d+ invalid pruned\))?, front (\d+) "
-                  r"\((best|best under [\d.]+ ms) [\d.]+ mIoU @ [\d.]+ ms; fastest [\d.]+ @ [\d.]+ ms\), \d+ s")
+                  r"\((best|best under [\d.]+ ms) [\d.]+ mIoU @ [\d.]+ ms; fastest [\d.]+ @ [\d.]+ ms\), \d+ s, "
+                  r"ETA [\dhms.]+ \(at \d\d:\d\d\)")  # the generations left at the pace so far
 
 # Half of all combinations do not connect: a width of 18 is not divisible by the 4 heads that follow.
 HALF_INVALID = """
