@@ -146,10 +146,8 @@ def _statistics_paths(model, graph) -> tuple[set[int], set[int]]:
     output). The tensors kept float are the square, the reduction, the sum and the RSQRT; the
     MULs' outputs stay int8. The Keras side of the same rule: `mobileseg.quant.float_statistics`.
     """
-    producers, consumers = {}, {}
+    consumers = {}
     for position, op in enumerate(graph.operators):
-        for index in op.outputs:
-            producers[index] = position
         for index in set(op.inputs):
             consumers.setdefault(index, []).append(position)
     outputs = set(graph.outputs)

@@ -7,7 +7,8 @@ range, and the variance's cannot hold a trained network's spread of per-token va
 SegFormer-B0 trained on CamVid reached a variance range of [0, 1547] (one int8 step about
 6), so every token whose variance is below 3 rounds to 0 and its RSQRT is infinite. The
 first quantization-aware step then makes the RSQRT's range infinite and every weight NaN
-(reproduced at 64x64 in ``tests/quant/test_float_statistics.py``).
+(reproduced on tokens of variance 1 beside tokens of variance 1600 in
+``tests/quant/test_float_statistics.py``).
 
 So these tensors carry no quantizer: the statistics are computed in float from the int8
 input, and only the product with the RSQRT (the normalised value, bounded by
