@@ -11,7 +11,8 @@ seaformer_tiny and mobilenetv3_small_lraspp) and every member of a search's Pare
 2. one ``python -m mobileseg.export --int8 --qat_epochs Q --ptq`` into ``RUN/qat_camvid/``:
    the quantization-aware file ``model_int8.tflite`` and the post-training baseline
    ``model_int8_ptq.tflite`` (uint8 image in, uint8 class map out, `cpu-int8` profile). A QAT
-   that diverges leaves its row's ``qat_int8_test_miou`` null and its message under ``details``;
+   export that fails (diverged, or the converter refused its ranges) leaves its row's
+   ``qat_int8_test_miou`` null and the log's last line under ``details``;
 3. ``python -m mobileseg.evaluate`` of ``model.keras`` and both int8 files on the 233 test images.
 
 Every step is skipped when its output exists, so a killed run continues where it stopped.
@@ -67,7 +68,7 @@ def qat_and_ptq(arch: Path, epochs: int, qat_epochs: int, work_dir: Path, data: 
     if not files["qat"].is_file():
         try:
             export_int8(export, log, files["qat"])
-        except RuntimeError as error:  # QAT diverged: the post-training file alone, QAT recorded as failed
+        except RuntimeError as error:  # QAT diverged or its ranges were refused: the post-training file alone
             details["qat_error"] = str(error).splitlines()[-1]
             files["ptq"] = out_dir / "ptq_only" / "model_int8.tflite"
             (run_dir / "model_qat.keras").unlink(missing_ok=True)
