@@ -102,8 +102,7 @@ def test_a_layer_norms_statistics_run_in_float_as_one_island_inside_the_partitio
     names = tflite_convert.op_names(rewritten)
     assert names == ["MEAN", "SUB", "DEQUANTIZE", "MUL", "MEAN", "DEQUANTIZE", "ADD", "RSQRT", "MUL", "QUANTIZE"]
     assert _delegation(rewritten) == (1, [])
-    operators, tensors = _details(rewritten)
-    square, product = (op for op in operators if op["op_name"] == "MUL")
+    square, product = (op for op in _details(rewritten)[0] if op["op_name"] == "MUL")
     assert square["inputs"][0] == square["inputs"][1] == product["inputs"][0]  # one DEQUANTIZE of the centred x
     x = np.random.default_rng(4).normal(0, 1, SHAPE).astype(np.float32)
     x[:, :2] *= 40.0  # tokens of variance ~1600 beside tokens of variance ~1, as in a trained SegFormer
