@@ -53,6 +53,24 @@ def export_int8(command: list[str], log: Path, int8: Path) -> None:
             raise
 
 
+def train_float(arch: Path, size: str, recipe: list[str], epochs: int, run_dir: Path, data: str, log: Path) -> list[str]:
+    """Train ``arch`` in ``run_dir`` (crops, model and validation at ``size``) unless it has ``epochs``
+    epochs already; returns the command."""
+    command = [sys.executable, "-m", "mobileseg.train", "--arch", str(arch), "--data", data,
+               "--run_dir", str(run_dir), "--input_size", size, "--model_size", size, "--val_size", size,
+               "--epochs", str(epochs), *recipe]
+    state = run_dir / "train_state.json"
+    if not (state.is_file() and json.loads(state.read_text()).get("epoch", 0) >= epochs):
+        run(command, log)
+    return command
+
+
+def evaluate_command(model: Path, data: str, out: Path) -> list[str]:
+    """The command evaluating ``model`` (``.keras`` or ``.tflite``) on the test split into ``out`` (JSON)."""
+    return [sys.executable, "-m", "mobileseg.evaluate", "--model", str(model), "--data", data,
+            "--split", "test", "--out", str(out), "--noprogress"]
+
+
 def train_export_evaluate(arch: Path, size: str, recipe: list[str], epochs: int, qat_epochs: int, work_dir: Path,
                           data: str) -> dict:
     """Train (crops, model and validation at ``size``), export int8 with QAT, evaluate both on test.
@@ -64,21 +82,15 @@ def train_export_evaluate(arch: Path, size: str, recipe: list[str], epochs: int,
     run_dir = work_dir / arch.stem
     run_dir.mkdir(parents=True, exist_ok=True)
     log = run_dir / "benchmark.log"
-    train = [sys.executable, "-m", "mobileseg.train", "--arch", str(arch), "--data", data,
-             "--run_dir", str(run_dir), "--input_size", size, "--model_size", size, "--val_size", size,
-             "--epochs", str(epochs), *recipe]
+    started = time.time()
+    train = train_float(arch, size, recipe, epochs, run_dir, data, log)
+    train_s = time.time() - started
     export = [sys.executable, "-m", "mobileseg.export", "--run_dir", str(run_dir), "--data", data,
               "--target", "cpu-int8", "--qat_epochs", str(qat_epochs), "--distill_weight", "20",
               "--noevaluate", "--seed", "0"]
     int8 = run_dir / "export" / "model_int8.tflite"
-    evaluations = {name: [sys.executable, "-m", "mobileseg.evaluate", "--model", str(model), "--data", data,
-                          "--split", "test", "--out", str(run_dir / f"test_{name}.json"), "--noprogress"]
+    evaluations = {name: evaluate_command(model, data, run_dir / f"test_{name}.json")
                    for name, model in (("float", run_dir / "model.keras"), ("int8", int8))}
-    started = time.time()
-    state = run_dir / "train_state.json"
-    if not (state.is_file() and json.loads(state.read_text()).get("epoch", 0) >= epochs):
-        run(train, log)
-    train_s = time.time() - started
     if not int8.is_file():
         try:
             export_int8(export, log, int8)

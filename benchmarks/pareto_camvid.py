@@ -44,10 +44,10 @@ RECIPE = ["--batch_size", "8", "--lr", "2e-3", "--weight_decay", "0.01", "--sche
           "--warmup_epochs", "1", "--scale_range", "0.25,1.0", "--seed", "0", "--verbose", "2"]
 
 
-def front_archs(pareto: Path) -> list[Path]:
+def front_archs(pareto: Path, result: str = "pareto_camvid") -> list[Path]:
     """Each Pareto-front member of a search's ``pareto.json`` as a committed genotype file
-    (`result_genotypes.keep`: ``benchmarks/results/genotypes/pareto_camvid/searched_trialN.yaml``)."""
-    return [ROOT / keep(member["genotype"], "pareto_camvid", f"searched_trial{member['trial']}")["genotype"]
+    (`result_genotypes.keep`: ``benchmarks/results/genotypes/RESULT/searched_trialN.yaml``)."""
+    return [ROOT / keep(member["genotype"], result, f"searched_trial{member['trial']}")["genotype"]
             for member in json.loads(pareto.read_text())["front"]]
 
 

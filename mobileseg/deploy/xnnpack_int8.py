@@ -30,7 +30,15 @@ with ai-edge-litert 2.3 (tests/deploy/test_xnnpack_int8.py):
   `dequantize_uint8_inputs` makes it DEQUANTIZE (uint8 -> float32) + QUANTIZE (float32 ->
   int8), both delegated, values unchanged (the image is exact in both).
 
-`for_xnnpack` applies all three. Tensors are only appended, so the signature's tensor
+- A normalisation's statistics path (``x * x`` -> MEAN or SUM -> ``+ epsilon`` -> RSQRT, then
+  the MULs by that RSQRT: a layer norm's variance, an L2 norm's sum of squares) runs in float
+  as ONE island (`_statistics_paths`): only the squared tensor is dequantized and only the
+  MULs' outputs (the normalised values, bounded) are quantized. The int8 variance cannot hold the
+  spread of a trained network's per-token variances (a range of [0, 1547] rounds every variance
+  below 3 to 0, whose RSQRT is infinite), and quantization-aware training keeps the same
+  tensors float (`mobileseg.quant.float_statistics`), so the file computes what QAT modelled.
+
+`for_xnnpack` applies all four. Tensors are only appended, so the signature's tensor
 indices stay valid; new operators take version 1 (float) or the version the converter
 gives the same kernel on int8.
 """
@@ -70,8 +78,9 @@ def for_xnnpack(flatbuffer: bytes) -> bytes:
 
 
 def float_islands(flatbuffer: bytes, ops: frozenset[str] = FLOAT_ONLY_OPS) -> bytes:
-    """Every int8 op named in ``ops``, or an ADD/SUB whose scales XNNPACK refuses, run in float:
-    DEQUANTIZE its int8 inputs, QUANTIZE its outputs back."""
+    """Every int8 op named in ``ops``, an ADD/SUB whose scales XNNPACK refuses, or an op of a
+    normalisation's statistics path, run in float: DEQUANTIZE its int8
+    inputs, QUANTIZE its outputs back (not between two ops of one statistics path)."""
     model = _read(flatbuffer)
     return _write(model) if _float_islands(model, ops) else flatbuffer
 
@@ -92,26 +101,33 @@ def dequantize_uint8_inputs(flatbuffer: bytes) -> bytes:
 def _float_islands(model, ops: frozenset[str] = FLOAT_ONLY_OPS) -> int:
     count = 0
     for graph in model.subgraphs:
+        statistics_ops, kept_float = _statistics_paths(model, graph)
+        floats = {}  # int8 tensor -> the float tensor holding its value (dequantized, or computed and kept float)
         rewritten = []
-        for op in graph.operators:
+        for position, op in enumerate(graph.operators):
             name = _op_name(model, op)
             tensors = [graph.tensors[i] for i in (*op.inputs, *op.outputs) if i >= 0]
-            refused = name in ops or (name in SCALE_RATIO_OPS and _scale_ratio_refused(graph, op))
+            refused = (name in ops or position in statistics_ops
+                       or (name in SCALE_RATIO_OPS and _scale_ratio_refused(graph, op)))
             if not refused or not any(t.type == _INT8 for t in tensors):
                 rewritten.append(op)
                 continue
             inputs = []
             for index in op.inputs:
                 if index >= 0 and graph.tensors[index].type == _INT8:
-                    dequantized = _add_float_tensor(model, graph, index, "dequantized")
-                    rewritten.append(_operator(model, "DEQUANTIZE", 2, [index], [dequantized]))
-                    index = dequantized
+                    if index not in floats:
+                        floats[index] = _add_float_tensor(model, graph, index, "dequantized")
+                        rewritten.append(_operator(model, "DEQUANTIZE", 2, [index], [floats[index]]))
+                    index = floats[index]
                 inputs.append(index)
             outputs, requantize = [], []
             for index in op.outputs:
                 if graph.tensors[index].type == _INT8:
                     computed = _add_float_tensor(model, graph, index, "float")
-                    requantize.append(_operator(model, "QUANTIZE", 1, [computed], [index]))
+                    if index in kept_float:
+                        floats[index] = computed
+                    else:
+                        requantize.append(_operator(model, "QUANTIZE", 1, [computed], [index]))
                     index = computed
                 outputs.append(index)
             op.inputs, op.outputs = inputs, outputs
@@ -120,6 +136,54 @@ def _float_islands(model, ops: frozenset[str] = FLOAT_ONLY_OPS) -> int:
             count += 1
         graph.operators = rewritten
     return count
+
+
+def _statistics_paths(model, graph) -> tuple[set[int], set[int]]:
+    """The operator positions of every normalisation statistics path, and the tensors inside them.
+
+    A path is ``MUL(t, t)`` -> ``MEAN`` or ``SUM`` -> ``ADD`` of a constant -> ``RSQRT``, each
+    the only consumer of the one before, and every MUL that takes the RSQRT (the normalised
+    output). The tensors kept float are the square, the reduction, the sum and the RSQRT; the
+    MULs' outputs stay int8. The Keras side of the same rule: `mobileseg.quant.float_statistics`.
+    """
+    consumers = {}
+    for position, op in enumerate(graph.operators):
+        for index in set(op.inputs):
+            consumers.setdefault(index, []).append(position)
+    outputs = set(graph.outputs)
+
+    def only_consumer(index, names):
+        users = consumers.get(index, [])
+        ok = len(users) == 1 and index not in outputs and _op_name(model, graph.operators[users[0]]) in names
+        return users[0] if ok else None
+
+    positions, kept = set(), set()
+    for position, op in enumerate(graph.operators):
+        if _op_name(model, op) != "MUL" or not _is_square(op):
+            continue
+        square = op.outputs[0]
+        reduce = only_consumer(square, ("MEAN", "SUM"))
+        add = reduce is not None and only_consumer(graph.operators[reduce].outputs[0], ("ADD",))
+        if not add or not any(_is_constant(model, graph, i) for i in graph.operators[add].inputs):
+            continue
+        rsqrt = only_consumer(graph.operators[add].outputs[0], ("RSQRT",))
+        scaled = rsqrt is not None and consumers.get(graph.operators[rsqrt].outputs[0], [])
+        if not scaled or graph.operators[rsqrt].outputs[0] in outputs or any(
+                _op_name(model, graph.operators[user]) != "MUL" for user in scaled):
+            continue
+        path = [position, reduce, add, rsqrt]
+        positions.update(path + scaled)
+        kept.update(graph.operators[p].outputs[0] for p in path)
+    return positions, kept
+
+
+def _is_square(op) -> bool:
+    return len(op.inputs) == 2 and op.inputs[0] == op.inputs[1]
+
+
+def _is_constant(model, graph, index: int) -> bool:
+    buffer = model.buffers[graph.tensors[index].buffer] if index >= 0 else None
+    return buffer is not None and buffer.data is not None and len(buffer.data) > 0
 
 
 def _scale_ratio_refused(graph, op) -> bool:

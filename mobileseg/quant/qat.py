@@ -31,6 +31,10 @@ rules of the TFLite int8 converter and kernels:
 - **batch normalization without a preceding convolution** (pre-activation blocks):
   TFLite's MUL and ADD, with the per-channel scale and offset quantized per tensor as
   the converter does (`ConstantQuantizer`) and the product quantized.
+- **a normalisation's statistics** (a layer norm's ``centered * centered`` -> MEAN ->
+  ``+ epsilon`` -> RSQRT; an L2 norm's sum of squares): no quantizer until the product with
+  the RSQRT (`mobileseg.quant.float_statistics`: an int8 variance rounds small variances to 0,
+  whose RSQRT is infinite); the export runs the same path in float inside XNNPACK.
 - **constants meeting activations** (positional embeddings, a learnt residual gain):
   quantized per tensor from their values (`ConstantQuantizer`).
 - **the image input**: fixed range [0, 255], i.e. the raw uint8 pixel (scale 1).
@@ -73,6 +77,7 @@ from mobileseg.quant.fake_quant import (
     quantizers,
 )
 from mobileseg.quant.flatten import copy_layer, flatten_model, is_last_axis
+from mobileseg.quant.float_statistics import float_statistics
 from mobileseg.quant.folded import BatchNormTerms, FoldedConv, WeightTensor
 
 SAME_SCALE_OPS = frozenset({
@@ -195,6 +200,7 @@ class _QuantizedGraph:
             for tensor in node.input_tensors:
                 self.consumers[id(tensor)].append(node)
         self.output_ids = {id(t) for t in flat.outputs}
+        self.float_statistics = float_statistics(self.nodes, self.consumers, self.output_ids)
         self.tensors: dict[int, object] = {}      # flat tensor id -> new tensor
         self.quantizer_of: dict[int, ActivationQuantizer] = {}  # flat tensor id -> the quantizer of its scale
         self.weight_only: set[int] = set()        # flat tensors that depend on weights only
@@ -399,6 +405,8 @@ class _QuantizedGraph:
     def _needs_quantizer(self, tensor, kind: str) -> bool:
         if id(tensor) in self.output_ids:
             return True
+        if id(tensor) in self.float_statistics:
+            return False  # a normalisation's variance path: float in the file too
         users = [op_kind(node.operation) for node in self.consumers[id(tensor)]]
         if len(users) == 1 and kind in FUSING_PRODUCERS and users[0] in ("Relu", "Relu6"):
             return False  # fused: the range is the activation's

@@ -72,11 +72,14 @@ def test_an_int8_op_xnnpack_runs_in_float_only_becomes_a_delegated_float_island(
     assert np.abs(after - before).max() <= 2 * scale + 1e-6  # TFLite's int8 kernel is within 2 steps of float
 
 
+def _centered(x):
+    return x - ops.mean(x, axis=-1, keepdims=True)
+
+
 def test_an_add_of_a_tiny_constant_xnnpack_refuses_becomes_a_float_island():
-    # a layer norm's variance + epsilon: the epsilon's scale is ~1e-6 of the sum's
+    # a variance + epsilon: the epsilon's scale is ~1e-6 of the sum's
     def variance_plus_epsilon(x):
-        centered = x - ops.mean(x, axis=-1, keepdims=True)
-        return ops.rsqrt(ops.mean(centered * centered, axis=-1, keepdims=True) + 1e-5) * centered
+        return ops.mean(_centered(x) * _centered(x), axis=-1, keepdims=True) + 1e-5
     flatbuffer = _int8(_one_op(variance_plus_epsilon))
     assert "ADD" in _delegation(flatbuffer)[1]  # the fact the rewrite is for (ai-edge-litert 2.3)
     rewritten = xnnpack_int8.for_xnnpack(flatbuffer)
@@ -87,6 +90,26 @@ def test_an_add_of_a_tiny_constant_xnnpack_refuses_becomes_a_float_island():
     before, after = tflite_convert.run(flatbuffer, [x])[0], tflite_convert.run(rewritten, [x])[0]
     scale = Interpreter(model_content=rewritten).get_output_details()[0]["quantization"][0]
     assert np.abs(after - before).max() <= 2 * scale + 1e-6
+
+
+def test_a_layer_norms_statistics_run_in_float_as_one_island_inside_the_partition():
+    """Square, mean, + epsilon, RSQRT and the product: one float island (the int8 variance zeroed small ones)."""
+    def layer_norm(x):
+        centered = _centered(x)
+        return centered * ops.rsqrt(ops.mean(centered * centered, axis=-1, keepdims=True) + 1e-5)
+    flatbuffer = _int8(_one_op(layer_norm), low=-40.0, high=40.0)
+    rewritten = xnnpack_int8.for_xnnpack(flatbuffer)
+    names = tflite_convert.op_names(rewritten)
+    assert names == ["MEAN", "SUB", "DEQUANTIZE", "MUL", "MEAN", "DEQUANTIZE", "ADD", "RSQRT", "MUL", "QUANTIZE"]
+    assert _delegation(rewritten) == (1, [])
+    square, product = (op for op in _details(rewritten)[0] if op["op_name"] == "MUL")
+    assert square["inputs"][0] == square["inputs"][1] == product["inputs"][0]  # one DEQUANTIZE of the centred x
+    x = np.random.default_rng(4).normal(0, 1, SHAPE).astype(np.float32)
+    x[:, :2] *= 40.0  # tokens of variance ~1600 beside tokens of variance ~1, as in a trained SegFormer
+    want = np.asarray(layer_norm(x))
+    error = {name: np.abs(tflite_convert.run(f, [x])[0] - want)[:, 2:].mean()
+             for name, f in (("int8 variance", flatbuffer), ("float statistics", rewritten))}
+    assert error["float statistics"] < 0.25 < error["int8 variance"], error
 
 
 def test_a_batch_matmul_is_delegated_once_its_second_operand_has_zero_point_0():

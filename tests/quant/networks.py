@@ -32,14 +32,20 @@ head: {op: light, inputs: [{branch: main}, {branch: low}], width: 16}
 """Every cell op of the genotype schema and a two-input light head, 1/8 logits at 32x32."""
 
 
-def all_ops_model(num_classes: int = 5, input_size=(32, 32), seed: int = 0) -> keras.Model:
+TOKEN_MERGING = ", tome_mode: kv_bsm, tome_ratio: 0.5"
+"""The token merging of `ALL_OPS_YAML`'s SegFormer block (a switch on a trained network, not a searched op)."""
+
+
+def all_ops_model(num_classes: int = 5, input_size=(32, 32), seed: int = 0, token_merging: bool = True) -> keras.Model:
     """The `ALL_OPS_YAML` network with lively statistics: batch-norm moving statistics, scales
     and biases drawn at random (a freshly built model has zero-scaled projections, zero biases
-    and unit statistics, which hide rounding and make degenerate ranges)."""
+    and unit statistics, which hide rounding and make degenerate ranges). ``token_merging=False``
+    leaves out `TOKEN_MERGING`: every op a searched network can have, and only those."""
     from mobileseg.arch import builder, schema_io
 
     keras.utils.set_random_seed(seed)
-    model = builder.build_model(schema_io.loads(ALL_OPS_YAML), num_classes, input_size)
+    text = ALL_OPS_YAML if token_merging else ALL_OPS_YAML.replace(TOKEN_MERGING, "")
+    model = builder.build_model(schema_io.loads(text), num_classes, input_size)
     randomize_statistics(model, seed)
     return model
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ from mobileseg.quant.fake_quant import quantizers
 from mobileseg.quant.finetune import quantization_aware_training
 from mobileseg.quant.ptq import representative_images
 from mobileseg.quant.qat import uncalibrated
+from tests.quant.networks import all_ops_model, randomize_statistics
 
 TINY = """
 name: tiny
@@ -49,3 +52,68 @@ def test_a_diverging_fine_tune_stops_with_advice_instead_of_exporting_nan_ranges
     with pytest.raises(QatDiverged, match=r"diverged .*--qat_epochs 0"):
         quantization_aware_training(model, source, input_size=(32, 32), epochs=1, calibration=calibration,
                                     batch_size=2, steps_per_epoch=3, learning_rate=1e35, verbose=0, eager=True)
+
+
+REFERENCES = sorted(path.stem for path in (Path(__file__).resolve().parents[2] / "search_space" / "references").glob(
+    "*.yaml"))
+SEAFORMER_GAP = ("the SeaFormers' int8 file differs from the quantization-aware model by 0.17-0.34 of the logits' "
+                 "std (seaformer_tiny: 0.27; 0.22 right after calibration, before any step, as on main)")
+AGREEMENT_GAPS = {"all_ops": "the int8 file differs from the quantization-aware model by 0.14 of the logits' std "
+                             "(cause not found; the network holds SeaFormer, RTFormer and HyCTAS blocks)",
+                  **{name: SEAFORMER_GAP for name in REFERENCES if name.startswith("seaformer_")}}
+"""Issue 15, open: networks whose int8 file does not yet compute what the quantization-aware model does."""
+CONVERSION_REFUSED = {name: "the converter refuses RTFormer's quantization-aware ranges (same scale constraint at "
+                            "a STRIDED_SLICE or CONCATENATION), right after calibration too, as on main"
+                      for name in ("rtformer_base", "rtformer_slim")}
+"""Issue 15, open: networks whose quantization-aware model the converter refuses at 64x64 with random statistics."""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("network", ["all_ops", *REFERENCES])
+def test_quantization_aware_steps_stay_finite_and_the_int8_file_computes_what_they_trained(network):
+    """Issue 15: a few fine-tuning steps on every cell op (`ALL_OPS_YAML` without token merging, which
+    adds partitions) and every reference network, on synthetic street scenes (flat road and sky beside
+    textures: widely spread layer-norm variances), leave every weight and range finite; the exported
+    int8 file is one XNNPACK partition, takes every range from the model, and computes what the
+    quantization-aware model computes. The known failures (`AGREEMENT_GAPS`, `CONVERSION_REFUSED`)
+    are checked to still fail, then reported as expected failures: fixing one fails this test
+    until its entry goes."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mobileseg.deploy import packaging, report, tflite_convert
+    from mobileseg.litert_measure import delegate_report
+
+    size = (32, 32) if network == "all_ops" else (64, 64)
+    source = SyntheticSource(12, size=size)
+    if network == "all_ops":
+        model = all_ops_model(source.num_classes, token_merging=False)
+    else:
+        keras.utils.set_random_seed(0)
+        genotype = schema_io.load(Path(__file__).resolve().parents[2] / "search_space" / "references" / f"{network}.yaml")
+        model = builder.build_model(genotype, source.num_classes, size)
+        randomize_statistics(model)
+    qat, history = quantization_aware_training(
+        model, source, input_size=size, epochs=1, calibration=representative_images(source, size, 4), batch_size=2,
+        steps_per_epoch=2, learning_rate=1e-3, verbose=0, eager=True)
+    assert np.all(np.isfinite(history["loss"]))
+    ranges = np.array([(float(q.range_min), float(q.range_max)) for q in quantizers(qat)])
+    assert np.all(np.isfinite(ranges)) and np.all(ranges[:, 1] - ranges[:, 0] > 0)
+    assert all(np.all(np.isfinite(w.numpy())) for w in qat.weights)
+
+    if network in CONVERSION_REFUSED:
+        with pytest.raises(Exception, match="same scale constraint"):
+            packaging.convert(qat, "int8")
+        pytest.xfail(CONVERSION_REFUSED[network])
+    flatbuffer = packaging.convert(qat, "int8")
+    interpreter = Interpreter(model_content=flatbuffer)
+    interpreter.allocate_tensors()
+    assert delegate_report(interpreter) == (1, [])
+    assert report.qat_coverage(qat, flatbuffer)["calibrated_tensors"] == []
+    x = np.concatenate(representative_images(source, size, 2, split="val"))
+    want = np.asarray(qat(x))
+    got = np.concatenate([tflite_convert.run(flatbuffer, [image[None]])[0] for image in x])
+    gap = np.abs(got - want).mean() / want.std()
+    if network in AGREEMENT_GAPS:
+        assert gap >= 0.1, f"{network} agrees now (gap {gap:.3f}): remove it from AGREEMENT_GAPS"
+        pytest.xfail(AGREEMENT_GAPS[network])
+    assert gap < 0.1
