@@ -12,10 +12,13 @@ def kendall_tau_b(x, y) -> float:
     Example:
         >>> kendall_tau_b([1, 2, 3, 4], [1, 3, 2, 4]), kendall_tau_b([1, 2, 3], [3, 2, 1])
         (0.6666666666666666, -1.0)
+        >>> import numpy as np
+        >>> kendall_tau_b(np.array([0.1, 0.2, 0.3]), np.array([0.3, 0.1, 0.2]))  # numpy scalars compare to numpy bools
+        -0.3333333333333333
     """
     concordant = discordant = ties_x = ties_y = 0
     for i, j in itertools.combinations(range(len(x)), 2):
-        dx, dy = (x[i] > x[j]) - (x[i] < x[j]), (y[i] > y[j]) - (y[i] < y[j])
+        dx, dy = int(x[i] > x[j]) - int(x[i] < x[j]), int(y[i] > y[j]) - int(y[i] < y[j])
         if dx == 0 and dy == 0:
             continue
         if dx == 0:
