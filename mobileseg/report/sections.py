@@ -50,7 +50,7 @@ def overview_section(run: RunFolder) -> Section:
 
 def pareto_section(run: RunFolder) -> Section:
     """The search's Pareto plot and front, the chosen network marked."""
-    from mobileseg.search.nsga2 import STUDY_FILE
+    from mobileseg.search.study_storage import STUDY_FILE
     from mobileseg.search.pareto import PARETO_PNG
 
     if run.pareto is None:

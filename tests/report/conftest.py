@@ -48,8 +48,9 @@ def trained_run(tmp_path_factory):
 def searched_run(tmp_path_factory):
     """The folder of a finished NSGA-II search without a trained model (see the module docstring)."""
     from mobileseg.arch.space import SearchSpace
-    from mobileseg.search.nsga2 import EvolutionarySearch, default_storage
+    from mobileseg.search.nsga2 import EvolutionarySearch
     from mobileseg.search.pareto import write_outputs
+    from mobileseg.search.study_storage import default_storage
     from mobileseg.search.testing import DEMO_SPACE, CapacityAccuracyModel, WidthLatencyModel
 
     run = tmp_path_factory.mktemp("searched_run")
