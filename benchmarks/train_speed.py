@@ -20,8 +20,10 @@ Every ``mobileseg.train`` run validates at its last epoch, so each row also give
 mIoU after the same epochs (``val_miou``); ``--int8`` also exports each of them to int8
 (post-training, ``mobileseg.export --target cpu-int8 --qat_epochs 0``) and scores that file on
 the val split (``int8_val_miou``): the precision a network trained in must not change its int8
-file. ``--merge`` replaces only the rows of the variants run now in an existing results file
-(their provenance goes into ``merged_runs``), so a lever can be measured again alone.
+file. ``--section NAME`` writes the run under ``NAME`` in an existing results file (its rows,
+details, command and load) and leaves the rest as it was: a later, smaller run (e.g. the
+accuracy of two variants after more epochs, at another load) never replaces the figures of the
+side-by-side run.
 
 Variants run one at a time, in an order that alternates between networks, so that load
 from elsewhere falls on all of them alike. Writes ``benchmarks/results/train_speed.json``.
@@ -144,14 +146,10 @@ def int8_val_miou(run_dir: Path, cwd: Path, env: dict) -> float:
     return round(json.loads(scores.read_text())["miou"], 4)
 
 
-def merged(report: dict, out: Path, variants: list[str]) -> dict:
-    """``report`` with the rows of an existing ``out`` for the variants not run now kept first."""
+def with_section(report: dict, out: Path, section: str) -> dict:
+    """The results in ``out`` with ``report`` (this run) stored under ``section``."""
     old = json.loads(out.read_text())
-    kept = [r for r in old["rows"] if r["variant"] not in variants]
-    runs = old.pop("merged_runs", [])
-    runs.append({key: report[key] for key in ("command", "load_average", "epochs", "wall_seconds")})
-    details = [d for d in old["details"] if d["variant"] not in variants]
-    return {**old, "rows": kept + report["rows"], "details": details + report["details"], "merged_runs": runs}
+    return {**old, section: report}
 
 
 def plain_fit(arch: Path, run_dir: Path, input_size: str, batch_size: int, epochs: int) -> None:
@@ -215,7 +213,7 @@ def main() -> int:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "train_speed")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "train_speed.json")
     parser.add_argument("--int8", action="store_true", help="also the int8 file's val mIoU of each run")
-    parser.add_argument("--merge", action="store_true", help="replace only the variants run now in --out")
+    parser.add_argument("--section", help="write this run under SECTION of the existing --out")
     parser.add_argument("--plain", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--run_dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -243,8 +241,8 @@ def main() -> int:
                                "after": [round(x, 2) for x in os.getloadavg()]},
               "before_commit": args.before, "epochs": args.epochs, "wall_seconds": round(time.time() - started),
               "details": [r["detail"] for r in results]}
-    if args.merge and args.out.is_file():
-        report = merged(report, args.out, variants)
+    if args.section and args.out.is_file():
+        report = with_section(report, args.out, args.section)
     write_atomic(args.out, json.dumps(report, indent=2) + "\n")
     return 0
 
