@@ -685,8 +685,8 @@ def _supernet_stage(plan: Plan, state: RunState):
 
     from mobileseg.supernet.model import Supernet
     from mobileseg.supernet.trainer import FOLDER, SupernetTrainer, load_supernet_weights
-    from mobileseg.training.trainer import dtype_policy
     from mobileseg.timebudget.time_plan import stage_deadline
+    from mobileseg.training.trainer import dtype_policy
 
     started = time.perf_counter()
     keras.utils.set_random_seed(plan.flags.seed)
