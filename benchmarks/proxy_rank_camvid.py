@@ -30,7 +30,10 @@ Ground truth first, estimates after, both on CamVid at the search resolution (18
    (never by test), and every estimate's figures are listed.
 
 ``--stage networks`` writes the choice only; ``--stage trained`` (the default) trains what
-``proxy_rank_camvid_trained.json`` lacks; ``--stage estimate`` runs the ``--estimate`` s;
+``proxy_rank_camvid_trained.json`` lacks; ``--stage repeat --repeat_seed S`` trains the same networks again
+with training seed S (every third network first), which the report turns into the ground truth's own
+repeatability: how well one training ranks the networks against another that differs only in its seed,
+the ceiling any estimate can be judged against; ``--stage estimate`` runs the ``--estimate`` s;
 ``--stage report`` writes the report (``--latency table:FILE`` gives each network's predicted ms).
 
 Example (hours on the 2-core CPU):
@@ -99,14 +102,21 @@ def choose_networks(space_file: str, num_classes: int, pool: int, count: int, la
              cost_name: costs[index], "key": genotype_key(genotypes[index])} for rank, index in enumerate(picks)]
 
 
-def train_and_test(network: dict, epochs: int, work_dir: Path, data: str) -> dict:
-    """Train one network with `RECIPE`, evaluate its best checkpoint on test; its row."""
-    run_dir = work_dir / network["name"]
+def seeded_recipe(seed: int) -> list[str]:
+    """`RECIPE` with its training seed replaced."""
+    recipe = list(RECIPE)
+    recipe[recipe.index("--seed") + 1] = str(seed)
+    return recipe
+
+
+def train_and_test(network: dict, epochs: int, work_dir: Path, data: str, seed: int = 0) -> dict:
+    """Train one network with `RECIPE` (training seed ``seed``), evaluate its best checkpoint on test; its row."""
+    run_dir = work_dir / (network["name"] if seed == 0 else f"seed_{seed}/{network['name']}")
     run_dir.mkdir(parents=True, exist_ok=True)
     log = run_dir / "benchmark.log"
     train = [sys.executable, "-m", "mobileseg.train", "--arch", network["genotype"], "--data", data,
              "--run_dir", str(run_dir), "--input_size", SIZE, "--model_size", SIZE, "--val_size", SIZE,
-             "--epochs", str(epochs), *RECIPE]
+             "--epochs", str(epochs), *seeded_recipe(seed)]
     test = [sys.executable, "-m", "mobileseg.evaluate", "--model", str(run_dir / "model.keras"), "--data", data,
             "--split", "test", "--out", str(run_dir / "test.json"), "--noprogress"]
     started = time.time()
@@ -115,10 +125,39 @@ def train_and_test(network: dict, epochs: int, work_dir: Path, data: str) -> dic
     history = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
     validated = [h["val_miou"] for h in history if h.get("val_miou") is not None]
     tested = json.loads((run_dir / "test.json").read_text())
-    return {**network, "epochs": epochs, "best_val_miou": max(validated), "trained_test_miou": tested["miou"],
+    return {**network, "epochs": epochs, "seed": seed, "best_val_miou": max(validated), "trained_test_miou": tested["miou"],
             "epoch_seconds": history[-1].get("epoch_seconds"), "seconds": round(time.time() - started),
             "load_average_end": [round(v, 2) for v in os.getloadavg()],
             "commands": [" ".join(train[1:]), " ".join(test[1:])]}
+
+
+def repeat_order(networks: list[dict]) -> list[dict]:
+    """The networks in the order a repeat trains them: every third first, so that a part spans the latency range."""
+    return [networks[i] for i in sorted(range(len(networks)), key=lambda i: (i % 3, i))]
+
+
+def repeatability(report: dict) -> list[dict]:
+    """Per repeat seed: how far the ground truth moves when only the training seed changes."""
+    import numpy as np
+    from rank_stats import kendall_tau_b, spearman_rho
+
+    first = {row["name"]: row for row in report["trained"]}
+    out = []
+    for seed in sorted({row["seed"] for row in report.get("repeats", [])}):
+        again = {row["name"]: row for row in report["repeats"] if row["seed"] == seed and row["name"] in first}
+        if len(again) < 3:
+            continue
+        names = sorted(again)
+        a = np.array([first[n]["trained_test_miou"] for n in names])
+        b = np.array([again[n]["trained_test_miou"] for n in names])
+        out.append({"seed": seed, "n_networks": len(names), "kendall_tau_between_seeds": kendall_tau_b(a, b),
+                    "spearman_rho_between_seeds": spearman_rho(a, b),
+                    "test_miou_mean_abs_difference": float(np.mean(np.abs(a - b))),
+                    "test_miou_seed_std": float(np.std(a - b, ddof=1) / np.sqrt(2)),
+                    "test_miou_spread_std": float(np.std(a, ddof=1)),
+                    "networks": [{"name": n, "test_miou_seed_0": first[n]["trained_test_miou"],
+                                  f"test_miou_seed_{seed}": again[n]["trained_test_miou"]} for n in names]})
+    return out
 
 
 def short_recipe(epochs: int) -> list[str]:
@@ -237,7 +276,8 @@ def write_report(report: dict, latency: str, num_classes: int) -> dict:
            "chosen_by": "the highest Kendall tau against the trained networks' best validation mIoU",
            "all_estimates": [{key: f[key] for key in f if key != "networks"} for f in figures],
            "ground_truth": {"recipe": report["recipe"], "epochs": report["epochs"], "size": SIZE,
-                            "metric": "CamVid test mIoU of the best validated epoch"},
+                            "metric": "CamVid test mIoU of the best validated epoch",
+                            "repeatability": repeatability(report)},
            "command": " ".join(["python", "benchmarks/proxy_rank_camvid.py", *sys.argv[1:]]),
            "versions": versions(), "machine": environment()}
     write_atomic(REPORT, json.dumps(out, indent=2) + "\n")
@@ -246,7 +286,8 @@ def write_report(report: dict, latency: str, num_classes: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", choices=("networks", "trained", "estimate", "report"), default="trained")
+    parser.add_argument("--stage", choices=("networks", "trained", "repeat", "estimate", "report"), default="trained")
+    parser.add_argument("--repeat_seed", type=int, default=1, help="--stage repeat: the training seed of the repeat")
     parser.add_argument("--estimate", action="append", default=[], help="short_train:EPOCHS or supernet:EPOCHS")
     parser.add_argument("--space", default="search_space/default.yaml")
     parser.add_argument("--latency", default="", help="spread by predicted latency: table:FILE (else MACs)")
@@ -281,15 +322,17 @@ def main() -> int:
         print(f"{out['estimate']}: Kendall tau {out['kendall_tau']:.2f} (p {out['p_value']:.3f}) over "
               f"{out['n_networks']} networks, {out['estimate_seconds_per_network']:.0f} s per network -> {REPORT}")
         return 0
-    done = {row["name"] for row in report["trained"]}
-    for network in report["networks"]:
+    rows = report["trained"] if args.stage == "trained" else report.setdefault("repeats", [])
+    seed = 0 if args.stage == "trained" else args.repeat_seed
+    done = {row["name"] for row in rows if row.get("seed", 0) == seed}
+    for network in repeat_order(report["networks"]) if seed else report["networks"]:
         if network["name"] in done:
             continue
-        row = train_and_test(network, report["epochs"], args.work_dir, args.data)
-        report["trained"].append(row)
+        row = train_and_test(network, report["epochs"], args.work_dir, args.data, seed)
+        rows.append(row)
         write_atomic(TRAINED, json.dumps(report, indent=2) + "\n")
-        print(f"{row['name']}: test mIoU {100 * row['trained_test_miou']:.1f} after {row['epochs']} epochs "
-              f"({row['seconds']} s)", flush=True)
+        print(f"{row['name']} (seed {seed}): test mIoU {100 * row['trained_test_miou']:.1f} after {row['epochs']} "
+              f"epochs ({row['seconds']} s)", flush=True)
     return 0
 
 
