@@ -21,7 +21,8 @@ Ground truth first, estimates after, both on CamVid at the search resolution (18
    validation split only, and its cost per network, into
    ``benchmarks/results/proxy_rank_camvid_estimates.json`` (resumed per network):
    ``short_train:K``, the best val mIoU of K epochs of `RECIPE` (multi-fidelity scoring, the
-   low rung of successive halving); ``supernet:E``, the proxy mIoU of the weight-sharing supernet
+   low rung of successive halving); ``params`` and ``macs``, the network's parameter count and
+   MACs at 184x240 (zero-cost: bigger is predicted better); ``supernet:E``, the proxy mIoU of the weight-sharing supernet
    (`mobileseg.supernet.accuracy.SupernetAccuracyModel`) trained E epochs at 184x240 with the
    sandwich rule and in-place distillation (BigNAS), batch norm recalibrated per network.
 4. **report**: each estimate's Kendall tau-b, Spearman rho and one-sided permutation p-value
@@ -203,17 +204,39 @@ def supernet_scores(networks: list[dict], epochs: int, work_dir: Path, data: str
     return list(zip(values, accuracy.seconds[-len(networks):], strict=True))
 
 
+ZERO_COST = ("params", "macs")
+
+
+def zero_cost(kind: str, network: dict, num_classes: int) -> float:
+    """A training-free estimate: the network's parameter count or its MACs at the search size."""
+    from mobileseg.arch import complexity, schema_io
+    from mobileseg.arch.builder import build_model
+
+    model = build_model(schema_io.load(ROOT / network["genotype"]), num_classes, _size(SIZE))
+    if kind == "params":
+        return float(model.count_params())
+    return float(complexity.total(complexity.layer_costs(model))[1])
+
+
 def estimate(kinds: list[str], report: dict, work_dir: Path, data: str) -> None:
     """Run each estimate on every network it lacks, saving after each."""
     from mobileseg.atomic_write import write_atomic
+    from mobileseg.data.sources import open_source
 
     found = json.loads(ESTIMATES.read_text()) if ESTIMATES.is_file() else {}
     for kind in kinds:
         name, _, value = kind.partition(":")
-        if name not in ("short_train", "supernet") or not value.isdigit():
-            raise SystemExit(f"--estimate {kind}: expected short_train:EPOCHS or supernet:EPOCHS")
+        if kind not in ZERO_COST and (name not in ("short_train", "supernet") or not value.isdigit()):
+            raise SystemExit(f"--estimate {kind}: expected short_train:EPOCHS, supernet:EPOCHS, params or macs")
         rows = found.setdefault(kind, {})
         todo = [n for n in report["networks"] if n["name"] not in rows]
+        if kind in ZERO_COST:
+            for network in todo:
+                started = time.time()
+                rows[network["name"]] = {"estimate": zero_cost(kind, network, open_source(data).num_classes),
+                                         "seconds": round(time.time() - started, 1)}
+            write_atomic(ESTIMATES, json.dumps(found, indent=2) + "\n")
+            continue
         if name == "supernet":
             if not todo:
                 continue
@@ -277,6 +300,9 @@ def write_report(report: dict, latency: str, num_classes: int) -> dict:
            "all_estimates": [{key: f[key] for key in f if key != "networks"} for f in figures],
            "ground_truth": {"recipe": report["recipe"], "epochs": report["epochs"], "size": SIZE,
                             "metric": "CamVid test mIoU of the best validated epoch",
+                            "kendall_tau_val_vs_test": kendall_tau_b(
+                                [row["best_val_miou"] for row in report["trained"]],
+                                [row["trained_test_miou"] for row in report["trained"]]),
                             "repeatability": repeatability(report)},
            "command": " ".join(["python", "benchmarks/proxy_rank_camvid.py", *sys.argv[1:]]),
            "versions": versions(), "machine": environment()}
