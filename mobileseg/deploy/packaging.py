@@ -19,11 +19,11 @@ Input types: an int8 file takes ``uint8`` pixels (scale 1, zero point 0: the raw
 bytes) or ``int8`` (pixel - 128); a float file takes ``uint8`` (a CAST inside) or
 ``float32`` pixels in [0, 255].
 
-`convert` takes the SavedModel route of `mobileseg.deploy.tflite_convert` with the
-input/output types above (the SavedModel holds the one inference function,
-`save_inference_graph`). For ``int8`` a quantization-aware model
-(`mobileseg.quant.qat`) brings its own ranges; a float model is quantized
-post-training from the representative set (its input range pinned to [0, 255]).
+`convert` converts the packaged model with `mobileseg.deploy.tflite_convert.convert`, the
+converter the latency table, validation and the zoo use, with the input/output types above.
+For ``int8`` a quantization-aware model (`mobileseg.quant.qat`) brings its own ranges; a
+float model is quantized post-training from the representative set (its input range pinned
+to [0, 255]).
 An int8 file is then rewritten for XNNPACK (`mobileseg.deploy.xnnpack_int8.for_xnnpack`:
 float islands for the ops it runs in float only, zero-point-0 matmul operands, the
 uint8 image dequantized inside the delegate), so that it runs as one partition.
@@ -38,22 +38,19 @@ squeeze-excite bias gets the ``+ 3`` of a hard sigmoid folded into it).
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from mobileseg.console import native_log_path, native_output_to
-from mobileseg.deploy.tflite_convert import quiet_absl
-from mobileseg.deploy.xnnpack_int8 import for_xnnpack
+from mobileseg.deploy import tflite_convert
 from mobileseg.quant.fake_quant import IMAGE_RANGE, ActivationQuantizer
 from mobileseg.quant.flatten import flatten_model, logits_model
 from mobileseg.quant.folded import FoldedConv
 from mobileseg.quant.qat import is_qat_model
 
-MODES = ("fp32", "fp16", "int8")
+MODES = tflite_convert.MODES
 OUTPUTS = ("logits", "mask")
 INPUT_DTYPES = ("uint8", "int8", "float32")
 SPLAT_NUDGE = 1e-6
@@ -216,7 +213,11 @@ def package(model: keras.Model, mode: str = "int8", output: str = "logits",
 
 def convert(model: keras.Model, mode: str = "int8", output: str = "logits", input_dtype: str = "uint8",
             representative: Callable[[], Iterable[Sequence[np.ndarray]]] | None = None) -> bytes:
-    """Package and convert a model to a TFLite flatbuffer with builtin ops only.
+    """Package a model and convert it to a TFLite flatbuffer with builtin ops only.
+
+    The conversion is `mobileseg.deploy.tflite_convert.convert`, the one the latency table
+    times, with the input named ``image``, a ``uint8`` or ``int8`` input in an int8 file, and
+    int8 logits (a class map stays uint8).
 
     Args:
         model: a trained float model, or a quantization-aware model for ``int8``.
@@ -228,50 +229,14 @@ def convert(model: keras.Model, mode: str = "int8", output: str = "logits", inpu
     Returns:
         The flatbuffer bytes.
     """
-    import tensorflow as tf
-
     packaged = package(model, mode, output, input_dtype)
     if mode == "int8" and representative is None:
         if not is_qat_model(logits_model(model)):
             raise ValueError("post-training int8 quantization needs a representative set of images")
         representative = _constant_images(tuple(packaged.inputs[0].shape))
-    tensor = packaged.inputs[0]
-    spec = tf.TensorSpec((1, *tensor.shape[1:]), tf.dtypes.as_dtype(tensor.dtype), name="image")
-    with tempfile.TemporaryDirectory(prefix="mobileseg_export_") as saved, quiet_absl():
-        save_inference_graph(packaged, spec, saved)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if mode == "fp16":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_types = [tf.float16]
-        elif mode == "int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = representative
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = tf.uint8 if input_dtype == "uint8" else tf.int8
-            if output == "logits":
-                converter.inference_output_type = tf.int8
-        with native_output_to(native_log_path()):  # the converter's per-model lines
-            flatbuffer = converter.convert()
-    return for_xnnpack(flatbuffer) if mode == "int8" else flatbuffer
-
-
-def save_inference_graph(model: keras.Model, spec, directory: str) -> None:
-    """Write ``model``'s inference function alone as a SavedModel (signature ``serving_default``).
-
-    Like ``model.export(format="tf_saved_model")`` but traces one function and tracks
-    only the variables, not every layer: several times quicker for the large graphs of
-    quantization-aware models, and the converter reads the same thing.
-    """
-    import tensorflow as tf
-
-    module = tf.Module()
-    module.tracked_variables = [variable.value for variable in model.variables]
-    def serve(image):
-        return {"output_0": model(image, training=False)}
-
-    module.serve = tf.function(serve, input_signature=[spec], autograph=False)
-    tf.saved_model.save(module, directory, signatures={"serving_default": module.serve})
+    return tflite_convert.convert(packaged, mode, representative, input_names=("image",),
+                                  input_type="uint8" if input_dtype == "uint8" else "int8",
+                                  output_type="int8" if output == "logits" else None)
 
 
 def _constant_images(shape: tuple) -> Callable[[], Iterable[list[np.ndarray]]]:

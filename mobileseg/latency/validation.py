@@ -137,8 +137,11 @@ def scatter_png(path: str | os.PathLike, predicted: Sequence[float], measured: S
 
 def network_flatbuffer(genotype, input_size: tuple[int, int], num_classes: int,
                        quantization: str = "int8", resize_output: bool = False) -> bytes:
-    """The whole network as shipped: `build_model` (batch 1) converted by the export converter,
-    int8 calibrated on random images in [0, 255] as the model's input expects."""
+    """The whole network: `build_model` (batch 1) converted by the converter export uses
+    (`mobileseg.deploy.tflite_convert.convert`: int8 input and output, the XNNPACK rewrite), int8
+    calibrated on random images in [0, 255] as the model's input expects. It is not packaged as an
+    exported file is (`mobileseg.deploy.packaging.package`: a uint8 image in, the normalisation
+    folded in, frozen kernels)."""
     from mobileseg.arch import builder
     from mobileseg.deploy.tflite_convert import convert, random_representative
 

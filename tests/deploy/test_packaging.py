@@ -7,7 +7,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from mobileseg.arch import builder, schema_io
-from mobileseg.deploy import packaging, report
+from mobileseg.deploy import packaging, report, tflite_convert
 from mobileseg.inference import read_sidecar
 from mobileseg.litert_measure import measure_tflite
 from mobileseg.quant.ptq import representative_dataset
@@ -103,6 +103,31 @@ def test_fp32_file_takes_uint8_pixels_and_matches_keras(tiny):
     np.testing.assert_allclose(_run(flatbuffer, x), np.asarray(packaging.logits_model(tiny)(x)), atol=1e-3)
     record = measure_tflite(flatbuffer, max_runs=20)
     assert record.xnnpack_partitions == 1 and record.fallback_ops == ["CAST"]
+
+
+@pytest.fixture(scope="module")
+def calibration():
+    return representative_dataset([images(1, (32, 48), seed=3)])
+
+
+@pytest.fixture(scope="module")
+def shipped(tiny, calibration):
+    return packaging.convert(tiny, "int8", "logits", "uint8", calibration)
+
+
+def test_export_ships_the_bytes_of_the_latency_tables_converter(tiny, calibration, shipped):
+    # the latency table converts with tflite_convert.convert; export adds its packaging and these options only
+    packaged = packaging.package(tiny, "int8", "logits", "uint8")
+    direct = tflite_convert.convert(packaged, "int8", calibration, input_names=("image",), input_type="uint8",
+                                    output_type="int8", xnnpack_rewrite=True)
+    assert direct == shipped
+
+
+@pytest.mark.parametrize("option", [{"input_type": "int8"}, {"xnnpack_rewrite": False}])
+def test_a_different_converter_option_gives_other_bytes(tiny, calibration, shipped, option):
+    packaged = packaging.package(tiny, "int8", "logits", "uint8")
+    options = {"input_names": ("image",), "input_type": "uint8", "output_type": "int8", **option}
+    assert tflite_convert.convert(packaged, "int8", calibration, **options) != shipped
 
 
 def test_a_uniform_bias_is_nudged_so_the_converter_keeps_per_channel_scales():

@@ -13,6 +13,25 @@ def test_unknown_mode_is_named():
         tflite_convert.convert(model, "int4")
 
 
+def test_unknown_input_type_is_named():
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.ReLU()(inputs))
+    with pytest.raises(ValueError, match="unknown int8 input type 'float32'"):
+        tflite_convert.convert(model, "int8", input_type="float32")
+
+
+def test_several_inputs_and_outputs_keep_the_models_order():
+    small, large = keras.Input((4, 4, 2)), keras.Input((8, 8, 2))
+    pooled = keras.layers.AveragePooling2D(2)(keras.layers.Conv2D(2, 1)(large))
+    model = keras.Model([small, large], [keras.layers.Add()([small, pooled]), keras.layers.Conv2D(3, 1)(large)])
+    rng = np.random.default_rng(0)
+    x = [rng.normal(size=(1, 4, 4, 2)).astype(np.float32), rng.normal(size=(1, 8, 8, 2)).astype(np.float32)]
+    got = tflite_convert.run(tflite_convert.convert(model, "fp32"), x)
+    assert [g.shape for g in got] == [(1, 4, 4, 2), (1, 8, 8, 3)]
+    for g, want in zip(got, model(x), strict=True):
+        np.testing.assert_allclose(g, np.asarray(want), atol=1e-5)
+
+
 def test_dynamic_shape_is_refused():
     inputs = keras.Input((None, None, 3))
     model = keras.Model(inputs, keras.layers.ReLU()(inputs))
