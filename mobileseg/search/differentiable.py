@@ -32,7 +32,7 @@ point and presence choices gate its first cell, the head's width choice the logi
 seeded, into two halves; each step takes one architecture step on a batch of the second half,
 then one weight step on a batch of the first:
 
-- weights: AdamW (`mobileseg.training.trainer.make_optimizer`) on the OHEM cross-entropy of a
+- weights: AdamW (`mobileseg.training.factories.make_optimizer`) on the OHEM cross-entropy of a
   network sampled from the current distribution (no gates);
 - architecture (logits and GCN maps): Adam (lr ``arch_lr``, betas 0.5/0.999 as DARTS and
   FasterSeg) on ``CE + lambda * E[latency] / scale``, where ``E[latency]`` is the expected
@@ -92,15 +92,10 @@ from mobileseg.supernet.accuracy import SupernetAccuracyModel
 from mobileseg.supernet.graph_options import supernet_function_options
 from mobileseg.supernet.model import Supernet
 from mobileseg.supernet.trainer import SupernetTrainConfig
+from mobileseg.training.errors import ResumeError, TrainingDiverged, TrainingError
+from mobileseg.training.factories import epoch_batches, make_optimizer
 from mobileseg.training.losses import OhemCrossEntropy
-from mobileseg.training.trainer import (
-    ResumeError,
-    TrainingDiverged,
-    TrainingError,
-    epoch_batches,
-    make_optimizer,
-    record_config,
-)
+from mobileseg.training.run_config import record_config
 
 FOLDER = "differentiable"
 CHECKPOINT = "checkpoint.npz"

@@ -43,8 +43,9 @@ The checkpoint holds everything a step reads that changes during training:
 
 The rest needs no saving: the gradient accumulators are zero between steps, and epoch
 e's batches depend on (seed, e) only: the pipeline is seeded with ``epoch_seed(seed, e)``
-(as `mobileseg.training.trainer`) under the TensorFlow global seed that `fit` sets to
-``seed``, the same however many epochs ran before, in this process or another. So a run
+(`mobileseg.training.factories`, as for `mobileseg.training.trainer.fit`) under the
+TensorFlow global seed that `fit` sets to ``seed``, the same however many epochs ran before,
+in this process or another. So a run
 started again on the same folder resumes after the last completed epoch and computes
 exactly what the uninterrupted run would have (the same data, architecture sequence,
 dropout masks and updates; the tests compare the weights bit for bit). Raising ``epochs``
@@ -76,17 +77,11 @@ from mobileseg.state_files import read_checkpoint, write_checkpoint
 from mobileseg.supernet.graph_options import supernet_function_options
 from mobileseg.supernet.model import Supernet
 from mobileseg.timebudget.eta import Pace
+from mobileseg.training.errors import ResumeError, TrainingDiverged, TrainingError
+from mobileseg.training.factories import epoch_batches, make_optimizer
 from mobileseg.training.losses import OhemCrossEntropy, distillation_kl
-from mobileseg.training.trainer import (
-    PRECISIONS,
-    ResumeError,
-    TrainConfig,
-    TrainingDiverged,
-    TrainingError,
-    epoch_batches,
-    make_optimizer,
-    record_config,
-)
+from mobileseg.training.run_config import record_config
+from mobileseg.training.train_config import PRECISIONS, TrainConfig
 
 FOLDER = "supernet"
 CHECKPOINT = "checkpoint.npz"
@@ -110,7 +105,7 @@ class SupernetTrainConfig:
         steps_per_epoch: at most this many steps per epoch (a budget); None: one pass over
             the training split.
         lr, weight_decay, schedule, warmup_epochs, min_lr: AdamW and its warm-up + decay
-            schedule, as `mobileseg.training.trainer.TrainConfig`.
+            schedule, as `mobileseg.training.train_config.TrainConfig`.
         ohem_thresh, ohem_min_kept: the OHEM cross-entropy (min_kept None: a quarter of the crop).
         num_random: random networks per step besides the largest and the smallest.
         distill_weight: weight of the in-place distillation KL for all but the largest.

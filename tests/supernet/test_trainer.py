@@ -13,7 +13,7 @@ from mobileseg.supernet.trainer import (
     SupernetTrainer,
     load_supernet_weights,
 )
-from mobileseg.training.trainer import ResumeError
+from mobileseg.training.errors import ResumeError
 from tests.supernet import spaces
 
 SIZE = (32, 32)
@@ -86,7 +86,7 @@ def test_config_checks():
 
 def test_mixed_bfloat16_training_keeps_float32_weights_and_refuses_another_precision_on_resume(tmp_path, data):
     """Issue 20: the sandwich rule under mixed_bfloat16; the checkpoint is float32 and fixes the precision."""
-    from mobileseg.training.trainer import dtype_policy
+    from mobileseg.training.train_config import dtype_policy
 
     config = SupernetTrainConfig(epochs=1, batch_size=4, lr=3e-3, warmup_epochs=0.0, verbose=False,
                                  precision="mixed_bfloat16")
