@@ -5,7 +5,8 @@ whose ``compute_loss`` is the `mobileseg.training.losses.SegmentationLoss` (OHEM
 the logits resized to the crop, auxiliary heads, optional distillation from a frozen teacher,
 `mobileseg.training.teacher`), optimised by AdamW with the warm-up + poly/cosine `WarmupDecay`
 schedule (`mobileseg.training.factories`), with the callbacks of `mobileseg.training.callbacks`
-(validation, checkpoints, state, NaN guard, TensorBoard, progress bar). Its settings are a
+(validation, checkpoints, state, NaN guard, TensorBoard, progress bar), one epoch at a time in
+the epoch loop the other trainings share (`mobileseg.training.loop.EpochLoop`). Its settings are a
 `mobileseg.training.train_config.TrainConfig`; it records them in the run folder's ``config.yaml``
 (`mobileseg.training.run_config`).
 
@@ -42,6 +43,7 @@ from mobileseg.training import callbacks as run_callbacks
 from mobileseg.training.errors import ResumeError, TrainingDiverged, TrainingError
 from mobileseg.training.evaluation import Evaluator, input_size, output_stride, resized_copy
 from mobileseg.training.factories import cached_images, epoch_batches, make_loss, make_optimizer
+from mobileseg.training.loop import EpochLoop, fixed_conflicts
 from mobileseg.training.run_config import read_config, record_config
 from mobileseg.training.teacher import num_classes_of, prepare_teacher
 from mobileseg.training.train_config import TrainConfig, dtype_policy
@@ -88,11 +90,13 @@ def _check_run_dir(run_dir: Path, fixed: dict) -> bool:
     resuming = (run_dir / run_callbacks.LAST).is_file()
     if resuming:
         state = run_callbacks.RunState.load(run_dir)
-        for key, value in fixed.items():
-            if state is not None and key in state.fixed and state.fixed[key] != value:
-                raise ResumeError(
-                    f"{run_dir} holds a run with {key}={state.fixed[key]}, but this run asks for {key}={value}; "
-                    f"resume with the same {key}, or start a new run dir")
+        stored = state.fixed if state is not None else {}
+        # only the settings the state records are compared (an older state may record fewer)
+        conflicts = fixed_conflicts(stored, {key: value for key, value in fixed.items() if key in stored})
+        if conflicts:
+            key, old, value = conflicts[0]
+            raise ResumeError(f"{run_dir} holds a run with {key}={old}, but this run asks for {key}={value}; "
+                              f"resume with the same {key}, or start a new run dir")
     elif run_callbacks.read_log(run_dir) or (run_dir / run_callbacks.BEST).exists():
         raise TrainingError(f"{run_dir} holds {run_callbacks.BEST} or {run_callbacks.LOG} of an earlier run but no "
                             f"{run_callbacks.LAST} to resume from; use a new run dir (or move them away)")
@@ -256,17 +260,19 @@ def fit(
                      *([tensorboard] if config.tensorboard else []), checkpoint, *callbacks,
                      run_callbacks.EpochProgbar(config.epochs)]
     decoded = cached_images(source, train_pairs, config)
-    try:
+
+    def run_epoch(epoch: int) -> bool:
         # One fit() per epoch, each on that epoch's own dataset: the data order depends on the
         # epoch only, not on how many epochs this process has already run.
-        for epoch in range(initial_epoch, config.epochs):
-            models.trainer.fit(epoch_batches(source, train_pairs, config, epoch, decoded), epochs=epoch + 1,
-                               initial_epoch=epoch, steps_per_epoch=steps_per_epoch, callbacks=all_callbacks,
-                               verbose=config.verbose, shuffle=False)
-            if monitor.diverged is not None:
-                raise TrainingDiverged(state.message)
-            if models.trainer.stop_training:  # a callback (e.g. early stopping) ended the run
-                break
+        models.trainer.fit(epoch_batches(source, train_pairs, config, epoch, decoded), epochs=epoch + 1,
+                           initial_epoch=epoch, steps_per_epoch=steps_per_epoch, callbacks=all_callbacks,
+                           verbose=config.verbose, shuffle=False)
+        if monitor.diverged is not None:
+            raise TrainingDiverged(state.message)
+        return not models.trainer.stop_training  # a callback (e.g. early stopping, the deadline) ends the run
+
+    try:
+        EpochLoop(config.epochs).run(initial_epoch, run_epoch)  # Keras shows the steps (EpochProgbar)
     finally:
         tensorboard.close()
     if state.epoch >= config.epochs:
