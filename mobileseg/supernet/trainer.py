@@ -47,13 +47,12 @@ The rest needs no saving: the gradient accumulators are zero between steps, and 
 e's batches depend on (seed, e) only: the pipeline is seeded with ``epoch_seed(seed, e)``
 (`mobileseg.training.factories`, as for `mobileseg.training.trainer.fit`) under the
 TensorFlow global seed that `fit` sets to ``seed``, the same however many epochs ran before,
-in this process or another. So a run
-started again on the same folder resumes after the last completed epoch and computes
-exactly what the uninterrupted run would have (the same data, architecture sequence,
-dropout masks and updates; the tests compare the weights bit for bit). Raising ``epochs``
-on resume is allowed but, as in `mobileseg.training`, rebuilds the learning-rate schedule
-over the new total (unless it is constant). A checkpoint written before ``seed_states``
-existed still resumes, with a warning that its dropout masks start over.
+in this process or another. So a run started again on the same folder resumes after the
+last completed epoch and computes exactly what the uninterrupted run would have (the same
+data, architecture sequence, dropout masks and updates; the tests compare the weights bit
+for bit). Raising ``epochs`` on resume is allowed but, as in `mobileseg.training`, rebuilds
+the learning-rate schedule over the new total (unless it is constant). A checkpoint written
+before ``seed_states`` existed still resumes, with a warning that its dropout masks start over.
 Learning-rate schedule, optimizer and losses are those of `mobileseg.training`.
 """
 
