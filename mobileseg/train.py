@@ -264,6 +264,7 @@ def _train(fv):
     from mobileseg.arch.external import External
     from mobileseg.data.sources import open_source
     from mobileseg.training import trainer
+    from mobileseg.training.teacher import load_teacher, prepare_teacher
     from mobileseg.warm_start import initialize
 
     genotype = schema_io.load(fv.arch)
@@ -294,11 +295,10 @@ def _train(fv):
     if fv.teacher:
         with strategy.scope():
             try:
-                loaded = trainer.load_teacher(fv.teacher)
+                loaded = load_teacher(fv.teacher)
             except trainer.TrainingError as error:
                 raise BadInput(f"--teacher: {error}") from None
-            teacher = trainer.prepare_teacher(loaded, source.num_classes, config.input_size,
-                                              name=f"--teacher {fv.teacher}")
+            teacher = prepare_teacher(loaded, source.num_classes, config.input_size, name=f"--teacher {fv.teacher}")
     auxiliary = not isinstance(genotype, External) and bool(genotype.head.aux)
 
     def build():  # called by fit only for a run that starts (never on resume), once every other check passed

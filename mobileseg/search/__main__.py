@@ -155,7 +155,7 @@ def define_flags(flag_values=None) -> None:
 
     from mobileseg.data.sources import DATA_FLAG_HELP
     from mobileseg.search import budget
-    from mobileseg.training.trainer import PRECISIONS
+    from mobileseg.training.train_config import PRECISIONS
 
     fv = flags.FLAGS if flag_values is None else flag_values
     flags.DEFINE_string("space", None, "Search space YAML file, e.g. search_space/default.yaml.", flag_values=fv)

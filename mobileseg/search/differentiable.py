@@ -32,7 +32,7 @@ point and presence choices gate its first cell, the head's width choice the logi
 seeded, into two halves; each step takes one architecture step on a batch of the second half,
 then one weight step on a batch of the first:
 
-- weights: AdamW (`mobileseg.training.trainer.make_optimizer`) on the OHEM cross-entropy of a
+- weights: AdamW (`mobileseg.training.factories.make_optimizer`) on the OHEM cross-entropy of a
   network sampled from the current distribution (no gates);
 - architecture (logits and GCN maps): Adam (lr ``arch_lr``, betas 0.5/0.999 as DARTS and
   FasterSeg) on ``CE + lambda * E[latency] / scale``, where ``E[latency]`` is the expected
@@ -58,14 +58,14 @@ recalibrated, validation mIoU), so `mobileseg.search.pareto.write_outputs` write
 the architecture generator's state, the dropout layers' random-generator states, the candidates) is
 replaced atomically after every epoch, and ``state.json`` says where the run is; the same call
 resumes after the last completed epoch and continues exactly as the uninterrupted run would (the
-data of epoch e depend on the seed and e only; a test compares the weights bit for bit).
+data of epoch e depend on the seed and e only; a test compares the weights bit for bit). The epochs,
+the progress bar and the two files are `mobileseg.training.loop`'s (`EpochLoop`, `CheckpointFolder`),
+shared with the supernet's training and `mobileseg.training.trainer.fit`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
 import time
 from collections.abc import Callable
@@ -75,10 +75,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
-from tqdm.auto import tqdm
 
 from mobileseg.arch import schema_io
-from mobileseg.atomic_write import write_atomic
 from mobileseg.data.checks import verified_pairs
 from mobileseg.data.source import SegmentationSource
 from mobileseg.latency.predictor import TableLatencyModel
@@ -87,24 +85,27 @@ from mobileseg.search.expected_latency import ExpectedLatency
 from mobileseg.search.gcn import CellGraphConvolution
 from mobileseg.search.objectives import genotype_key
 from mobileseg.search.results import Candidate, SearchResult
-from mobileseg.state_files import read_checkpoint, read_json, write_checkpoint
+from mobileseg.state_files import read_json
 from mobileseg.supernet.accuracy import SupernetAccuracyModel
 from mobileseg.supernet.graph_options import supernet_function_options
 from mobileseg.supernet.model import Supernet
 from mobileseg.supernet.trainer import SupernetTrainConfig
-from mobileseg.training.losses import OhemCrossEntropy
-from mobileseg.training.trainer import (
-    ResumeError,
-    TrainingDiverged,
-    TrainingError,
-    epoch_batches,
-    make_optimizer,
-    record_config,
+from mobileseg.training.errors import ResumeError, TrainingError
+from mobileseg.training.factories import epoch_batches, make_optimizer
+from mobileseg.training.loop import (
+    CHECKPOINT,
+    STATE,
+    CheckpointFolder,
+    EpochLoop,
+    assign_arrays,
+    check_finite,
+    fixed_conflicts,
+    variable_arrays,
 )
+from mobileseg.training.losses import OhemCrossEntropy
+from mobileseg.training.run_config import record_config
 
 FOLDER = "differentiable"
-CHECKPOINT = "checkpoint.npz"
-STATE = "state.json"
 CHECKPOINT_KEYS = ("epoch", "log", "candidates", "fixed", "rng", "latency_weight", "latency_scale_ms", "weights")
 """The header keys of ``checkpoint.npz``."""
 LAMBDA_STEP = 2.0
@@ -377,8 +378,7 @@ class DifferentiableSearch:
         sample, noise = self.choices.sample(self.arch.logits().numpy(), rng)
         ce, expected, latency_loss, gradients = self.arch_gradients(images, labels, sample, noise)
         losses = {"ce": float(ce), "expected_ms": float(expected), "latency_loss": float(latency_loss)}
-        if not all(math.isfinite(v) for v in losses.values()):
-            raise TrainingDiverged(f"non-finite architecture loss {losses}")
+        check_finite(losses, "architecture")
         self.arch_optimizer.apply(gradients, self.arch.variables)
         return losses
 
@@ -396,8 +396,7 @@ class DifferentiableSearch:
             loss = float(self._compiled_weight_step(tf.convert_to_tensor(images, tf.float32),
                                                     tf.convert_to_tensor(labels, tf.int32),
                                                     tf.constant(sample.arch)))
-        if not math.isfinite(loss):
-            raise TrainingDiverged(f"non-finite weight loss {loss}")
+        check_finite(loss, "weight")
         return loss
 
     # -- a run -----------------------------------------------------------------------------------------
@@ -442,8 +441,9 @@ class DifferentiableSearch:
         fixed = self.fixed(source, len(pairs))
         self.set_steps_per_epoch(steps)
         epoch, log, candidates = 0, [], []
-        if (folder / CHECKPOINT).is_file():
-            epoch, log, candidates = self._restore(folder / CHECKPOINT, fixed, rng)
+        saved = self._checkpoints(folder).read()
+        if saved is not None:
+            epoch, log, candidates = self._restore(folder / CHECKPOINT, *saved, fixed, rng)
         initial_epoch = epoch
         record_config(run_dir, FOLDER, {**dataclasses.asdict(self.config.weights), **fixed,
                                         "target_latency_ms": self.config.target_latency_ms,
@@ -457,22 +457,22 @@ class DifferentiableSearch:
         # the same global seed whatever the epoch this process starts at: epoch e's data depend
         # on it and on e only, so a resumed search continues exactly (as `mobileseg.supernet.trainer`)
         keras.utils.set_random_seed(weights.seed)
-        while epoch < self.config.epochs:
-            epoch_started = time.perf_counter()
+        loop = EpochLoop(self.config.epochs, FOLDER, steps, weights.verbose)
+
+        def batches(epoch: int):
+            return zip(epoch_batches(source, weight_half, self.train_config, epoch).take(steps),
+                       epoch_batches(source, arch_half, self.train_config, epoch).take(steps))
+
+        def run_epoch(epoch: int) -> bool:
             search_arch = epoch >= self.config.warmup
-            batches = zip(epoch_batches(source, weight_half, self.train_config, epoch).take(steps),
-                          epoch_batches(source, arch_half, self.train_config, epoch).take(steps))
-            sums: dict[str, float] = {}
-            bar = tqdm(batches, total=steps, desc=f"differentiable epoch {epoch + 1}/{self.config.epochs}",
-                       disable=not weights.verbose, leave=False)
-            for (weight_images, weight_labels), (arch_images, arch_labels) in bar:
+
+            def step(batch) -> dict[str, float]:
+                (weight_images, weight_labels), (arch_images, arch_labels) = batch
                 losses = self.arch_step(arch_images, arch_labels, rng) if search_arch else {}
                 losses["weight_ce"] = self.weight_step(weight_images, weight_labels, rng)
-                for key, value in losses.items():
-                    sums[key] = sums.get(key, 0.0) + value
-                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
-            bar.close()
-            epoch += 1
+                return losses
+
+            done = loop.run_steps(epoch, batches, step)
             best = self.most_likely()
             latency_ms = float(self.latency_model.latency_ms(best.genotype))
             miou = float(accuracy.miou([best.genotype])[0])
@@ -480,16 +480,18 @@ class DifferentiableSearch:
             if search_arch:
                 self.latency_weight = adapted_latency_weight(self.latency_weight, latency_ms,
                                                              self.config.target_latency_ms)
-            candidates.append({"epoch": epoch, "genotype": schema_io.to_dict(best.genotype),
+            candidates.append({"epoch": epoch + 1, "genotype": schema_io.to_dict(best.genotype),
                                "decisions": best.decisions, "latency_ms": latency_ms, "miou": miou,
                                "fixups": best.fixups})
-            log.append({"epoch": epoch, **{k: v / steps for k, v in sums.items()}, "steps": steps,
-                        "architecture": search_arch, "latency_weight": weight_used,
-                        "next_latency_weight": self.latency_weight, "latency_ms": latency_ms, "miou": miou,
-                        "seconds": time.perf_counter() - epoch_started})
-            self._save(folder, epoch, log, candidates, rng, fixed)
+            log.append({"epoch": epoch + 1, **done.means, "steps": done.steps, "architecture": search_arch,
+                        "latency_weight": weight_used, "next_latency_weight": self.latency_weight,
+                        "latency_ms": latency_ms, "miou": miou, "seconds": time.perf_counter() - done.started})
+            self._save(folder, epoch + 1, log, candidates, rng, fixed)
             if progress is not None:
-                progress(_epoch_line(log[-1], self.config.epochs))
+                loop.say(_epoch_line(log[-1], self.config.epochs), progress)
+            return True
+
+        epoch, _ = loop.run(initial_epoch, run_epoch)
         self._write_state(folder, epoch, log, fixed, "finished")
         result = self.search_result(candidates, time.perf_counter() - started, folder / CHECKPOINT)
         return DifferentiableResult(folder, initial_epoch, epoch, log, result, accuracy)
@@ -515,25 +517,22 @@ class DifferentiableSearch:
         return {"w": list(self.supernet.weights), "o": list(self.weight_optimizer.variables),
                 "a": self.arch.variables, "q": list(self.arch_optimizer.variables), "s": self.supernet.seed_states()}
 
+    def _checkpoints(self, folder: Path) -> CheckpointFolder:
+        return CheckpointFolder(folder, self.config.epochs, damaged_advice(folder), CHECKPOINT_KEYS)
+
     def _save(self, folder: Path, epoch: int, log: list[dict], candidates: list[dict], rng: np.random.Generator,
               fixed: dict) -> None:
         meta = {"epoch": epoch, "log": log, "candidates": candidates, "fixed": fixed, "rng": rng.bit_generator.state,
                 "latency_weight": self.latency_weight, "latency_scale_ms": self.latency_scale_ms,
                 "weights": [v.path for v in self.supernet.weights]}
-        arrays = {f"{prefix}{i}": keras.ops.convert_to_numpy(v)
-                  for prefix, variables in self._variables().items() for i, v in enumerate(variables)}
-        write_checkpoint(folder / CHECKPOINT, meta, arrays)
-        self._write_state(folder, epoch, log, fixed, "running")
+        self._checkpoints(folder).save(meta, variable_arrays(self._variables()), epoch, log, fixed,
+                                       latency_weight=self.latency_weight)
 
     def _write_state(self, folder: Path, epoch: int, log: list[dict], fixed: dict, status: str) -> None:
-        state = {"epoch": epoch, "epochs": self.config.epochs, "status": status, "last": log[-1] if log else None,
-                 "latency_weight": self.latency_weight, "fixed": fixed,
-                 "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / STATE, json.dumps(state, indent=2) + "\n")
+        self._checkpoints(folder).write_state(status, epoch, log, fixed, latency_weight=self.latency_weight)
 
-    def _restore(self, path: Path, fixed: dict, rng: np.random.Generator) -> tuple[int, list, list]:
-        meta, data = read_checkpoint(path, damaged_advice(path.parent), CHECKPOINT_KEYS)
+    def _restore(self, path: Path, meta: dict, data: dict, fixed: dict, rng: np.random.Generator
+                 ) -> tuple[int, list, list]:
         changed = resume_conflicts(meta["fixed"], fixed)
         if changed:
             raise ResumeError(f"{path.parent} holds a differentiable search with other settings "
@@ -548,9 +547,7 @@ class DifferentiableSearch:
                 f"{prefix}{len(found) - 1}" not in data or f"{prefix}{len(found)}" in data
                 for prefix, found in variables.items() if found):
             raise ResumeError(f"{path}: its variables do not match this search; use a new run dir")
-        for prefix, found in variables.items():
-            for i, variable in enumerate(found):
-                variable.assign(data[f"{prefix}{i}"])
+        assign_arrays(variables, data)
         rng.bit_generator.state = meta["rng"]
         self.latency_weight = float(meta["latency_weight"])
         self.latency_scale_ms = meta["latency_scale_ms"] if self.config.target_latency_ms is None \
@@ -560,8 +557,7 @@ class DifferentiableSearch:
 
 def resume_conflicts(stored: dict, ours: dict) -> list[str]:
     """``key old -> new`` for every fixed setting of ``ours`` that differs from the stored run's."""
-    stored = {"precision": "float32", **stored}  # runs before --precision trained in float32
-    return [f"{key} {stored.get(key)!r} -> {value!r}" for key, value in ours.items() if stored.get(key) != value]
+    return [f"{key} {old!r} -> {new!r}" for key, old, new in fixed_conflicts(stored, ours)]
 
 
 def read_state(run_dir: str | os.PathLike) -> dict | None:

@@ -26,6 +26,8 @@ The search resolution is the supernet's input size (the crop); ``search_scale`` 
 the random rescaling of the augmentation, so 0.5 trains on crops of half-size images
 (the usual setting: search at half resolution, train the found network at full).
 
+The epochs, the progress bar, the deadline and the two files of the run folder are
+`mobileseg.training.loop`'s (`EpochLoop`, `CheckpointFolder`), shared with the other trainings.
 Run folder (``RUN/supernet/``): ``checkpoint.npz`` is replaced atomically at the end of
 every epoch (it is the commit point); ``state.json`` says where the run is (also atomic).
 The checkpoint holds everything a step reads that changes during training:
@@ -43,23 +45,21 @@ The checkpoint holds everything a step reads that changes during training:
 
 The rest needs no saving: the gradient accumulators are zero between steps, and epoch
 e's batches depend on (seed, e) only: the pipeline is seeded with ``epoch_seed(seed, e)``
-(as `mobileseg.training.trainer`) under the TensorFlow global seed that `fit` sets to
-``seed``, the same however many epochs ran before, in this process or another. So a run
-started again on the same folder resumes after the last completed epoch and computes
-exactly what the uninterrupted run would have (the same data, architecture sequence,
-dropout masks and updates; the tests compare the weights bit for bit). Raising ``epochs``
-on resume is allowed but, as in `mobileseg.training`, rebuilds the learning-rate schedule
-over the new total (unless it is constant). A checkpoint written before ``seed_states``
-existed still resumes, with a warning that its dropout masks start over.
+(`mobileseg.training.factories`, as for `mobileseg.training.trainer.fit`) under the
+TensorFlow global seed that `fit` sets to ``seed``, the same however many epochs ran before,
+in this process or another. So a run started again on the same folder resumes after the
+last completed epoch and computes exactly what the uninterrupted run would have (the same
+data, architecture sequence, dropout masks and updates; the tests compare the weights bit
+for bit). Raising ``epochs`` on resume is allowed but, as in `mobileseg.training`, rebuilds
+the learning-rate schedule over the new total (unless it is constant). A checkpoint written
+before ``seed_states`` existed still resumes, with a warning that its dropout masks start over.
 Learning-rate schedule, optimizer and losses are those of `mobileseg.training`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import time
 from pathlib import Path
 
 import keras
@@ -67,30 +67,29 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 from keras import ops
-from tqdm.auto import tqdm
 
-from mobileseg.atomic_write import write_atomic
 from mobileseg.data.checks import verified_pairs
 from mobileseg.data.source import SegmentationSource
-from mobileseg.state_files import read_checkpoint, write_checkpoint
+from mobileseg.state_files import read_checkpoint
 from mobileseg.supernet.graph_options import supernet_function_options
 from mobileseg.supernet.model import Supernet
-from mobileseg.timebudget.eta import Pace
-from mobileseg.training.losses import OhemCrossEntropy, distillation_kl
-from mobileseg.training.trainer import (
-    PRECISIONS,
-    ResumeError,
-    TrainConfig,
-    TrainingDiverged,
-    TrainingError,
-    epoch_batches,
-    make_optimizer,
-    record_config,
+from mobileseg.training.errors import ResumeError, TrainingDiverged, TrainingError
+from mobileseg.training.factories import epoch_batches, make_optimizer
+from mobileseg.training.loop import STATE  # noqa: F401  (RUN/supernet/state.json: the pipeline and warm start read it)
+from mobileseg.training.loop import (
+    CHECKPOINT,
+    CheckpointFolder,
+    EpochLoop,
+    assign_arrays,
+    check_finite,
+    fixed_conflicts,
+    variable_arrays,
 )
+from mobileseg.training.losses import OhemCrossEntropy, distillation_kl
+from mobileseg.training.run_config import record_config
+from mobileseg.training.train_config import PRECISIONS, TrainConfig
 
 FOLDER = "supernet"
-CHECKPOINT = "checkpoint.npz"
-STATE = "state.json"
 CHECKPOINT_KEYS = ("epoch", "log", "fixed", "rng", "weights")
 """The header keys ``checkpoint.npz`` must have (``seed_states`` too since it exists; older files lack it)."""
 
@@ -110,7 +109,7 @@ class SupernetTrainConfig:
         steps_per_epoch: at most this many steps per epoch (a budget); None: one pass over
             the training split.
         lr, weight_decay, schedule, warmup_epochs, min_lr: AdamW and its warm-up + decay
-            schedule, as `mobileseg.training.trainer.TrainConfig`.
+            schedule, as `mobileseg.training.train_config.TrainConfig`.
         ohem_thresh, ohem_min_kept: the OHEM cross-entropy (min_kept None: a quarter of the crop).
         num_random: random networks per step besides the largest and the smallest.
         distill_weight: weight of the in-place distillation KL for all but the largest.
@@ -304,10 +303,12 @@ class SupernetTrainer:
         losses = {"largest_ce": float(ce),
                   "student_ce": float(np.mean([float(v) for v in student_ce])) if student_ce else 0.0,
                   "distill": float(np.mean([float(v) for v in distill])) if distill else 0.0}
-        if not all(np.isfinite(v) for v in losses.values()):
+        try:
+            check_finite(losses, "supernet")
+        except TrainingDiverged:
             for accumulator in self._accumulators:
                 accumulator.assign(tf.zeros_like(accumulator))
-            raise TrainingDiverged(f"non-finite supernet loss {losses}")
+            raise
         self.apply_step()
         return losses
 
@@ -360,38 +361,25 @@ class SupernetTrainer:
         fixed = self.fixed(source, len(pairs))
         self.set_steps_per_epoch(steps_per_epoch)
         epoch, log = 0, []
-        if (folder / CHECKPOINT).is_file():
-            epoch, log = self._restore(folder / CHECKPOINT, fixed, rng)
+        saved = self._checkpoints(folder).read()
+        if saved is not None:
+            epoch, log = self._restore(folder / CHECKPOINT, *saved, fixed, rng)
         initial_epoch = epoch
         record_config(run_dir, "supernet", {**dataclasses.asdict(self.config), **fixed})
         # The same global seed whatever the epoch this process starts at: the data of epoch e
         # depend on it (and on e), never on where the run was interrupted.
         keras.utils.set_random_seed(self.config.seed)
-        pace, cut = Pace(self.config.epochs, epoch), None
-        bar = tqdm(total=self.config.epochs * steps_per_epoch, initial=epoch * steps_per_epoch, unit="step",
-                   disable=not self.config.verbose, leave=False, dynamic_ncols=True)  # its ETA: the whole stage
-        while epoch < self.config.epochs:
-            started = time.perf_counter()
-            sums: dict[str, float] = {}
-            batches = epoch_batches(source, pairs, self.train_config, epoch).take(steps_per_epoch)
-            bar.set_description(f"supernet epoch {epoch + 1}/{self.config.epochs}")
-            steps = 0
-            for images, labels in batches:
-                losses = self.sandwich_step(images, labels, rng)
-                steps += 1
-                for key, value in losses.items():
-                    sums[key] = sums.get(key, 0.0) + value
-                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
-                bar.update()
-            seconds = time.perf_counter() - started
-            epoch += 1
-            log.append({"epoch": epoch, **{k: v / max(steps, 1) for k, v in sums.items()},
-                        "steps": steps, "seconds": seconds, "steps_per_second": steps / seconds})
-            self._save(folder, epoch, log, rng, fixed)
-            if deadline is not None and epoch < self.config.epochs and not deadline.fits(pace.unit_seconds(epoch)):
-                cut = deadline.cut_message(f"{epoch} of {self.config.epochs} epochs", "epoch")
-                break
-        bar.close()
+        loop = EpochLoop(self.config.epochs, FOLDER, steps_per_epoch, self.config.verbose, deadline)
+
+        def run_epoch(epoch: int) -> bool:
+            done = loop.run_steps(epoch, lambda e: epoch_batches(source, pairs, self.train_config, e).take(
+                steps_per_epoch), lambda batch: self.sandwich_step(*batch, rng))
+            log.append({"epoch": epoch + 1, **done.means, "steps": done.steps, "seconds": done.seconds,
+                        "steps_per_second": done.steps / done.seconds})
+            self._save(folder, epoch + 1, log, rng, fixed)
+            return True
+
+        epoch, cut = loop.run(initial_epoch, run_epoch)
         self._write_state(folder, epoch, log, fixed, "cut" if cut else "finished")
         return SupernetTrainResult(folder, initial_epoch, epoch, self.steps(), log, cut)
 
@@ -399,39 +387,31 @@ class SupernetTrainer:
         """Optimizer steps taken so far."""
         return int(self.optimizer.iterations.numpy()) if self.optimizer is not None else 0
 
+    def _checkpoints(self, folder: Path) -> CheckpointFolder:
+        return CheckpointFolder(folder, self.config.epochs, damaged_advice(folder), CHECKPOINT_KEYS)
+
     def _save(self, folder: Path, epoch: int, log: list[dict], rng: np.random.Generator, fixed: dict) -> None:
         meta = {"epoch": epoch, "log": log, "fixed": fixed, "rng": rng.bit_generator.state,
                 "weights": [v.path for v in self.supernet.weights], "seed_states": len(self.seed_states)}
-        arrays = {f"w{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self.supernet.weights)}
-        arrays.update({f"o{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self.optimizer.variables)})
-        arrays.update({f"s{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self.seed_states)})
-        write_checkpoint(folder / CHECKPOINT, meta, arrays)
-        self._write_state(folder, epoch, log, fixed, "running")
+        arrays = variable_arrays({"w": self.supernet.weights, "o": self.optimizer.variables, "s": self.seed_states})
+        self._checkpoints(folder).save(meta, arrays, epoch, log, fixed, optimizer_step=self.steps())
 
     def _write_state(self, folder: Path, epoch: int, log: list[dict], fixed: dict, status: str) -> None:
-        state = {"epoch": epoch, "epochs": self.config.epochs, "optimizer_step": self.steps(), "status": status,
-                 "last": log[-1] if log else None, "fixed": fixed,
-                 "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / STATE, json.dumps(state, indent=2) + "\n")
+        self._checkpoints(folder).write_state(status, epoch, log, fixed, optimizer_step=self.steps())
 
-    def _restore(self, path: Path, fixed: dict, rng: np.random.Generator) -> tuple[int, list[dict]]:
-        meta, data = read_checkpoint(path, damaged_advice(path.parent), CHECKPOINT_KEYS)
-        saved = {"precision": "float32", **meta["fixed"]}  # checkpoints before --precision trained in float32
-        for key, value in fixed.items():
-            if saved.get(key) != value:
-                raise ResumeError(f"{path.parent} holds a supernet run with {key}={saved.get(key)}, but this "
-                                  f"run asks for {key}={value}; resume with the same {key}, or use a new run dir")
+    def _restore(self, path: Path, meta: dict, data: dict, fixed: dict, rng: np.random.Generator
+                 ) -> tuple[int, list[dict]]:
+        conflicts = fixed_conflicts(meta["fixed"], fixed)
+        if conflicts:
+            key, stored, value = conflicts[0]
+            raise ResumeError(f"{path.parent} holds a supernet run with {key}={stored}, but this "
+                              f"run asks for {key}={value}; resume with the same {key}, or use a new run dir")
         weights, optimizer_vars = self.supernet.weights, self.optimizer.variables
         if meta["weights"] != [v.path for v in weights] or f"o{len(optimizer_vars) - 1}" not in data:
             raise ResumeError(f"{path}: its weights do not match this supernet; use a new run dir")
         seed_states = self._saved_seed_states(path, meta, data)
-        for i, variable in enumerate(weights):
-            variable.assign(data[f"w{i}"])
-        for i, variable in enumerate(optimizer_vars):
-            variable.assign(data[f"o{i}"])
-        for variable, value in zip(self.seed_states, seed_states or (), strict=seed_states is not None):
-            variable.assign(value)
+        groups = {"w": weights, "o": optimizer_vars, **({"s": self.seed_states} if seed_states is not None else {})}
+        assign_arrays(groups, data)
         rng.bit_generator.state = meta["rng"]
         return int(meta["epoch"]), list(meta["log"])
 
@@ -468,6 +448,5 @@ def load_supernet_weights(supernet: Supernet, run_dir: str | os.PathLike) -> int
     meta, data = read_checkpoint(path, damaged_advice(path.parent), CHECKPOINT_KEYS)
     if meta["weights"] != [v.path for v in supernet.weights]:
         raise ResumeError(f"{path}: its weights do not match this supernet (another space or size?)")
-    for i, variable in enumerate(supernet.weights):
-        variable.assign(data[f"w{i}"])
+    assign_arrays({"w": supernet.weights}, data)
     return int(meta["epoch"])

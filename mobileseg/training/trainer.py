@@ -1,11 +1,14 @@
-"""The training loop: `fit` a segmentation model on a data set into a run folder, resumably.
+"""`fit`: train a segmentation model on a data set into a run folder, resumably.
 
-`fit` is ``keras.Model.fit`` on a thin wrapper (`TrainingModel`) whose ``compute_loss``
-is the `mobileseg.training.losses.SegmentationLoss` (OHEM cross-entropy on the logits
-resized to the crop, auxiliary heads, optional distillation from a frozen teacher),
-optimised by AdamW with the warm-up + poly/cosine `WarmupDecay` schedule, with the
-callbacks of `mobileseg.training.callbacks` (validation, checkpoints, state, NaN guard,
-TensorBoard, progress bar).
+`fit` is ``keras.Model.fit`` on a thin wrapper (`mobileseg.training.training_model.TrainingModel`)
+whose ``compute_loss`` is the `mobileseg.training.losses.SegmentationLoss` (OHEM cross-entropy on
+the logits resized to the crop, auxiliary heads, optional distillation from a frozen teacher,
+`mobileseg.training.teacher`), optimised by AdamW with the warm-up + poly/cosine `WarmupDecay`
+schedule (`mobileseg.training.factories`), with the callbacks of `mobileseg.training.callbacks`
+(validation, checkpoints, state, NaN guard, TensorBoard, progress bar), one epoch at a time in
+the epoch loop the other trainings share (`mobileseg.training.loop.EpochLoop`). Its settings are a
+`mobileseg.training.train_config.TrainConfig`; it records them in the run folder's ``config.yaml``
+(`mobileseg.training.run_config`).
 
 Resuming: when the run folder holds ``last.keras``, `fit` loads it (weights and
 optimizer moments and step count), continues at epoch ``optimizer step / steps per
@@ -24,349 +27,27 @@ PP-LiteSeg; auxiliary heads weighted 0.4 as PSPNet.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
 import tensorflow as tf
-import yaml
 from absl import logging
 
-import mobileseg.arch.builder  # noqa: F401  (registers every mobileseg layer, to load last.keras and teachers)
-from mobileseg.atomic_write import write_atomic
+import mobileseg.arch.builder  # noqa: F401  (registers every mobileseg layer, to load last.keras)
 from mobileseg.data.checks import verified_pairs
-from mobileseg.data.pipeline import Augmentation, decoded_pairs, train_dataset
-from mobileseg.data.source import Pair, SegmentationSource
+from mobileseg.data.source import SegmentationSource
 from mobileseg.training import callbacks as run_callbacks
+from mobileseg.training.errors import ResumeError, TrainingDiverged, TrainingError
 from mobileseg.training.evaluation import Evaluator, input_size, output_stride, resized_copy
-from mobileseg.training.losses import DistillationKL, OhemCrossEntropy, SegmentationLoss
-from mobileseg.training.schedules import DECAYS, WarmupDecay
-from mobileseg.text_files import read_text
-
-
-CACHE_CHOICES = ("auto", "yes", "no")
-PRECISIONS = ("float32", "mixed_bfloat16")
-CACHE_BUDGET_BYTES = 4 << 30
-"""``cache_images="auto"`` keeps decoded training images in memory up to this size (CamVid's train: 0.25 GB)."""
-
-
-class TrainingError(RuntimeError):
-    """A training run that cannot start or continue; the message says why and what to do."""
-
-
-class ResumeError(TrainingError):
-    """The run folder holds a run whose fixed settings differ from the ones asked for."""
-
-
-class TrainingDiverged(TrainingError):
-    """The loss became NaN or infinite; the message names the epoch and step."""
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Every setting of a training run (`mobileseg.train` flags map one to one).
-
-    Args:
-        epochs: epochs to train in total (a resumed run continues up to this).
-        batch_size: images per optimizer step (across replicas).
-        input_size: (height, width) of the training crops, the model's input size.
-        lr: peak learning rate of AdamW.
-        weight_decay: AdamW's decoupled weight decay (not applied to norms and biases).
-        schedule: "poly" or "cosine" decay after the warm-up.
-        poly_power: exponent of the poly decay.
-        warmup_epochs: length of the linear warm-up, in epochs (may be fractional).
-        min_lr: the rate at the end of training.
-        ohem_thresh: OHEM probability threshold; None for plain cross-entropy.
-        ohem_min_kept: pixels per image always in the loss; None: a quarter of the crop.
-        loss_stride: the loss compares every ``loss_stride``-th pixel of the crop in each
-            direction (`mobileseg.training.losses.OhemCrossEntropy`'s ``stride``); 1: every pixel.
-        aux_weight: weight of each auxiliary head's loss.
-        distill_weight: weight of the distillation term (with a teacher).
-        temperature: distillation temperature.
-        seed: seeds weights, data order and augmentation.
-        scale_range: random rescaling range of the training augmentation.
-        val_split: the split validated on after every epoch.
-        val_size: resize validation pairs to this (height, width); None: full resolution.
-        val_batch_size: validation images per batch.
-        val_every: validate after every ``val_every``-th epoch, and after the last one
-            (``model.keras`` is chosen among the validated epochs).
-        cache_images: keep the decoded training images in memory for the whole run:
-            "auto" (when they take at most `CACHE_BUDGET_BYTES`), "yes" or "no".
-        precision: the Keras dtype policy the network trains under: "float32" or
-            "mixed_bfloat16" (float32 weights, bfloat16 compute; the loss in float32).
-            ``model.keras`` is saved in float32 either way, so export and evaluation see the
-            same file as after a float32 run.
-        model_size: (height, width) to save ``model.keras`` at; None: ``input_size``.
-        skip_bad: leave bad pairs out instead of stopping at the first.
-        verbose: Keras progress bar: 0 silent, 1 bar, 2 one line per epoch.
-        jit_compile: compile the training step with XLA.
-        tensorboard: write TensorBoard logs.
-
-    Example:
-        >>> config = TrainConfig(input_size=(64, 64), batch_size=4)
-        >>> config.min_kept(), config.schedule
-        (1024, 'poly')
-        >>> TrainConfig(input_size=(64, 64), schedule="step")
-        Traceback (most recent call last):
-        ...
-        ValueError: schedule must be one of poly, cosine, got 'step'
-    """
-
-    epochs: int = 100
-    batch_size: int = 8
-    input_size: tuple[int, int] = (512, 512)
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    schedule: str = "poly"
-    poly_power: float = 0.9
-    warmup_epochs: float = 1.0
-    min_lr: float = 0.0
-    ohem_thresh: float | None = 0.7
-    ohem_min_kept: int | None = None
-    loss_stride: int = 2
-    aux_weight: float = 0.4
-    distill_weight: float = 1.0
-    temperature: float = 1.0
-    seed: int = 0
-    scale_range: tuple[float, float] = (0.5, 2.0)
-    val_split: str = "val"
-    val_size: tuple[int, int] | None = None
-    val_batch_size: int = 1
-    val_every: int = 1
-    cache_images: str = "auto"
-    precision: str = "float32"
-    model_size: tuple[int, int] | None = None
-    skip_bad: bool = False
-    verbose: int = 1
-    jit_compile: bool = False
-    tensorboard: bool = True
-
-    def __post_init__(self):
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "val_batch_size": self.val_batch_size,
-                    "lr": self.lr, "temperature": self.temperature, "loss_stride": self.loss_stride,
-                    "val_every": self.val_every}
-        for name, value in positive.items():
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value}")
-        if self.cache_images not in CACHE_CHOICES:
-            raise ValueError(f"cache_images must be one of {', '.join(CACHE_CHOICES)}, got {self.cache_images!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.schedule not in DECAYS:
-            raise ValueError(f"schedule must be one of {', '.join(DECAYS)}, got {self.schedule!r}")
-        nonnegative = {"weight_decay": self.weight_decay, "warmup_epochs": self.warmup_epochs,
-                       "min_lr": self.min_lr, "aux_weight": self.aux_weight, "distill_weight": self.distill_weight}
-        for name, value in nonnegative.items():
-            if value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
-        if self.min_lr > self.lr:
-            raise ValueError(f"min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
-        if self.ohem_thresh is not None and not 0 < self.ohem_thresh <= 1:
-            raise ValueError(f"ohem_thresh must be in (0, 1], got {self.ohem_thresh}")
-        if self.ohem_min_kept is not None and self.ohem_min_kept < 0:
-            raise ValueError(f"ohem_min_kept must be >= 0, got {self.ohem_min_kept}")
-        Augmentation(crop_size=tuple(self.input_size), scale_range=tuple(self.scale_range))  # validates both
-
-    def min_kept(self) -> int:
-        """OHEM's pixels kept per image: ``ohem_min_kept``, or a quarter of the crop."""
-        if self.ohem_min_kept is not None:
-            return self.ohem_min_kept
-        return self.input_size[0] * self.input_size[1] // 4
-
-    def fixed(self, source: SegmentationSource, train_pairs: int) -> dict:
-        """The settings a resumed run must share with the run it continues."""
-        return {"data": source.spec, "num_classes": source.num_classes, "input_size": list(self.input_size),
-                "batch_size": self.batch_size, "seed": self.seed, "train_pairs": train_pairs,
-                "precision": self.precision}
-
-
-@contextlib.contextmanager
-def dtype_policy(name: str):
-    """Keras' global dtype policy set to ``name`` for the block (layers built in it take it), then restored.
-
-    Example:
-        >>> with dtype_policy("mixed_bfloat16"):
-        ...     keras.layers.Dense(2).compute_dtype
-        'bfloat16'
-        >>> keras.config.dtype_policy().name
-        'float32'
-    """
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
-def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.AdamW:
-    """AdamW with the warm-up + decay schedule over ``epochs * steps_per_epoch`` steps.
-
-    Weight decay skips BatchNorm / LayerNorm scales and offsets and biases.
-
-    Example:
-        >>> opt = make_optimizer(TrainConfig(epochs=2, lr=0.01, warmup_epochs=0.5, input_size=(8, 8)), 10)
-        >>> schedule = opt.get_config()["learning_rate"]["config"]
-        >>> schedule["total_steps"], schedule["warmup_steps"], round(float(opt.learning_rate), 6)
-        (20, 5, 1e-05)
-    """
-    schedule = WarmupDecay(config.lr, total_steps=max(config.epochs * steps_per_epoch, 1),
-                           warmup_steps=int(round(config.warmup_epochs * steps_per_epoch)),
-                           decay=config.schedule, power=config.poly_power, end_lr=config.min_lr)
-    optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
-    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    return optimizer
-
-
-def make_loss(config: TrainConfig) -> SegmentationLoss:
-    """The `SegmentationLoss` a config asks for (distillation is used only with a teacher)."""
-    return SegmentationLoss(
-        OhemCrossEntropy(threshold=config.ohem_thresh, min_kept=config.min_kept(), stride=config.loss_stride),
-        aux_weight=config.aux_weight,
-        distillation=DistillationKL(temperature=config.temperature),
-        distill_weight=config.distill_weight,
-    )
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The data seed of one epoch: a function of (seed, epoch) only."""
-    return seed * 1_000_003 + epoch
-
-
-def epoch_batches(source: SegmentationSource, pairs: Sequence[Pair], config: TrainConfig,
-                  epoch: int, decoded: tf.data.Dataset | None = None) -> tf.data.Dataset:
-    """The training batches of one epoch: full batches, augmented, in an order fixed by (seed, epoch).
-
-    Epoch e is `mobileseg.data.pipeline.train_dataset` seeded with ``epoch_seed(seed, e)``,
-    so its batches are the same whichever epoch a run (re)started at, given the same
-    TensorFlow global seed (`fit` sets it from ``config.seed``), and whether the pairs are
-    read from the files or from ``decoded`` (`mobileseg.data.pipeline.decoded_pairs`).
-
-    Example:
-        >>> from mobileseg.data.synthetic import SyntheticSource
-        >>> source = SyntheticSource(12, size=(24, 32))
-        >>> config = TrainConfig(epochs=3, batch_size=4, input_size=(16, 16))
-        >>> [tuple(x.shape) for x, _ in epoch_batches(source, source.pairs("train"), config, epoch=1)]
-        [(4, 16, 16, 3), (4, 16, 16, 3)]
-    """
-    augmentation = Augmentation(crop_size=tuple(config.input_size), scale_range=tuple(config.scale_range))
-    return train_dataset(source, augmentation=augmentation, batch_size=config.batch_size,
-                         seed=epoch_seed(config.seed, epoch), pairs=list(pairs), decoded=decoded,
-                         drop_remainder=True)
-
-
-def cached_images(source: SegmentationSource, pairs: Sequence[Pair], config: TrainConfig) -> tf.data.Dataset | None:
-    """The decoded training pairs to keep in memory, or None, as ``config.cache_images`` says.
-
-    "auto" caches when the decoded split, estimated from its first pair, takes at most
-    `CACHE_BUDGET_BYTES`.
-    """
-    if config.cache_images == "no" or not pairs:
-        return None
-    if config.cache_images == "auto":
-        image, mask = source.load_pair(pairs[0])
-        if (image.nbytes + mask.nbytes) * len(pairs) > CACHE_BUDGET_BYTES:
-            return None
-    return decoded_pairs(source, list(pairs))
-
-
-def num_classes_of(model: keras.Model) -> int:
-    """Classes a segmentation model predicts: channels of its first output."""
-    return int(model.outputs[0].shape[-1])
-
-
-def load_teacher(path: str | os.PathLike) -> keras.Model:
-    """Load a trained model to distil from: a ``.keras`` file, or a run folder's ``model.keras``.
-
-    Raises:
-        TrainingError: nothing loadable there (the message names the path).
-    """
-    path = Path(path)
-    file = path / run_callbacks.BEST if path.is_dir() else path
-    if not file.is_file():
-        raise TrainingError(f"{path}: no teacher model there (expected a .keras file or a run folder with "
-                            f"{run_callbacks.BEST})")
-    try:
-        return keras.saving.load_model(file, compile=False)
-    except Exception as error:  # Keras raises many types for a bad archive
-        raise TrainingError(f"{file}: cannot load the teacher model: {error}") from None
-
-
-def prepare_teacher(teacher: keras.Model, num_classes: int, size: tuple[int, int], name: str = "teacher"
-                    ) -> keras.Model:
-    """A frozen teacher taking ``size`` inputs, after checking it predicts ``num_classes`` classes.
-
-    Raises:
-        TrainingError: the class counts differ (both are named).
-    """
-    if num_classes_of(teacher) != num_classes:
-        raise TrainingError(f"{name}: the teacher predicts {num_classes_of(teacher)} classes but the data set "
-                            f"has {num_classes}")
-    if input_size(teacher) not in (None, tuple(size)):
-        teacher = resized_copy(teacher, size)
-    teacher.trainable = False
-    return teacher
-
-
-class TrainingModel(keras.Model):
-    """Wraps a segmentation model for ``fit``: its loss is a `SegmentationLoss`, with a teacher if given.
-
-    Calling it calls the student (all outputs). ``compute_loss`` resizes and compares every
-    output with the labels, adds the distillation term from the frozen teacher's logits on
-    the same images, and logs the parts (``main_loss``, ``aux_loss``, ``distill_loss``)
-    when there is more than one. Only the student is saved (`fit` saves it, with the
-    optimizer this wrapper is compiled with).
-
-    Args:
-        student: the model being trained; outputs main logits [, auxiliary logits ...].
-        loss: the objective.
-        teacher: a frozen model predicting the same classes on the same images, or None.
-
-    Example:
-        >>> import numpy as np
-        >>> inputs = keras.Input((16, 16, 3))
-        >>> student = keras.Model(inputs, keras.layers.Conv2D(3, 1, strides=8, kernel_initializer="zeros")(inputs))
-        >>> trainer = TrainingModel(student, make_loss(TrainConfig(input_size=(16, 16), ohem_thresh=None)))
-        >>> trainer.compile(optimizer="sgd")
-        >>> images, labels = np.zeros((2, 16, 16, 3), "float32"), np.ones((2, 16, 16), "int32")
-        >>> round(trainer.evaluate(images, labels, verbose=0), 4)  # zero weights: uniform over 3 classes
-        1.0986
-    """
-
-    def __init__(self, student: keras.Model, loss: SegmentationLoss, teacher: keras.Model | None = None, **kwargs):
-        super().__init__(name=kwargs.pop("name", f"{student.name}_training"), **kwargs)
-        self.student = student
-        self.objective = loss
-        self.teacher = teacher
-        self.has_aux = len(student.outputs) > 1
-        parts = (["main"] if self.has_aux or teacher is not None else []) + (["aux"] if self.has_aux else []) + (
-            ["distill"] if teacher is not None else [])
-        self.part_trackers = {part: keras.metrics.Mean(name=f"{part}_loss") for part in parts}  # fit logs them
-
-    def call(self, images, training=False):
-        return self.student(images, training=training)
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        teacher_logits = None
-        if self.teacher is not None:
-            teacher_logits = self.teacher(x, training=False)
-            if isinstance(teacher_logits, (list, tuple)):
-                teacher_logits = teacher_logits[0]
-        terms = self.objective(y, y_pred, teacher_logits)
-        for part, tracker in self.part_trackers.items():
-            tracker.update_state(getattr(terms, part))
-        total = terms.total
-        for extra in self.losses:  # layer regularizers, if any
-            total = total + keras.ops.cast(keras.ops.sum(extra), total.dtype)
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return total / replicas if replicas > 1 else total  # Keras sums the replicas' gradients
-
-    def get_config(self):
-        raise NotImplementedError("TrainingModel is not saved; save its student")
+from mobileseg.training.factories import cached_images, epoch_batches, make_loss, make_optimizer
+from mobileseg.training.loop import EpochLoop, fixed_conflicts
+from mobileseg.training.run_config import read_config, record_config
+from mobileseg.training.teacher import num_classes_of, prepare_teacher
+from mobileseg.training.train_config import TrainConfig, dtype_policy
+from mobileseg.training.training_model import TrainingModel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -392,46 +73,6 @@ class TrainResult:
     entries: list
 
 
-CONFIG = "config.yaml"
-"""The run folder's settings file, one section per step (docs/architecture.md, section 2)."""
-
-
-def read_config(run_dir: str | os.PathLike) -> dict:
-    """``DIR/config.yaml`` as a dict ({} when missing).
-
-    Raises:
-        TrainingError: the file is not a YAML mapping (named), so that nothing overwrites it.
-    """
-    path = Path(run_dir) / CONFIG
-    if not path.exists():
-        return {}
-    try:
-        data = yaml.safe_load(read_text(path, error=TrainingError))
-    except yaml.YAMLError as error:
-        raise TrainingError(f"{path}: not valid YAML ({error}); fix or move it away") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise TrainingError(f"{path}: expected a mapping of step sections, got {type(data).__name__}")
-    return data
-
-
-def record_config(run_dir: str | os.PathLike, section: str, values: dict) -> None:
-    """Set one step's section of ``DIR/config.yaml``, keeping the other steps' sections; atomic.
-
-    Example:
-        >>> import tempfile
-        >>> folder = tempfile.mkdtemp()
-        >>> record_config(folder, "search", {"budget_ms": 10})
-        >>> record_config(folder, "train", {"epochs": 2, "input_size": (8, 8)})
-        >>> read_config(folder)
-        {'search': {'budget_ms': 10}, 'train': {'epochs': 2, 'input_size': [8, 8]}}
-    """
-    data = read_config(run_dir)
-    data[section] = json.loads(json.dumps(values))  # plain lists, numbers and strings only
-    write_atomic(Path(run_dir) / CONFIG, yaml.safe_dump(data, sort_keys=False))
-
-
 def _restore_optimizer(optimizer, saved, path: Path) -> None:
     """Copy the saved optimizer's state (step count, moments) into a fresh one built on the same variables."""
     if saved is None or not saved.variables:
@@ -449,11 +90,13 @@ def _check_run_dir(run_dir: Path, fixed: dict) -> bool:
     resuming = (run_dir / run_callbacks.LAST).is_file()
     if resuming:
         state = run_callbacks.RunState.load(run_dir)
-        for key, value in fixed.items():
-            if state is not None and key in state.fixed and state.fixed[key] != value:
-                raise ResumeError(
-                    f"{run_dir} holds a run with {key}={state.fixed[key]}, but this run asks for {key}={value}; "
-                    f"resume with the same {key}, or start a new run dir")
+        stored = state.fixed if state is not None else {}
+        # only the settings the state records are compared (an older state may record fewer)
+        conflicts = fixed_conflicts(stored, {key: value for key, value in fixed.items() if key in stored})
+        if conflicts:
+            key, old, value = conflicts[0]
+            raise ResumeError(f"{run_dir} holds a run with {key}={old}, but this run asks for {key}={value}; "
+                              f"resume with the same {key}, or start a new run dir")
     elif run_callbacks.read_log(run_dir) or (run_dir / run_callbacks.BEST).exists():
         raise TrainingError(f"{run_dir} holds {run_callbacks.BEST} or {run_callbacks.LOG} of an earlier run but no "
                             f"{run_callbacks.LAST} to resume from; use a new run dir (or move them away)")
@@ -617,17 +260,19 @@ def fit(
                      *([tensorboard] if config.tensorboard else []), checkpoint, *callbacks,
                      run_callbacks.EpochProgbar(config.epochs)]
     decoded = cached_images(source, train_pairs, config)
-    try:
+
+    def run_epoch(epoch: int) -> bool:
         # One fit() per epoch, each on that epoch's own dataset: the data order depends on the
         # epoch only, not on how many epochs this process has already run.
-        for epoch in range(initial_epoch, config.epochs):
-            models.trainer.fit(epoch_batches(source, train_pairs, config, epoch, decoded), epochs=epoch + 1,
-                               initial_epoch=epoch, steps_per_epoch=steps_per_epoch, callbacks=all_callbacks,
-                               verbose=config.verbose, shuffle=False)
-            if monitor.diverged is not None:
-                raise TrainingDiverged(state.message)
-            if models.trainer.stop_training:  # a callback (e.g. early stopping) ended the run
-                break
+        models.trainer.fit(epoch_batches(source, train_pairs, config, epoch, decoded), epochs=epoch + 1,
+                           initial_epoch=epoch, steps_per_epoch=steps_per_epoch, callbacks=all_callbacks,
+                           verbose=config.verbose, shuffle=False)
+        if monitor.diverged is not None:
+            raise TrainingDiverged(state.message)
+        return not models.trainer.stop_training  # a callback (e.g. early stopping, the deadline) ends the run
+
+    try:
+        EpochLoop(config.epochs).run(initial_epoch, run_epoch)  # Keras shows the steps (EpochProgbar)
     finally:
         tensorboard.close()
     if state.epoch >= config.epochs:

@@ -5,6 +5,7 @@ import pytest
 
 from mobileseg.data.pipeline import Augmentation, train_dataset
 from mobileseg.data.sources import open_source
+from mobileseg.state_files import write_checkpoint
 from mobileseg.supernet.model import Supernet
 from mobileseg.supernet.trainer import (
     CHECKPOINT,
@@ -13,7 +14,7 @@ from mobileseg.supernet.trainer import (
     SupernetTrainer,
     load_supernet_weights,
 )
-from mobileseg.training.trainer import ResumeError
+from mobileseg.training.errors import ResumeError
 from tests.supernet import spaces
 
 SIZE = (32, 32)
@@ -86,7 +87,7 @@ def test_config_checks():
 
 def test_mixed_bfloat16_training_keeps_float32_weights_and_refuses_another_precision_on_resume(tmp_path, data):
     """Issue 20: the sandwich rule under mixed_bfloat16; the checkpoint is float32 and fixes the precision."""
-    from mobileseg.training.trainer import dtype_policy
+    from mobileseg.training.train_config import dtype_policy
 
     config = SupernetTrainConfig(epochs=1, batch_size=4, lr=3e-3, warmup_epochs=0.0, verbose=False,
                                  precision="mixed_bfloat16")
@@ -105,3 +106,34 @@ def test_mixed_bfloat16_training_keeps_float32_weights_and_refuses_another_preci
         make_trainer(data, epochs=2).fit(data, tmp_path, np.random.default_rng(0))
     with pytest.raises(ValueError, match="precision"):
         SupernetTrainConfig(precision="float16")
+
+
+def test_a_run_folder_in_the_format_written_before_the_shared_loop_resumes(tmp_path, data):
+    """Issue 17: the header and arrays of ``checkpoint.npz`` as `SupernetTrainer` wrote them before
+    `mobileseg.training.loop` (written here by hand, not by the code under test) still resume."""
+    trainer = make_trainer(data, epochs=1)
+    trainer.set_steps_per_epoch(3)
+    rng = np.random.default_rng(11)
+    rng.random(5)  # a state the resumed run must carry on from
+    log = [{"epoch": 1, "largest_ce": 2.0, "student_ce": 2.1, "distill": 0.01, "steps": 3, "seconds": 1.5,
+            "steps_per_second": 2.0}]
+    meta = {"epoch": 1, "log": log, "fixed": trainer.fixed(data, len(data.pairs("train"))),
+            "rng": rng.bit_generator.state, "weights": [v.path for v in trainer.supernet.weights], "seed_states": 1}
+    arrays = {f"w{i}": v.numpy() + 0.25 for i, v in enumerate(trainer.supernet.weights)}
+    arrays.update({f"o{i}": v.numpy() for i, v in enumerate(trainer.optimizer.variables)})
+    arrays["s0"] = trainer.seed_states[0].numpy() + 1
+    write_checkpoint(tmp_path / "supernet" / CHECKPOINT, meta, arrays)
+
+    resumed_rng = np.random.default_rng(0)
+    result = trainer.fit(data, tmp_path, resumed_rng)  # epochs=1: restores, nothing left to train
+    assert (result.initial_epoch, result.epoch, result.log) == (1, 1, log)
+    assert resumed_rng.bit_generator.state == meta["rng"]
+    for i, variable in enumerate(trainer.supernet.weights):
+        np.testing.assert_array_equal(variable.numpy(), arrays[f"w{i}"])
+    np.testing.assert_array_equal(trainer.seed_states[0].numpy(), arrays["s0"])
+    state = json.loads((tmp_path / "supernet" / STATE).read_text())
+    assert list(state) == ["epoch", "epochs", "optimizer_step", "status", "last", "fixed", "updated"]
+    assert (state["epoch"], state["status"], state["last"]) == (1, "finished", log[0])
+
+    more = make_trainer(data, epochs=2).fit(data, tmp_path, np.random.default_rng(0))
+    assert (more.initial_epoch, more.epoch) == (1, 2) and more.log[0] == log[0] and more.log[1]["epoch"] == 2

@@ -1,18 +1,15 @@
-"""The fit loop: a resumed run is the uninterrupted run, distillation, and the refusals that protect a run dir."""
-
-import dataclasses
-import json
+"""The fit loop: a resumed run is the uninterrupted run, and the refusals that protect a run dir."""
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from mobileseg.arch import builder, schema_io
 from mobileseg.data.synthetic import SyntheticSource
 from mobileseg.training import callbacks, trainer
-from mobileseg.training.losses import distillation_kl
-from mobileseg.training.trainer import ResumeError, TrainConfig, TrainingError
+from mobileseg.training.errors import ResumeError, TrainingError
+from mobileseg.training.run_config import read_config
+from mobileseg.training.train_config import TrainConfig
 
 GENOTYPE = schema_io.loads("""
 name: tiny_aux
@@ -76,7 +73,7 @@ def test_a_resumed_run_is_the_uninterrupted_run(tmp_path):
     assert len(best.outputs) == 1 and tuple(best.output.shape) == (None, 4, 6, 8)  # the main head only
     best_epoch = max(log_split, key=lambda e: e["val_miou"])["epoch"]
     assert state.best_epoch == best_epoch and state.best_miou == max(e["val_miou"] for e in log_split)
-    assert trainer.read_config(split)["train"]["epochs"] == 2
+    assert read_config(split)["train"]["epochs"] == 2
     again = trainer.fit(build, data, split, config())  # already done: nothing to train
     assert (again.epoch, again.entries) == (2, [])
 
@@ -99,50 +96,6 @@ def test_decoded_images_in_memory_train_exactly_as_files_and_validation_skips_ep
     weights = [keras.saving.load_model(tmp_path / run / "last.keras").get_weights() for run in ("files", "memory")]
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
-
-
-def test_cache_auto_decodes_only_within_the_memory_budget(monkeypatch):
-    data, settings = source(), config()
-    pairs = data.pairs("train")
-    assert trainer.cached_images(data, pairs, settings) is not None
-    assert trainer.cached_images(data, pairs, config(cache_images="no")) is None
-    monkeypatch.setattr(trainer, "CACHE_BUDGET_BYTES", 1000)
-    assert trainer.cached_images(data, pairs, settings) is None
-    assert trainer.cached_images(data, pairs, config(cache_images="yes")) is not None
-
-
-def test_distillation_changes_the_loss_and_the_gradients():
-    keras.utils.set_random_seed(0)
-    student, teacher = build(), builder.build_model(GENOTYPE, 8, SIZE)
-    images = np.random.default_rng(0).uniform(0, 255, (2, *SIZE, 3)).astype("float32")
-    labels = np.random.default_rng(1).integers(0, 8, (2, *SIZE))
-    loss = trainer.make_loss(config(distill_weight=2.0))
-
-    def loss_and_grads(with_teacher):
-        model = trainer.TrainingModel(student, loss, teacher if with_teacher else None)
-        with tf.GradientTape() as tape:
-            value = model.compute_loss(images, labels, model(images, training=False))
-        return float(value), tape.gradient(value, student.trainable_variables)
-
-    plain, plain_grads = loss_and_grads(False)
-    distilled, distilled_grads = loss_and_grads(True)
-    kl = float(distillation_kl(student(images)[0], teacher(images), 1.0))
-    assert kl > 0 and distilled == pytest.approx(plain + 2.0 * kl, rel=1e-5)
-    assert any(not np.allclose(a, b) for a, b in zip(plain_grads, distilled_grads))
-
-
-def test_a_teacher_with_other_classes_is_refused_and_one_of_another_size_is_resized():
-    with pytest.raises(TrainingError, match="predicts 5 classes but the data set has 8"):
-        trainer.prepare_teacher(builder.build_model(GENOTYPE, 5, SIZE), 8, SIZE)
-    teacher = trainer.prepare_teacher(builder.build_model(GENOTYPE, 8, (64, 64)), 8, SIZE)
-    assert teacher.input.shape[1:3] == SIZE and not teacher.trainable
-
-
-def test_a_missing_teacher_file_is_named(tmp_path):
-    with pytest.raises(TrainingError, match="no teacher model there"):
-        trainer.load_teacher(tmp_path / "nothing.keras")
-    with pytest.raises(TrainingError, match="model.keras"):
-        trainer.load_teacher(tmp_path)  # a run folder without a model
 
 
 def test_resuming_with_other_fixed_settings_is_refused_and_changes_nothing(tmp_path):
@@ -172,51 +125,6 @@ def test_a_model_for_other_classes_or_sizes_is_refused_before_writing(tmp_path):
     with pytest.raises(TrainingError, match="larger than the 12 training pairs"):
         trainer.fit(build, source(), run, config(batch_size=13))
     assert not run.exists()
-
-
-def test_epoch_batches_depend_on_seed_and_epoch_only():
-    data, settings = source(), config()
-    pairs = data.pairs("train")
-
-    def first_images(epoch, seed=0):
-        keras.utils.set_random_seed(seed)
-        return np.concatenate([x.numpy() for x, _ in trainer.epoch_batches(data, pairs, settings, epoch)])
-
-    epoch_1 = first_images(1)
-    first_images(0)
-    np.testing.assert_array_equal(first_images(1), epoch_1)
-    assert not np.array_equal(first_images(2), epoch_1)
-    assert epoch_1.shape == (12, *SIZE, 3)
-
-
-def test_config_values_are_checked():
-    assert TrainConfig(input_size=(64, 64)).min_kept() == 64 * 64 // 4
-    for bad, match in [(dict(lr=0.0), "lr must be positive"), (dict(min_lr=1.0), "min_lr"),
-                       (dict(ohem_thresh=0.0), "ohem_thresh"), (dict(scale_range=(2.0, 1.0)), "scale_range"),
-                       (dict(loss_stride=0), "loss_stride"), (dict(val_every=0), "val_every"),
-                       (dict(cache_images="maybe"), "cache_images"), (dict(precision="float16"), "precision")]:
-        with pytest.raises(ValueError, match=match):
-            TrainConfig(input_size=(8, 8), **bad)
-
-
-def test_config_sections_of_other_steps_are_kept(tmp_path):
-    (tmp_path / "config.yaml").write_text("search:\n  budget_ms: 12\n")
-    trainer.record_config(tmp_path, "train", {"epochs": 3})
-    assert trainer.read_config(tmp_path) == {"search": {"budget_ms": 12}, "train": {"epochs": 3}}
-    (tmp_path / "config.yaml").write_text("- not\n- a mapping\n")
-    with pytest.raises(TrainingError, match="config.yaml"):
-        trainer.record_config(tmp_path, "train", {"epochs": 3})
-    assert json.dumps(dataclasses.asdict(config()))  # the default record is JSON-ready
-
-
-def test_make_optimizer_decays_kernels_but_not_norms_and_biases():
-    model = build()
-    variables = model.trainable_variables
-    optimizer = trainer.make_optimizer(config(lr=0.1, warmup_epochs=0, weight_decay=0.5), steps_per_epoch=6)
-    before = [v.numpy().copy() for v in variables]
-    optimizer.apply_gradients(zip([tf.zeros_like(v) for v in variables], variables))  # decay only
-    changed = {v.name for v, old in zip(variables, before) if not np.array_equal(v.numpy(), old)}
-    assert "kernel" in changed and not changed & {"gamma", "beta", "bias"}
 
 
 def test_mixed_bfloat16_trains_in_bfloat16_and_saves_model_keras_in_float32(tmp_path):
@@ -250,6 +158,6 @@ def test_pairs_left_out_by_skip_bad_are_named_in_the_run_config(tmp_path, caplog
         return builder.build_model(GENOTYPE, data.num_classes, SIZE, auxiliary=True)
 
     trainer.fit(build_camvid, data, tmp_path / "run", config(epochs=1, skip_bad=True))
-    skipped = trainer.read_config(tmp_path / "run")["train"]["skipped_pairs"]
+    skipped = read_config(tmp_path / "run")["train"]["skipped_pairs"]
     assert list(skipped) == ["train"] and len(skipped["train"]) == 1 and broken.name in skipped["train"][0]
     assert "left out 1 bad pair" in caplog.text and broken.name in caplog.text
