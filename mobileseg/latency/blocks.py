@@ -64,6 +64,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from mobileseg.arch.genotype import CELL_TYPES, HEAD_OPS, Cell, Genotype, Head, Ref
+from mobileseg.arch.space_tree import count, expand, is_choice
 from mobileseg.latency.signature import BlockSignature, parse_shape
 
 Shape = tuple[int, int, int]
@@ -412,34 +413,6 @@ class _Unsupported(Exception):
     """A space feature the exact walk does not handle (the message says which)."""
 
 
-def _is_choice(node) -> bool:
-    return isinstance(node, dict) and set(node) == {"choice"}
-
-
-def _expand(node) -> list:
-    """Every concrete value of a space subtree (``None`` where a choice drops it)."""
-    if _is_choice(node):
-        return [value for option in node["choice"]
-                for value in ([None] if option is None else _expand(option))]
-    if isinstance(node, dict):
-        keys = list(node)
-        return [dict(zip(keys, combo)) for combo in itertools.product(*(_expand(node[k]) for k in keys))]
-    if isinstance(node, list):
-        return [[item for item in combo if item is not None]
-                for combo in itertools.product(*(_expand(item) for item in node))]
-    return [node]
-
-
-def _count(node) -> int:
-    if _is_choice(node):
-        return sum(1 if option is None else _count(option) for option in node["choice"])
-    if isinstance(node, dict):
-        return int(np.prod([_count(v) for v in node.values()], dtype=object))
-    if isinstance(node, list):
-        return int(np.prod([_count(v) for v in node], dtype=object))
-    return 1
-
-
 def _ref(data: dict | None) -> Ref | None:
     return None if data is None else Ref(data["branch"], data.get("cell", -1))
 
@@ -461,10 +434,10 @@ class _Walk:
     def options(self, node, path: str) -> list[Cell]:
         """The valid cells a cell node can be (cached per node)."""
         if id(node) not in self.cell_options:
-            if _count(node) > MAX_STRUCTURES:
-                raise _Unsupported(f"{path} has {_count(node)} alternatives")
+            if count(node) > MAX_STRUCTURES:
+                raise _Unsupported(f"{path} has {count(node)} alternatives")
             cells = []
-            for data in _expand(node):
+            for data in expand(node):
                 if data is None:
                     raise _Unsupported(f"{path}: a choice can remove the cell (indices would shift)")
                 try:
@@ -479,16 +452,16 @@ class _Walk:
         slots = []
         for index, node in enumerate(self.space.tree["branches"]):
             alternatives = []
-            for option in (node["choice"] if _is_choice(node) else [node]):
+            for option in (node["choice"] if is_choice(node) else [node]):
                 if option is None:
                     alternatives.append(None)
                     continue
                 if not isinstance(option.get("cells"), list):
                     raise _Unsupported(f"branches[{index}].cells is a choice of whole cell lists")
                 skeleton = {k: v for k, v in option.items() if k != "cells"}
-                if _count(skeleton) > MAX_STRUCTURES:
+                if count(skeleton) > MAX_STRUCTURES:
                     raise _Unsupported(f"branches[{index}] has too many layouts")
-                for concrete in _expand(skeleton):
+                for concrete in expand(skeleton):
                     alternatives.append((concrete["name"], _ref(concrete.get("source")), option["cells"]))
             slots.append(alternatives)
         total = int(np.prod([len(s) for s in slots], dtype=object))
@@ -573,7 +546,7 @@ class _Walk:
             outputs[key], signatures[key] = shapes, blocks
             return shapes
 
-        heads = _expand(self.space.tree["head"])
+        heads = expand(self.space.tree["head"])
         found: set[BlockSignature] = set()
         live: set[tuple[str, int]] = set()
         for head_data in heads:

@@ -65,9 +65,10 @@ from mobileseg.arch.builder import build_model, cell_layer, head_layer
 from mobileseg.arch.genotype import Genotype, Head
 from mobileseg.arch.schema_io import GenotypeError
 from mobileseg.arch.space import Decisions, SearchSpace
+from mobileseg.arch.space_tree import expand
 from mobileseg.data.normalization import MEAN_RGB, STD_RGB
 from mobileseg.supernet import elastic
-from mobileseg.supernet.plan import CellSlot, RefSlot, SupernetPlan, expand, in_space
+from mobileseg.supernet.plan import CellSlot, RefSlot, SupernetPlan, in_space
 
 
 

@@ -47,7 +47,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,6 +55,7 @@ from mobileseg.arch import schema_io
 from mobileseg.arch.genotype import ATTENTION_OPS, Cell, Genotype
 from mobileseg.arch.schema_io import GenotypeError
 from mobileseg.arch.space import SearchSpace
+from mobileseg.arch.space_tree import expand, is_choice
 from mobileseg.blocks.conv import make_divisible
 
 ELASTIC_FIELDS: dict[str, tuple[str, ...]] = {
@@ -78,28 +78,6 @@ MAX_VARIANTS = 4096
 
 class SupernetError(GenotypeError):
     """A search space that cannot be run as one weight-sharing supernet; the message names the choice path."""
-
-
-def _is_choice(node) -> bool:
-    return isinstance(node, dict) and set(node) == {"choice"}
-
-
-def expand(node) -> list:
-    """Every concrete value a space node can take (all combinations of its choices).
-
-    Example:
-        >>> expand({"op": "conv", "width": {"choice": [8, 16]}, "kernel": {"choice": [3, 5]}})[-1]
-        {'op': 'conv', 'width': 16, 'kernel': 5}
-    """
-    if _is_choice(node):
-        return [value for option in node["choice"] for value in expand(option)]
-    if isinstance(node, dict):
-        keys = list(node)
-        combos = itertools.product(*(expand(node[k]) for k in keys))
-        return [dict(zip(keys, combo)) for combo in combos]
-    if isinstance(node, list):
-        return [list(combo) for combo in itertools.product(*(expand(v) for v in node))]
-    return [node]
 
 
 def cell_from_dict(data: dict, source: str = "<space>", path: str = "") -> Cell:
@@ -287,7 +265,7 @@ class SupernetPlan:
     def _branch(self, item, position: int) -> BranchSlot:
         path = f"branches[{position}]"
         optional = False
-        if _is_choice(item):
+        if is_choice(item):
             options = item["choice"]
             real = [(k, o) for k, o in enumerate(options) if o is not None]
             if len(real) != 1:
@@ -301,7 +279,7 @@ class SupernetPlan:
         cells = []
         for i, node in enumerate(item["cells"]):
             cell_path = f"{path}.cells[{i}]"
-            if _is_choice(node) and None in node["choice"]:
+            if is_choice(node) and None in node["choice"]:
                 self._fail(cell_path, "a null alternative cannot drop a single cell in a supernet; "
                                       "use {op: skip} for depth")
             variants = expand(node)
@@ -350,7 +328,7 @@ class SupernetPlan:
                 cell.context = self._ref_slot(f"{cell.path}.context", contexts)
 
     def _head(self, node) -> HeadPlan:
-        if _is_choice(node) or _is_choice(node.get("op")):
+        if is_choice(node) or is_choice(node.get("op")):
             self._fail("head.op", "a supernet needs a fixed head op (its width may be a choice)")
         inputs = [self._ref_slot(f"head.inputs[{i}]", expand(ref)) for i, ref in enumerate(node["inputs"])]
         for ref in inputs:
