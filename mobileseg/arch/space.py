@@ -43,7 +43,8 @@ import typing
 import numpy as np
 
 from mobileseg.arch import schema_io
-from mobileseg.arch.genotype import CELL_TYPES, Cell, Genotype
+from mobileseg.arch.genotype import Cell, Genotype
+from mobileseg.arch.ops.registry import CELL_TYPES
 from mobileseg.arch.schema_io import GenotypeError
 from mobileseg.arch.space_tree import count, is_choice, join
 from mobileseg.bounded_yaml import load_yaml, read_yaml

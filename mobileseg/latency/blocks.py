@@ -63,7 +63,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from mobileseg.arch.genotype import CELL_TYPES, HEAD_OPS, Cell, Genotype, Head, Ref
+from mobileseg.arch.genotype import HEAD_OPS, Cell, Genotype, Head, Ref
+from mobileseg.arch.ops.registry import CELL_TYPES, op_spec
 from mobileseg.arch.space_tree import count, expand, is_choice
 from mobileseg.latency.signature import BlockSignature, parse_shape
 
@@ -82,14 +83,14 @@ SAMPLE_MAX_DRAWS = 200_000
 def cell_signature(cell: Cell, input_shape: Shape, output_shape: Shape,
                    context_shape: Shape | None = None, quantization: str = "int8"
                    ) -> BlockSignature | None:
-    """The signature of one cell at its shapes; None for a ``skip`` cell (no block).
+    """The signature of one cell at its shapes; None for a cell whose op is no block (``skip``).
 
     Example:
-        >>> from mobileseg.arch.genotype import MBConv
+        >>> from mobileseg.arch.ops.convolutions import MBConv
         >>> cell_signature(MBConv(width=24, kernel=5, stride=2), (90, 120, 16), (45, 60, 24)).key
         'mbconv|in=90x120x16|out=45x60x24|k=5|s=2|e=4|w=24|act=relu|expanded=0|se=false|q=int8'
     """
-    if cell.OP == "skip":
+    if not op_spec(cell.OP).latency_block:
         return None
     fixed = dict(_SIGNATURE_FIELDS)
     extra = {}
@@ -132,12 +133,12 @@ def cell_from_signature(signature: BlockSignature) -> Cell:
         ValueError: a signature that is not a cell's (unknown op, missing or unknown field).
 
     Example:
-        >>> from mobileseg.arch.genotype import MBConv
+        >>> from mobileseg.arch.ops.convolutions import MBConv
         >>> cell = MBConv(width=24, kernel=5, stride=2)
         >>> cell_from_signature(cell_signature(cell, (90, 120, 16), (45, 60, 24))) == cell
         True
     """
-    if signature.op not in CELL_TYPES or signature.op == "skip":
+    if signature.op not in CELL_TYPES or not op_spec(signature.op).latency_block:
         raise ValueError(f"block {signature.key}: {signature.op!r} is not a cell op")
     cls = CELL_TYPES[signature.op]
     hints = typing.get_type_hints(cls)
@@ -173,7 +174,8 @@ def block_model(signature: BlockSignature):
         ValueError: an unknown op, or a block whose output is not the signature's output.
 
     Example:
-        >>> from mobileseg.arch.genotype import Fuse, Ref
+        >>> from mobileseg.arch.genotype import Ref
+        >>> from mobileseg.arch.ops.fuse import Fuse
         >>> sig = cell_signature(Fuse(context=Ref("low"), width=16, mode="sum"), (8, 8, 8),
         ...                      (8, 8, 16), context_shape=(4, 4, 32))
         >>> model = block_model(sig)
