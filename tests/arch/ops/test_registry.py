@@ -7,13 +7,14 @@ import keras
 import numpy as np
 import pytest
 
+from mobileseg.arch.genotype import Cell
 from mobileseg.arch.ops import registry
 from mobileseg.arch.ops.registry import CELL_TYPES
 from mobileseg.arch.ops.spec import OpSpec
 from mobileseg.arch.space import SearchSpace
 from mobileseg.arch.space_tree import expand, is_choice
-from mobileseg.supernet.plan import cell_from_dict
 from mobileseg.supernet.elastic import CellArgs
+from mobileseg.supernet.plan import cell_from_dict
 from tests.supernet.spaces import ALL_OPS
 
 
@@ -29,10 +30,11 @@ def example_cells() -> dict:
     return found
 
 
-def test_every_op_of_the_schema_is_registered_and_nothing_else():
-    assert set(registry.OPS) == set(CELL_TYPES)
+def test_every_cell_class_of_the_schema_is_registered_and_nothing_else():
+    classes = {cls.OP: cls for cls in Cell.__subclasses__()}
+    assert set(classes) == set(registry.OPS) == set(CELL_TYPES)
     for op, spec in registry.OPS.items():
-        assert spec.cell is CELL_TYPES[op] and spec.op == op
+        assert spec.cell is classes[op] is CELL_TYPES[op] and spec.op == op
 
 
 def test_every_registered_op_spells_out_every_facet():
