@@ -7,8 +7,9 @@ is here. They follow one rule, every channel beyond an active width is zero, eve
 with the masked primitives of `mobileseg.blocks.elastic` (width and kernel masks, batch
 and layer norm over active channels, attention-head layouts). Hidden widths derived from
 the input width (MBConv expansion, FFN ratios, SE width) come in as tensors computed by
-each op's ``hidden_width`` and ``se_width`` (`mobileseg.supernet.plan.SupernetPlan.encode`); a residual that a narrow variant has and the
-widest has not (MBConv with equal input and output widths) is a 0/1 tensor.
+each op's ``hidden_width`` and ``se_width`` (`mobileseg.supernet.plan.SupernetPlan.encode`); a
+residual that a narrow variant has and the widest has not (MBConv with equal input and output
+widths, the op's ``residual``) is a 0/1 tensor.
 
 Under a mixed precision policy (issue 20) the supernet computes in its compute dtype: Keras
 casts its float32 weights when they are read inside ``Supernet.call``, the masks are made in the

@@ -81,7 +81,9 @@ def _cross_forward(layer, x, context, args, training, momentum, kernel):
 
 
 def _gfa_check(cell: GFAttention, in_width: int) -> tuple:
-    return (("units", f"{cell.heads} heads do not divide {cell.units} memory units"),) if cell.units % cell.heads else ()
+    if cell.units % cell.heads:
+        return (("units", f"{cell.heads} heads do not divide {cell.units} memory units"),)
+    return ()
 
 
 def _hidden(cell, in_width: int) -> int:

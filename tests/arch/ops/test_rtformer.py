@@ -17,7 +17,8 @@ def test_gfa_heads_must_divide_its_memory_units():
 def test_the_schema_reports_the_gfa_problems_in_order():
     text = '''
 name: t
-branches: [{name: m, source: null, cells: [{op: conv, width: 12, stride: 2}, {op: gfa_attention, heads: HEADS, units: 8}]}]
+branches:
+  - {name: m, source: null, cells: [{op: conv, width: 12, stride: 2}, {op: gfa_attention, heads: HEADS, units: 8}]}
 head: {op: light, inputs: [{branch: m}], width: 12}
 '''
     for heads, message in ((5, r"cells\[1\]\.heads: 5 heads do not divide the input width 12"),
