@@ -17,48 +17,20 @@ import numpy as np
 
 from mobileseg.arch.external import External
 from mobileseg.arch.genotype import Cell, Genotype, Ref
-from mobileseg.blocks import conv, efficient_attention, fusion, gfa_attention, heads, mhsa, sea_attention
+from mobileseg.arch.ops.registry import op_spec
+from mobileseg.blocks import heads
 from mobileseg.data.normalization import MEAN_RGB, STD_RGB
 
 
 def cell_layer(cell: Cell, in_channels: int, name: str) -> keras.layers.Layer:
-    """The Keras layer that implements one cell, given its input channels.
+    """The Keras layer that implements one cell, given its input channels (its op's registered factory).
 
     Example:
-        >>> from mobileseg.arch.genotype import MBConv
+        >>> from mobileseg.arch.ops.convolutions import MBConv
         >>> type(cell_layer(MBConv(width=16, kernel=5, stride=2), 8, "b_0_mbconv")).__name__
         'MBConv'
     """
-    op = cell.OP
-    if op == "conv":
-        return conv.ConvBNAct(cell.width, cell.kernel, cell.stride, activation=cell.act, name=name)
-    if op == "mbconv":
-        return conv.MBConv(cell.width, cell.kernel, cell.stride, expansion=cell.expansion,
-                           se_ratio=0.25 if cell.se else 0.0, activation=cell.act,
-                           expanded_filters=cell.expanded or None, name=name)
-    if op == "zoomed_conv":
-        return conv.ZoomedConv(cell.width, cell.kernel, cell.stride, activation=cell.act, name=name)
-    if op == "patch_embed":
-        return conv.OverlapPatchEmbed(cell.width, cell.kernel, cell.stride, name=name)
-    if op == "sea_attention":
-        return sea_attention.SeaFormerBlock(in_channels, cell.key_dim, cell.heads, mlp_ratio=cell.mlp_ratio,
-                                            attn_ratio=cell.attn_ratio, activation=cell.act, name=name)
-    if op == "gfa_attention":
-        return gfa_attention.GFABlock(in_channels, cell.heads, memory_units=cell.units, name=name)
-    if op == "cross_attention":
-        return gfa_attention.CrossResolutionBlock(in_channels, context_size=cell.context_size, name=name)
-    if op == "efficient_attention":
-        return efficient_attention.SegFormerBlock(in_channels, cell.heads, sr_ratio=cell.sr_ratio,
-                                                  mlp_ratio=cell.mlp_ratio, tome_mode=cell.tome_mode,
-                                                  tome_ratio=cell.tome_ratio, name=name)
-    if op == "mhsa":
-        return mhsa.MemoryEfficientMHSA(in_channels, cell.heads, key_dim=cell.key_dim, name=name)
-    if op == "fuse":
-        fusion_class = fusion.SigmoidGateFusion if cell.mode == "gate" else fusion.SumFusion
-        return fusion_class(cell.width, name=name)
-    if op == "skip":
-        return keras.layers.Identity(name=name)
-    raise ValueError(f"no layer for op {op!r}")  # every op in CELL_TYPES is handled above
+    return op_spec(cell.OP).layer(cell, in_channels, name)
 
 
 def head_layer(genotype: Genotype, num_classes: int, name: str = "head") -> keras.layers.Layer:

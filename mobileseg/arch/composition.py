@@ -1,7 +1,9 @@
 """What a network is made of, at a glance: its ops per branch, for summaries and README tables.
 
 Example:
-    >>> from mobileseg.arch.genotype import Branch, Conv, Genotype, Head, MBConv, Ref, Skip
+    >>> from mobileseg.arch.genotype import Branch, Genotype, Head, Ref
+    >>> from mobileseg.arch.ops.convolutions import Conv, MBConv
+    >>> from mobileseg.arch.ops.skip import Skip
     >>> g = Genotype(name="tiny", branches=(
     ...     Branch(name="main", source=None, cells=(
     ...         Conv(width=8, kernel=3, stride=2), MBConv(width=8, kernel=3, stride=1, expansion=2.0),

@@ -18,7 +18,11 @@ the **head** reads any cells' outputs. This one schema writes
 References are ``{branch: NAME, cell: INDEX}``, ``cell: -1`` meaning the last.
 Attention cells keep their input width; other cells set it with ``width``.
 
+The cell dataclasses (``Conv``, ``MBConv``, ...) live with everything else about their op in
+`mobileseg.arch.ops` (`mobileseg.arch.ops.registry.CELL_TYPES`); `Cell` is their base.
+
 Example:
+    >>> from mobileseg.arch.ops.convolutions import Conv, MBConv
     >>> g = Genotype(name="tiny", branches=(
     ...     Branch(name="main", source=None, cells=(
     ...         Conv(width=8, kernel=3, stride=2), MBConv(width=8, kernel=3, stride=1, expansion=2.0))),),
@@ -33,14 +37,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from mobileseg.blocks.activations import ACTIVATIONS
-
 SCHEMA_VERSION = 1
 
 KERNELS = (1, 3, 5, 7)
 STRIDES = (1, 2)
-TOME_MODES = ("none", "kv_pool", "kv_bsm", "q_pool", "q_bsm")
-FUSE_MODES = ("sum", "gate")
 HEAD_OPS = ("light", "mlp", "lraspp")
 
 
@@ -52,11 +52,13 @@ class GenotypeError(ValueError):
     """
 
 
-def _choices(*values):
+def choices(*values) -> dict:
+    """A field's metadata: its value must be one of ``values`` (checked by `mobileseg.arch.schema_io`)."""
     return {"choices": tuple(values)}
 
 
-def _positive():
+def positive() -> dict:
+    """A field's metadata: its value must be above 0 (checked by `mobileseg.arch.schema_io`)."""
     return {"positive": True}
 
 
@@ -88,127 +90,6 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class Conv(Cell):
-    """Convolution + BN + activation (stems, transitions)."""
-
-    OP: ClassVar[str] = "conv"
-    width: int = field(metadata=_positive())
-    kernel: int = field(default=3, metadata=_choices(*KERNELS))
-    stride: int = field(default=1, metadata=_choices(*STRIDES))
-    act: str = field(default="relu", metadata=_choices(*ACTIVATIONS))
-
-
-@dataclass(frozen=True)
-class MBConv(Cell):
-    """MobileNetV2/V3 inverted residual; ``expanded`` overrides ``expansion`` when set."""
-
-    OP: ClassVar[str] = "mbconv"
-    width: int = field(metadata=_positive())
-    kernel: int = field(default=3, metadata=_choices(*KERNELS))
-    stride: int = field(default=1, metadata=_choices(*STRIDES))
-    expansion: float = field(default=4.0, metadata=_positive())
-    se: bool = False
-    act: str = field(default="relu", metadata=_choices(*ACTIVATIONS))
-    expanded: int = 0
-
-
-@dataclass(frozen=True)
-class ZoomedConv(Cell):
-    """FasterSeg's zoomed convolution (downsample, conv, upsample)."""
-
-    OP: ClassVar[str] = "zoomed_conv"
-    width: int = field(metadata=_positive())
-    kernel: int = field(default=3, metadata=_choices(*KERNELS))
-    stride: int = field(default=1, metadata=_choices(*STRIDES))
-    act: str = field(default="relu", metadata=_choices(*ACTIVATIONS))
-
-
-@dataclass(frozen=True)
-class PatchEmbed(Cell):
-    """SegFormer's overlapping patch embedding (strided conv + LayerNorm)."""
-
-    OP: ClassVar[str] = "patch_embed"
-    width: int = field(metadata=_positive())
-    kernel: int = field(default=3, metadata=_choices(*KERNELS))
-    stride: int = field(default=2, metadata=_choices(2, 4))
-
-
-@dataclass(frozen=True)
-class SeaAttention(Cell):
-    """SeaFormer block: squeeze-enhanced axial attention + detail enhancement + FFN."""
-
-    OP: ClassVar[str] = "sea_attention"
-    heads: int = field(metadata=_positive())
-    key_dim: int = field(metadata=_positive())
-    attn_ratio: int = field(default=2, metadata=_positive())
-    mlp_ratio: float = field(default=2.0, metadata=_positive())
-    act: str = field(default="relu", metadata=_choices(*ACTIVATIONS))
-
-
-@dataclass(frozen=True)
-class GFAttention(Cell):
-    """RTFormer's GPU-friendly (external) attention + FFN, for a low-resolution branch."""
-
-    OP: ClassVar[str] = "gfa_attention"
-    heads: int = field(metadata=_positive())
-    units: int = field(metadata=_positive())
-
-
-@dataclass(frozen=True)
-class CrossAttention(Cell):
-    """RTFormer's cross-resolution attention + FFN: queries here, keys/values pooled from ``context``."""
-
-    OP: ClassVar[str] = "cross_attention"
-    context: Ref = field()
-    context_size: int = field(default=12, metadata=_positive())
-
-
-@dataclass(frozen=True)
-class EfficientAttention(Cell):
-    """SegFormer block (spatial-reduction attention + Mix-FFN) with Segformer++ token merging."""
-
-    OP: ClassVar[str] = "efficient_attention"
-    heads: int = field(metadata=_positive())
-    sr_ratio: int = field(default=1, metadata=_choices(1, 2, 4, 8))
-    mlp_ratio: float = field(default=4.0, metadata=_positive())
-    tome_mode: str = field(default="none", metadata=_choices(*TOME_MODES))
-    tome_ratio: float = 0.0
-
-
-@dataclass(frozen=True)
-class MHSA(Cell):
-    """HyCTAS' memory-efficient self-attention cell (narrow queries/keys, residual)."""
-
-    OP: ClassVar[str] = "mhsa"
-    heads: int = field(metadata=_positive())
-    key_dim: int = field(metadata=_positive())
-
-
-@dataclass(frozen=True)
-class Fuse(Cell):
-    """Merge another branch's feature into this one: ``sum`` (HRNet/HyCTAS) or ``gate`` (SeaFormer)."""
-
-    OP: ClassVar[str] = "fuse"
-    context: Ref = field()
-    width: int = field(metadata=_positive())
-    mode: str = field(default="gate", metadata=_choices(*FUSE_MODES))
-
-
-@dataclass(frozen=True)
-class Skip(Cell):
-    """Identity: lets a search drop a cell (depth choice)."""
-
-    OP: ClassVar[str] = "skip"
-
-
-CELL_TYPES: dict[str, type[Cell]] = {cls.OP: cls for cls in (
-    Conv, MBConv, ZoomedConv, PatchEmbed, SeaAttention, GFAttention, CrossAttention,
-    EfficientAttention, MHSA, Fuse, Skip)}
-
-ATTENTION_OPS = ("sea_attention", "gfa_attention", "cross_attention", "efficient_attention", "mhsa")
-
-
-@dataclass(frozen=True)
 class Branch:
     """A named sequence of cells, from the image (``source: null``) or from another branch's cell."""
 
@@ -225,9 +106,9 @@ class Head:
     lists cells that get an auxiliary head during training.
     """
 
-    op: str = field(metadata=_choices(*HEAD_OPS))
+    op: str = field(metadata=choices(*HEAD_OPS))
     inputs: tuple[Ref, ...]
-    width: int = field(metadata=_positive())
+    width: int = field(metadata=positive())
     aux: tuple[Ref, ...] = ()
 
 
@@ -291,6 +172,8 @@ class Genotype:
         must be valid (``schema_io.validate``): references are not checked here.
 
         Example:
+            >>> from mobileseg.arch.ops.convolutions import Conv
+            >>> from mobileseg.arch.ops.skip import Skip
             >>> g = Genotype(name="s", branches=(Branch("m", None, (Conv(width=8, stride=2), Skip())),),
             ...              head=Head(op="light", inputs=(Ref("m"),), width=8))
             >>> g.cell_shapes((45, 60))[("m", 1)]

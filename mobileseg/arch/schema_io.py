@@ -33,8 +33,8 @@ import typing
 
 import yaml
 
-from mobileseg.arch.genotype import (ATTENTION_OPS, CELL_TYPES, SCHEMA_VERSION, Branch, Cell, Genotype,
-                                     GenotypeError, Head, Ref)
+from mobileseg.arch.genotype import SCHEMA_VERSION, Branch, Cell, Genotype, GenotypeError, Head, Ref
+from mobileseg.arch.ops.registry import ATTENTION_OPS, CELL_TYPES, op_spec
 from mobileseg.atomic_write import write_atomic
 from mobileseg.bounded_yaml import check_bounds, load_yaml, read_yaml
 from mobileseg.short_repr import short_repr
@@ -283,18 +283,11 @@ def validate(genotype: Genotype, source: str = "<genotype>") -> None:
 
 
 def _check_cell(cell: Cell, in_width: int, source: str, path: str) -> None:
-    if cell.OP == "efficient_attention" and in_width % cell.heads:
+    spec = op_spec(cell.OP)
+    if spec.split_heads and in_width % cell.heads:
         _fail(source, _join(path, "heads"), f"{cell.heads} heads do not divide the input width {in_width}")
-    if cell.OP in ("gfa_attention", "mhsa") and in_width % cell.heads:
-        _fail(source, _join(path, "heads"), f"{cell.heads} heads do not divide the input width {in_width}")
-    if cell.OP == "gfa_attention" and cell.units % cell.heads:
-        _fail(source, _join(path, "units"), f"{cell.heads} heads do not divide {cell.units} memory units")
-    if cell.OP == "efficient_attention":
-        if not 0.0 <= cell.tome_ratio < 1.0:
-            _fail(source, _join(path, "tome_ratio"), f"must be in [0, 1), got {cell.tome_ratio}")
-        if (cell.tome_mode == "none") != (cell.tome_ratio == 0.0):
-            _fail(source, _join(path, "tome_ratio"),
-                  "token merging needs both a tome_mode other than none and a tome_ratio above 0")
+    for field, problem in spec.check(cell, in_width):  # _fail raises: the first problem is reported
+        _fail(source, _join(path, field), problem)
     if cell.OP in ATTENTION_OPS and in_width < 2:
         _fail(source, path, f"{cell.OP} needs a feature map, not the image")
 

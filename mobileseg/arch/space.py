@@ -37,29 +37,22 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import typing
 
 import numpy as np
 
 from mobileseg.arch import schema_io
-from mobileseg.arch.genotype import CELL_TYPES, Cell, Genotype
+from mobileseg.arch.genotype import Cell, Genotype
+from mobileseg.arch.ops.registry import CELL_TYPES
 from mobileseg.arch.schema_io import GenotypeError
+from mobileseg.arch.space_tree import count, is_choice, join
 from mobileseg.bounded_yaml import load_yaml, read_yaml
 from mobileseg.short_repr import short_repr
 
 Decisions = dict[str, int]
 MAX_RETRIES = 200
 SKIP = {"op": "skip"}
-
-
-def _is_choice(node) -> bool:
-    return isinstance(node, dict) and set(node) == {"choice"}
-
-
-def _join(path: str, key) -> str:
-    return f"{path}[{key}]" if isinstance(key, int) else (f"{path}.{key}" if path else key)
 
 
 class SearchSpace:
@@ -124,15 +117,15 @@ class SearchSpace:
 
     def _walk(self, node, path: str, decisions: Decisions, pick):
         """Resolve choices top-down; ``pick(path, n)`` gives the index at each one."""
-        if _is_choice(node):
+        if is_choice(node):
             options = node["choice"]
             index = pick(path, len(options))
             decisions[path] = index
             return self._walk(options[index], f"{path}/{index}", decisions, pick)
         if isinstance(node, dict):
-            return {k: self._walk(v, _join(path, k), decisions, pick) for k, v in node.items()}
+            return {k: self._walk(v, join(path, k), decisions, pick) for k, v in node.items()}
         if isinstance(node, list):
-            items = [self._walk(v, _join(path, i), decisions, pick) for i, v in enumerate(node)]
+            items = [self._walk(v, join(path, i), decisions, pick) for i, v in enumerate(node)]
             return [item for item in items if item is not None]
         return node
 
@@ -207,21 +200,12 @@ class SearchSpace:
 
     def size(self) -> int:
         """Number of distinct choice combinations (combinations that do not connect included)."""
-        def count(node) -> int:
-            if _is_choice(node):
-                return sum(count(option) for option in node["choice"])
-            if isinstance(node, dict):
-                return math.prod(count(v) for v in node.values())
-            if isinstance(node, list):
-                return math.prod(count(v) for v in node)
-            return 1
-
         return count(self.tree)
 
 
 def _normalize(node, annotation, source: str, path: str):
     """Fill every default, so a space compares key for key with a genotype's ``to_dict``."""
-    if _is_choice(node):
+    if is_choice(node):
         options = node["choice"]
         if not isinstance(options, list) or not options:
             raise GenotypeError(f"{source}: {path}: choice needs a non-empty list")
@@ -235,12 +219,12 @@ def _normalize(node, annotation, source: str, path: str):
         if not isinstance(node, list):
             raise GenotypeError(f"{source}: {path}: expected a list, got {short_repr(node)}")
         item = typing.get_args(annotation)[0]
-        return [_normalize(v, item, source, _join(path, i)) for i, v in enumerate(node)]
+        return [_normalize(v, item, source, join(path, i)) for i, v in enumerate(node)]
     if annotation is Cell:
         if not isinstance(node, dict) or not isinstance(node.get("op"), str):
             raise GenotypeError(f"{source}: {path}: a cell needs a fixed 'op' (choose whole cells instead)")
         if node["op"] not in CELL_TYPES:
-            raise GenotypeError(f"{source}: {_join(path, 'op')}: unknown op {short_repr(node['op'])}; "
+            raise GenotypeError(f"{source}: {join(path, 'op')}: unknown op {short_repr(node['op'])}; "
                                 f"expected one of {', '.join(CELL_TYPES)}")
         return {"op": node["op"], **_normalize({k: v for k, v in node.items() if k != "op"},
                                                CELL_TYPES[node["op"]], source, path)}
@@ -251,7 +235,7 @@ def _normalize(node, annotation, source: str, path: str):
         out = {}
         for f in dataclasses.fields(annotation):
             if f.name in node:
-                out[f.name] = _normalize(node[f.name], hints[f.name], source, _join(path, f.name))
+                out[f.name] = _normalize(node[f.name], hints[f.name], source, join(path, f.name))
             elif f.default is not dataclasses.MISSING:
                 default = f.default
                 out[f.name] = list(default) if isinstance(default, tuple) else default
@@ -287,7 +271,7 @@ def _reads(cell: dict, names: set[str]) -> bool | None:
 
 def _match(node, value, path: str, present: set[str]) -> Decisions | None:
     """Decisions under ``node`` that reproduce ``value``, or None."""
-    if _is_choice(node):
+    if is_choice(node):
         for index, option in enumerate(node["choice"]):
             if option is None:
                 continue
@@ -302,7 +286,7 @@ def _match(node, value, path: str, present: set[str]) -> Decisions | None:
             return None
         out: Decisions = {}
         for key in node:
-            found = _match(node[key], value[key], _join(path, key), present)
+            found = _match(node[key], value[key], join(path, key), present)
             if found is None:
                 return None
             out.update(found)
@@ -312,14 +296,14 @@ def _match(node, value, path: str, present: set[str]) -> Decisions | None:
             return None
         out, position = {}, 0
         for index, item in enumerate(node):
-            item_path = _join(path, index)
+            item_path = join(path, index)
             if position < len(value):
                 found = _match(item, value[position], item_path, present)
                 if found is not None:
                     out.update(found)
                     position += 1
                     continue
-            if _is_choice(item) and None in item["choice"]:
+            if is_choice(item) and None in item["choice"]:
                 out[item_path] = item["choice"].index(None)
             elif _reads_dropped_branch(item, present):
                 out.update(_first_decisions(item, item_path))
@@ -331,7 +315,7 @@ def _match(node, value, path: str, present: set[str]) -> Decisions | None:
 
 def _reads_dropped_branch(item, present: set[str]) -> bool:
     """A reference to, or a branch forking from, a branch the genotype does not have."""
-    if _is_choice(item):
+    if is_choice(item):
         return all(option is not None and _reads_dropped_branch(option, present) for option in item["choice"])
     if not isinstance(item, dict):
         return False
@@ -343,10 +327,10 @@ def _reads_dropped_branch(item, present: set[str]) -> bool:
 def _first_decisions(node, path: str) -> Decisions:
     """Decisions taking the first alternative everywhere under ``node`` (for pruned parts)."""
     out: Decisions = {}
-    if _is_choice(node):
+    if is_choice(node):
         out[path] = 0
         return {**out, **_first_decisions(node["choice"][0], f"{path}/0")}
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
     for key, value in items:
-        out.update(_first_decisions(value, _join(path, key)))
+        out.update(_first_decisions(value, join(path, key)))
     return out

@@ -63,7 +63,9 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from mobileseg.arch.genotype import CELL_TYPES, HEAD_OPS, Cell, Genotype, Head, Ref
+from mobileseg.arch.genotype import HEAD_OPS, Cell, Genotype, Head, Ref
+from mobileseg.arch.ops.registry import CELL_TYPES, op_spec
+from mobileseg.arch.space_tree import count, expand, is_choice
 from mobileseg.latency.signature import BlockSignature, parse_shape
 
 Shape = tuple[int, int, int]
@@ -81,14 +83,14 @@ SAMPLE_MAX_DRAWS = 200_000
 def cell_signature(cell: Cell, input_shape: Shape, output_shape: Shape,
                    context_shape: Shape | None = None, quantization: str = "int8"
                    ) -> BlockSignature | None:
-    """The signature of one cell at its shapes; None for a ``skip`` cell (no block).
+    """The signature of one cell at its shapes; None for a cell whose op is no block (``skip``).
 
     Example:
-        >>> from mobileseg.arch.genotype import MBConv
+        >>> from mobileseg.arch.ops.convolutions import MBConv
         >>> cell_signature(MBConv(width=24, kernel=5, stride=2), (90, 120, 16), (45, 60, 24)).key
         'mbconv|in=90x120x16|out=45x60x24|k=5|s=2|e=4|w=24|act=relu|expanded=0|se=false|q=int8'
     """
-    if cell.OP == "skip":
+    if not op_spec(cell.OP).latency_block:
         return None
     fixed = dict(_SIGNATURE_FIELDS)
     extra = {}
@@ -131,12 +133,12 @@ def cell_from_signature(signature: BlockSignature) -> Cell:
         ValueError: a signature that is not a cell's (unknown op, missing or unknown field).
 
     Example:
-        >>> from mobileseg.arch.genotype import MBConv
+        >>> from mobileseg.arch.ops.convolutions import MBConv
         >>> cell = MBConv(width=24, kernel=5, stride=2)
         >>> cell_from_signature(cell_signature(cell, (90, 120, 16), (45, 60, 24))) == cell
         True
     """
-    if signature.op not in CELL_TYPES or signature.op == "skip":
+    if signature.op not in CELL_TYPES or not op_spec(signature.op).latency_block:
         raise ValueError(f"block {signature.key}: {signature.op!r} is not a cell op")
     cls = CELL_TYPES[signature.op]
     hints = typing.get_type_hints(cls)
@@ -172,7 +174,8 @@ def block_model(signature: BlockSignature):
         ValueError: an unknown op, or a block whose output is not the signature's output.
 
     Example:
-        >>> from mobileseg.arch.genotype import Fuse, Ref
+        >>> from mobileseg.arch.genotype import Ref
+        >>> from mobileseg.arch.ops.fuse import Fuse
         >>> sig = cell_signature(Fuse(context=Ref("low"), width=16, mode="sum"), (8, 8, 8),
         ...                      (8, 8, 16), context_shape=(4, 4, 32))
         >>> model = block_model(sig)
@@ -412,34 +415,6 @@ class _Unsupported(Exception):
     """A space feature the exact walk does not handle (the message says which)."""
 
 
-def _is_choice(node) -> bool:
-    return isinstance(node, dict) and set(node) == {"choice"}
-
-
-def _expand(node) -> list:
-    """Every concrete value of a space subtree (``None`` where a choice drops it)."""
-    if _is_choice(node):
-        return [value for option in node["choice"]
-                for value in ([None] if option is None else _expand(option))]
-    if isinstance(node, dict):
-        keys = list(node)
-        return [dict(zip(keys, combo)) for combo in itertools.product(*(_expand(node[k]) for k in keys))]
-    if isinstance(node, list):
-        return [[item for item in combo if item is not None]
-                for combo in itertools.product(*(_expand(item) for item in node))]
-    return [node]
-
-
-def _count(node) -> int:
-    if _is_choice(node):
-        return sum(1 if option is None else _count(option) for option in node["choice"])
-    if isinstance(node, dict):
-        return int(np.prod([_count(v) for v in node.values()], dtype=object))
-    if isinstance(node, list):
-        return int(np.prod([_count(v) for v in node], dtype=object))
-    return 1
-
-
 def _ref(data: dict | None) -> Ref | None:
     return None if data is None else Ref(data["branch"], data.get("cell", -1))
 
@@ -461,10 +436,10 @@ class _Walk:
     def options(self, node, path: str) -> list[Cell]:
         """The valid cells a cell node can be (cached per node)."""
         if id(node) not in self.cell_options:
-            if _count(node) > MAX_STRUCTURES:
-                raise _Unsupported(f"{path} has {_count(node)} alternatives")
+            if count(node) > MAX_STRUCTURES:
+                raise _Unsupported(f"{path} has {count(node)} alternatives")
             cells = []
-            for data in _expand(node):
+            for data in expand(node):
                 if data is None:
                     raise _Unsupported(f"{path}: a choice can remove the cell (indices would shift)")
                 try:
@@ -479,16 +454,16 @@ class _Walk:
         slots = []
         for index, node in enumerate(self.space.tree["branches"]):
             alternatives = []
-            for option in (node["choice"] if _is_choice(node) else [node]):
+            for option in (node["choice"] if is_choice(node) else [node]):
                 if option is None:
                     alternatives.append(None)
                     continue
                 if not isinstance(option.get("cells"), list):
                     raise _Unsupported(f"branches[{index}].cells is a choice of whole cell lists")
                 skeleton = {k: v for k, v in option.items() if k != "cells"}
-                if _count(skeleton) > MAX_STRUCTURES:
+                if count(skeleton) > MAX_STRUCTURES:
                     raise _Unsupported(f"branches[{index}] has too many layouts")
-                for concrete in _expand(skeleton):
+                for concrete in expand(skeleton):
                     alternatives.append((concrete["name"], _ref(concrete.get("source")), option["cells"]))
             slots.append(alternatives)
         total = int(np.prod([len(s) for s in slots], dtype=object))
@@ -573,7 +548,7 @@ class _Walk:
             outputs[key], signatures[key] = shapes, blocks
             return shapes
 
-        heads = _expand(self.space.tree["head"])
+        heads = expand(self.space.tree["head"])
         found: set[BlockSignature] = set()
         live: set[tuple[str, int]] = set()
         for head_data in heads:

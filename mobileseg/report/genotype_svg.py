@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from html import escape
 
-from mobileseg.arch.genotype import ATTENTION_OPS, Genotype
+from mobileseg.arch.genotype import Genotype
+from mobileseg.arch.ops.registry import op_spec
 from mobileseg.latency.blocks import live_cells
 
 BOX_W, BOX_H = 124, 52
@@ -46,22 +47,20 @@ SETTINGS = (("width", "w"), ("kernel", "k"), ("stride", "s"), ("expansion", "e")
 
 
 def kind(op: str) -> str:
-    """The colour group of an op: ``conv``, ``attention``, ``fuse``, ``skip`` or ``head``.
+    """The colour group of an op: its registered family (``conv``, ``attention``, ``fuse``, ``skip``) or ``head``.
 
     Example:
         >>> kind("mbconv"), kind("mhsa"), kind("skip")
         ('conv', 'attention', 'skip')
     """
-    if op in ATTENTION_OPS:
-        return "attention"
-    return op if op in ("fuse", "skip", "head") else "conv"
+    return "head" if op == "head" else op_spec(op).family
 
 
 def settings_label(cell) -> str:
     """The main settings of a cell, short: ``w16 k3 s2``.
 
     Example:
-        >>> from mobileseg.arch.genotype import MBConv
+        >>> from mobileseg.arch.ops.convolutions import MBConv
         >>> settings_label(MBConv(width=16, kernel=5, stride=2, expansion=4.0))
         'w16 k5 s2 e4'
     """
@@ -81,7 +80,9 @@ def columns(genotype: Genotype) -> dict[tuple[str, int], int]:
     cell (the longest path from the image), so arrows run left to right.
 
     Example:
-        >>> from mobileseg.arch.genotype import Branch, Conv, Fuse, Head, Ref
+        >>> from mobileseg.arch.genotype import Branch, Head, Ref
+        >>> from mobileseg.arch.ops.convolutions import Conv
+        >>> from mobileseg.arch.ops.fuse import Fuse
         >>> g = Genotype("t", (Branch("a", None, (Conv(width=8), Fuse(context=Ref("b", 1), width=8))),
         ...                    Branch("b", Ref("a", 0), (Conv(width=8), Conv(width=8)))),
         ...              Head("light", (Ref("a"),), 8))

@@ -54,7 +54,7 @@ import numpy as np
 
 from mobileseg.arch.genotype import Genotype
 from mobileseg.arch.schema_io import GenotypeError
-from mobileseg.arch.space import Decisions, SearchSpace, _is_choice, _join
+from mobileseg.arch.space import Decisions, SearchSpace
 from mobileseg.latency.blocks import buildable
 from mobileseg.search.encoding import all_choice_points, suggest_decisions
 from mobileseg.supernet.plan import SupernetPlan
@@ -84,54 +84,6 @@ class Chosen:
     genotype: Genotype
     arch: np.ndarray
     fixups: int
-
-
-def nodes_by_path(tree) -> dict[str, object]:
-    """Every node of a space tree under its choice path (``branches[2]/1.cells[0]``), alternatives included."""
-    out: dict[str, object] = {}
-
-    def visit(node, path):
-        out[path] = node
-        if _is_choice(node):
-            for index, option in enumerate(node["choice"]):
-                if option is not None:
-                    visit(option, f"{path}/{index}")
-        elif isinstance(node, dict):
-            for key, value in node.items():
-                visit(value, _join(path, key))
-        elif isinstance(node, list):
-            for index, value in enumerate(node):
-                visit(value, _join(path, index))
-
-    visit(tree, "")
-    return out
-
-
-def alternatives(node, path: str) -> list[tuple[tuple[tuple[str, int], ...], object]]:
-    """Every concrete value of a space node with the decisions that give it: ``[((path, index), ...), value]``.
-
-    Example:
-        >>> [(d, v["width"]) for d, v in alternatives({"op": "conv", "width": {"choice": [8, 16]}}, "c")]
-        [((('c.width', 0),), 8), ((('c.width', 1),), 16)]
-    """
-    if _is_choice(node):
-        out = []
-        for index, option in enumerate(node["choice"]):
-            for decisions, value in ([((), None)] if option is None else alternatives(option, f"{path}/{index}")):
-                out.append((((path, index), *decisions), value))
-        return out
-    if isinstance(node, (dict, list)):
-        keys = list(node) if isinstance(node, dict) else list(range(len(node)))
-        combos = [[]]
-        for key in keys:
-            combos = [[*combo, item] for combo in combos for item in alternatives(node[key], _join(path, key))]
-        out = []
-        for combo in combos:
-            decisions = tuple(d for part, _ in combo for d in part)
-            values = [value for _, value in combo]
-            out.append((decisions, dict(zip(keys, values)) if isinstance(node, dict) else values))
-        return out
-    return [((), node)]
 
 
 class CellChoices:

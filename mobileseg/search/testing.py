@@ -22,7 +22,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from mobileseg.arch.genotype import ATTENTION_OPS, Genotype
+from mobileseg.arch.genotype import Genotype
+from mobileseg.arch.ops.registry import ATTENTION_OPS
 from mobileseg.search.objectives import genotype_key
 
 DEMO_SPACE = Path(__file__).resolve().parents[2] / "search_space" / "demo.yaml"

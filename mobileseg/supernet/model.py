@@ -65,9 +65,11 @@ from mobileseg.arch.builder import build_model, cell_layer, head_layer
 from mobileseg.arch.genotype import Genotype, Head
 from mobileseg.arch.schema_io import GenotypeError
 from mobileseg.arch.space import Decisions, SearchSpace
+from mobileseg.arch.space_tree import expand
+from mobileseg.blocks.elastic import fit_channels
 from mobileseg.data.normalization import MEAN_RGB, STD_RGB
 from mobileseg.supernet import elastic
-from mobileseg.supernet.plan import CellSlot, RefSlot, SupernetPlan, expand, in_space
+from mobileseg.supernet.plan import CellSlot, RefSlot, SupernetPlan, in_space
 
 
 
@@ -380,14 +382,14 @@ class Supernet(keras.Model):
         kernels = {v["kernel"] for v in group.variants if "kernel" in v}
         y = elastic.run_cell(group.wide.OP, layer, x, context, args, training, momentum,
                              kernel_elastic=group.kernel_elastic and len(kernels) > 1)
-        return elastic.fit_channels(y, slot.out_max)
+        return fit_channels(y, slot.out_max)
 
     def _absent(self, slot: CellSlot, x, context):
         return ops.zeros((ops.shape(x)[0], *slot.size, slot.out_max), x.dtype)
 
     def _select(self, ref: RefSlot, index, features):
         width = self._ref_width(ref)
-        tensors = [elastic.fit_channels(features[c], width) for c in ref.candidates]
+        tensors = [fit_channels(features[c], width) for c in ref.candidates]
         if len(tensors) == 1:
             return tensors[0]
         return ops.switch(index, [functools.partial(lambda t: t, t) for t in tensors])

@@ -9,7 +9,8 @@ from the space alone, what that graph needs and how a genotype is told to it:
   space makes of it then).
 - **groups**: the alternatives of a slot, grouped by *structure*. Fields that only
   change channel counts or a kernel's size are *elastic* (``width``, ``kernel``,
-  ``expansion``/``expanded``, ``mlp_ratio``): the variants differing only there share
+  ``expansion``/``expanded``, ``mlp_ratio``: each op's ``elastic_fields`` in
+  `mobileseg.arch.ops`): the variants differing only there share
   one layer built at the largest value, and a narrower variant uses its first
   channels (kernels: the centre). Every other field (op, stride, heads, ``sr_ratio``,
   ``se``, activation, ...) makes its own group, i.e. its own layer.
@@ -47,27 +48,16 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from mobileseg.arch import schema_io
-from mobileseg.arch.genotype import ATTENTION_OPS, Cell, Genotype
+from mobileseg.arch.genotype import Cell, Genotype
+from mobileseg.arch.ops.registry import ATTENTION_OPS, op_spec
 from mobileseg.arch.schema_io import GenotypeError
 from mobileseg.arch.space import SearchSpace
-from mobileseg.blocks.conv import make_divisible
-
-ELASTIC_FIELDS: dict[str, tuple[str, ...]] = {
-    "conv": ("width", "kernel"),
-    "mbconv": ("width", "kernel", "expansion", "expanded"),
-    "zoomed_conv": ("width", "kernel"),
-    "patch_embed": ("width", "kernel"),
-    "sea_attention": ("mlp_ratio",),
-    "efficient_attention": ("mlp_ratio",),
-    "fuse": ("width",),
-}
-"""Per op, the fields a shared (widest) layer serves by masking channels or a kernel's border."""
+from mobileseg.arch.space_tree import expand, is_choice
 
 CELL_FIELDS = ("op", "in", "out", "kernel", "hidden", "se", "residual", "ctx", "ctx_w", "src")
 """The arch-vector fields of every cell slot (see `SupernetPlan.encode`)."""
@@ -80,28 +70,6 @@ class SupernetError(GenotypeError):
     """A search space that cannot be run as one weight-sharing supernet; the message names the choice path."""
 
 
-def _is_choice(node) -> bool:
-    return isinstance(node, dict) and set(node) == {"choice"}
-
-
-def expand(node) -> list:
-    """Every concrete value a space node can take (all combinations of its choices).
-
-    Example:
-        >>> expand({"op": "conv", "width": {"choice": [8, 16]}, "kernel": {"choice": [3, 5]}})[-1]
-        {'op': 'conv', 'width': 16, 'kernel': 5}
-    """
-    if _is_choice(node):
-        return [value for option in node["choice"] for value in expand(option)]
-    if isinstance(node, dict):
-        keys = list(node)
-        combos = itertools.product(*(expand(node[k]) for k in keys))
-        return [dict(zip(keys, combo)) for combo in combos]
-    if isinstance(node, list):
-        return [list(combo) for combo in itertools.product(*(expand(v) for v in node))]
-    return [node]
-
-
 def cell_from_dict(data: dict, source: str = "<space>", path: str = "") -> Cell:
     """A cell dataclass from a concrete, normalized space dict, checked like a genotype's cell.
 
@@ -109,28 +77,6 @@ def cell_from_dict(data: dict, source: str = "<space>", path: str = "") -> Cell:
         GenotypeError: a value the schema does not allow (naming ``source`` and ``path``).
     """
     return schema_io._cell_from_dict(data, source, path)
-
-
-def hidden_width(cell: Cell, in_width: int) -> int:
-    """The inner width a block derives from its input width (mirrors the blocks' constructors).
-
-    MBConv: ``expanded or round(in * expansion)``; SeaFormer and SegFormer FFNs:
-    ``int(in * mlp_ratio)``; RTFormer FFNs: ``in``; others 0.
-    """
-    if cell.OP == "mbconv":
-        return cell.expanded or int(round(in_width * cell.expansion))
-    if cell.OP in ("sea_attention", "efficient_attention"):
-        return int(in_width * cell.mlp_ratio)
-    if cell.OP in ("gfa_attention", "cross_attention"):
-        return in_width
-    return 0
-
-
-def se_width(cell: Cell, in_width: int) -> int:
-    """MBConv's squeeze-excite width (0 without SE)."""
-    if cell.OP == "mbconv" and cell.se:
-        return make_divisible(hidden_width(cell, in_width) * 0.25, 8)
-    return 0
 
 
 @dataclass
@@ -287,7 +233,7 @@ class SupernetPlan:
     def _branch(self, item, position: int) -> BranchSlot:
         path = f"branches[{position}]"
         optional = False
-        if _is_choice(item):
+        if is_choice(item):
             options = item["choice"]
             real = [(k, o) for k, o in enumerate(options) if o is not None]
             if len(real) != 1:
@@ -301,7 +247,7 @@ class SupernetPlan:
         cells = []
         for i, node in enumerate(item["cells"]):
             cell_path = f"{path}.cells[{i}]"
-            if _is_choice(node) and None in node["choice"]:
+            if is_choice(node) and None in node["choice"]:
                 self._fail(cell_path, "a null alternative cannot drop a single cell in a supernet; "
                                       "use {op: skip} for depth")
             variants = expand(node)
@@ -350,7 +296,7 @@ class SupernetPlan:
                 cell.context = self._ref_slot(f"{cell.path}.context", contexts)
 
     def _head(self, node) -> HeadPlan:
-        if _is_choice(node) or _is_choice(node.get("op")):
+        if is_choice(node) or is_choice(node.get("op")):
             self._fail("head.op", "a supernet needs a fixed head op (its width may be a choice)")
         inputs = [self._ref_slot(f"head.inputs[{i}]", expand(ref)) for i, ref in enumerate(node["inputs"])]
         for ref in inputs:
@@ -449,8 +395,9 @@ class SupernetPlan:
                 pairs[key].append((cell, in_width))
         groups = []
         for key, group in by_key.items():
-            kernels = {c.kernel for c, _ in pairs[key] if "kernel" in ELASTIC_FIELDS.get(c.OP, ())}
-            stride = 1 if key[0] == "zoomed_conv" else slot.stride
+            spec = op_spec(key[0])
+            kernels = {c.kernel for c, _ in pairs[key] if "kernel" in spec.elastic_fields}
+            stride = slot.stride if spec.strided_kernel else 1
             if kernels and min(kernels) < stride:
                 # Centre-cropping a kernel smaller than the stride shifts "same" padding: split by kernel.
                 for kernel in sorted(kernels):
@@ -465,24 +412,20 @@ class SupernetPlan:
     def _finish_group(self, slot: CellSlot, group: Group, pairs: list[tuple[Cell, int]]) -> Group:
         cells = [c for c, _ in pairs]
         base = cells[0]
-        updates = {}
-        elastic = ELASTIC_FIELDS.get(base.OP, ())
-        if "width" in elastic:
-            updates["width"] = max(c.width for c in cells)
-        if "kernel" in elastic and group.kernel_elastic:
-            updates["kernel"] = max(c.kernel for c in cells)
-        if "mlp_ratio" in elastic:
-            updates["mlp_ratio"] = max(c.mlp_ratio for c in cells)
-        if base.OP == "mbconv":
-            hidden = max(hidden_width(c, w) for c, w in pairs)
+        spec = op_spec(base.OP)
+        elastic = spec.elastic_fields
+        updates = {name: max(getattr(c, name) for c in cells) for name in elastic
+                   if name != "kernel" or group.kernel_elastic}
+        if "expanded" in elastic:  # an explicit hidden width: the widest any variant derives
+            hidden = max(spec.hidden_width(c, w) for c, w in pairs)
             has_expand = ("has_expand", True) in group.key
             if has_expand and hidden == slot.in_max:
                 self._fail(slot.path, f"the widest hidden width {hidden} equals the widest input width; "
                                       "the shared MBConv would lose its expansion conv")
-            updates.update(expanded=hidden, expansion=max(c.expansion for c in cells))
+            updates["expanded"] = hidden
         wide = dataclasses.replace(base, **updates)
         heads = getattr(wide, "heads", None)
-        if wide.OP in ("efficient_attention", "gfa_attention", "mhsa") and slot.in_max % heads:
+        if spec.split_heads and slot.in_max % heads:
             self._fail(slot.path, f"{wide.OP}: {heads} heads do not divide the widest input width "
                                   f"{slot.in_max} the shared layer is built for")
         group.wide = wide
@@ -516,9 +459,10 @@ class SupernetPlan:
             vector[at + 1] = in_width
             vector[at + 2] = out_width
             vector[at + 3] = getattr(cell, "kernel", 0)
-            vector[at + 4] = hidden_width(cell, in_width)
-            vector[at + 5] = se_width(cell, in_width)
-            vector[at + 6] = int(cell.OP == "mbconv" and cell.stride == 1 and in_width == cell.width)
+            spec = op_spec(cell.OP)
+            vector[at + 4] = spec.hidden_width(cell, in_width)
+            vector[at + 5] = spec.se_width(cell, in_width)
+            vector[at + 6] = int(spec.residual(cell, in_width))
             if slot.context is not None and cell.context_ref() is not None:
                 vector[at + 7] = slot.context.index_of(genotype.resolve(cell.context_ref()), slot.path)
                 vector[at + 8] = shape.context[2]
@@ -553,12 +497,11 @@ class SupernetPlan:
 
 
 def structure_key(cell: Cell, in_width: int, kernel_elastic: bool = True) -> tuple:
-    """What must agree for two variants of a slot to share one layer."""
-    elastic = set(ELASTIC_FIELDS.get(cell.OP, ())) | {"context"}
+    """What must agree for two variants of a slot to share one layer (its op's fields but the elastic ones)."""
+    spec = op_spec(cell.OP)
+    elastic = set(spec.elastic_fields) | {"context"}
     fields = tuple((f.name, getattr(cell, f.name)) for f in dataclasses.fields(cell) if f.name not in elastic)
-    key = (cell.OP, *fields)
-    if cell.OP == "mbconv":
-        key += (("has_expand", hidden_width(cell, in_width) != in_width),)
+    key = (cell.OP, *fields, *spec.structure(cell, in_width))
     if not kernel_elastic:
         key += (("kernel", cell.kernel),)
     return key

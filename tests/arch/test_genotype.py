@@ -2,8 +2,12 @@ import dataclasses
 
 import pytest
 
-from mobileseg.arch.genotype import (
-    Branch, Conv, EfficientAttention, Fuse, Genotype, Head, MBConv, Ref, SeaAttention, Skip)
+from mobileseg.arch.genotype import Branch, Genotype, Head, Ref
+from mobileseg.arch.ops.convolutions import Conv, MBConv
+from mobileseg.arch.ops.efficient_attention import EfficientAttention
+from mobileseg.arch.ops.fuse import Fuse
+from mobileseg.arch.ops.sea_attention import SeaAttention
+from mobileseg.arch.ops.skip import Skip
 
 
 def two_branch() -> Genotype:

@@ -206,7 +206,8 @@ def test_the_bounds_cover_every_numeric_field_of_the_cells_the_head_and_referenc
     import dataclasses
     import typing
 
-    from mobileseg.arch.genotype import CELL_TYPES, Head, Ref
+    from mobileseg.arch.genotype import Head, Ref
+    from mobileseg.arch.ops.registry import CELL_TYPES
 
     unbounded = []
     for cls in (*CELL_TYPES.values(), Head, Ref):

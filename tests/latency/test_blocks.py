@@ -93,7 +93,7 @@ def test_repeated_blocks_count_twice_and_dead_cells_not_at_all():
 
 
 def test_different_settings_give_different_keys():
-    from mobileseg.arch.genotype import MBConv
+    from mobileseg.arch.ops.convolutions import MBConv
 
     variants = [MBConv(width=16), MBConv(width=16, se=True), MBConv(width=16, act="hard_swish"),
                 MBConv(width=16, expanded=40), MBConv(width=16, expansion=6.0), MBConv(width=16, kernel=5)]
@@ -237,7 +237,8 @@ def test_heads_the_builder_refuses_are_left_out_and_skipped_by_sampling():
 
 
 def test_sampling_skips_networks_the_builder_refuses():
-    from mobileseg.arch.genotype import Branch, Conv, Genotype
+    from mobileseg.arch.genotype import Branch, Genotype
+    from mobileseg.arch.ops.convolutions import Conv
 
     def network(width):  # made directly: the validator would refuse the width-16 one
         return Genotype("n", (Branch("main", None, (Conv(width=width, stride=2),)),),

@@ -5,8 +5,9 @@ import pytest
 
 from mobileseg.arch.schema_io import GenotypeError
 from mobileseg.arch.space import SearchSpace
+from mobileseg.arch.space_tree import alternatives
 from mobileseg.search import cell_choices
-from mobileseg.search.cell_choices import CellChoices, alternatives
+from mobileseg.search.cell_choices import CellChoices
 from mobileseg.supernet.plan import SupernetPlan
 from tests.supernet.spaces import all_ops, tiny
 

@@ -108,7 +108,7 @@ head: {op: light, inputs: [{branch: main}], width: 8}
 
 
 def test_structure_key_ignores_elastic_fields_only():
-    from mobileseg.arch.genotype import MBConv
+    from mobileseg.arch.ops.convolutions import MBConv
     a, b = MBConv(width=8, kernel=3, expansion=2.0), MBConv(width=16, kernel=5, expansion=4.0)
     assert structure_key(a, 8) == structure_key(b, 8)
     assert structure_key(a, 8) != structure_key(MBConv(width=8, kernel=3, se=True), 8)

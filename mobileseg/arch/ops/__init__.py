@@ -1,0 +1,1 @@
+"""The op registry: one module per op family declares everything about its ops (`registry`)."""
