@@ -66,7 +66,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from mobileseg.run_lock import RunLock
-from mobileseg.train import BadInput
+from mobileseg.run.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, MEANINGS, BadInput
 
 STEPS = ("search", "train", "export", "bench")
 """The steps, in the order they run."""
@@ -316,15 +316,15 @@ class StepFailed(Exception):
         elif self.returncode < 0:
             how = f"was killed by signal {-self.returncode}"
         else:
-            what = {2: " (bad input)", 3: " (phone lost)"}.get(self.returncode, "")
+            what = f" ({MEANINGS[self.returncode]})" if self.returncode in MEANINGS else ""
             how = f"failed with exit code {self.returncode}{what}"
         return (f"step {self.step} {how}; its output is above. Run the same command again once fixed: "
                 "finished steps are skipped and this one resumes")
 
     @property
     def exit_code(self) -> int:
-        """The pipeline's exit code: the step's own 2 or 3, otherwise 1."""
-        return self.returncode if self.returncode in (2, 3) else 1
+        """The pipeline's exit code: the step's own 2 or 3 (`MEANINGS`), otherwise 1."""
+        return self.returncode if self.returncode in MEANINGS else EXIT_FAILED
 
 
 def run_steps(settings: PipelineSettings, commands: Mapping[str, Callable[[PipelineSettings], Sequence[str]]],
@@ -532,7 +532,7 @@ def check_inputs(settings: PipelineSettings) -> PipelineSettings:
     from mobileseg.arch.space import SearchSpace
     from mobileseg.data.problems import DataError
     from mobileseg.data.sources import open_source
-    from mobileseg.train import check_size, logits_stride
+    from mobileseg.run.sizes import check_size, logits_stride
 
     if not settings.target_latency_ms > 0:
         raise BadInput(f"--target_latency_ms {settings.target_latency_ms:g}: must be a positive number of ms")
@@ -640,13 +640,13 @@ def run_pipeline(settings: PipelineSettings,
             write_atomic(settings.run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
             write_report(settings, commands, steps, log)
     except (BadInput, RunLockError, BudgetTooSmall) as error:
-        return fail(error, 2)
+        return fail(error, EXIT_BAD_INPUT)
     except StepFailed as error:
         return fail(error, error.exit_code)
     except (PipelineError, AtomicWriteError) as error:
-        return fail(error, 1)
+        return fail(error, EXIT_FAILED)
     log(format_summary(summary))
-    return 0
+    return EXIT_OK
 
 
 def define_flags(flag_values=None) -> None:
@@ -726,7 +726,7 @@ def run(fv, argv: Sequence[str]) -> int:
         settings = settings_from_flags(fv, argv)
     except BadInput as error:
         print(f"mobileseg.pipeline: error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
     from mobileseg.latency.cache import use_folder
 
     use_folder(fv.latency_cache)  # the steps' subprocesses inherit it

@@ -39,7 +39,7 @@ def plan_pipeline(settings, search_args: Sequence[str], explicit: Mapping[str, i
         log: where the plan is printed.
 
     Raises:
-        mobileseg.train.BadInput: the search step refuses its inputs, or a bad ``--time_budget``.
+        mobileseg.run.exit_codes.BadInput: the search step refuses its inputs, or a bad ``--time_budget``.
         mobileseg.timebudget.split.BudgetTooSmall: the budget cannot hold the smallest run.
     """
     from absl import flags
@@ -48,7 +48,7 @@ def plan_pipeline(settings, search_args: Sequence[str], explicit: Mapping[str, i
     from mobileseg.search.time_planner import PipelineSizes, make_plan
     from mobileseg.timebudget.duration import DurationError, parse_duration
     from mobileseg.timebudget.time_plan import earlier_plan, write_plan
-    from mobileseg.train import BadInput
+    from mobileseg.run.exit_codes import BadInput
 
     try:
         budget = parse_duration(settings.time_budget) if settings.time_budget else None

@@ -130,7 +130,7 @@ import types
 from collections.abc import Sequence
 from pathlib import Path
 
-from mobileseg.train import BadInput
+from mobileseg.run.exit_codes import BadInput
 
 STAGES = ("supernet", "search", "all")
 STRATEGIES = ("evolutionary", "differentiable", "random")
@@ -329,7 +329,7 @@ def check_inputs(fv) -> Plan:
     from mobileseg.search.study_storage import STUDY_FILE, hide_password
     from mobileseg.search.reference_choice import parse_references
     from mobileseg.supernet.plan import SupernetPlan
-    from mobileseg.train import check_size, logits_stride
+    from mobileseg.run.sizes import check_size, logits_stride
 
     _positive(fv, ("target_latency_ms", "threads", "population", "generations", "supernet_epochs",
                    "steps_per_epoch", "batch_size", "search_scale", "val_images", "calib_batches"))
