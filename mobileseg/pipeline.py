@@ -65,6 +65,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from mobileseg.run.latency_backend import parse_latency_backend
 from mobileseg.run_lock import RunLock
 from mobileseg.run.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, MEANINGS, BadInput
 
@@ -104,7 +105,7 @@ class PipelineSettings:
         train_epochs, batch_size: training (``batch_size`` also for the supernet and QAT).
         qat_epochs: quantization-aware fine-tuning epochs.
         threads: LiteRT threads (search latency, export timing, bench).
-        latency_backend: ``local[:FILE]``, ``table:FILE`` or ``adb[:FILE]`` (see the search).
+        latency_backend: ``local[:FILE]``, ``adb[:FILE]`` or ``table:FILE`` (`mobileseg.run.latency_backend`).
         serial: the phone for an adb backend (None: the only one connected).
         seed: seeds every step.
         time_budget: the run's time budget as given (``2h``; `mobileseg.pipeline_budget`), or None.
@@ -140,7 +141,7 @@ class PipelineSettings:
     @property
     def on_phone(self) -> bool:
         """True when latency is measured on an Android phone."""
-        return self.latency_backend.split(":")[0] == "adb"
+        return parse_latency_backend(self.latency_backend).on_phone
 
 
 def _size(size) -> str:
@@ -560,13 +561,10 @@ def check_inputs(settings: PipelineSettings) -> PipelineSettings:
     if train_pairs < settings.batch_size:
         raise BadInput(f"--batch_size {settings.batch_size}: {settings.data} has only {train_pairs} training "
                        "images; lower it or use more data")
-    kind, _, path = settings.latency_backend.partition(":")
-    if kind not in ("local", "table", "adb") or (kind == "table" and not path):
-        raise BadInput(f"--latency_backend {settings.latency_backend}: expected local[:FILE], table:FILE or "
-                       "adb[:FILE]")
-    if kind == "table" and not Path(path).is_file():
-        raise BadInput(f"--latency_backend {settings.latency_backend}: no such file {path}")
-    if settings.serial and kind != "adb":
+    backend = parse_latency_backend(settings.latency_backend)
+    if not backend.measures and not Path(backend.path).is_file():
+        raise BadInput(f"--latency_backend {settings.latency_backend}: no such file {backend.path}")
+    if settings.serial and not backend.on_phone:
         raise BadInput("--serial needs --latency_backend adb")
     _check_same_run(settings)
     return dataclasses.replace(settings, eval_split="test" if "test" in splits else "val")

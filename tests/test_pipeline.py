@@ -142,7 +142,7 @@ def test_a_failing_step_stops_the_run_and_its_exit_code_is_named(tmp_path, setti
     ({"data": "nope:x"}, "unknown kind 'nope'"),
     ({"batch_size": 64}, "--batch_size 64: synthetic:8 has only 6 training images"),
     ({"latency_backend": "table:missing.json"}, "no such file missing.json"),
-    ({"latency_backend": "gpu"}, "expected local[:FILE], table:FILE or adb[:FILE]"),
+    ({"latency_backend": "gpu"}, "expected local[:FILE], adb[:FILE] or table:FILE"),
     ({"serial": "R58M"}, "--serial needs --latency_backend adb"),
 ])
 def test_bad_inputs_exit_2_before_any_step(tmp_path, settings, capsys, change, message):

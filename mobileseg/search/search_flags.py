@@ -21,7 +21,6 @@ SIZE_FLAGS = ("supernet_epochs", "population", "generations")
 """What ``--time_budget`` sizes (unless given)."""
 STATE = "search_state.json"
 TABLE = "latency_table.json"
-LATENCY_BACKENDS = ("local", "adb", "table")
 
 
 def define_flags(flag_values=None) -> None:

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mobileseg.run.exit_codes import BadInput
-from mobileseg.search.search_flags import BUDGET_FLAGS, FLAG_NAMES, LATENCY_BACKENDS, TABLE
+from mobileseg.run.latency_backend import parse_latency_backend
+from mobileseg.search.search_flags import BUDGET_FLAGS, FLAG_NAMES, TABLE
 
 
 @dataclasses.dataclass
@@ -61,7 +62,7 @@ class Plan:
 
     def latency_identity(self) -> str:
         """``--latency_backend``, a ``table:FILE`` by its contents: workers' copies of one table are one backend."""
-        if not self.flags.latency_backend.startswith("table:"):
+        if parse_latency_backend(self.flags.latency_backend).measures:
             return self.flags.latency_backend
         text = json.dumps(self.latency.table.to_json(), sort_keys=True)
         return f"table sha256:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
@@ -326,20 +327,18 @@ def _open_latency_model(plan: Plan) -> None:
     from mobileseg.latency.predictor import MeasuringLatencyModel
 
     f = plan.flags
-    backend, _, path = f.latency_backend.partition(":")
-    if backend not in LATENCY_BACKENDS or (backend == "table" and not path):
-        raise BadInput(f"--latency_backend {f.latency_backend}: expected local[:FILE], adb[:FILE] or table:FILE")
-    if backend != "adb" and f.serial:
+    backend = parse_latency_backend(f.latency_backend)
+    if not backend.on_phone and f.serial:
         raise BadInput(f"--serial {f.serial}: only for --latency_backend adb")
-    if f.clock != "wall" and (backend != "local" or f.threads != 1):
+    if f.clock != "wall" and (backend.kind != "local" or f.threads != 1):
         raise BadInput(f"--clock {f.clock}: only for --latency_backend local with --threads 1 (a phone's "
                        "benchmark_model has only the wall clock)")
-    plan.latency_table = Path(path) if path else plan.run_dir / TABLE
+    plan.latency_table = Path(backend.path) if backend.path else plan.run_dir / TABLE
     try:
         plan.latency = genotype_latency_model(
             f.latency_backend, plan.input_size, plan.source.num_classes, default_table=plan.latency_table,
             threads=f.threads, serial=f.serial, adb=f.adb, progress=f.progress,
-            **({"clock": f.clock} if backend == "local" else {}))
+            **({"clock": f.clock} if backend.kind == "local" else {}))
     except (ValueError, FileNotFoundError) as error:  # a missing or corrupt table, another device's table
         raise BadInput(f"--latency_backend {f.latency_backend}: {error}") from None
     plan.record["latency_table"] = str(plan.latency_table)
@@ -352,4 +351,4 @@ def _open_latency_model(plan: Plan) -> None:
                 f"--latency_backend {f.latency_backend}: the table lacks {len(missing)} of the {len(plan.signatures)} "
                 f"blocks of {plan.space.source} at {height}x{width} (e.g. {missing[0].key}); complete it with "
                 f"python -m mobileseg.latency build --space {plan.space.source} --input_size {height}x{width} "
-                f"--num_classes {plan.source.num_classes} --out {path}")
+                f"--num_classes {plan.source.num_classes} --out {backend.path}")

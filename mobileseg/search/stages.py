@@ -15,6 +15,7 @@ import functools
 import time
 from pathlib import Path
 
+from mobileseg.run.latency_backend import parse_latency_backend
 from mobileseg.search.run_state import RunState
 from mobileseg.search.search_plan import Plan, evolutionary_search, proxy_mismatch
 
@@ -82,7 +83,7 @@ def _latency_source(plan: Plan) -> str:
     """What the latencies are, for the plot and pareto.json: backend, device, threads, table."""
     fingerprint = plan.latency.table.fingerprint
     device = fingerprint.get("model") or fingerprint.get("cpu") or "unknown device"
-    backend = plan.flags.latency_backend.partition(":")[0]
+    backend = parse_latency_backend(plan.flags.latency_backend).kind
     return (f"{backend}: {device}, {fingerprint.get('threads', '?')} thread(s), {plan.latency.table.quantization}, "
             f"{plan.latency_table}")
 
