@@ -66,21 +66,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from mobileseg.run.latency_backend import parse_latency_backend
+from mobileseg.run.run_dir import RunDir
 from mobileseg.run_lock import RunLock
 from mobileseg.run.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, MEANINGS, BadInput
 
 STEPS = ("search", "train", "export", "bench")
 """The steps, in the order they run."""
 
-ARCH = "arch.yaml"
-PARETO_JSON = "pareto.json"
-PARETO_PNG = "pareto.png"
-MODEL = "model.keras"
-TRAIN_STATE = "train_state.json"
-INT8 = "export/model_int8.tflite"
-REPORT = "export/report.json"
-SUMMARY = "summary.json"
-CONFIG = "config.yaml"
 
 
 class PipelineError(Exception):
@@ -136,7 +128,7 @@ class PipelineSettings:
     @property
     def bench_json(self) -> Path:
         """Where the bench step writes: ``bench/adb.json`` on a phone, else ``bench/local.json``."""
-        return self.run_dir / "bench" / ("adb.json" if self.on_phone else "local.json")
+        return RunDir(self.run_dir).bench(self.on_phone)
 
     @property
     def on_phone(self) -> bool:
@@ -180,7 +172,7 @@ def searched_size(run_dir: Path) -> tuple[tuple[int, int], float]:
     search = read_config(run_dir).get("search") or {}
     size, scale = search.get("input_size"), search.get("search_scale")
     if not (isinstance(size, list) and len(size) == 2 and isinstance(scale, (int, float))):
-        raise PipelineError(f"{run_dir / CONFIG}: its search section has no input_size and search_scale; "
+        raise PipelineError(f"{RunDir(run_dir).file(RunDir.CONFIG)}: its search section has no input_size and search_scale; "
                             "was arch.yaml written by python -m mobileseg.search?")
     return (int(size[0]), int(size[1])), float(scale)
 
@@ -212,7 +204,7 @@ def train_command(s: PipelineSettings) -> list[str]:
     (`init_flag`).
     """
     size, scale = searched_size(s.run_dir)
-    return [sys.executable, "-m", "mobileseg.train", "--arch", str(s.run_dir / ARCH), "--data", s.data,
+    return [sys.executable, "-m", "mobileseg.train", "--arch", str(RunDir(s.run_dir).file(RunDir.ARCH)), "--data", s.data,
             "--run_dir", str(s.run_dir), "--epochs", str(s.train_epochs), "--input_size", _size(s.input_size or size),
             "--model_size", _size(size), "--val_size", _size(size),
             "--scale_range", f"{0.5 * scale:.4g},{2 * scale:.4g}", "--batch_size", str(s.batch_size),
@@ -222,7 +214,7 @@ def train_command(s: PipelineSettings) -> list[str]:
 
 def _time_plan(s: PipelineSettings) -> str | None:
     """``DIR/plan.json`` when the run has a time budget (the steps keep to its deadlines)."""
-    return str(s.run_dir / "plan.json") if s.time_budget else None
+    return str(RunDir(s.run_dir).file(RunDir.PLAN)) if s.time_budget else None
 
 
 def export_command(s: PipelineSettings) -> list[str]:
@@ -240,7 +232,7 @@ def bench_command(s: PipelineSettings) -> list[str]:
         ['--model', 'runs/x/export/model_int8.tflite', '--threads', '1', '--out', 'runs/x/bench/local.json']
     """
     phone = ["--adb", *_optional(serial=s.serial)] if s.on_phone else []
-    return [sys.executable, "-m", "mobileseg.bench", "--model", str(s.run_dir / INT8), "--threads", str(s.threads),
+    return [sys.executable, "-m", "mobileseg.bench", "--model", str(RunDir(s.run_dir).file(RunDir.INT8)), "--threads", str(s.threads),
             *phone, "--out", str(s.bench_json)]
 
 
@@ -283,21 +275,22 @@ def train_finished(run_dir: Path, epochs: int) -> bool:
     """
     from mobileseg.timebudget.deadline import CUT
 
-    state = _read_json(run_dir / TRAIN_STATE) or {}
+    run = RunDir(run_dir)
+    state = _read_json(run.file(RunDir.TRAIN_STATE)) or {}
     cut = state.get("status") == "stopped" and CUT in str(state.get("message"))
     finished = state.get("status") == "finished" and isinstance(state.get("epoch"), int) and state["epoch"] >= epochs
-    return (run_dir / MODEL).is_file() and (cut or finished)
+    return run.file(RunDir.MODEL).is_file() and (cut or finished)
 
 
 def step_done(step: str, settings: PipelineSettings) -> bool:
     """True when `step`'s outputs are complete in the run folder (so it can be skipped)."""
-    run_dir = settings.run_dir
+    run = RunDir(settings.run_dir)
     if step == "search":
-        return (run_dir / ARCH).is_file() and (run_dir / PARETO_JSON).is_file()
+        return run.file(RunDir.ARCH).is_file() and run.file(RunDir.PARETO_JSON).is_file()
     if step == "train":
-        return train_finished(run_dir, settings.train_epochs)
+        return train_finished(run.path, settings.train_epochs)
     if step == "export":
-        return (run_dir / INT8).is_file() and (run_dir / REPORT).is_file()
+        return run.file(RunDir.INT8).is_file() and run.file(RunDir.EXPORT_REPORT).is_file()
     if step == "bench":
         return settings.bench_json.is_file()
     raise KeyError(step)
@@ -368,9 +361,7 @@ def write_report(settings: PipelineSettings, commands: Mapping[str, Callable[[Pi
 
     A report that fails is said, not fatal: the run's own outputs are complete by then.
     """
-    from mobileseg.report import REPORT_HTML
-
-    report = settings.run_dir / REPORT_HTML
+    report = RunDir(settings.run_dir).file(RunDir.REPORT_HTML)
     if "report" not in commands or (report.is_file() and not any(step["ran"] for step in steps.values())):
         return
     command = list(commands["report"](settings))
@@ -391,21 +382,22 @@ def summarize(settings: PipelineSettings, steps: Mapping[str, dict] | None = Non
 
     Values a file does not hold are None.
     """
-    run_dir = settings.run_dir
-    report = _read_json(run_dir / REPORT) or {}
+    run = RunDir(settings.run_dir)
+    report = _read_json(run.file(RunDir.EXPORT_REPORT)) or {}
     float_entry = report.get("float") or {}
-    int8 = next((e for e in report.get("files", []) if Path(str(e.get("file"))).name == Path(INT8).name), {})
+    int8_name = Path(RunDir.INT8).name
+    int8 = next((e for e in report.get("files", []) if Path(str(e.get("file"))).name == int8_name), {})
     bench = _read_json(settings.bench_json) or {}
     device = (bench.get("devices") or [{}])[0]
-    record = next((r for r in device.get("records", []) if Path(str(r.get("model"))).name == Path(INT8).name), {})
+    record = next((r for r in device.get("records", []) if Path(str(r.get("model"))).name == int8_name), {})
     fingerprint = device.get("fingerprint") or {}
     latency = record.get("median_ms")
-    int8_path = run_dir / INT8
-    chosen = (_read_json(run_dir / PARETO_JSON) or {}).get("chosen") or {}
+    int8_path = run.file(RunDir.INT8)
+    chosen = (_read_json(run.file(RunDir.PARETO_JSON)) or {}).get("chosen") or {}
     return {
-        "run_dir": str(run_dir),
+        "run_dir": str(run.path),
         "space": str(settings.space), "data": settings.data, "split": report.get("split"),
-        "arch_name": _arch_name(run_dir / ARCH), "search_reason": chosen.get("reason"),
+        "arch_name": _arch_name(run.file(RunDir.ARCH)), "search_reason": chosen.get("reason"),
         "search_latency_ms": chosen.get("latency_ms"), "search_miou": chosen.get("miou"),
         "composition": chosen.get("composition"),
         "latency_error_pct": _error_pct(chosen.get("latency_ms"), latency),
@@ -417,10 +409,10 @@ def summarize(settings: PipelineSettings, steps: Mapping[str, dict] | None = Non
         "meets_target": None if latency is None else latency <= settings.target_latency_ms,
         "size_mb": round(int8_path.stat().st_size / 2 ** 20, 3) if int8_path.is_file() else None,
         "files": {
-            "Pareto plot": str(run_dir / PARETO_PNG), "Pareto front": str(run_dir / PARETO_JSON),
-            "architecture": str(run_dir / ARCH), "float model": str(run_dir / MODEL),
-            "int8 TFLite": str(int8_path), "export report": str(run_dir / REPORT),
-            "benchmark": str(settings.bench_json),
+            "Pareto plot": str(run.file(RunDir.PARETO_PNG)), "Pareto front": str(run.file(RunDir.PARETO_JSON)),
+            "architecture": str(run.file(RunDir.ARCH)), "float model": str(run.file(RunDir.MODEL)),
+            "int8 TFLite": str(int8_path), "export report": str(run.file(RunDir.EXPORT_REPORT)),
+            "benchmark": str(settings.bench_json), "run report": str(run.file(RunDir.REPORT_HTML)),
         },
         "steps": dict(steps or {}),
     }
@@ -442,12 +434,13 @@ def record_measured_latency(run_dir: Path, summary: dict) -> None:
     """Write the shipped network's measured latency and the prediction's error into ``pareto.json``."""
     from mobileseg.atomic_write import write_atomic
 
-    report = _read_json(run_dir / PARETO_JSON)
+    path = RunDir(run_dir).file(RunDir.PARETO_JSON)
+    report = _read_json(path)
     if not report or not isinstance(report.get("chosen"), dict) or summary.get("latency_ms") is None:
         return
     report["chosen"].update(measured_ms=summary["latency_ms"], measured_threads=summary.get("threads"),
                             measured_device=summary.get("device"), latency_error_pct=summary["latency_error_pct"])
-    write_atomic(run_dir / PARETO_JSON, json.dumps(report, indent=2) + "\n")
+    write_atomic(path, json.dumps(report, indent=2) + "\n")
 
 
 def _arch_name(path: Path) -> str | None:
@@ -635,7 +628,7 @@ def run_pipeline(settings: PipelineSettings,
             summary = summarize(settings, steps)
             summary["time_plan"] = planned_vs_actual(settings.run_dir, steps, time.time() - started)
             record_measured_latency(settings.run_dir, summary)
-            write_atomic(settings.run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
+            write_atomic(RunDir(settings.run_dir).file(RunDir.SUMMARY), json.dumps(summary, indent=2) + "\n")
             write_report(settings, commands, steps, log)
     except (BadInput, RunLockError, BudgetTooSmall) as error:
         return fail(error, EXIT_BAD_INPUT)

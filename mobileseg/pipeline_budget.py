@@ -21,7 +21,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from mobileseg.timebudget.time_plan import PLAN, TimePlan
+from mobileseg.run.run_dir import RunDir
+from mobileseg.timebudget.time_plan import TimePlan
 
 SIZES = ("supernet_epochs", "population", "generations", "train_epochs", "qat_epochs")
 """The pipeline's settings a time budget sizes."""
@@ -71,11 +72,11 @@ def planned_vs_actual(run_dir: Path, steps: Mapping[str, dict], total_s: float) 
     from mobileseg.timebudget.time_plan import PlanError, planned_vs_actual as rows, read_plan
 
     try:
-        plan = read_plan(Path(run_dir) / PLAN)
+        plan = read_plan(RunDir(run_dir).file(RunDir.PLAN))
     except PlanError:
         return None
     try:
-        stages = json.loads((Path(run_dir) / "search_state.json").read_text()).get("stages", {})
+        stages = json.loads(RunDir(run_dir).file(RunDir.SEARCH_STATE).read_text()).get("stages", {})
     except (OSError, ValueError):
         stages = {}
 

@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from mobileseg.search.search_flags import STATE
+from mobileseg.run.run_dir import RunDir
 
 
 class RunState:
@@ -20,7 +20,7 @@ class RunState:
     def __init__(self, run_dir: Path, stage: str):
         from mobileseg.provenance import load_average
 
-        self.path = run_dir / STATE
+        self.path = RunDir(run_dir).file(RunDir.SEARCH_STATE)
         self.started = time.perf_counter()
         self.data = {"status": "running", "stage": stage, "started": _now(), "stages": {},
                      "load_average": {"start": load_average()}}

@@ -19,8 +19,6 @@ FLAG_NAMES = (
 BUDGET_FLAGS = ("supernet_epochs", "population", "generations", "calib_batches", "references")
 SIZE_FLAGS = ("supernet_epochs", "population", "generations")
 """What ``--time_budget`` sizes (unless given)."""
-STATE = "search_state.json"
-TABLE = "latency_table.json"
 
 
 def define_flags(flag_values=None) -> None:

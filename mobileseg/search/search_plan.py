@@ -20,7 +20,8 @@ from pathlib import Path
 
 from mobileseg.run.exit_codes import BadInput
 from mobileseg.run.latency_backend import parse_latency_backend
-from mobileseg.search.search_flags import BUDGET_FLAGS, FLAG_NAMES, TABLE
+from mobileseg.run.run_dir import RunDir
+from mobileseg.search.search_flags import BUDGET_FLAGS, FLAG_NAMES
 
 
 @dataclasses.dataclass
@@ -333,7 +334,7 @@ def _open_latency_model(plan: Plan) -> None:
     if f.clock != "wall" and (backend.kind != "local" or f.threads != 1):
         raise BadInput(f"--clock {f.clock}: only for --latency_backend local with --threads 1 (a phone's "
                        "benchmark_model has only the wall clock)")
-    plan.latency_table = Path(backend.path) if backend.path else plan.run_dir / TABLE
+    plan.latency_table = Path(backend.path) if backend.path else RunDir(plan.run_dir).file(RunDir.LATENCY_TABLE)
     try:
         plan.latency = genotype_latency_model(
             f.latency_backend, plan.input_size, plan.source.num_classes, default_table=plan.latency_table,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mobileseg.run.exit_codes import BadInput
+from mobileseg.run.run_dir import RunDir
 from mobileseg.search.search_flags import SIZE_FLAGS
 from mobileseg.search.search_plan import Plan, check_inputs
 from mobileseg.search.stages import say
@@ -20,7 +21,7 @@ def with_time_plan(fv, plan: Plan, started: float) -> Plan | None:
         mobileseg.timebudget.split.BudgetTooSmall, mobileseg.timebudget.time_plan.PlanError.
     """
     from mobileseg.search.time_planner import make_plan
-    from mobileseg.timebudget.time_plan import PLAN, budget_and_kept_plan, read_plan, write_plan
+    from mobileseg.timebudget.time_plan import budget_and_kept_plan, read_plan, write_plan
 
     if fv.time_plan and (fv.time_budget or fv.dry_run):
         raise BadInput("--time_plan: not with --time_budget or --dry_run (which make the plan)")
@@ -39,7 +40,7 @@ def with_time_plan(fv, plan: Plan, started: float) -> Plan | None:
     for name in SIZE_FLAGS:
         fv[name].value = time_plan.sizes[name]
     time_plan.start(started)
-    fv.time_plan = str(plan.run_dir / PLAN)
+    fv.time_plan = str(RunDir(plan.run_dir).file(RunDir.PLAN))
     plan = check_inputs(fv)  # again, at the sizes chosen
     write_plan(plan.run_dir, time_plan)
     return plan

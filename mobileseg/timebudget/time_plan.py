@@ -30,10 +30,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from mobileseg.run.run_dir import RunDir
 from mobileseg.timebudget.deadline import Deadline
 from mobileseg.timebudget.duration import DurationError, format_duration, parse_duration
 
-PLAN = "plan.json"
 ORDER = ("probe", "latency", "supernet", "search", "train", "qat", "reserve")
 
 
@@ -123,7 +123,7 @@ def write_plan(run_dir: Path, plan: TimePlan) -> Path:
     from mobileseg.atomic_write import write_atomic
 
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    return write_atomic(Path(run_dir) / PLAN, json.dumps(plan.to_json(), indent=2) + "\n")
+    return write_atomic(RunDir(run_dir).file(RunDir.PLAN), json.dumps(plan.to_json(), indent=2) + "\n")
 
 
 def read_plan(path: Path) -> TimePlan:
@@ -147,7 +147,7 @@ def earlier_plan(run_dir: Path, budget_s: float | None, command: str) -> TimePla
     a dry run's, unreadable). The same command run again keeps its sizes, so the stages resume where they
     stopped (a study or supernet of other sizes would be refused), and counts its deadlines from then."""
     try:
-        plan = read_plan(Path(run_dir) / PLAN)
+        plan = read_plan(RunDir(run_dir).file(RunDir.PLAN))
     except PlanError:
         return None
     same = plan.started is not None and plan.budget_s == budget_s and plan.command == command

@@ -24,6 +24,7 @@ from mobileseg.latency.device import local_fingerprint
 from mobileseg.latency.table import LatencyTable
 from mobileseg.run_lock import hold
 from mobileseg.search import __main__ as search_cli
+from mobileseg.run.run_dir import RunDir
 from mobileseg.search import search_flags
 from mobileseg.training.trainer import read_config
 from tests.android.conftest import fake_adb  # noqa: F401 (the fixture)
@@ -89,7 +90,7 @@ def snapshot(folder: Path) -> dict:
 
 
 def state(run_dir: Path) -> dict:
-    return json.loads((run_dir / search_flags.STATE).read_text())
+    return json.loads((run_dir / RunDir.SEARCH_STATE).read_text())
 
 
 def generation_lines(out: str) -> list[str]:
