@@ -1,7 +1,9 @@
 """``python -m mobileseg.search --space SPACE.yaml --data KIND:PATH --run_dir DIR [flags]``.
 
 Searches a space for the networks that trade proxy mIoU against latency best, into a run
-folder (docs/architecture.md, section 1), in four stages:
+folder (docs/architecture.md, section 1), in four stages (this command parses the flags,
+`mobileseg.search.search_flags`, and maps errors to exit codes; the checks and resume rules are
+`mobileseg.search.search_plan`, the stages `mobileseg.search.stages`):
 
 1. **latency**: every block the space can produce at ``--input_size``
    (`mobileseg.latency.blocks.enumerate_space`), then every block of the reference networks
