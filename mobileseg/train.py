@@ -48,6 +48,7 @@ import sys
 from collections.abc import Sequence
 
 from mobileseg.run.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput
+from mobileseg.run.run_dir import RunDir
 from mobileseg.run.sizes import check_size, logits_stride
 
 FLAG_NAMES = (
@@ -210,7 +211,7 @@ def run(flag_values, argv: Sequence[str]) -> int:
         return EXIT_BAD_INPUT
     best = "none" if result.best_miou is None else f"{result.best_miou:.4f} (epoch {result.best_epoch})"
     print(f"trained {result.epoch} epochs ({result.optimizer_step} steps); best val mIoU {best}; "
-          f"model: {result.run_dir / 'model.keras'}")
+          f"model: {RunDir(result.run_dir).file(RunDir.MODEL)}")
     return EXIT_OK
 
 
