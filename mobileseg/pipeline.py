@@ -65,14 +65,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from mobileseg.run.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, MEANINGS, BadInput
 from mobileseg.run.latency_backend import parse_latency_backend
 from mobileseg.run.run_dir import RunDir
 from mobileseg.run_lock import RunLock
-from mobileseg.run.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, MEANINGS, BadInput
 
 STEPS = ("search", "train", "export", "bench")
 """The steps, in the order they run."""
-
 
 
 class PipelineError(Exception):
@@ -172,8 +171,8 @@ def searched_size(run_dir: Path) -> tuple[tuple[int, int], float]:
     search = read_config(run_dir).get("search") or {}
     size, scale = search.get("input_size"), search.get("search_scale")
     if not (isinstance(size, list) and len(size) == 2 and isinstance(scale, (int, float))):
-        raise PipelineError(f"{RunDir(run_dir).file(RunDir.CONFIG)}: its search section has no input_size and search_scale; "
-                            "was arch.yaml written by python -m mobileseg.search?")
+        raise PipelineError(f"{RunDir(run_dir).file(RunDir.CONFIG)}: its search section has no input_size and "
+                            "search_scale; was arch.yaml written by python -m mobileseg.search?")
     return (int(size[0]), int(size[1])), float(scale)
 
 
@@ -204,7 +203,8 @@ def train_command(s: PipelineSettings) -> list[str]:
     (`init_flag`).
     """
     size, scale = searched_size(s.run_dir)
-    return [sys.executable, "-m", "mobileseg.train", "--arch", str(RunDir(s.run_dir).file(RunDir.ARCH)), "--data", s.data,
+    arch = RunDir(s.run_dir).file(RunDir.ARCH)
+    return [sys.executable, "-m", "mobileseg.train", "--arch", str(arch), "--data", s.data,
             "--run_dir", str(s.run_dir), "--epochs", str(s.train_epochs), "--input_size", _size(s.input_size or size),
             "--model_size", _size(size), "--val_size", _size(size),
             "--scale_range", f"{0.5 * scale:.4g},{2 * scale:.4g}", "--batch_size", str(s.batch_size),
@@ -232,7 +232,8 @@ def bench_command(s: PipelineSettings) -> list[str]:
         ['--model', 'runs/x/export/model_int8.tflite', '--threads', '1', '--out', 'runs/x/bench/local.json']
     """
     phone = ["--adb", *_optional(serial=s.serial)] if s.on_phone else []
-    return [sys.executable, "-m", "mobileseg.bench", "--model", str(RunDir(s.run_dir).file(RunDir.INT8)), "--threads", str(s.threads),
+    model = RunDir(s.run_dir).file(RunDir.INT8)
+    return [sys.executable, "-m", "mobileseg.bench", "--model", str(model), "--threads", str(s.threads),
             *phone, "--out", str(s.bench_json)]
 
 

@@ -57,7 +57,7 @@ def latency_stage(plan: Plan, state: RunState) -> list[Path]:
     todo = (len(table.to_measure(plan.signatures, model.conversions))
             if isinstance(model, MeasuringLatencyModel) else 0)
     say(f"latency: {len(plan.signatures)} blocks in {plan.space.source} at {height}x{width}; {table.path}: "
-         f"{len(table)} entries, {todo} to measure ({_latency_source(plan)})")
+        f"{len(table)} entries, {todo} to measure ({_latency_source(plan)})")
     measured = _measure(plan, plan.signatures)
     choice = plan.references
     genotypes = {path: schema_io.load(path) for path in choice.files}
@@ -73,7 +73,7 @@ def latency_stage(plan: Plan, state: RunState) -> list[Path]:
                            "--references chooses others)")
             raise
     say(f"latency: measured {measured} blocks in {time.perf_counter() - started:.0f} s; {table.path} has "
-         f"{len(table)} entries" + (f"; references: {', '.join(p.stem for p in files)}" if files else ""))
+        f"{len(table)} entries" + (f"; references: {', '.join(p.stem for p in files)}" if files else ""))
     state.done("latency", started, table=str(table.path), entries=len(table), measured=measured,
                space_blocks=len(plan.signatures), references=[str(path) for path in files])
     return files
@@ -117,7 +117,7 @@ def supernet_stage(plan: Plan, state: RunState):
     done = (f"trained {trained} epoch{'s' * (trained != 1)}" if trained else "already trained") + \
         f", {result.epoch} in all"
     say(f"supernet: {done} ({trainer.steps()} steps) in {time.perf_counter() - started:.0f} s -> "
-         f"{plan.run_dir / FOLDER}")
+        f"{plan.run_dir / FOLDER}")
     state.done("supernet", started, epoch=result.epoch, trained_now=trained, steps=trainer.steps(),
                last_epoch=result.log[-1] if result.log else None, cut=result.cut)
     return supernet, result.epoch
@@ -169,8 +169,8 @@ def differentiable_stage(plan: Plan, state: RunState):
     done = search.fit(plan.source, plan.run_dir, np.random.default_rng(f.seed), progress=say)
     trained = done.epoch - done.initial_epoch
     say(f"differentiable: {'trained %d epoch%s' % (trained, 's' * (trained != 1)) if trained else 'already trained'}"
-         f", {done.epoch} in all ({'GCN' if f.gcn else 'no GCN'}, warm-up {config.warmup}, lambda now "
-         f"{search.latency_weight:.3g}) in {time.perf_counter() - started:.0f} s -> {done.folder}")
+        f", {done.epoch} in all ({'GCN' if f.gcn else 'no GCN'}, warm-up {config.warmup}, lambda now "
+        f"{search.latency_weight:.3g}) in {time.perf_counter() - started:.0f} s -> {done.folder}")
     state.done("differentiable", started, epoch=done.epoch, trained_now=trained, gcn=f.gcn,
                warmup_epochs=config.warmup, latency_weight=search.latency_weight,
                last_epoch=done.log[-1] if done.log else None)
