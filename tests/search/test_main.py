@@ -22,9 +22,9 @@ from mobileseg.arch.space import SearchSpace
 from mobileseg.latency.blocks import enumerate_space
 from mobileseg.latency.device import local_fingerprint
 from mobileseg.latency.table import LatencyTable
+from mobileseg.run.run_dir import RunDir
 from mobileseg.run_lock import hold
 from mobileseg.search import __main__ as search_cli
-from mobileseg.run.run_dir import RunDir
 from mobileseg.search import search_flags
 from mobileseg.training.trainer import read_config
 from tests.android.conftest import fake_adb  # noqa: F401 (the fixture)
