@@ -416,7 +416,7 @@ def export(settings: ExportSettings, log=print) -> dict:
     }
     write_atomic(settings.out_dir / "report.json", json.dumps(result, indent=2) + "\n")
     if settings.run_dir is not None:
-        from mobileseg.training.trainer import record_config
+        from mobileseg.training.run_config import record_config
 
         record_config(settings.run_dir, "export", {
             "model": str(settings.model_path), "out_dir": str(settings.out_dir), "formats": list(settings.formats),

@@ -65,21 +65,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from mobileseg.run.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, MEANINGS, BadInput
+from mobileseg.run.latency_backend import parse_latency_backend
+from mobileseg.run.run_dir import RunDir
 from mobileseg.run_lock import RunLock
-from mobileseg.train import BadInput
 
 STEPS = ("search", "train", "export", "bench")
 """The steps, in the order they run."""
-
-ARCH = "arch.yaml"
-PARETO_JSON = "pareto.json"
-PARETO_PNG = "pareto.png"
-MODEL = "model.keras"
-TRAIN_STATE = "train_state.json"
-INT8 = "export/model_int8.tflite"
-REPORT = "export/report.json"
-SUMMARY = "summary.json"
-CONFIG = "config.yaml"
 
 
 class PipelineError(Exception):
@@ -104,7 +96,7 @@ class PipelineSettings:
         train_epochs, batch_size: training (``batch_size`` also for the supernet and QAT).
         qat_epochs: quantization-aware fine-tuning epochs.
         threads: LiteRT threads (search latency, export timing, bench).
-        latency_backend: ``local[:FILE]``, ``table:FILE`` or ``adb[:FILE]`` (see the search).
+        latency_backend: ``local[:FILE]``, ``adb[:FILE]`` or ``table:FILE`` (`mobileseg.run.latency_backend`).
         serial: the phone for an adb backend (None: the only one connected).
         seed: seeds every step.
         time_budget: the run's time budget as given (``2h``; `mobileseg.pipeline_budget`), or None.
@@ -135,12 +127,12 @@ class PipelineSettings:
     @property
     def bench_json(self) -> Path:
         """Where the bench step writes: ``bench/adb.json`` on a phone, else ``bench/local.json``."""
-        return self.run_dir / "bench" / ("adb.json" if self.on_phone else "local.json")
+        return RunDir(self.run_dir).bench(self.on_phone)
 
     @property
     def on_phone(self) -> bool:
         """True when latency is measured on an Android phone."""
-        return self.latency_backend.split(":")[0] == "adb"
+        return parse_latency_backend(self.latency_backend).on_phone
 
 
 def _size(size) -> str:
@@ -174,13 +166,13 @@ def searched_size(run_dir: Path) -> tuple[tuple[int, int], float]:
     Raises:
         PipelineError: the section lacks them.
     """
-    from mobileseg.training.trainer import read_config
+    from mobileseg.training.run_config import read_config
 
     search = read_config(run_dir).get("search") or {}
     size, scale = search.get("input_size"), search.get("search_scale")
     if not (isinstance(size, list) and len(size) == 2 and isinstance(scale, (int, float))):
-        raise PipelineError(f"{run_dir / CONFIG}: its search section has no input_size and search_scale; "
-                            "was arch.yaml written by python -m mobileseg.search?")
+        raise PipelineError(f"{RunDir(run_dir).file(RunDir.CONFIG)}: its search section has no input_size and "
+                            "search_scale; was arch.yaml written by python -m mobileseg.search?")
     return (int(size[0]), int(size[1])), float(scale)
 
 
@@ -194,7 +186,7 @@ def init_flag(run_dir: Path) -> list[str]:
     it started with, so that it resumes.
     """
     from mobileseg.supernet.trainer import CHECKPOINT, FOLDER
-    from mobileseg.training.trainer import read_config
+    from mobileseg.training.run_config import read_config
 
     started = read_config(run_dir).get("train")
     if started is not None:
@@ -211,7 +203,8 @@ def train_command(s: PipelineSettings) -> list[str]:
     (`init_flag`).
     """
     size, scale = searched_size(s.run_dir)
-    return [sys.executable, "-m", "mobileseg.train", "--arch", str(s.run_dir / ARCH), "--data", s.data,
+    arch = RunDir(s.run_dir).file(RunDir.ARCH)
+    return [sys.executable, "-m", "mobileseg.train", "--arch", str(arch), "--data", s.data,
             "--run_dir", str(s.run_dir), "--epochs", str(s.train_epochs), "--input_size", _size(s.input_size or size),
             "--model_size", _size(size), "--val_size", _size(size),
             "--scale_range", f"{0.5 * scale:.4g},{2 * scale:.4g}", "--batch_size", str(s.batch_size),
@@ -221,7 +214,7 @@ def train_command(s: PipelineSettings) -> list[str]:
 
 def _time_plan(s: PipelineSettings) -> str | None:
     """``DIR/plan.json`` when the run has a time budget (the steps keep to its deadlines)."""
-    return str(s.run_dir / "plan.json") if s.time_budget else None
+    return str(RunDir(s.run_dir).file(RunDir.PLAN)) if s.time_budget else None
 
 
 def export_command(s: PipelineSettings) -> list[str]:
@@ -239,7 +232,8 @@ def bench_command(s: PipelineSettings) -> list[str]:
         ['--model', 'runs/x/export/model_int8.tflite', '--threads', '1', '--out', 'runs/x/bench/local.json']
     """
     phone = ["--adb", *_optional(serial=s.serial)] if s.on_phone else []
-    return [sys.executable, "-m", "mobileseg.bench", "--model", str(s.run_dir / INT8), "--threads", str(s.threads),
+    model = RunDir(s.run_dir).file(RunDir.INT8)
+    return [sys.executable, "-m", "mobileseg.bench", "--model", str(model), "--threads", str(s.threads),
             *phone, "--out", str(s.bench_json)]
 
 
@@ -282,21 +276,22 @@ def train_finished(run_dir: Path, epochs: int) -> bool:
     """
     from mobileseg.timebudget.deadline import CUT
 
-    state = _read_json(run_dir / TRAIN_STATE) or {}
+    run = RunDir(run_dir)
+    state = _read_json(run.file(RunDir.TRAIN_STATE)) or {}
     cut = state.get("status") == "stopped" and CUT in str(state.get("message"))
     finished = state.get("status") == "finished" and isinstance(state.get("epoch"), int) and state["epoch"] >= epochs
-    return (run_dir / MODEL).is_file() and (cut or finished)
+    return run.file(RunDir.MODEL).is_file() and (cut or finished)
 
 
 def step_done(step: str, settings: PipelineSettings) -> bool:
     """True when `step`'s outputs are complete in the run folder (so it can be skipped)."""
-    run_dir = settings.run_dir
+    run = RunDir(settings.run_dir)
     if step == "search":
-        return (run_dir / ARCH).is_file() and (run_dir / PARETO_JSON).is_file()
+        return run.file(RunDir.ARCH).is_file() and run.file(RunDir.PARETO_JSON).is_file()
     if step == "train":
-        return train_finished(run_dir, settings.train_epochs)
+        return train_finished(run.path, settings.train_epochs)
     if step == "export":
-        return (run_dir / INT8).is_file() and (run_dir / REPORT).is_file()
+        return run.file(RunDir.INT8).is_file() and run.file(RunDir.EXPORT_REPORT).is_file()
     if step == "bench":
         return settings.bench_json.is_file()
     raise KeyError(step)
@@ -316,15 +311,15 @@ class StepFailed(Exception):
         elif self.returncode < 0:
             how = f"was killed by signal {-self.returncode}"
         else:
-            what = {2: " (bad input)", 3: " (phone lost)"}.get(self.returncode, "")
+            what = f" ({MEANINGS[self.returncode]})" if self.returncode in MEANINGS else ""
             how = f"failed with exit code {self.returncode}{what}"
         return (f"step {self.step} {how}; its output is above. Run the same command again once fixed: "
                 "finished steps are skipped and this one resumes")
 
     @property
     def exit_code(self) -> int:
-        """The pipeline's exit code: the step's own 2 or 3, otherwise 1."""
-        return self.returncode if self.returncode in (2, 3) else 1
+        """The pipeline's exit code: the step's own 2 or 3 (`MEANINGS`), otherwise 1."""
+        return self.returncode if self.returncode in MEANINGS else EXIT_FAILED
 
 
 def run_steps(settings: PipelineSettings, commands: Mapping[str, Callable[[PipelineSettings], Sequence[str]]],
@@ -367,9 +362,7 @@ def write_report(settings: PipelineSettings, commands: Mapping[str, Callable[[Pi
 
     A report that fails is said, not fatal: the run's own outputs are complete by then.
     """
-    from mobileseg.report import REPORT_HTML
-
-    report = settings.run_dir / REPORT_HTML
+    report = RunDir(settings.run_dir).file(RunDir.REPORT_HTML)
     if "report" not in commands or (report.is_file() and not any(step["ran"] for step in steps.values())):
         return
     command = list(commands["report"](settings))
@@ -390,21 +383,22 @@ def summarize(settings: PipelineSettings, steps: Mapping[str, dict] | None = Non
 
     Values a file does not hold are None.
     """
-    run_dir = settings.run_dir
-    report = _read_json(run_dir / REPORT) or {}
+    run = RunDir(settings.run_dir)
+    report = _read_json(run.file(RunDir.EXPORT_REPORT)) or {}
     float_entry = report.get("float") or {}
-    int8 = next((e for e in report.get("files", []) if Path(str(e.get("file"))).name == Path(INT8).name), {})
+    int8_name = Path(RunDir.INT8).name
+    int8 = next((e for e in report.get("files", []) if Path(str(e.get("file"))).name == int8_name), {})
     bench = _read_json(settings.bench_json) or {}
     device = (bench.get("devices") or [{}])[0]
-    record = next((r for r in device.get("records", []) if Path(str(r.get("model"))).name == Path(INT8).name), {})
+    record = next((r for r in device.get("records", []) if Path(str(r.get("model"))).name == int8_name), {})
     fingerprint = device.get("fingerprint") or {}
     latency = record.get("median_ms")
-    int8_path = run_dir / INT8
-    chosen = (_read_json(run_dir / PARETO_JSON) or {}).get("chosen") or {}
+    int8_path = run.file(RunDir.INT8)
+    chosen = (_read_json(run.file(RunDir.PARETO_JSON)) or {}).get("chosen") or {}
     return {
-        "run_dir": str(run_dir),
+        "run_dir": str(run.path),
         "space": str(settings.space), "data": settings.data, "split": report.get("split"),
-        "arch_name": _arch_name(run_dir / ARCH), "search_reason": chosen.get("reason"),
+        "arch_name": _arch_name(run.file(RunDir.ARCH)), "search_reason": chosen.get("reason"),
         "search_latency_ms": chosen.get("latency_ms"), "search_miou": chosen.get("miou"),
         "composition": chosen.get("composition"),
         "latency_error_pct": _error_pct(chosen.get("latency_ms"), latency),
@@ -416,10 +410,10 @@ def summarize(settings: PipelineSettings, steps: Mapping[str, dict] | None = Non
         "meets_target": None if latency is None else latency <= settings.target_latency_ms,
         "size_mb": round(int8_path.stat().st_size / 2 ** 20, 3) if int8_path.is_file() else None,
         "files": {
-            "Pareto plot": str(run_dir / PARETO_PNG), "Pareto front": str(run_dir / PARETO_JSON),
-            "architecture": str(run_dir / ARCH), "float model": str(run_dir / MODEL),
-            "int8 TFLite": str(int8_path), "export report": str(run_dir / REPORT),
-            "benchmark": str(settings.bench_json),
+            "Pareto plot": str(run.file(RunDir.PARETO_PNG)), "Pareto front": str(run.file(RunDir.PARETO_JSON)),
+            "architecture": str(run.file(RunDir.ARCH)), "float model": str(run.file(RunDir.MODEL)),
+            "int8 TFLite": str(int8_path), "export report": str(run.file(RunDir.EXPORT_REPORT)),
+            "benchmark": str(settings.bench_json), "run report": str(run.file(RunDir.REPORT_HTML)),
         },
         "steps": dict(steps or {}),
     }
@@ -441,12 +435,13 @@ def record_measured_latency(run_dir: Path, summary: dict) -> None:
     """Write the shipped network's measured latency and the prediction's error into ``pareto.json``."""
     from mobileseg.atomic_write import write_atomic
 
-    report = _read_json(run_dir / PARETO_JSON)
+    path = RunDir(run_dir).file(RunDir.PARETO_JSON)
+    report = _read_json(path)
     if not report or not isinstance(report.get("chosen"), dict) or summary.get("latency_ms") is None:
         return
     report["chosen"].update(measured_ms=summary["latency_ms"], measured_threads=summary.get("threads"),
                             measured_device=summary.get("device"), latency_error_pct=summary["latency_error_pct"])
-    write_atomic(run_dir / PARETO_JSON, json.dumps(report, indent=2) + "\n")
+    write_atomic(path, json.dumps(report, indent=2) + "\n")
 
 
 def _arch_name(path: Path) -> str | None:
@@ -532,7 +527,7 @@ def check_inputs(settings: PipelineSettings) -> PipelineSettings:
     from mobileseg.arch.space import SearchSpace
     from mobileseg.data.problems import DataError
     from mobileseg.data.sources import open_source
-    from mobileseg.train import check_size, logits_stride
+    from mobileseg.run.sizes import check_size, logits_stride
 
     if not settings.target_latency_ms > 0:
         raise BadInput(f"--target_latency_ms {settings.target_latency_ms:g}: must be a positive number of ms")
@@ -560,13 +555,10 @@ def check_inputs(settings: PipelineSettings) -> PipelineSettings:
     if train_pairs < settings.batch_size:
         raise BadInput(f"--batch_size {settings.batch_size}: {settings.data} has only {train_pairs} training "
                        "images; lower it or use more data")
-    kind, _, path = settings.latency_backend.partition(":")
-    if kind not in ("local", "table", "adb") or (kind == "table" and not path):
-        raise BadInput(f"--latency_backend {settings.latency_backend}: expected local[:FILE], table:FILE or "
-                       "adb[:FILE]")
-    if kind == "table" and not Path(path).is_file():
-        raise BadInput(f"--latency_backend {settings.latency_backend}: no such file {path}")
-    if settings.serial and kind != "adb":
+    backend = parse_latency_backend(settings.latency_backend)
+    if not backend.measures and not Path(backend.path).is_file():
+        raise BadInput(f"--latency_backend {settings.latency_backend}: no such file {backend.path}")
+    if settings.serial and not backend.on_phone:
         raise BadInput("--serial needs --latency_backend adb")
     _check_same_run(settings)
     return dataclasses.replace(settings, eval_split="test" if "test" in splits else "val")
@@ -574,7 +566,8 @@ def check_inputs(settings: PipelineSettings) -> PipelineSettings:
 
 def _check_same_run(settings: PipelineSettings) -> None:
     """Refuse a run folder whose finished steps came from another space, data set or search size."""
-    from mobileseg.training.trainer import TrainingError, read_config
+    from mobileseg.training.errors import TrainingError
+    from mobileseg.training.run_config import read_config
 
     try:
         config = read_config(settings.run_dir)
@@ -595,7 +588,7 @@ def _check_same_run(settings: PipelineSettings) -> None:
 
 def record_settings(settings: PipelineSettings) -> None:
     """Write the ``pipeline`` section of ``DIR/config.yaml`` (other steps' sections are kept)."""
-    from mobileseg.training.trainer import record_config
+    from mobileseg.training.run_config import record_config
 
     values = {field.name: getattr(settings, field.name) for field in dataclasses.fields(settings)}
     values.update(space=str(settings.space), run_dir=str(settings.run_dir),
@@ -637,16 +630,16 @@ def run_pipeline(settings: PipelineSettings,
             summary = summarize(settings, steps)
             summary["time_plan"] = planned_vs_actual(settings.run_dir, steps, time.time() - started)
             record_measured_latency(settings.run_dir, summary)
-            write_atomic(settings.run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
+            write_atomic(RunDir(settings.run_dir).file(RunDir.SUMMARY), json.dumps(summary, indent=2) + "\n")
             write_report(settings, commands, steps, log)
     except (BadInput, RunLockError, BudgetTooSmall) as error:
-        return fail(error, 2)
+        return fail(error, EXIT_BAD_INPUT)
     except StepFailed as error:
         return fail(error, error.exit_code)
     except (PipelineError, AtomicWriteError) as error:
-        return fail(error, 1)
+        return fail(error, EXIT_FAILED)
     log(format_summary(summary))
-    return 0
+    return EXIT_OK
 
 
 def define_flags(flag_values=None) -> None:
@@ -726,7 +719,7 @@ def run(fv, argv: Sequence[str]) -> int:
         settings = settings_from_flags(fv, argv)
     except BadInput as error:
         print(f"mobileseg.pipeline: error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
     from mobileseg.latency.cache import use_folder
 
     use_folder(fv.latency_cache)  # the steps' subprocesses inherit it

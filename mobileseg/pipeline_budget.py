@@ -21,7 +21,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from mobileseg.timebudget.time_plan import PLAN, TimePlan
+from mobileseg.run.run_dir import RunDir
+from mobileseg.timebudget.time_plan import TimePlan
 
 SIZES = ("supernet_epochs", "population", "generations", "train_epochs", "qat_epochs")
 """The pipeline's settings a time budget sizes."""
@@ -39,29 +40,23 @@ def plan_pipeline(settings, search_args: Sequence[str], explicit: Mapping[str, i
         log: where the plan is printed.
 
     Raises:
-        mobileseg.train.BadInput: the search step refuses its inputs, or a bad ``--time_budget``.
+        mobileseg.run.exit_codes.BadInput: the search step refuses its inputs, or a bad ``--time_budget``.
         mobileseg.timebudget.split.BudgetTooSmall: the budget cannot hold the smallest run.
     """
     from absl import flags
 
-    from mobileseg.search import __main__ as search_cli
+    from mobileseg.search.search_flags import define_flags
+    from mobileseg.search.search_plan import check_inputs
     from mobileseg.search.time_planner import PipelineSizes, make_plan
-    from mobileseg.timebudget.duration import DurationError, parse_duration
-    from mobileseg.timebudget.time_plan import earlier_plan, write_plan
-    from mobileseg.train import BadInput
+    from mobileseg.timebudget.time_plan import budget_and_kept_plan, write_plan
 
-    try:
-        budget = parse_duration(settings.time_budget) if settings.time_budget else None
-    except DurationError as error:
-        raise BadInput(f"--time_budget {error}") from None
-    time_plan = None if settings.dry_run else earlier_plan(settings.run_dir, budget, "pipeline")
-    if time_plan is not None:
-        log(f"plan: kept from the run started in {settings.run_dir} with this budget; deadlines count from now")
-    else:
+    budget, time_plan = budget_and_kept_plan(settings.time_budget, settings.run_dir, settings.dry_run, "pipeline",
+                                             log)
+    if time_plan is None:
         flag_values = flags.FlagValues()
-        search_cli.define_flags(flag_values)
+        define_flags(flag_values)
         flag_values(["mobileseg.search", *search_args, "--noprogress"])
-        time_plan = make_plan(search_cli.check_inputs(flag_values), budget, explicit,
+        time_plan = make_plan(check_inputs(flag_values), budget, explicit,
                               PipelineSizes(settings.train_epochs, settings.qat_epochs, settings.eval_split))
     log(time_plan.format())
     if settings.dry_run:
@@ -77,11 +72,11 @@ def planned_vs_actual(run_dir: Path, steps: Mapping[str, dict], total_s: float) 
     from mobileseg.timebudget.time_plan import PlanError, planned_vs_actual as rows, read_plan
 
     try:
-        plan = read_plan(Path(run_dir) / PLAN)
+        plan = read_plan(RunDir(run_dir).file(RunDir.PLAN))
     except PlanError:
         return None
     try:
-        stages = json.loads((Path(run_dir) / "search_state.json").read_text()).get("stages", {})
+        stages = json.loads(RunDir(run_dir).file(RunDir.SEARCH_STATE).read_text()).get("stages", {})
     except (OSError, ValueError):
         stages = {}
 

@@ -32,7 +32,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-LOCK_FILE = ".lock"
+from mobileseg.run.run_dir import RunDir
+
+LOCK_FILE = RunDir.LOCK
 ATTEMPTS = 10
 """Tries at locking: a try fails when the holder removes the file just opened as it lets go."""
 ENV = "MOBILESEG_RUN_LOCK_FD"

@@ -47,6 +47,10 @@ import hashlib
 import sys
 from collections.abc import Sequence
 
+from mobileseg.run.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput
+from mobileseg.run.run_dir import RunDir
+from mobileseg.run.sizes import check_size, logits_stride
+
 FLAG_NAMES = (
     "arch", "data", "run_dir", "epochs", "input_size", "batch_size", "lr", "weight_decay", "schedule",
     "poly_power", "warmup_epochs", "min_lr", "seed", "ohem", "ohem_thresh", "ohem_min_kept", "loss_stride",
@@ -122,51 +126,6 @@ def define_flags(flag_values=None) -> None:
                         "after the epoch past which another would miss the plan's train deadline.", flag_values=fv)
 
 
-class BadInput(ValueError):
-    """A flag value that cannot be used; the message names the flag."""
-
-
-def logits_stride(genotype) -> int:
-    """Output stride of a genotype's logits: the stride of the head's first (finest) input.
-
-    Example:
-        >>> from mobileseg.arch import schema_io
-        >>> logits_stride(schema_io.loads('''
-        ... name: two_scales
-        ... branches:
-        ...   - name: main
-        ...     source: null
-        ...     cells: [{op: conv, width: 8, stride: 2}, {op: conv, width: 8, stride: 2},
-        ...             {op: conv, width: 8, stride: 2}]
-        ... head: {op: light, inputs: [{branch: main, cell: 1}, {branch: main, cell: 2}], width: 8}
-        ... '''))
-        4
-    """
-    from mobileseg.arch.external import External
-
-    if isinstance(genotype, External):
-        return genotype.logits_stride()
-    branch, index = genotype.resolve(genotype.head.inputs[0])
-    return genotype.cell_strides()[branch][index]
-
-
-def check_size(flag: str, size: tuple[int, int], stride: int, what: str) -> None:
-    """Refuse a size whose sides are not multiples of ``stride`` (suggesting the nearest that are).
-
-    Example:
-        >>> check_size("--input_size", (180, 240), 8, "mv3.yaml")
-        Traceback (most recent call last):
-        ...
-        mobileseg.train.BadInput: --input_size 180x240: height and width must be multiples of 8, the output stride of the logits of mv3.yaml; e.g. 176x240 or 184x240
-    """
-    if all(side % stride == 0 for side in size):
-        return
-    down = [max(stride, side // stride * stride) for side in size]
-    up = [-(-side // stride) * stride for side in size]
-    raise BadInput(f"{flag} {size[0]}x{size[1]}: height and width must be multiples of {stride}, the output "
-                   f"stride of the logits of {what}; e.g. {down[0]}x{down[1]} or {up[0]}x{up[1]}")
-
-
 def _size_flag(flag_values, name: str) -> tuple[int, int] | None:
     from mobileseg.cli_flags import parse_size
 
@@ -193,7 +152,7 @@ def train_config(flag_values):
     Raises:
         BadInput: a value out of range (the flag is named).
     """
-    from mobileseg.training.trainer import TrainConfig
+    from mobileseg.training.train_config import TrainConfig
 
     fv = flag_values
     try:
@@ -227,33 +186,33 @@ def run(flag_values, argv: Sequence[str]) -> int:
     from mobileseg.data.problems import DataError
     from mobileseg.run_lock import RunLockError, hold
     from mobileseg.state_files import StateFileError
-    from mobileseg.training.trainer import TrainingDiverged, TrainingError
+    from mobileseg.training.errors import TrainingDiverged, TrainingError
     from mobileseg.warm_start.matching import InitError
 
     if len(argv) > 1:
         print(f"mobileseg.train: error: unexpected arguments {list(argv[1:])}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     missing = [f"--{name}" for name in ("arch", "data", "run_dir") if not flag_values[name].value]
     if missing:
         print(f"mobileseg.train: error: {', '.join(missing)} required", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     try:
         with hold(flag_values.run_dir, "mobileseg.train"):
             result = _train(flag_values)
     except (TrainingDiverged, AtomicWriteError) as error:
         print(f"mobileseg.train: error: {error}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     except DataError as error:
         message = str(error) if str(error).startswith("--data") else f"--data {flag_values.data}: {error}"
         print(f"mobileseg.train: error: {message}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except (BadInput, GenotypeError, TrainingError, RunLockError, StateFileError, InitError) as error:
         print(f"mobileseg.train: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     best = "none" if result.best_miou is None else f"{result.best_miou:.4f} (epoch {result.best_epoch})"
     print(f"trained {result.epoch} epochs ({result.optimizer_step} steps); best val mIoU {best}; "
-          f"model: {result.run_dir / 'model.keras'}")
-    return 0
+          f"model: {RunDir(result.run_dir).file(RunDir.MODEL)}")
+    return EXIT_OK
 
 
 def _train(fv):

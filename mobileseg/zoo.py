@@ -21,8 +21,7 @@ from pathlib import Path
 from absl import app, flags
 
 from mobileseg.cli_flags import parse_size
-
-REFERENCES = Path(__file__).resolve().parent.parent / "search_space" / "references"
+from mobileseg.search.reference_choice import REFERENCES, reference_files
 
 FLAGS = flags.FLAGS
 
@@ -36,11 +35,6 @@ def define_flags() -> None:
     flags.DEFINE_enum("clock", "wall", ["wall", "thread_cpu"], "Latency clock: wall, or the invoking thread's CPU "
                       "time (idle-core latency on a shared machine; needs --threads 1).")
     flags.DEFINE_string("json_out", None, "Also write the table to this JSON file.")
-
-
-def reference_files() -> list[Path]:
-    """The reference genotype files, sorted by name."""
-    return sorted(REFERENCES.glob("*.yaml"))
 
 
 def profile(path: Path, num_classes: int, input_size: tuple[int, int], threads: int = 1,

@@ -1,6 +1,6 @@
 """The package's imports go one way: no module of ``mobileseg`` imports, directly or through others,
-a module that imports it back (issue 17). Imports inside functions count (they run too); imports
-under ``if TYPE_CHECKING:`` do not (they never run)."""
+a module that imports it back, and no library module imports a command (issue 17). Imports inside
+functions count (they run too); imports under ``if TYPE_CHECKING:`` do not (they never run)."""
 
 import ast
 from pathlib import Path
@@ -38,6 +38,18 @@ def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
                 targets.update(alias.name for alias in node.names)
         graph[name] = {target for target in targets if target in modules and target != name}
     return graph
+
+
+def commands(package: Path = PACKAGE) -> set[str]:
+    """The command modules: every ``__main__.py`` and every module with ``if __name__ == "__main__"``."""
+    return {module_name(path, package) for path in package.rglob("*.py")
+            if path.name == "__main__.py" or 'if __name__ == "__main__"' in path.read_text()}
+
+
+def library_imports_of_commands(graph: dict[str, set[str]], command_set: set[str]) -> dict[str, set[str]]:
+    """``{library module: the commands it imports}`` (a command may import another; a library module may not)."""
+    return {module: targets & command_set for module, targets in graph.items()
+            if module not in command_set and targets & command_set}
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -100,3 +112,22 @@ def test_no_package_of_mobileseg_imports_itself_back():
         packages.setdefault(package(module), set()).update(
             package(target) for target in targets if package(target) != package(module))
     assert cycles(packages) == []
+
+
+def test_the_command_set_is_the_entry_points_and_a_library_import_of_one_is_found(tmp_path):
+    found = commands()
+    assert {"mobileseg.train", "mobileseg.pipeline", "mobileseg.search.__main__", "mobileseg.zoo"} <= found
+    assert not found & {"mobileseg.pipeline_budget", "mobileseg.run.exit_codes", "mobileseg.search.stages"}
+    package = tmp_path / "mobileseg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "tool.py").write_text('def main():\n    pass\n\nif __name__ == "__main__":\n    main()\n')
+    (package / "helper.py").write_text("from mobileseg.tool import main\n")
+    (package / "other.py").write_text("import mobileseg.tool\n")
+    assert commands(package) == {"mobileseg.tool"}
+    assert library_imports_of_commands(import_graph(package), commands(package)) == {
+        "mobileseg.helper": {"mobileseg.tool"}, "mobileseg.other": {"mobileseg.tool"}}
+
+
+def test_no_library_module_imports_a_command():
+    assert library_imports_of_commands(import_graph(), commands()) == {}

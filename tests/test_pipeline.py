@@ -103,6 +103,19 @@ def test_a_fresh_run_runs_every_step_in_order_and_summarizes_the_files(tmp_path,
     assert "pipeline:" in config and "eval_split: test" in config
 
 
+def test_the_summary_names_the_run_report_among_the_files(tmp_path, settings, capsys):
+    commands = {**fake_commands(tmp_path, settings), "report": lambda s: [
+        sys.executable, "-c", "import pathlib, sys; pathlib.Path(sys.argv[1], 'report.html').write_text('<html>')",
+        str(s.run_dir)]}
+    assert pipeline.run_pipeline(settings, commands) == 0
+    page = settings.run_dir / "report.html"
+    assert page.read_text() == "<html>"
+    summary = json.loads((settings.run_dir / "summary.json").read_text())
+    assert summary["files"]["run report"] == str(page)
+    printed = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("run report")]
+    assert printed == [["run", "report", str(page)]]  # not "(missing)": the report is written before it is printed
+
+
 def test_finished_steps_are_skipped_and_a_step_that_runs_reruns_the_later_ones(tmp_path, settings, capsys):
     commands = fake_commands(tmp_path, settings)
     assert pipeline.run_pipeline(settings, commands) == 0
@@ -142,7 +155,7 @@ def test_a_failing_step_stops_the_run_and_its_exit_code_is_named(tmp_path, setti
     ({"data": "nope:x"}, "unknown kind 'nope'"),
     ({"batch_size": 64}, "--batch_size 64: synthetic:8 has only 6 training images"),
     ({"latency_backend": "table:missing.json"}, "no such file missing.json"),
-    ({"latency_backend": "gpu"}, "expected local[:FILE], table:FILE or adb[:FILE]"),
+    ({"latency_backend": "gpu"}, "expected local[:FILE], adb[:FILE] or table:FILE"),
     ({"serial": "R58M"}, "--serial needs --latency_backend adb"),
 ])
 def test_bad_inputs_exit_2_before_any_step(tmp_path, settings, capsys, change, message):

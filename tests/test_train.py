@@ -17,7 +17,7 @@ from absl import flags
 from mobileseg import train
 from mobileseg.arch import builder, schema_io
 from mobileseg.training import callbacks
-from mobileseg.training.trainer import read_config
+from mobileseg.training.run_config import read_config
 
 ARCH = """
 name: tiny_aux

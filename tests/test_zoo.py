@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from mobileseg import zoo
+from mobileseg.search.reference_choice import REFERENCES, reference_files
 from mobileseg.summary import summarize
 
 PUBLISHED_SEAFORMER = {  # (params M, GMACs) from the SeaFormer paper / official README, ADE20K 512x512
@@ -17,7 +17,7 @@ PUBLISHED_SEAFORMER = {  # (params M, GMACs) from the SeaFormer paper / official
 @pytest.mark.parametrize("name", sorted(PUBLISHED_SEAFORMER))
 def test_seaformer_matches_the_paper(name):
     params, macs = PUBLISHED_SEAFORMER[name]
-    summary = summarize(str(zoo.REFERENCES / f"{name}.yaml"), num_classes=150, input_size=(512, 512))
+    summary = summarize(str(REFERENCES / f"{name}.yaml"), num_classes=150, input_size=(512, 512))
     assert summary["params"] == pytest.approx(params * 1e6, rel=0.10)
     assert summary["macs"] == pytest.approx(macs * 1e9, rel=0.15)
 
@@ -32,13 +32,13 @@ def test_segformer_b0_matches_keras_hub():
         layerwise_strides=[4, 2, 2, 2], hidden_dims=[32, 64, 160, 256], image_shape=(512, 512, 3))
     backbone = keras_hub.models.SegFormerBackbone(image_encoder=encoder, projection_filters=256)
     theirs = keras_hub.models.SegFormerImageSegmenter(backbone=backbone, num_classes=150).count_params()
-    ours = summarize(str(zoo.REFERENCES / "segformer_b0.yaml"), num_classes=150, input_size=(512, 512))
+    ours = summarize(str(REFERENCES / "segformer_b0.yaml"), num_classes=150, input_size=(512, 512))
     assert ours["params"] == pytest.approx(theirs, rel=0.05)
     assert ours["macs"] == pytest.approx(8.4e9, rel=0.15)  # SegFormer paper: 8.4 GFLOPs at 512x512
 
 
 def test_every_reference_the_issue_names_is_there():
-    names = {path.stem for path in zoo.reference_files()}
+    names = {path.stem for path in reference_files()}
     assert names >= {"seaformer_tiny", "seaformer_small", "seaformer_base", "seaformer_large", "rtformer_slim",
                      "rtformer_base", "segformer_b0", "mobilenetv3_small_lraspp", "mobilenetv3_large_lraspp",
                      "hyctas_lattice", "fasterseg_lattice"}
@@ -50,7 +50,7 @@ def test_zoo_cli_writes_a_table_and_json(tmp_path):
     import sys
 
     out = tmp_path / "zoo.json"
-    arch = zoo.REFERENCES / "mobilenetv3_small_lraspp.yaml"
+    arch = REFERENCES / "mobilenetv3_small_lraspp.yaml"
     result = subprocess.run([sys.executable, "-m", "mobileseg.zoo", "--arch", str(arch), "--input_size", "64x96",
                              "--num_classes", "4", "--clock", "thread_cpu", "--json_out", str(out)],
                             capture_output=True, text=True)

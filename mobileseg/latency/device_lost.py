@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-EXIT_DEVICE_LOST = 3
-"""Exit code of a command whose phone was lost (or could not be reached): connect it and run it again."""
+from mobileseg.run.exit_codes import EXIT_DEVICE_LOST
 
 
 def adb_exit_code(error) -> int:

@@ -230,7 +230,8 @@ def latency_model_from_spec(spec: str, signatures_of: SignaturesOf, *,
             executable; see `mobileseg.latency.adb_backend`.
 
     Raises:
-        ValueError: an unknown backend (the known ones are listed) or a missing argument.
+        mobileseg.run.exit_codes.BadInput: a spec outside the grammar (`mobileseg.run.latency_backend`).
+        ValueError: no table file for ``local`` / ``adb``, or no ``make_model``.
         FileNotFoundError / TableFormatError: a ``table:`` file that is absent or corrupt.
         mobileseg.android.errors.AdbError: ``adb`` and no usable phone.
 
@@ -238,28 +239,26 @@ def latency_model_from_spec(spec: str, signatures_of: SignaturesOf, *,
         >>> latency_model_from_spec("gpu-cloud", list)
         Traceback (most recent call last):
         ...
-        ValueError: unknown latency backend 'gpu-cloud'; expected table:FILE, local[:FILE] or adb[:FILE]
+        mobileseg.run.exit_codes.BadInput: --latency_backend gpu-cloud: expected local[:FILE], adb[:FILE] or table:FILE
     """
-    backend, _, argument = spec.partition(":")
-    if backend == "table":
-        if not argument:
-            raise ValueError("latency backend 'table:' needs a file: table:PATH/latency_table.json")
-        return TableLatencyModel(LatencyTable.load(argument), signatures_of)
-    if backend in ("local", "adb"):
-        path = argument or default_table
-        if not path:
-            raise ValueError(f"latency backend {backend!r} needs a table file: {backend}:FILE, "
-                             "or a default table")
-        if make_model is None:
-            raise ValueError(f"latency backend {backend!r} needs make_model (signature -> block model)")
-        if backend == "local":
-            return LocalLatencyModel(path, signatures_of, make_model, threads=threads,
-                                     quantization=quantization, progress=progress, clock=clock,
-                                     conversions=conversions)
-        from mobileseg.latency.adb_backend import AdbMeasurer, connect
+    from mobileseg.run.latency_backend import parse_latency_backend
 
-        measurer = AdbMeasurer(connect(serial, adb), threads=threads)
-        table = LatencyTable.load_or_create(path, measurer.fingerprint, quantization)
-        return MeasuringLatencyModel(table, signatures_of, make_model, measurer, progress=progress,
-                                     conversions=conversions)
-    raise ValueError(f"unknown latency backend {spec!r}; expected table:FILE, local[:FILE] or adb[:FILE]")
+    backend = parse_latency_backend(spec)
+    if not backend.measures:
+        return TableLatencyModel(LatencyTable.load(backend.path), signatures_of)
+    path = backend.path or default_table
+    if not path:
+        raise ValueError(f"latency backend {backend.kind!r} needs a table file: {backend.kind}:FILE, "
+                         "or a default table")
+    if make_model is None:
+        raise ValueError(f"latency backend {backend.kind!r} needs make_model (signature -> block model)")
+    if backend.kind == "local":
+        return LocalLatencyModel(path, signatures_of, make_model, threads=threads,
+                                 quantization=quantization, progress=progress, clock=clock,
+                                 conversions=conversions)
+    from mobileseg.latency.adb_backend import AdbMeasurer, connect
+
+    measurer = AdbMeasurer(connect(serial, adb), threads=threads)
+    table = LatencyTable.load_or_create(path, measurer.fingerprint, quantization)
+    return MeasuringLatencyModel(table, signatures_of, make_model, measurer, progress=progress,
+                                 conversions=conversions)

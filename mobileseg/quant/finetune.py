@@ -76,7 +76,7 @@ def quantization_aware_training(model: keras.Model, source, *, input_size: tuple
     from mobileseg.quant.flatten import logits_model
     from mobileseg.quant.qat import calibrate, quantize_model
     from mobileseg.training.losses import DistillationKL, OhemCrossEntropy, SegmentationLoss
-    from mobileseg.training.trainer import TrainingModel
+    from mobileseg.training.training_model import TrainingModel
 
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")

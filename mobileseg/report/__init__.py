@@ -2,8 +2,6 @@
 
 `run_folder` reads what the folder holds, `quality` evaluates its models, `latency_breakdown`
 splits the predicted latency by block, `genotype_svg` draws the network, `figures` draws the
-raster figures, `sections` builds each part of the page and `html_page` the page itself.
+raster figures, `sections` builds each part of the page and `html_page` the page itself, written to
+``DIR/report.html`` (`mobileseg.run.run_dir.RunDir.REPORT_HTML`).
 """
-
-REPORT_HTML = "report.html"
-"""The report's file in the run folder (here, so the pipeline names it without importing the report)."""

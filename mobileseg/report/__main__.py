@@ -38,9 +38,9 @@ def run(flag_values, argv: Sequence[str]) -> int:
     """Write the report as the parsed flags say; returns the exit code."""
     from mobileseg.atomic_write import AtomicWriteError, write_atomic
     from mobileseg.console import keep_native_log_in
-    from mobileseg.report import REPORT_HTML
     from mobileseg.report.run_folder import NotARunError, open_run
     from mobileseg.report.sections import report_html
+    from mobileseg.run.run_dir import RunDir
 
     if len(argv) > 1:
         print(f"mobileseg.report: error: unexpected arguments {list(argv[1:])}", file=sys.stderr)
@@ -56,11 +56,11 @@ def run(flag_values, argv: Sequence[str]) -> int:
     keep_native_log_in(folder.path)
     page = report_html(folder, samples=flag_values.samples, progress=flag_values.progress)
     try:
-        write_atomic(folder.path / REPORT_HTML, page)
+        write_atomic(folder.path / RunDir.REPORT_HTML, page)
     except AtomicWriteError as error:
         print(f"mobileseg.report: error: {error}", file=sys.stderr)
         return 1
-    print(folder.path / REPORT_HTML)
+    print(folder.path / RunDir.REPORT_HTML)
     return 0
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mobileseg.report.run_folder import FLOAT_MODEL, INT8_MODEL
+from mobileseg.run.run_dir import RunDir
 
-MODELS = (("float", FLOAT_MODEL), ("int8", INT8_MODEL))
+MODELS = (("float", RunDir.MODEL), ("int8", RunDir.INT8))
 """The models a run report evaluates: label and file in the run folder."""
 
 

@@ -20,17 +20,9 @@ import dataclasses
 import os
 from pathlib import Path
 
-from mobileseg.search.pareto import ARCH_YAML, PARETO_JSON
+from mobileseg.run.run_dir import RunDir
 
-CONFIG = "config.yaml"
-SUMMARY = "summary.json"
-TABLE = "latency_table.json"
-FLOAT_MODEL = "model.keras"
-INT8_MODEL = "export/model_int8.tflite"
-EXPORT_REPORT = "export/report.json"
-BENCH = ("bench/local.json", "bench/adb.json")
-"""The bench results a run may hold: this CPU's, a phone's (the first found is shown)."""
-MARKERS = (CONFIG, ARCH_YAML, PARETO_JSON, SUMMARY)
+MARKERS = (RunDir.CONFIG, RunDir.ARCH, RunDir.PARETO_JSON, RunDir.SUMMARY)
 """A folder holding none of these is not a run."""
 
 
@@ -48,7 +40,7 @@ class RunFolder:
         summary: the pipeline's ``summary.json``.
         pareto: the search's ``pareto.json``.
         export_report: ``export/report.json``.
-        bench: the first of `BENCH` found.
+        bench: the first of `RunDir.BENCHES` found (this CPU's, else a phone's).
         genotype: the chosen network (``arch.yaml``).
         problems: files present but unreadable, one line each (file and problem).
     """
@@ -95,38 +87,40 @@ def open_run(run_dir: str | os.PathLike) -> RunFolder:
     from mobileseg.state_files import StateFileError, read_json
     from mobileseg.text_files import TextFileError
 
-    path = Path(run_dir)
+    folder = RunDir(run_dir)
+    path = folder.path
     if not path.is_dir():
         raise NotARunError(f"{path}: no such folder")
-    if not any((path / name).is_file() for name in MARKERS):
+    if not any(folder.file(name).is_file() for name in MARKERS):
         raise NotARunError(f"{path}: not a run folder (none of {', '.join(MARKERS)} in it)")
     problems: list[str] = []
 
     def json_file(name: str) -> dict | None:
         try:
-            return read_json(path / name, "left out of the report")
+            return read_json(folder.file(name), "left out of the report")
         except StateFileError as error:
             problems.append(str(error))
             return None
 
     config: dict = {}
-    if (path / CONFIG).is_file():
+    if folder.file(RunDir.CONFIG).is_file():
         try:
-            loaded = read_yaml(path / CONFIG)
+            loaded = read_yaml(folder.file(RunDir.CONFIG))
         except TextFileError as error:
             problems.append(f"{error}; left out of the report")
         else:
             if isinstance(loaded, dict):
                 config = loaded
             else:
-                problems.append(f"{path / CONFIG}: not a YAML mapping; left out of the report")
+                problems.append(f"{folder.file(RunDir.CONFIG)}: not a YAML mapping; left out of the report")
     genotype = None
-    if (path / ARCH_YAML).is_file():
+    if folder.file(RunDir.ARCH).is_file():
         try:
-            genotype = schema_io.load(path / ARCH_YAML)
+            genotype = schema_io.load(folder.file(RunDir.ARCH))
         except GenotypeError as error:
             problems.append(f"{error}; left out of the report")
-    bench = next((json_file(name) for name in BENCH if (path / name).is_file()), None)
-    return RunFolder(path=path, config=config, summary=json_file(SUMMARY), pareto=json_file(PARETO_JSON),
-                     export_report=json_file(EXPORT_REPORT), bench=bench, genotype=genotype, problems=problems)
+    bench = next((json_file(name) for name in RunDir.BENCHES if folder.file(name).is_file()), None)
+    return RunFolder(path=path, config=config, summary=json_file(RunDir.SUMMARY), pareto=json_file(RunDir.PARETO_JSON),
+                     export_report=json_file(RunDir.EXPORT_REPORT), bench=bench, genotype=genotype,
+                     problems=problems)
 

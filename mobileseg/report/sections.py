@@ -14,7 +14,8 @@ from html import escape
 from pathlib import Path
 
 from mobileseg.report.html_page import Section, not_in_run, png_image, render_page, table
-from mobileseg.report.run_folder import FLOAT_MODEL, INT8_MODEL, TABLE, RunFolder
+from mobileseg.report.run_folder import RunFolder
+from mobileseg.run.run_dir import RunDir
 
 
 def _percent(value) -> float | None:
@@ -51,12 +52,11 @@ def overview_section(run: RunFolder) -> Section:
 def pareto_section(run: RunFolder) -> Section:
     """The search's Pareto plot and front, the chosen network marked."""
     from mobileseg.search.study_storage import STUDY_FILE
-    from mobileseg.search.pareto import PARETO_PNG
 
     if run.pareto is None:
         return Section("pareto", "Pareto front", not_in_run("no pareto.json: the search has not finished here"))
     body = ""
-    plot = run.file(PARETO_PNG)
+    plot = run.file(RunDir.PARETO_PNG)
     body += png_image(plot.read_bytes(), "Pareto plot") if plot else not_in_run("no pareto.png")
     chosen = run.pareto.get("chosen") or {}
     if chosen.get("reason"):
@@ -100,8 +100,8 @@ def quality_sections(run: RunFolder, samples: int, progress: bool | None = None)
         return [Section("accuracy", "Accuracy", not_in_run(reason)),
                 Section("samples", "Sample predictions", not_in_run(reason))]
 
-    if run.file(FLOAT_MODEL) is None and run.file(INT8_MODEL) is None:
-        return both(f"no {FLOAT_MODEL} or {INT8_MODEL}: no model trained yet")
+    if run.file(RunDir.MODEL) is None and run.file(RunDir.INT8) is None:
+        return both(f"no {RunDir.MODEL} or {RunDir.INT8}: no model trained yet")
     spec = run.setting("data")
     if spec is None:
         return both("config.yaml does not name the data set")
@@ -157,7 +157,7 @@ def latency_section(run: RunFolder) -> Section:
     from mobileseg.report.latency_breakdown import breakdown
 
     title = "Where the milliseconds go"
-    table_path = run.file(TABLE)
+    table_path = run.file(RunDir.LATENCY_TABLE)
     search = run.config.get("search") or {}  # the size the search predicted latency at (train's is a crop)
     size, classes = search.get("input_size"), search.get("num_classes")
     if run.export_report:

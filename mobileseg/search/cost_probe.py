@@ -109,7 +109,7 @@ def probe_costs(supernet, source, settings: ProbeSettings, latency_s: float) -> 
     from mobileseg.data.checks import verified_pairs
     from mobileseg.supernet.accuracy import SupernetAccuracyModel
     from mobileseg.supernet.trainer import SupernetTrainConfig, SupernetTrainer
-    from mobileseg.training.trainer import epoch_batches
+    from mobileseg.training.factories import epoch_batches
 
     rng = np.random.default_rng(settings.seed)
     config = SupernetTrainConfig(epochs=1, batch_size=settings.batch_size, search_scale=settings.search_scale,

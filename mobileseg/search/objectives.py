@@ -132,7 +132,7 @@ def evaluate_references(references: Iterable[Genotype | str | os.PathLike], late
     """Place reference networks on the search's axes with the search's own models.
 
     Args:
-        references: genotypes or genotype files (e.g. ``mobileseg.zoo.reference_files()``).
+        references: genotypes or genotype files (e.g. ``mobileseg.search.reference_choice.reference_files()``).
         latency_model: the search's latency model; ``latency_ms`` works on any genotype.
             A read-only table that lacks one of a reference's blocks gives that reference
             no latency (the missing block is named in ``note``) instead of failing.

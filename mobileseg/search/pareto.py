@@ -36,6 +36,7 @@ import numpy as np
 from mobileseg.arch import schema_io
 from mobileseg.arch.composition import composition
 from mobileseg.atomic_write import write_atomic
+from mobileseg.run.run_dir import RunDir
 
 if TYPE_CHECKING:
     from mobileseg.arch.genotype import Genotype
@@ -44,9 +45,7 @@ if TYPE_CHECKING:
 
 Describe = Callable[["Genotype"], dict]
 """genotype -> extra facts for its ``pareto.json`` entry (`write_outputs`)."""
-PARETO_JSON = "pareto.json"
-PARETO_PNG = "pareto.png"
-ARCH_YAML = "arch.yaml"
+PARETO_JSON, PARETO_PNG, ARCH_YAML = RunDir.PARETO_JSON, RunDir.PARETO_PNG, RunDir.ARCH
 _CHUNK = 512
 
 

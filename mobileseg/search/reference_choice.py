@@ -5,7 +5,7 @@ in the latency table: with a measuring backend every block it lacks is built, co
 timed once (about 2 s a block on this machine), which for the 11 networks of
 ``search_space/references/`` is some 140 blocks. The values of ``--references``:
 
-- ``all``: every file of ``search_space/references/`` (`mobileseg.zoo.reference_files`);
+- ``all``: every file of ``search_space/references/`` (`reference_files`);
 - ``none``: no reference;
 - ``cheapest:K``: of those, the K whose blocks are cheapest to add: fewest blocks missing
   from the table once the space's own blocks are in it (ties: by file name);
@@ -27,6 +27,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+REFERENCES = Path(__file__).resolve().parents[2] / "search_space" / "references"
+"""The reference networks' genotype files (``search_space/references/``)."""
+
+
+def reference_files() -> list[Path]:
+    """The reference genotype files, sorted by name."""
+    return sorted(REFERENCES.glob("*.yaml"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,8 +58,6 @@ def parse_references(spec: str) -> ReferenceChoice:
     Raises:
         ValueError: a malformed ``cheapest:K`` or a file that does not exist (named).
     """
-    from mobileseg.zoo import reference_files
-
     if spec == "all":
         return ReferenceChoice(spec, tuple(reference_files()))
     if spec == "none":

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
+from mobileseg.run.run_dir import RunDir
 from mobileseg.timebudget.deadline import Deadline
-from mobileseg.timebudget.duration import format_duration
+from mobileseg.timebudget.duration import DurationError, format_duration, parse_duration
 
-PLAN = "plan.json"
 ORDER = ("probe", "latency", "supernet", "search", "train", "qat", "reserve")
 
 
@@ -122,7 +123,7 @@ def write_plan(run_dir: Path, plan: TimePlan) -> Path:
     from mobileseg.atomic_write import write_atomic
 
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    return write_atomic(Path(run_dir) / PLAN, json.dumps(plan.to_json(), indent=2) + "\n")
+    return write_atomic(RunDir(run_dir).file(RunDir.PLAN), json.dumps(plan.to_json(), indent=2) + "\n")
 
 
 def read_plan(path: Path) -> TimePlan:
@@ -146,11 +147,31 @@ def earlier_plan(run_dir: Path, budget_s: float | None, command: str) -> TimePla
     a dry run's, unreadable). The same command run again keeps its sizes, so the stages resume where they
     stopped (a study or supernet of other sizes would be refused), and counts its deadlines from then."""
     try:
-        plan = read_plan(Path(run_dir) / PLAN)
+        plan = read_plan(RunDir(run_dir).file(RunDir.PLAN))
     except PlanError:
         return None
     same = plan.started is not None and plan.budget_s == budget_s and plan.command == command
     return plan if same and budget_s is not None else None
+
+
+def budget_and_kept_plan(time_budget: str | None, run_dir: Path, dry_run: bool, command: str,
+                         log: Callable[[str], None]) -> tuple[float | None, TimePlan | None]:
+    """``--time_budget`` in seconds (None: no budget) and the plan `earlier_plan` keeps for it (None: none, or
+    ``dry_run``, which always plans afresh); a kept plan is announced through ``log``.
+
+    Raises:
+        mobileseg.run.exit_codes.BadInput: a malformed ``--time_budget`` (the flag is named).
+    """
+    from mobileseg.run.exit_codes import BadInput
+
+    try:
+        budget = parse_duration(time_budget) if time_budget else None
+    except DurationError as error:
+        raise BadInput(f"--time_budget {error}") from None
+    kept = None if dry_run else earlier_plan(run_dir, budget, command)
+    if kept is not None:
+        log(f"plan: kept from the run started in {run_dir} with this budget; deadlines count from now")
+    return budget, kept
 
 
 def stage_deadline(path: str | None, stage: str) -> Deadline:

@@ -6,7 +6,7 @@ from mobileseg.arch import builder, schema_io
 from mobileseg.arch.space import SearchSpace
 from mobileseg.data.normalization import normalize
 from mobileseg.deploy import tflite_convert
-from mobileseg.zoo import REFERENCES, reference_files
+from mobileseg.search.reference_choice import REFERENCES, reference_files
 
 SPACE_FILE = REFERENCES.parent / "default.yaml"
 INPUT = (64, 64)

@@ -5,7 +5,7 @@ from mobileseg.arch import builder, schema_io
 from mobileseg.arch.external import External
 from mobileseg.arch.schema_io import GenotypeError
 from mobileseg.quant.flatten import flatten_model
-from mobileseg.train import logits_stride
+from mobileseg.run.sizes import logits_stride
 
 HUB = "search_space/external/keras_hub_segformer_b0.yaml"
 

@@ -96,7 +96,7 @@ def test_local_refuses_a_table_of_another_device(table):
 
 
 def test_spec_errors(tmp_path):
-    with pytest.raises(ValueError, match="unknown latency backend 'gpu-cloud'"):
+    with pytest.raises(ValueError, match="--latency_backend gpu-cloud: expected local"):
         latency_model_from_spec("gpu-cloud", genotype_blocks)
     with pytest.raises(ValueError, match="'adb' needs make_model"):
         latency_model_from_spec("adb", genotype_blocks, default_table=tmp_path / "t.json")

@@ -1,7 +1,7 @@
 """A killed and resumed differentiable search is the search it continues: same log, weights and logits.
 
 Each "process" is rebuilt the way ``python -m mobileseg.search --strategy differentiable`` does it
-(`mobileseg.search.__main__._differentiable_stage`): the global seed, a new supernet and search, a
+(`mobileseg.search.stages.differentiable_stage`): the global seed, a new supernet and search, a
 fresh generator for the architectures.
 """
 

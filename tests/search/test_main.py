@@ -22,9 +22,11 @@ from mobileseg.arch.space import SearchSpace
 from mobileseg.latency.blocks import enumerate_space
 from mobileseg.latency.device import local_fingerprint
 from mobileseg.latency.table import LatencyTable
+from mobileseg.run.run_dir import RunDir
 from mobileseg.run_lock import hold
 from mobileseg.search import __main__ as search_cli
-from mobileseg.training.trainer import read_config
+from mobileseg.search import search_flags
+from mobileseg.training.run_config import read_config
 from tests.android.conftest import fake_adb  # noqa: F401 (the fixture)
 from tests.android.fake_phone import PRESETS
 from tests.data.fake_layouts import make_camvid
@@ -88,7 +90,7 @@ def snapshot(folder: Path) -> dict:
 
 
 def state(run_dir: Path) -> dict:
-    return json.loads((run_dir / search_cli.STATE).read_text())
+    return json.loads((run_dir / RunDir.SEARCH_STATE).read_text())
 
 
 def generation_lines(out: str) -> list[str]:
@@ -125,7 +127,7 @@ def test_a_search_writes_every_output_and_trains_only_the_epochs_left(finished, 
     run_dir, out = finished
     assert all((run_dir / name).is_file() for name in OUTPUTS), sorted(snapshot(run_dir))
     config = read_config(run_dir)["search"]
-    assert set(search_cli.FLAG_NAMES) <= set(config)
+    assert set(search_flags.FLAG_NAMES) <= set(config)
     assert (config["input_size"], config["budget"], config["num_classes"], config["output_stride"]) == (
         [32, 32], "demo", 8, 4)
     assert config["search_scale"] == 1.0 and config["storage"] == f"sqlite:///{run_dir.resolve() / 'study.db'}"

@@ -15,7 +15,7 @@ from mobileseg.arch import schema_io
 from mobileseg.arch.space import SearchSpace
 from mobileseg.latency.blocks import buildable
 from mobileseg.search.differentiable import CHECKPOINT, FOLDER
-from mobileseg.training.trainer import read_config
+from mobileseg.training.run_config import read_config
 from tests.search.latency_tables import fake_table
 from tests.search.test_main import run_cli, snapshot, state
 

@@ -22,7 +22,7 @@ import pytest
 from optuna.trial import TrialState
 
 from mobileseg.arch.space import SearchSpace
-from mobileseg.search import __main__ as search_cli
+from mobileseg.run.run_dir import RunDir
 from mobileseg.search.study_storage import open_storage
 from tests.search.latency_tables import fake_table
 from tests.search.test_main import REPO, common, run_cli
@@ -146,7 +146,7 @@ def test_two_workers_one_killed_and_run_again_fill_one_study_losing_and_repeatin
     uids = [t.user_attrs["uid"] for t in complete]
     assert len(set(uids)) == len(uids)  # no trial stored twice
     assert GENERATIONS * POPULATION <= len(complete) <= (GENERATIONS + 1) * POPULATION
-    new = {run_dir: json.loads((run_dir / search_cli.STATE).read_text())["stages"]["search"]["new_trials"]
+    new = {run_dir: json.loads((run_dir / RunDir.SEARCH_STATE).read_text())["stages"]["search"]["new_trials"]
            for run_dir in (first, second)}
     after = stored_by(storage, names[first])
     assert {t.user_attrs["uid"] for t in before} <= set(uids)  # nothing the killed worker stored is lost

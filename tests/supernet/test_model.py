@@ -142,7 +142,7 @@ def test_mixed_bfloat16_supernet_computes_in_bfloat16_with_float32_weights(head,
     answer."""
     import keras
 
-    from mobileseg.training.trainer import dtype_policy
+    from mobileseg.training.train_config import dtype_policy
 
     keras.utils.set_random_seed(0)
     space = SearchSpace.from_text(LRASPP, "lraspp.yaml") if head == "lraspp" else spaces.all_ops(head)

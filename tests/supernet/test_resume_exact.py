@@ -1,7 +1,7 @@
 """A resumed supernet run is the run it continues: same losses, same weights, bit for bit.
 
 Each "process" is rebuilt from scratch the way ``python -m mobileseg.search`` does it
-(`mobileseg.search.__main__._supernet_stage`): ``keras.utils.set_random_seed(seed)``, a new
+(`mobileseg.search.stages.supernet_stage`): ``keras.utils.set_random_seed(seed)``, a new
 `Supernet`, a new trainer and ``np.random.default_rng(seed)`` for the architectures.
 """
 
@@ -16,7 +16,7 @@ from mobileseg.data.sources import open_source
 from mobileseg.state_files import read_checkpoint, write_checkpoint
 from mobileseg.supernet.model import Supernet
 from mobileseg.supernet.trainer import CHECKPOINT, CHECKPOINT_KEYS, SupernetTrainConfig, SupernetTrainer
-from mobileseg.training.trainer import ResumeError
+from mobileseg.training.errors import ResumeError
 from tests.supernet import spaces
 
 SIZE = (32, 32)

@@ -4,8 +4,10 @@ import json
 
 import pytest
 
-from mobileseg.timebudget.time_plan import (ORDER, PlanError, TimePlan, earlier_plan, format_planned_vs_actual,
-                                            planned_vs_actual, read_plan, stage_deadline, write_plan)
+from mobileseg.run.exit_codes import BadInput
+from mobileseg.timebudget.time_plan import (ORDER, PlanError, TimePlan, budget_and_kept_plan, earlier_plan,
+                                            format_planned_vs_actual, planned_vs_actual, read_plan, stage_deadline,
+                                            write_plan)
 
 SIZES = {"supernet_epochs": 4, "population": 8, "generations": 3, "train_epochs": 20, "qat_epochs": 2}
 ESTIMATES = {"probe": 30.0, "latency": 120.0, "supernet": 240.0, "search": 72.0, "train": 800.0, "qat": 160.0,
@@ -90,3 +92,20 @@ def test_the_plan_of_a_started_run_with_the_same_budget_is_kept_for_the_same_com
     assert earlier_plan(run_dir, 3600.0, "pipeline") == started
     assert earlier_plan(run_dir, 7200.0, "pipeline") is None and earlier_plan(run_dir, 3600.0, "search") is None
     assert earlier_plan(run_dir, None, "pipeline") is None
+
+
+def test_the_budget_is_parsed_and_a_kept_plan_is_announced_but_never_for_a_dry_run(tmp_path):
+    run_dir, said = tmp_path / "run", []
+    assert budget_and_kept_plan("1h", run_dir, False, "pipeline", said.append) == (3600.0, None)
+    assert budget_and_kept_plan(None, run_dir, False, "pipeline", said.append) == (None, None)
+    assert said == []
+    started = plan(budget=3600.0)
+    started.start(1234.0)
+    write_plan(run_dir, started)
+    assert budget_and_kept_plan("1h", run_dir, False, "pipeline", said.append) == (3600.0, started)
+    assert said == [f"plan: kept from the run started in {run_dir} with this budget; deadlines count from now"]
+    assert budget_and_kept_plan("1h", run_dir, True, "pipeline", said.append) == (3600.0, None)  # a dry run
+    assert budget_and_kept_plan("2h", run_dir, False, "pipeline", said.append) == (7200.0, None)
+    assert len(said) == 1
+    with pytest.raises(BadInput, match="^--time_budget .*soon"):
+        budget_and_kept_plan("soon", run_dir, False, "search", said.append)
