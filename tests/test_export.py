@@ -13,7 +13,8 @@ from ai_edge_litert.interpreter import Interpreter
 from mobileseg import atomic_write
 from mobileseg import export as export_cli
 from mobileseg.arch import builder, schema_io
-from mobileseg.deploy import packaging
+from mobileseg.deploy import export_run, packaging
+from mobileseg.deploy.export_settings import ExportSettings
 from mobileseg.deploy.onnx_export import run_onnx
 from mobileseg.run_lock import hold
 from tests.quant.networks import images, randomize_statistics
@@ -58,12 +59,12 @@ def test_export_writes_qat_ptq_fp32_onnx_with_sidecars_and_a_report(run_dir, tmp
     from mobileseg.deploy.profiles import load_profile
 
     out = run_dir / "export"
-    settings = export_cli.ExportSettings(
+    settings = ExportSettings(
         model_path=run_dir / "model.keras", out_dir=out, formats=("fp32", "int8", "onnx"), output="mask",
         profile=load_profile(str(profile)), data=DATA, qat_epochs=1, ptq=True, run_dir=run_dir,
         qat_model_path=run_dir / "model_qat.keras", calibration_images=4, batch_size=2, steps_per_epoch=1,
         eval_images=2, eager=True, command="test")
-    result = export_cli.export(settings, log=lambda text: None)
+    result = export_run.export(settings, log=lambda text: None)
     assert result["passed"], result["failed_checks"]
     names = {Path(entry["file"]).name: entry for entry in result["files"]}
     assert set(names) == {"model_fp32.tflite", "model_int8.tflite", "model_int8_ptq.tflite", "model.onnx"}
@@ -80,14 +81,14 @@ def test_export_writes_qat_ptq_fp32_onnx_with_sidecars_and_a_report(run_dir, tmp
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["export"]["files"] == list(names)
 
     # the exported int8 file computes what the quantization-aware Keras model computes
-    qat_model = export_cli.load_keras_model(run_dir / "model_qat.keras")
+    qat_model = export_run.load_keras_model(run_dir / "model_qat.keras")
     x = np.round(images(3, (32, 48), seed=11))
     want = np.asarray(packaging.package(qat_model, "int8", "mask")(x))
     runner = Interpreter(model_path=str(out / "model_int8.tflite")).get_signature_runner()
     got = np.concatenate([runner(image=image[None].astype(np.uint8))["output_0"] for image in x])
     assert (got == want).mean() > 0.97
     # and the ONNX file what the float model computes
-    float_mask = np.asarray(packaging.package(export_cli.load_keras_model(run_dir / "model.keras"), "fp32", "mask")(
+    float_mask = np.asarray(packaging.package(export_run.load_keras_model(run_dir / "model.keras"), "fp32", "mask")(
         x.astype(np.uint8)))
     np.testing.assert_array_equal(run_onnx(out / "model.onnx", x.astype(np.uint8)[:1]), float_mask[:1])
 
@@ -151,7 +152,7 @@ def test_tome_exports_the_network_with_tokens_merged_beside_the_run_s_own_export
     assert files["model_int8.tflite"]["builtin_only"] and files["model_fp32.tflite"]["builtin_only"]
     assert "TOPK_V2" in files["model_int8.tflite"]["ops"]  # the matching is in the file
     assert yaml.safe_load((tmp_path / "config.yaml").read_text())["export"]["tome"] == 0.5
-    reloaded = export_cli.load_keras_model(out / "model_tome0.5.keras")
+    reloaded = export_run.load_keras_model(out / "model_tome0.5.keras")
     assert {layer.tome_mode for layer in reloaded.layers if hasattr(layer, "tome_mode")} == {"kv_bsm", "q_bsm"}
 
 
