@@ -33,7 +33,7 @@ def plan_pipeline(settings, search_args: Sequence[str], explicit: Mapping[str, i
     """Plan the run (see the module docstring); returns the settings at the plan's sizes and the plan.
 
     Args:
-        settings: the checked `mobileseg.pipeline.PipelineSettings`.
+        settings: the checked `mobileseg.pipeline_settings.PipelineSettings`.
         search_args: the flags the pipeline gives its search step.
         explicit: sizes given on the command line (None: not given).
         started: `time.time` when the run started (its deadlines count from it; not used by a dry run).

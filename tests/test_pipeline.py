@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mobileseg import pipeline
+from mobileseg import pipeline, pipeline_settings, pipeline_steps
 from mobileseg.run_lock import hold
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,7 +60,7 @@ FAKE_STEP = textwrap.dedent('''
 
 @pytest.fixture
 def settings(tmp_path):
-    return pipeline.PipelineSettings(space=SPACE, data="synthetic:8", run_dir=tmp_path / "run",
+    return pipeline_settings.PipelineSettings(space=SPACE, data="synthetic:8", run_dir=tmp_path / "run",
                                      target_latency_ms=4.0, train_epochs=2, batch_size=2)
 
 
@@ -72,7 +72,7 @@ def fake_commands(tmp_path, settings, codes=None, silent=()):
     def command(step):
         return lambda s: [sys.executable, str(script), step, str(s.run_dir), str((codes or {}).get(step, 0)), *silent]
 
-    return {step: command(step) for step in pipeline.STEPS}
+    return {step: command(step) for step in pipeline_settings.STEPS}
 
 
 def steps_run(settings):
@@ -128,7 +128,7 @@ def test_finished_steps_are_skipped_and_a_step_that_runs_reruns_the_later_ones(t
     assert steps_run(settings)[4:] == ["bench"]
 
     # Training asked for more epochs than were trained: train resumes, export and bench follow.
-    longer = pipeline.PipelineSettings(**{**vars(settings), "train_epochs": 3})
+    longer = pipeline_settings.PipelineSettings(**{**vars(settings), "train_epochs": 3})
     (settings.run_dir / "train_state.json").write_text(json.dumps({"status": "finished", "epoch": 2}))
     assert pipeline.run_pipeline(longer, fake_commands(tmp_path, longer, silent=("train",))) == 1
     assert steps_run(settings)[5:] == ["train"]
@@ -159,7 +159,7 @@ def test_a_failing_step_stops_the_run_and_its_exit_code_is_named(tmp_path, setti
     ({"serial": "R58M"}, "--serial needs --latency_backend adb"),
 ])
 def test_bad_inputs_exit_2_before_any_step(tmp_path, settings, capsys, change, message):
-    settings = pipeline.PipelineSettings(**{**vars(settings), **change})
+    settings = pipeline_settings.PipelineSettings(**{**vars(settings), **change})
     assert pipeline.run_pipeline(settings, fake_commands(tmp_path, settings)) == 2
     assert message in capsys.readouterr().err
     assert not settings.run_dir.exists()
@@ -177,54 +177,54 @@ def test_a_run_folder_another_command_is_running_in_is_refused_and_left_alone(tm
 
 def test_a_run_folder_of_another_data_set_or_space_is_refused(tmp_path, settings, capsys):
     assert pipeline.run_pipeline(settings, fake_commands(tmp_path, settings)) == 0
-    other_data = pipeline.PipelineSettings(**{**vars(settings), "data": "synthetic:9"})
+    other_data = pipeline_settings.PipelineSettings(**{**vars(settings), "data": "synthetic:9"})
     assert pipeline.run_pipeline(other_data, fake_commands(tmp_path, settings)) == 2
     assert "holds a run on synthetic:8; use a new --run_dir" in capsys.readouterr().err
     space = tmp_path / "space.yaml"
     space.write_text(SPACE.read_text().replace("width: 8,", "width: 12,"))
-    other_space = pipeline.PipelineSettings(**{**vars(settings), "space": space})
+    other_space = pipeline_settings.PipelineSettings(**{**vars(settings), "space": space})
     assert pipeline.run_pipeline(other_space, fake_commands(tmp_path, settings)) == 2
     assert "holds a run of another space" in capsys.readouterr().err
     config = settings.run_dir / "config.yaml"
     config.write_text(config.read_text() + "search: {input_size: [64, 80], search_scale: 0.5}\n")
-    other_size = pipeline.PipelineSettings(**{**vars(settings), "search_input_size": (32, 40)})
+    other_size = pipeline_settings.PipelineSettings(**{**vars(settings), "search_input_size": (32, 40)})
     assert pipeline.run_pipeline(other_size, fake_commands(tmp_path, settings)) == 2
     assert "--search_input_size 32x40: " in capsys.readouterr().err
-    same_size = pipeline.PipelineSettings(**{**vars(settings), "search_input_size": (64, 80)})
+    same_size = pipeline_settings.PipelineSettings(**{**vars(settings), "search_input_size": (64, 80)})
     assert pipeline.run_pipeline(same_size, fake_commands(tmp_path, settings)) == 0
     assert steps_run(settings) == ["search", "train", "export", "bench"]
 
 
 def test_the_step_commands_chain_the_run_folder_and_forward_the_budget(settings):
-    search = pipeline.search_command(settings)
+    search = pipeline_steps.search_command(settings)
     assert search[2] == "mobileseg.search" and "--input_size" not in search and "--population" not in search
-    budget = pipeline.PipelineSettings(**{**vars(settings), "search_input_size": (64, 80), "population": 4})
-    search = pipeline.search_command(budget)
+    budget = pipeline_settings.PipelineSettings(**{**vars(settings), "search_input_size": (64, 80), "population": 4})
+    search = pipeline_steps.search_command(budget)
     assert search[search.index("--input_size") + 1] == "64x80" and search[search.index("--population") + 1] == "4"
 
-    with pytest.raises(pipeline.PipelineError, match="its search section has no input_size"):
-        pipeline.train_command(settings)
+    with pytest.raises(pipeline_settings.PipelineError, match="its search section has no input_size"):
+        pipeline_steps.train_command(settings)
     settings.run_dir.mkdir()
     (settings.run_dir / "config.yaml").write_text("search: {input_size: [64, 80], search_scale: 0.5}\n")
-    train = pipeline.train_command(settings)
+    train = pipeline_steps.train_command(settings)
     flags = dict(zip(train[3::2], train[4::2]))
     assert flags["--arch"] == str(settings.run_dir / "arch.yaml")
     assert (flags["--input_size"], flags["--model_size"], flags["--val_size"]) == ("64x80",) * 3
     assert flags["--scale_range"] == "0.25,1" and flags["--epochs"] == "2"
-    crops = pipeline.PipelineSettings(**{**vars(settings), "input_size": (48, 48)})
-    assert pipeline.train_command(crops)[pipeline.train_command(crops).index("--input_size") + 1] == "48x48"
+    crops = pipeline_settings.PipelineSettings(**{**vars(settings), "input_size": (48, 48)})
+    assert pipeline_steps.train_command(crops)[pipeline_steps.train_command(crops).index("--input_size") + 1] == "48x48"
     assert "--init" not in train  # no supernet in the folder
     (settings.run_dir / "supernet").mkdir()
     (settings.run_dir / "supernet" / "checkpoint.npz").write_bytes(b"")
-    assert pipeline.train_command(settings)[-2:] == ["--init", f"supernet:{settings.run_dir}"]
+    assert pipeline_steps.train_command(settings)[-2:] == ["--init", f"supernet:{settings.run_dir}"]
     (settings.run_dir / "config.yaml").write_text("search: {input_size: [64, 80], search_scale: 0.5}\n"
                                                   "train: {init: null}\n")
-    assert "--init" not in pipeline.train_command(settings)  # a training started without it resumes without it
+    assert "--init" not in pipeline_steps.train_command(settings)  # a training started without it resumes without it
 
-    export = pipeline.export_command(settings)
+    export = pipeline_steps.export_command(settings)
     assert "--int8" in export and export[export.index("--qat_epochs") + 1] == "3"
-    phone = pipeline.PipelineSettings(**{**vars(settings), "latency_backend": "adb", "serial": "R58M"})
-    bench = pipeline.bench_command(phone)
+    phone = pipeline_settings.PipelineSettings(**{**vars(settings), "latency_backend": "adb", "serial": "R58M"})
+    bench = pipeline_steps.bench_command(phone)
     assert bench[bench.index("--adb"):bench.index("--adb") + 3] == ["--adb", "--serial", "R58M"]
     assert bench[-1] == str(settings.run_dir / "bench" / "adb.json")
 
@@ -268,7 +268,7 @@ head: {op: light, inputs: [{branch: main}], width: 16}
 def test_the_real_steps_from_a_space_to_a_benchmarked_int8_model(tmp_path, capfd):
     space = tmp_path / "tiny.yaml"
     space.write_text(TINY_SPACE)
-    settings = pipeline.PipelineSettings(
+    settings = pipeline_settings.PipelineSettings(
         space=space, data="synthetic:8,size=32x32", run_dir=tmp_path / "run", target_latency_ms=1.0,
         search_input_size=(32, 32), supernet_epochs=1, population=4, generations=2, references="none",
         train_epochs=1, batch_size=2, qat_epochs=1)

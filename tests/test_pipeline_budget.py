@@ -3,7 +3,7 @@ the sizes and the plan handed to the steps, planned against actual in the summar
 
 import json
 
-from mobileseg import pipeline
+from mobileseg import pipeline, pipeline_settings, pipeline_steps
 from tests.test_pipeline import TINY_SPACE, fake_commands, steps_run
 
 
@@ -12,7 +12,7 @@ def budget_settings(tmp_path, **change):
     space.write_text(TINY_SPACE)
     values = dict(space=space, data="synthetic:8,size=32x32", run_dir=tmp_path / "run", target_latency_ms=4.0,
                   search_input_size=(32, 32), batch_size=2, references="none", time_budget="1h")
-    return pipeline.PipelineSettings(**{**values, **change})
+    return pipeline_settings.PipelineSettings(**{**values, **change})
 
 
 def test_a_dry_run_prints_the_plan_and_writes_only_plan_json(tmp_path, capsys):
@@ -40,18 +40,18 @@ def test_the_steps_get_the_plan_s_sizes_and_deadlines_and_the_summary_has_planne
         return command
 
     explicit = {"train_epochs": 2, "qat_epochs": None}  # the fake training writes 2 epochs
-    commands = {step: recording(step) for step in pipeline.STEPS}
+    commands = {step: recording(step) for step in pipeline_settings.STEPS}
     assert pipeline.run_pipeline(settings, commands, explicit=explicit) == 0
     assert steps_run(settings) == ["search", "train", "export", "bench"]
     plan = json.loads((settings.run_dir / "plan.json").read_text())
     assert plan["started"] is not None and plan["stages"][-1]["deadline"] - plan["started"] == 3600
     sizes = {name: getattr(seen["train"], name) for name in plan["sizes"]}
     assert sizes == plan["sizes"] and sizes["train_epochs"] == 2  # given: the budget does not change it
-    search = pipeline.search_command(seen["search"])
+    search = pipeline_steps.search_command(seen["search"])
     assert search[search.index("--time_plan") + 1] == str(settings.run_dir / "plan.json")
     assert search[search.index("--supernet_epochs") + 1] == str(sizes["supernet_epochs"])
-    assert pipeline.export_command(seen["export"])[pipeline.export_command(seen["export"]).index("--qat_epochs") + 1] \
-        == str(sizes["qat_epochs"])
+    export = pipeline_steps.export_command(seen["export"])
+    assert export[export.index("--qat_epochs") + 1] == str(sizes["qat_epochs"])
     summary = json.loads((settings.run_dir / "summary.json").read_text())
     rows = {row["stage"]: row for row in summary["time_plan"]}
     assert list(rows) == ["probe", "latency", "supernet", "search", "train", "qat", "reserve", "total"]

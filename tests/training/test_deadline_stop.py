@@ -4,7 +4,7 @@ import json
 import time
 
 from mobileseg.arch import builder
-from mobileseg.pipeline import train_finished
+from mobileseg.pipeline_steps import train_finished
 from mobileseg.timebudget.deadline import CUT, Deadline
 from mobileseg.training import trainer
 from mobileseg.training.deadline_stop import DeadlineStop
