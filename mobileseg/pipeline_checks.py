@@ -1,7 +1,10 @@
 """The pipeline's checks before any step starts (`check_inputs`) and its ``pipeline`` config section.
 
-A run folder holding a run of another space, data set or search size is refused; `record_settings`
-writes the ``pipeline`` section of ``DIR/config.yaml`` those checks read back.
+The space and its output stride and the data set's splits are checked by the search's own functions
+(`mobileseg.search.search_plan.load_space`, `check_splits`), the sizes by `mobileseg.run.sizes.check_size`
+and the backend's grammar by `mobileseg.run.latency_backend.parse_latency_backend`. A run folder holding a
+run of another space, data set or search size is refused; `record_settings` writes the ``pipeline``
+section of ``DIR/config.yaml`` those checks read back.
 """
 
 from __future__ import annotations
@@ -28,31 +31,25 @@ def check_inputs(settings: PipelineSettings) -> PipelineSettings:
     Raises:
         BadInput: the message names the flag (or file) and the problem.
     """
-    import numpy as np
-
     from mobileseg.arch.schema_io import GenotypeError
-    from mobileseg.arch.space import SearchSpace
     from mobileseg.data.problems import DataError
     from mobileseg.data.sources import open_source
-    from mobileseg.run.sizes import check_size, logits_stride
+    from mobileseg.run.sizes import check_size
+    from mobileseg.search.search_plan import check_splits, load_space
 
     if not settings.target_latency_ms > 0:
         raise BadInput(f"--target_latency_ms {settings.target_latency_ms:g}: must be a positive number of ms")
     try:
-        space = SearchSpace.load(settings.space)
+        _, stride = load_space(settings.space)
     except GenotypeError as error:
         raise BadInput(f"--space: {error}") from None
-    stride = logits_stride(space.sample(np.random.default_rng(0)))
     for flag, size in (("--search_input_size", settings.search_input_size), ("--input_size", settings.input_size)):
         if size is not None:
             check_size(flag, size, stride, f"the space {settings.space}")
     try:
         source = open_source(settings.data)
+        check_splits(source, settings.data)
         splits = source.splits()
-        missing = [split for split in ("train", "val") if split not in splits]
-        if missing:
-            raise BadInput(f"--data {settings.data}: no {' and no '.join(missing)} split (it has: "
-                           f"{', '.join(splits) or 'none'}); search and training need train and val")
         train_pairs = len(source.pairs("train"))
     except DataError as error:
         message = str(error)

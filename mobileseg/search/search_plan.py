@@ -101,6 +101,35 @@ def _image_size(source) -> tuple[int, int]:
     return tuple(int(v) for v in image.shape[:2])
 
 
+def load_space(path) -> tuple[object, int]:
+    """The search space in ``path`` and the output stride of its logits (the search's and the pipeline's check).
+
+    Raises:
+        mobileseg.arch.schema_io.GenotypeError: the file is missing or malformed (it is named).
+    """
+    import numpy as np
+
+    from mobileseg.arch.space import SearchSpace
+    from mobileseg.run.sizes import logits_stride
+
+    space = SearchSpace.load(path)
+    return space, logits_stride(space.sample(np.random.default_rng(0)))
+
+
+def check_splits(source, spec: str) -> None:
+    """Refuse a data set without train or val images (the search's and the pipeline's check).
+
+    Raises:
+        mobileseg.data.problems.DataError: the message names ``--data`` and the splits it has.
+    """
+    from mobileseg.data.problems import DataError
+
+    for split in ("train", "val"):
+        if split not in source.splits() or not source.pairs(split):
+            raise DataError(f"--data {spec}: no {split} images (it has: {', '.join(source.splits()) or 'none'}); "
+                            "the search trains on train and scores on val")
+
+
 def check_inputs(fv) -> Plan:
     """Check every input and resolve every flag; nothing is written.
 
@@ -108,29 +137,22 @@ def check_inputs(fv) -> Plan:
         BadInput, GenotypeError, DataError, TrainingError: bad input (exit 2).
         mobileseg.android.errors.AdbError: the phone of ``--latency_backend adb`` cannot be reached.
     """
-    import numpy as np
-
     from mobileseg.arch import schema_io
-    from mobileseg.arch.space import SearchSpace
     from mobileseg.cli_flags import parse_size
-    from mobileseg.data.problems import DataError
     from mobileseg.data.sources import open_source
     from mobileseg.search.budget import choose_budget
     from mobileseg.search.study_storage import STUDY_FILE, hide_password
     from mobileseg.search.reference_choice import parse_references
     from mobileseg.supernet.plan import SupernetPlan
-    from mobileseg.run.sizes import check_size, logits_stride
+    from mobileseg.run.sizes import check_size
 
     _positive(fv, ("target_latency_ms", "threads", "population", "generations", "supernet_epochs",
                    "steps_per_epoch", "batch_size", "search_scale", "val_images", "calib_batches"))
     if fv.population is not None and fv.population < 2:
         raise BadInput(f"--population {fv.population}: must be at least 2")
-    space = SearchSpace.load(fv.space)
+    space, stride = load_space(fv.space)
     source = open_source(fv.data)
-    for split in ("train", "val"):
-        if split not in source.splits() or not source.pairs(split):
-            raise DataError(f"--data {fv.data}: no {split} images (it has: {', '.join(source.splits()) or 'none'}); "
-                            "the search trains on train and scores on val")
+    check_splits(source, fv.data)
     train_pairs = len(source.pairs("train"))
     if train_pairs < fv.batch_size:
         raise BadInput(f"--batch_size {fv.batch_size}: larger than the {train_pairs} training images of {fv.data}")
@@ -142,7 +164,6 @@ def check_inputs(fv) -> Plan:
     for name in BUDGET_FLAGS:
         if resolved[name] is None:
             resolved[name] = getattr(budget, name)
-    stride = logits_stride(space.sample(np.random.default_rng(0)))
     image_size = _image_size(source)
     if fv.input_size:
         try:
