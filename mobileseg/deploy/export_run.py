@@ -143,19 +143,7 @@ def export(settings: ExportSettings, log=print) -> dict:
     else:
         ptq = False
 
-    jobs = []  # (file name, kind, mode, method)
-    if "fp32" in settings.formats:
-        jobs.append(("model_fp32.tflite", "tflite", "fp32", None))
-    if "fp16" in settings.formats:
-        jobs.append(("model_fp16.tflite", "tflite", "fp16", None))
-    if wants_int8 and qat_model is not None:
-        jobs.append(("model_int8.tflite", "tflite", "int8", "qat"))
-    if wants_int8 and ptq:
-        name = "model_int8_ptq.tflite" if qat_model is not None else "model_int8.tflite"
-        jobs.append((name, "tflite", "int8", "ptq"))
-    if "onnx" in settings.formats:
-        jobs.append(("model.onnx", "onnx", "fp32", None))
-
+    jobs = _jobs(settings.formats, qat=wants_int8 and qat_model is not None, ptq=wants_int8 and ptq)
     normalization = packaging.normalization_of(model)
     entries, failures = [], []
     for name, kind, mode, method in jobs:
@@ -200,42 +188,10 @@ def export(settings: ExportSettings, log=print) -> dict:
             output_quantization=output_quantization, source=str(float_path)))
         entries.append(entry)
 
-    tflite = [e for e in entries if e["format"] == "tflite" and "error" not in e]
-    timing_paths = [e["file"] for e in tflite]
-    fp32_reference = None
-    checks = settings.profile.checks if settings.profile else None
-    needs_fp32 = checks is not None and checks.min_speedup_vs_fp32 is not None
-    if tflite and not any(e["mode"] == "fp32" for e in tflite) and needs_fp32:
-        fp32_reference = settings.out_dir / ".fp32_reference.tflite"
-        write_atomic(fp32_reference, packaging.convert(model, "fp32", settings.output, "uint8"))
-        timing_paths.append(str(fp32_reference))
-    log(f"timing {len(timing_paths)} file(s) at {settings.threads} thread(s)")
-    timings = report.time_tflite(timing_paths, threads=settings.threads)
-    fp32_ms = None
-    for entry in tflite:
-        entry.update({k: v for k, v in timings[entry["file"]].items() if k != "runs"})
-        if entry["mode"] == "fp32":
-            fp32_ms = entry["latency_ms"]
-    if fp32_reference is not None:
-        fp32_ms = timings[str(fp32_reference)]["latency_ms"]
-        fp32_reference.unlink()
-    for entry in tflite:
-        if fp32_ms and entry.get("latency_ms"):
-            entry["speedup_vs_fp32"] = round(fp32_ms / entry["latency_ms"], 3)
-
+    fp32_ms = _time_files(entries, model, settings, log)
     float_entry = {"file": str(float_path)}
     if source is not None and settings.evaluate:
-        log(f"evaluating on {source.spec} {settings.split}")
-        float_entry.update(report.evaluate_file(float_path, source, settings.split, settings.eval_images))
-        if qat_model is not None and settings.qat_model_path and settings.qat_model_path.is_file():
-            qat_eval = report.evaluate_file(settings.qat_model_path, source, settings.split, settings.eval_images)
-            float_entry["qat_keras_miou"] = qat_eval["miou"]
-        for entry in entries:
-            if "error" in entry:
-                continue
-            result = report.evaluate_file(entry["file"], source, settings.split, settings.eval_images)
-            entry.update(miou=result["miou"], pixel_accuracy=result["pixel_accuracy"],
-                         miou_drop=round(100.0 * (float_entry["miou"] - result["miou"]), 3))
+        _evaluate(entries, float_entry, source, settings, qat_model is not None, log)
 
     target = None
     if settings.profile is not None:
@@ -261,20 +217,97 @@ def export(settings: ExportSettings, log=print) -> dict:
     }
     write_atomic(settings.out_dir / "report.json", json.dumps(result, indent=2) + "\n")
     if settings.run_dir is not None:
-        from mobileseg.training.run_config import record_config
-
-        record_config(settings.run_dir, "export", {
-            "model": str(settings.model_path), "out_dir": str(settings.out_dir), "formats": list(settings.formats),
-            "output": settings.output, "input": settings.input_dtype, "input_size": list(input_size),
-            "target": settings.profile.source if settings.profile else None, "data": result["data"],
-            "qat_epochs": settings.qat_epochs, "ptq": settings.ptq, "calibration_images": settings.calibration_images,
-            "batch_size": settings.batch_size, "learning_rate": settings.learning_rate,
-            "distill_weight": settings.distill_weight, "ohem_thresh": settings.ohem_thresh,
-            "ohem_min_kept": settings.ohem_min_kept,
-            "steps_per_epoch": settings.steps_per_epoch, "seed": settings.seed, "split": settings.split,
-            "tome": settings.tome,
-            "files": [Path(entry["file"]).name for entry in entries], "passed": result["passed"]})
+        _record(settings, result, input_size, entries)
     return result
+
+
+def _jobs(formats: tuple[str, ...], qat: bool, ptq: bool) -> list[tuple]:
+    """The files to write, as ``(file name, kind, mode, method)``.
+
+    Example:
+        >>> [job[0] for job in _jobs(("fp32", "int8"), qat=True, ptq=True)]
+        ['model_fp32.tflite', 'model_int8.tflite', 'model_int8_ptq.tflite']
+    """
+    jobs = []
+    if "fp32" in formats:
+        jobs.append(("model_fp32.tflite", "tflite", "fp32", None))
+    if "fp16" in formats:
+        jobs.append(("model_fp16.tflite", "tflite", "fp16", None))
+    if qat:
+        jobs.append(("model_int8.tflite", "tflite", "int8", "qat"))
+    if ptq:
+        jobs.append(("model_int8_ptq.tflite" if qat else "model_int8.tflite", "tflite", "int8", "ptq"))
+    if "onnx" in formats:
+        jobs.append(("model.onnx", "onnx", "fp32", None))
+    return jobs
+
+
+def _time_files(entries: list[dict], model, settings: ExportSettings, log) -> float | None:
+    """Time every written ``.tflite`` file (and speed-ups against fp32) into its entry; returns the fp32 ms.
+
+    Without an fp32 file among them, a profile that checks the speed-up against fp32 has a temporary fp32
+    file converted, timed and deleted.
+    """
+    from mobileseg.atomic_write import write_atomic
+    from mobileseg.deploy import packaging, report
+
+    tflite = [e for e in entries if e["format"] == "tflite" and "error" not in e]
+    timing_paths = [e["file"] for e in tflite]
+    fp32_reference = None
+    checks = settings.profile.checks if settings.profile else None
+    needs_fp32 = checks is not None and checks.min_speedup_vs_fp32 is not None
+    if tflite and not any(e["mode"] == "fp32" for e in tflite) and needs_fp32:
+        fp32_reference = settings.out_dir / ".fp32_reference.tflite"
+        write_atomic(fp32_reference, packaging.convert(model, "fp32", settings.output, "uint8"))
+        timing_paths.append(str(fp32_reference))
+    log(f"timing {len(timing_paths)} file(s) at {settings.threads} thread(s)")
+    timings = report.time_tflite(timing_paths, threads=settings.threads)
+    fp32_ms = None
+    for entry in tflite:
+        entry.update({k: v for k, v in timings[entry["file"]].items() if k != "runs"})
+        if entry["mode"] == "fp32":
+            fp32_ms = entry["latency_ms"]
+    if fp32_reference is not None:
+        fp32_ms = timings[str(fp32_reference)]["latency_ms"]
+        fp32_reference.unlink()
+    for entry in tflite:
+        if fp32_ms and entry.get("latency_ms"):
+            entry["speedup_vs_fp32"] = round(fp32_ms / entry["latency_ms"], 3)
+    return fp32_ms
+
+
+def _evaluate(entries: list[dict], float_entry: dict, source, settings: ExportSettings, has_qat: bool, log) -> None:
+    """mIoU of the float model (and of the quantization-aware Keras model) and of every written file, in place."""
+    from mobileseg.deploy import report
+
+    log(f"evaluating on {source.spec} {settings.split}")
+    float_entry.update(report.evaluate_file(float_entry["file"], source, settings.split, settings.eval_images))
+    if has_qat and settings.qat_model_path and settings.qat_model_path.is_file():
+        qat_eval = report.evaluate_file(settings.qat_model_path, source, settings.split, settings.eval_images)
+        float_entry["qat_keras_miou"] = qat_eval["miou"]
+    for entry in entries:
+        if "error" in entry:
+            continue
+        result = report.evaluate_file(entry["file"], source, settings.split, settings.eval_images)
+        entry.update(miou=result["miou"], pixel_accuracy=result["pixel_accuracy"],
+                     miou_drop=round(100.0 * (float_entry["miou"] - result["miou"]), 3))
+
+
+def _record(settings: ExportSettings, result: dict, input_size: tuple[int, int], entries: list[dict]) -> None:
+    """Write the ``export`` section of the run's ``config.yaml``."""
+    from mobileseg.training.run_config import record_config
+
+    record_config(settings.run_dir, "export", {
+        "model": str(settings.model_path), "out_dir": str(settings.out_dir), "formats": list(settings.formats),
+        "output": settings.output, "input": settings.input_dtype, "input_size": list(input_size),
+        "target": settings.profile.source if settings.profile else None, "data": result["data"],
+        "qat_epochs": settings.qat_epochs, "ptq": settings.ptq, "calibration_images": settings.calibration_images,
+        "batch_size": settings.batch_size, "learning_rate": settings.learning_rate,
+        "distill_weight": settings.distill_weight, "ohem_thresh": settings.ohem_thresh,
+        "ohem_min_kept": settings.ohem_min_kept,
+        "steps_per_epoch": settings.steps_per_epoch, "seed": settings.seed, "split": settings.split,
+        "tome": settings.tome,
+        "files": [Path(entry["file"]).name for entry in entries], "passed": result["passed"]})
 
 
 def _merge_tokens(model, settings: ExportSettings):
