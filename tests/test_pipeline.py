@@ -153,6 +153,7 @@ def test_a_failing_step_stops_the_run_and_its_exit_code_is_named(tmp_path, setti
     ({"space": Path("no/such/space.yaml")}, "--space: no/such/space.yaml: cannot read"),
     ({"data": "synthetic:many"}, "--data synthetic:many"),
     ({"data": "nope:x"}, "unknown kind 'nope'"),
+    ({"data": "synthetic:2,size=32x32"}, "--data synthetic:2,size=32x32: no val images (it has: train)"),
     ({"batch_size": 64}, "--batch_size 64: synthetic:8 has only 6 training images"),
     ({"latency_backend": "table:missing.json"}, "no such file missing.json"),
     ({"latency_backend": "gpu"}, "expected local[:FILE], adb[:FILE] or table:FILE"),

@@ -5,7 +5,8 @@ budget, references, storage, latency backend) and every flag resolved (the budge
 input size, the image scale). The resume rules live here too: a run folder holding a search of
 another space, data set or input size, a supernet or differentiable search trained with other
 settings, or a study scored with another proxy is refused with the flag to change. Nothing is
-written; `mobileseg.search.stages` runs the plan.
+written; `mobileseg.search.stages` runs the plan. The pipeline checks the space (`load_space`) and
+the data set's splits (`check_splits`) with the same functions (`mobileseg.pipeline_checks`).
 """
 
 from __future__ import annotations
