@@ -68,7 +68,6 @@ def export(settings: ExportSettings, log=print) -> dict:
     import numpy as np
 
     from mobileseg.atomic_write import AtomicWriteError, write_atomic
-    from mobileseg.training.callbacks import save_model_atomic
     from mobileseg.deploy import packaging, report
     from mobileseg.inference import default_palette
 
@@ -96,52 +95,10 @@ def export(settings: ExportSettings, log=print) -> dict:
                           f"{source.num_classes}")
     labels, colors = _labels_and_colors(source, settings, num_classes, default_palette)
     wants_int8 = "int8" in settings.formats
-    qat_model, qat_history, qat_note = None, {}, None
-    calibration = None
-
-    def calibration_images():
-        nonlocal calibration
-        if calibration is None:
-            if source is None:
-                raise ExportError("int8 conversion needs training images for calibration: give --data "
-                                  "(or a run config with data)")
-            from mobileseg.quant.ptq import representative_images
-
-            calibration = representative_images(source, input_size, settings.calibration_images, seed=settings.seed)
-        return calibration
-
+    calibration = _Calibration(source, input_size, settings)
+    qat_model, qat_history, qat_note, ptq = None, {}, None, False
     if wants_int8:
-        method = getattr(settings.profile, "quantization", "auto") if settings.profile else None
-        if settings.qat_epochs > 0:
-            if source is None:
-                raise ExportError("--qat_epochs needs training data: give --data (or a run config with data)")
-            train_images = len(source.pairs("train"))
-            if train_images < settings.batch_size:
-                raise ExportError(f"--batch_size {settings.batch_size}: {source.spec} has only {train_images} "
-                                  "training images; give a smaller --batch_size")
-            from mobileseg.quant.finetune import quantization_aware_training
-
-            log(f"quantization-aware fine-tuning for {settings.qat_epochs} epoch(s) on {source.spec}")
-            qat_model, qat_history = quantization_aware_training(
-                model, source, input_size=input_size, epochs=settings.qat_epochs, calibration=calibration_images(),
-                batch_size=settings.batch_size, learning_rate=settings.learning_rate, seed=settings.seed,
-                steps_per_epoch=settings.steps_per_epoch, ohem_thresh=settings.ohem_thresh,
-                ohem_min_kept=settings.ohem_min_kept, distill_weight=settings.distill_weight, verbose=2,
-                eager=settings.eager)
-            save_model_atomic(qat_model, settings.qat_model_path)
-            qat_note = f"fine-tuned {settings.qat_epochs} epoch(s), saved {settings.qat_model_path}"
-        elif method != "ptq" and settings.qat_model_path and settings.qat_model_path.is_file():
-            qat_model = load_keras_model(settings.qat_model_path)
-            qat_note = f"reused {settings.qat_model_path}"
-        if method == "qat" and qat_model is None:
-            raise ExportError(f"{settings.profile.source} asks for quantization-aware int8 but there is no "
-                              f"{settings.qat_model_path}; fine-tune one with --qat_epochs N")
-        ptq = settings.ptq or method == "ptq" or (method == "auto" and qat_model is None)
-        if qat_model is None and not ptq:
-            raise ExportError("--int8 needs a quantization-aware model (--qat_epochs N, or an existing "
-                              f"{settings.qat_model_path}) or --ptq for post-training quantization")
-    else:
-        ptq = False
+        qat_model, qat_history, qat_note, ptq = _quantization(model, source, input_size, settings, calibration, log)
 
     jobs = _jobs(settings.formats, qat=wants_int8 and qat_model is not None, ptq=wants_int8 and ptq)
     normalization = packaging.normalization_of(model)
@@ -158,8 +115,8 @@ def export(settings: ExportSettings, log=print) -> dict:
 
                 packaged = to_onnx(model, path, settings.output, input_dtype)
                 entry.update(report.describe_onnx(path))
-                samples = calibration[:2] if calibration else [np.random.default_rng(settings.seed).uniform(
-                    0, 255, (1, *input_size, 3)).astype(np.float32)]
+                samples = calibration.images[:2] if calibration.images else [
+                    np.random.default_rng(settings.seed).uniform(0, 255, (1, *input_size, 3)).astype(np.float32)]
                 entry["parity"] = onnx_parity(path, packaged, samples)
             else:
                 source_model = qat_model if method == "qat" else model
@@ -167,7 +124,7 @@ def export(settings: ExportSettings, log=print) -> dict:
                 if mode == "int8":
                     from mobileseg.quant.ptq import representative_dataset
 
-                    representative = representative_dataset(calibration_images())
+                    representative = representative_dataset(calibration())
                 flatbuffer = packaging.convert(source_model, mode, settings.output, input_dtype, representative)
                 write_atomic(path, flatbuffer)
                 entry.update(report.describe_tflite(path))
@@ -219,6 +176,74 @@ def export(settings: ExportSettings, log=print) -> dict:
     if settings.run_dir is not None:
         _record(settings, result, input_size, entries)
     return result
+
+
+class _Calibration:
+    """Training images for int8 calibration, chosen when first needed (``images``: None until then)."""
+
+    def __init__(self, source, input_size: tuple[int, int], settings: ExportSettings):
+        self.source, self.input_size, self.settings, self.images = source, input_size, settings, None
+
+    def __call__(self) -> list:
+        """The images (chosen now if they were not yet).
+
+        Raises:
+            ExportError: there is no data set to take them from.
+        """
+        if self.images is None:
+            if self.source is None:
+                raise ExportError("int8 conversion needs training images for calibration: give --data "
+                                  "(or a run config with data)")
+            from mobileseg.quant.ptq import representative_images
+
+            self.images = representative_images(self.source, self.input_size, self.settings.calibration_images,
+                                                seed=self.settings.seed)
+        return self.images
+
+
+def _quantization(model, source, input_size: tuple[int, int], settings: ExportSettings, calibration: _Calibration,
+                  log) -> tuple:
+    """How the int8 file is made: ``(quantization-aware model or None, its history, its note, ptq)``.
+
+    Fine-tunes a quantization-aware model (``--qat_epochs N``, saved to ``qat_model_path``) or reuses the one
+    there, unless the profile asks for post-training quantization.
+
+    Raises:
+        ExportError: no data for fine-tuning, too few images for the batch, or neither kind of int8 possible.
+    """
+    from mobileseg.training.callbacks import save_model_atomic
+
+    qat_model, qat_history, qat_note = None, {}, None
+    method = getattr(settings.profile, "quantization", "auto") if settings.profile else None
+    if settings.qat_epochs > 0:
+        if source is None:
+            raise ExportError("--qat_epochs needs training data: give --data (or a run config with data)")
+        train_images = len(source.pairs("train"))
+        if train_images < settings.batch_size:
+            raise ExportError(f"--batch_size {settings.batch_size}: {source.spec} has only {train_images} "
+                              "training images; give a smaller --batch_size")
+        from mobileseg.quant.finetune import quantization_aware_training
+
+        log(f"quantization-aware fine-tuning for {settings.qat_epochs} epoch(s) on {source.spec}")
+        qat_model, qat_history = quantization_aware_training(
+            model, source, input_size=input_size, epochs=settings.qat_epochs, calibration=calibration(),
+            batch_size=settings.batch_size, learning_rate=settings.learning_rate, seed=settings.seed,
+            steps_per_epoch=settings.steps_per_epoch, ohem_thresh=settings.ohem_thresh,
+            ohem_min_kept=settings.ohem_min_kept, distill_weight=settings.distill_weight, verbose=2,
+            eager=settings.eager)
+        save_model_atomic(qat_model, settings.qat_model_path)
+        qat_note = f"fine-tuned {settings.qat_epochs} epoch(s), saved {settings.qat_model_path}"
+    elif method != "ptq" and settings.qat_model_path and settings.qat_model_path.is_file():
+        qat_model = load_keras_model(settings.qat_model_path)
+        qat_note = f"reused {settings.qat_model_path}"
+    if method == "qat" and qat_model is None:
+        raise ExportError(f"{settings.profile.source} asks for quantization-aware int8 but there is no "
+                          f"{settings.qat_model_path}; fine-tune one with --qat_epochs N")
+    ptq = settings.ptq or method == "ptq" or (method == "auto" and qat_model is None)
+    if qat_model is None and not ptq:
+        raise ExportError("--int8 needs a quantization-aware model (--qat_epochs N, or an existing "
+                          f"{settings.qat_model_path}) or --ptq for post-training quantization")
+    return qat_model, qat_history, qat_note, ptq
 
 
 def _jobs(formats: tuple[str, ...], qat: bool, ptq: bool) -> list[tuple]:
