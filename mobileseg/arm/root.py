@@ -15,9 +15,9 @@ phones use, but not SME: with SME advertised (plain ``max``), XNNPACK in ai-edge
 an SME path whose int8 outputs under qemu 7.2 differ from this CPU's by up to 156 int8 steps on a
 tiny network that agrees exactly with SME off, on ``cortex-a76`` and on ``neoverse-n1`` (measured;
 whether qemu 7.2's young SME emulation or that path is wrong needs a phone with SME to tell).
-``cortex-a76`` and ``neoverse-n1`` give dot-product without i8mm or SVE. Older cores (cortex-a53,
-a57, a72) are not offered: the root's ``/proc/cpuinfo`` (`.ci/arm_root.sh`) describes Cortex-A76
-cores, and XNNPACK trusting it on a CPU without dot-product stops with SIGILL.
+``cortex-a76`` and ``neoverse-n1`` give dot-product without i8mm or SVE. Older cores are not
+offered: on ``cortex-a53`` (and ``a64fx``) the emulated run stopped with SIGILL, probably because
+the root's ``/proc/cpuinfo`` (`.ci/arm_root.sh`) describes Cortex-A76 cores (not investigated).
 """
 
 from __future__ import annotations
