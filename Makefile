@@ -7,7 +7,7 @@ export KERAS_BACKEND := tensorflow
 export TF_CPP_MIN_LOG_LEVEL := 3
 export CUDA_VISIBLE_DEVICES :=
 
-.PHONY: demo test venv system_packages clean
+.PHONY: demo test venv system_packages arm_root clean
 
 venv: $(VENV)/.installed
 
@@ -23,6 +23,12 @@ test: venv system_packages
 
 system_packages:
 	bash .ci/system_packages.sh
+
+# The arm64 root that `python -m mobileseg.bench --arm_emulated` runs LiteRT's aarch64 build in under
+# qemu-user (needs root, the Debian mirror and PyPI; ~1.5 min once, then a no-op). ARM_ROOT= puts it
+# elsewhere than $$MOBILESEG_ARM_ROOT or ~/.cache/mobileseg/arm64-root. `make test` makes it too.
+arm_root: venv
+	PY=$(PY) bash .ci/arm_root.sh $(ARM_ROOT)
 
 # The whole flow on 64 synthetic street scenes and the demo space, in minutes: latency table,
 # supernet, NSGA-II search, training, QAT int8 export, LiteRT benchmark (mobileseg/pipeline.py).

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages that some tests drive for real: Chromium (the run report in a browser) and a
-# PostgreSQL server (several search workers on one study). `make test` runs this first; it
+# PostgreSQL server (several search workers on one study), and the arm64 root with qemu-user that
+# tests/arm run LiteRT's aarch64 build in (.ci/arm_root.sh). `make test` runs this first; it
 # installs what is missing when run as root and is a no-op otherwise. Where a package cannot be
 # had, the tests that need it skip and say which package is missing.
 set -uo pipefail
+bash "$(dirname "$0")/arm_root.sh" || echo "no arm64 root: the tests under tests/arm skip" >&2
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)

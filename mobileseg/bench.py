@@ -10,6 +10,11 @@ With ``--adb`` the same models run on Android phones through
 `mobileseg.android.device_benchmark` (``--serial`` picks phones, ``--delegate``
 ``xnnpack|gpu|nnapi|none``, ``--op_profile`` adds per-op times).
 
+With ``--arm_emulated`` the models are not timed but run once more through LiteRT's aarch64
+build under qemu-user (`mobileseg.arm`; ``make arm_root`` prepares it, ``--arm_root`` and
+``--arm_cpu`` choose the root and the emulated CPU) on ``--arm_scenes`` synthetic scenes, and the
+outputs are compared with this CPU's: class maps, logits in int8 steps, XNNPACK partitions.
+
 ``--json`` prints the result as JSON instead of the table; ``--out FILE`` writes
 the JSON to a file (atomically) either way. Both paths give
 ``{"devices": [{"fingerprint": {...}, "records": [{record keys...}]}]}`` with the
@@ -23,7 +28,8 @@ network; bench times ``.tflite`` files only, so it times the files that
 Exit codes: 0 ok, 2 bad input (missing file, not a TFLite file, a file with a dynamic input
 size, bad flag value, no adb, several phones without ``--serial``), 3 the phone could not be
 reached or was lost (as ``search`` and ``pipeline``: `mobileseg.latency.device_lost.adb_exit_code`),
-1 a benchmark that failed on the phone, or ``--out`` could not be written.
+1 a benchmark that failed on the phone, an emulated ARM run whose output disagrees with this CPU's
+or failed, or ``--out`` could not be written; no arm64 root for ``--arm_emulated`` is bad input (2).
 """
 
 from __future__ import annotations
@@ -199,6 +205,12 @@ def _define_flags(flag_values) -> None:
            enum_values=["xnnpack", "gpu", "nnapi", "none"])
     define("bool", "op_profile", False, "With --adb: per-op profile from benchmark_model.")
     define("integer", "num_runs", 50, "With --adb: timed runs per model.")
+    define("bool", "arm_emulated", False, "Compare outputs with LiteRT's aarch64 build under qemu-user.")
+    define("string", "arm_root", None, "With --arm_emulated: the arm64 root (default $MOBILESEG_ARM_ROOT, "
+           "else ~/.cache/mobileseg/arm64-root; make arm_root).")
+    define("string", "arm_cpu", "max,sme=off", "With --arm_emulated: the emulated CPU (qemu -cpu; "
+           "see mobileseg.arm.root).")
+    define("integer", "arm_scenes", 1, "With --arm_emulated: synthetic scenes each model runs on.")
 
 
 def _bench_adb(models, threads, flag_values) -> tuple[dict, str]:
@@ -211,6 +223,15 @@ def _bench_adb(models, threads, flag_values) -> tuple[dict, str]:
     return result, adb_table(result)
 
 
+def _bench_arm(models, flag_values) -> tuple[dict, str, bool]:
+    from mobileseg.arm import parity
+    from mobileseg.arm.root import find_root
+
+    result = parity.check_files(find_root(flag_values.arm_root), models, cpu=flag_values.arm_cpu,
+                                scenes=flag_values.arm_scenes)
+    return result, parity.format_table(result), all(row["agrees"] for row in result["rows"])
+
+
 def run(flag_values, argv: Sequence[str]) -> int:
     """Run the benchmark the parsed flags describe; returns the exit code."""
     if len(argv) > 1:
@@ -221,7 +242,19 @@ def run(flag_values, argv: Sequence[str]) -> int:
         models = split_models(flag_values.model)
         threads = parse_threads(flag_values.threads)
         check_models(models)
-        if flag_values.adb:
+        agrees = True
+        if flag_values.arm_emulated:
+            from mobileseg.arm.parity import ArmRunError
+            from mobileseg.arm.root import ArmRootError
+
+            try:
+                result, text, agrees = _bench_arm(models, flag_values)
+            except ArmRootError as error:
+                raise BenchInputError(str(error)) from None
+            except ArmRunError as error:
+                print(f"mobileseg.bench: error: {error}", file=sys.stderr)
+                return 1
+        elif flag_values.adb:
             from mobileseg.android.errors import AndroidBenchError
             from mobileseg.latency.device_lost import adb_exit_code
 
@@ -253,7 +286,7 @@ def run(flag_values, argv: Sequence[str]) -> int:
             print(f"mobileseg.bench: error: {error}", file=sys.stderr)
             return 1
     print(document if flag_values.json else text)
-    return 0
+    return 0 if agrees else 1
 
 
 def main() -> None:
