@@ -62,7 +62,7 @@ def run_emulated(root: ArmRoot, model: str | Path, images: np.ndarray, *, cpu: s
     with tempfile.TemporaryDirectory(prefix="mobileseg-arm-") as folder:
         inputs = Path(folder) / "images.npy"
         np.save(inputs, np.asarray(images, np.float32))
-        command = root.python_command(["-m", "mobileseg.arm.runner", str(Path(model).resolve()), str(inputs),
+        command = root.python_command(["-m", "mobileseg.arm", str(Path(model).resolve()), str(inputs),
                                        folder, "--threads", str(threads)], cpu)
         done = subprocess.run(command, env=root.environment(), capture_output=True, text=True, check=False)
         if done.returncode != 0:

@@ -1,7 +1,7 @@
 """Run one ``.tflite`` file on given images and keep its raw output: the half of the ARM check that
 runs inside the emulated aarch64 python, and, the same code, on this CPU.
 
-``python -m mobileseg.arm.runner MODEL IMAGES.npy OUT_DIR [--threads N]`` reads float32 RGB images
+``python -m mobileseg.arm MODEL IMAGES.npy OUT_DIR [--threads N]`` (`mobileseg/arm/__main__.py`) reads float32 RGB images
 [N, H, W, 3] in [0, 255] already at the model's input size, runs the file in LiteRT (XNNPACK, its
 default CPU delegate) image by image, and writes ``OUT_DIR/outputs.npy`` (the first output, raw:
 int8 logits stay int8) and ``OUT_DIR/run.json`` (`run_model`'s report). It needs only numpy and
@@ -12,11 +12,8 @@ as in every local run. Bad input: one line on stderr and exit code 2.
 
 from __future__ import annotations
 
-import argparse
 import ctypes
-import json
 import platform
-import sys
 import time
 from importlib import metadata
 from pathlib import Path
@@ -87,27 +84,3 @@ def run_model(model: str | Path, images: np.ndarray, threads: int = 1) -> tuple[
         "output_kind": segmenter.output_kind, "output_scale": scale, "xnnpack_partitions": partitions,
         "fallback_ops": fallback, "cpu": cpu_features(), "litert": metadata.version("ai-edge-litert"),
         "seconds": round(seconds, 3)}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m mobileseg.arm.runner MODEL IMAGES.npy OUT_DIR``: see the module doc; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="mobileseg.arm.runner", description=__doc__.splitlines()[0])
-    parser.add_argument("model")
-    parser.add_argument("images")
-    parser.add_argument("out_dir")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    try:
-        images = np.load(args.images)
-        outputs, report = run_model(args.model, images, args.threads)
-    except (OSError, ValueError) as error:  # ModelError is a ValueError
-        print(f"mobileseg.arm.runner: error: {error}", file=sys.stderr)
-        return 2
-    out_dir = Path(args.out_dir)
-    np.save(out_dir / OUTPUTS, outputs)
-    (out_dir / REPORT).write_text(json.dumps(report), encoding="utf-8")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -42,7 +42,7 @@ def test_images_of_another_size_are_refused_naming_the_file(models):
 def test_command_writes_outputs_and_report_or_one_error_line(models, tmp_path):
     images = tmp_path / "images.npy"
     np.save(images, scene_images(1, INPUT_SIZE))
-    command = [sys.executable, "-m", "mobileseg.arm.runner", str(models["int8"]), str(images), str(tmp_path)]
+    command = [sys.executable, "-m", "mobileseg.arm", str(models["int8"]), str(images), str(tmp_path)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert np.load(tmp_path / runner.OUTPUTS).dtype == np.int8
@@ -50,4 +50,4 @@ def test_command_writes_outputs_and_report_or_one_error_line(models, tmp_path):
     command[3] = str(tmp_path / "missing.tflite")
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [f"mobileseg.arm.runner: error: no such model file: {command[3]}"]
+    assert done.stderr.strip().splitlines() == [f"mobileseg.arm: error: no such model file: {command[3]}"]
