@@ -3,7 +3,7 @@
 Commands:
 
 - ``build``: every block the space can produce at ``--input_size``
-  (`mobileseg.latency.blocks.enumerate_space`) that the table ``--out`` lacks is built
+  (`mobileseg.latency.space_blocks.enumerate_space`) that the table ``--out`` lacks is built
   alone, converted as export converts it and timed, on this CPU (``--backend local``,
   LiteRT) or on a phone (``--backend adb --serial S``, ``benchmark_model``). The file is
   rewritten after every block: a killed build, or a phone unplugged mid-build, loses
@@ -198,7 +198,8 @@ def build() -> int:
     if not FLAGS.out:
         raise ValueError("build needs --out TABLE.json")
     from mobileseg.android.errors import DeviceLost
-    from mobileseg.latency.blocks import block_model, enumerate_space
+    from mobileseg.latency.block_model import block_model
+    from mobileseg.latency.space_blocks import enumerate_space
     from mobileseg.latency.table import LatencyTable
 
     setting = _setting()
@@ -265,7 +266,7 @@ def _calibrate(setting: Setting, model, measurer, folder: Path, exclude: set[str
 
 
 def _model(setting: Setting, table, measurer):
-    from mobileseg.latency.blocks import block_model
+    from mobileseg.latency.block_model import block_model
     from mobileseg.latency.predictor import MeasuringLatencyModel
 
     return MeasuringLatencyModel(table, setting.signatures_of, block_model, measurer,
