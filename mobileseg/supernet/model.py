@@ -69,7 +69,8 @@ from mobileseg.arch.space_tree import expand
 from mobileseg.blocks.elastic import fit_channels
 from mobileseg.data.normalization import MEAN_RGB, STD_RGB
 from mobileseg.supernet import elastic
-from mobileseg.supernet.plan import CellSlot, RefSlot, SupernetPlan, in_space
+from mobileseg.supernet.plan import SupernetPlan, in_space
+from mobileseg.supernet.slots import CellSlot, RefSlot
 
 
 
