@@ -10,15 +10,10 @@ head's): `head_builds` finds those, `sample_buildable` skips them, and the enume
 (`mobileseg.latency.space_blocks`) leaves their heads out.
 
 Example:
-    >>> from mobileseg.arch import schema_io
-    >>> from mobileseg.latency.blocks import signatures_of
-    >>> g = schema_io.loads('''
-    ... name: tiny
-    ... branches:
-    ...   - {name: main, source: null, cells: [{op: conv, width: 8, stride: 2}, {op: skip}]}
-    ... head: {op: light, inputs: [{branch: main}], width: 8}
-    ... ''')
-    >>> tuple(block_model(signatures_of(g, (32, 32), 5)[0]).output.shape)
+    >>> from mobileseg.arch.ops.convolutions import Conv
+    >>> from mobileseg.latency.blocks import cell_signature
+    >>> signature = cell_signature(Conv(width=8, stride=2), (32, 32, 3), (16, 16, 8))
+    >>> tuple(block_model(signature).output.shape)
     (1, 16, 16, 8)
 """
 
