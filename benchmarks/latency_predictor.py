@@ -129,7 +129,7 @@ def main(argv: list[str]) -> int:
     del argv
     from mobileseg.arch.space import SearchSpace
     from mobileseg.cli_flags import parse_size
-    from mobileseg.latency.blocks import enumerate_space
+    from mobileseg.latency.space_blocks import enumerate_space
     from mobileseg.latency.device import local_fingerprint
     from mobileseg.latency.table import LatencyTable
 

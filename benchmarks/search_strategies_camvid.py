@@ -121,7 +121,8 @@ def median_latency(space_path: str, table_path: Path, input_size, num_classes: i
     import numpy as np
 
     from mobileseg.arch.space import SearchSpace
-    from mobileseg.latency.blocks import sample_buildable, signatures_of
+    from mobileseg.latency.block_model import sample_buildable
+    from mobileseg.latency.blocks import signatures_of
     from mobileseg.latency.predictor import TableLatencyModel
     from mobileseg.latency.table import LatencyTable
 

@@ -19,7 +19,8 @@ from keras import ops
 
 from mobileseg.blocks.activations import softmax_float32
 from mobileseg.blocks.batch_norm import batch_norm
-from mobileseg.blocks.conv import ConvBNAct, check_positive_int, zoomed_size
+from mobileseg.blocks.conv import ConvBNAct, check_positive_int
+from mobileseg.blocks.zoomed_conv import zoomed_size
 
 
 @keras.saving.register_keras_serializable(package="mobileseg")

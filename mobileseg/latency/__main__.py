@@ -3,7 +3,7 @@
 Commands:
 
 - ``build``: every block the space can produce at ``--input_size``
-  (`mobileseg.latency.blocks.enumerate_space`) that the table ``--out`` lacks is built
+  (`mobileseg.latency.space_blocks.enumerate_space`) that the table ``--out`` lacks is built
   alone, converted as export converts it and timed, on this CPU (``--backend local``,
   LiteRT) or on a phone (``--backend adb --serial S``, ``benchmark_model``). The file is
   rewritten after every block: a killed build, or a phone unplugged mid-build, loses
@@ -36,7 +36,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 import sys
@@ -136,52 +135,22 @@ def _setting() -> Setting:
 
 def _device(threads: int, clock: str | None = None):
     """(measurer, fingerprint) of the chosen backend at ``threads`` (and ``clock``, default the flag's)."""
-    clock = clock or FLAGS.clock
-    if FLAGS.backend == "adb":
-        if clock != "wall":
-            raise ValueError("--backend adb times with benchmark_model's wall clock; drop --clock")
-        from mobileseg.latency import adb_backend
+    from mobileseg.latency.measurers import device_measurer
 
-        measurer = adb_backend.AdbMeasurer(adb_backend.connect(FLAGS.serial, FLAGS.adb), threads,
-                                           warmup_runs=FLAGS.warmup, num_runs=FLAGS.num_runs)
-        return measurer, measurer.fingerprint
-    from mobileseg.latency.device import local_fingerprint
-    from mobileseg.litert_measure import measure_tflite
-
-    if clock == "thread_cpu" and threads != 1:
-        raise ValueError(f"--clock thread_cpu times one thread: it needs --threads 1, got {threads}")
-    measurer = functools.partial(measure_tflite, threads=threads, warmup=FLAGS.warmup,
-                                 min_runs=FLAGS.min_runs, max_runs=FLAGS.max_runs,
-                                 max_seconds=FLAGS.max_seconds, clock=clock)
-    return measurer, local_fingerprint(threads, clock=clock)
+    return device_measurer(FLAGS.backend, threads, clock or FLAGS.clock, serial=FLAGS.serial,
+                           adb=FLAGS.adb, warmup=FLAGS.warmup, num_runs=FLAGS.num_runs,
+                           min_runs=FLAGS.min_runs, max_runs=FLAGS.max_runs,
+                           max_seconds=FLAGS.max_seconds)
 
 
 def _open_table(path: str, fingerprint_of) -> tuple:
     """The table at ``path`` and a measurer for its device (the backend's, checked against it)."""
-    from mobileseg.latency.cache import open_default
-    from mobileseg.latency.device import fingerprint_mismatch
-    from mobileseg.latency.table import DeviceMismatchError, LatencyTable
+    from mobileseg.latency.measurers import open_measured_table
 
-    table = LatencyTable.load(path)
-    table.cache = open_default()
-    if table.quantization != FLAGS.quantization:
-        raise ValueError(f"latency table {path} holds {table.quantization} entries; pass "
-                         f"--quantization {table.quantization}")
-    threads = int(table.fingerprint.get("threads", FLAGS.threads))
-    if FLAGS["threads"].present and FLAGS.threads != threads:
-        raise ValueError(f"latency table {path} was measured with {threads} thread(s), not "
-                         f"--threads {FLAGS.threads}")
-    clock = table.fingerprint.get("clock", "wall")
-    if FLAGS["clock"].present and FLAGS.clock != clock:
-        raise ValueError(f"latency table {path} was timed with the {clock} clock, not --clock "
-                         f"{FLAGS.clock}")
-    measurer, fingerprint = fingerprint_of(threads, clock)
-    mismatch = fingerprint_mismatch(table.fingerprint, fingerprint)
-    if mismatch:
-        raise DeviceMismatchError(
-            f"latency table {path} was measured on another device or setting than --backend "
-            f"{FLAGS.backend} ({'; '.join(mismatch)}): networks must be timed where the blocks were")
-    return table, measurer, fingerprint
+    return open_measured_table(path, fingerprint_of, quantization=FLAGS.quantization,
+                               threads=FLAGS.threads, threads_given=FLAGS["threads"].present,
+                               clock_given=FLAGS.clock if FLAGS["clock"].present else None,
+                               backend=FLAGS.backend)
 
 
 def _command() -> str:
@@ -198,7 +167,8 @@ def build() -> int:
     if not FLAGS.out:
         raise ValueError("build needs --out TABLE.json")
     from mobileseg.android.errors import DeviceLost
-    from mobileseg.latency.blocks import block_model, enumerate_space
+    from mobileseg.latency.block_model import block_model
+    from mobileseg.latency.space_blocks import enumerate_space
     from mobileseg.latency.table import LatencyTable
 
     setting = _setting()
@@ -265,7 +235,7 @@ def _calibrate(setting: Setting, model, measurer, folder: Path, exclude: set[str
 
 
 def _model(setting: Setting, table, measurer):
-    from mobileseg.latency.blocks import block_model
+    from mobileseg.latency.block_model import block_model
     from mobileseg.latency.predictor import MeasuringLatencyModel
 
     return MeasuringLatencyModel(table, setting.signatures_of, block_model, measurer,
@@ -292,22 +262,12 @@ def calibrate() -> int:
 
 # ---- validate ---------------------------------------------------------------------------
 
-def _by_op(rows: list[dict]) -> dict:
-    """Per op: how many samples contain it and how well those are predicted."""
-    ops = sorted({op for row in rows for op in row["ops"]})
-    result = {}
-    for op in ops:
-        errors = [row["error_pct"] for row in rows if op in row["ops"]]
-        result[op] = {"samples": len(errors), "mean_error_pct": round(sum(errors) / len(errors), 2),
-                      "within_10pct": round(sum(abs(e) <= 10 for e in errors) / len(errors), 3)}
-    return result
-
-
 def validate() -> int:
     import numpy as np
 
     from mobileseg.latency.validation import (ANCHOR, NetworkStore, genotype_key, measure_networks,
                                               scatter_png, summarize)
+    from mobileseg.latency.validation_report import by_op, validation_rows, worst
 
     if not FLAGS.table or not FLAGS.out:
         raise ValueError("validate needs --table TABLE.json and --out DIR")
@@ -336,22 +296,7 @@ def validate() -> int:
                                measurer, "validation networks",
                                [f"{name}_s{FLAGS.seed}_{i:03d}" for i in range(len(samples))],
                                FLAGS.progress, setting.context())
-    rows = []
-    for genotype, record in zip(samples, records, strict=True):
-        signatures = setting.signatures_of(genotype)
-        entries = [table[s] for s in signatures]
-        predicted = model.latency_ms(genotype)
-        measured = record["measured_ms"]
-        rows.append({
-            "index": record["index"], "name": record["name"], "predicted_ms": round(predicted, 4),
-            "measured_ms": measured, "blocks_ms": round(model.blocks_ms(genotype), 4),
-            "error_pct": round(100 * (predicted - measured) / measured, 2),
-            "blocks": len(signatures), "ops": sorted({s.op for s in signatures}),
-            "blocks_partitions": sum(e.xnnpack_partitions or 0 for e in entries),
-            "network_partitions": record["measurement"]["xnnpack_partitions"],
-            "network_fallback_ops": sorted(set(record["measurement"]["fallback_ops"] or ())),
-            "build_convert_s": record["build_convert_s"], "measure_s": record["measure_s"],
-            "genotype": record["genotype"]})
+    rows = validation_rows(samples, records, model, setting.signatures_of)
     predicted = [row["predicted_ms"] for row in rows]
     measured = [row["measured_ms"] for row in rows]
     summary = summarize(predicted, measured)
@@ -372,10 +317,7 @@ def validate() -> int:
         "skipped_unbuildable_draws": skipped,
         "table": {"path": FLAGS.table, "entries": len(table), "measured_now": len(table) - before},
         "overhead": overhead.to_dict() if overhead else None, "calibration": calibration,
-        "summary": summary, "by_op": _by_op(rows),
-        "worst": sorted(({k: row[k] for k in ("name", "predicted_ms", "measured_ms", "error_pct",
-                                               "ops", "blocks_partitions", "network_partitions")}
-                         for row in rows), key=lambda r: -abs(r["error_pct"]))[:10],
+        "summary": summary, "by_op": by_op(rows), "worst": worst(rows),
         "timings_s": timings,
         "load_average": {"start": [round(x, 2) for x in load_start],
                          "end": [round(x, 2) for x in os.getloadavg()]},

@@ -65,8 +65,8 @@ class CacheError(RuntimeError):
     """The cache file cannot be opened or read; the message names it and says what to do."""
 
 
-CODE = ("blocks", "arch/builder.py", "arch/ops", "latency/blocks.py", "deploy/tflite_convert.py",
-        "deploy/xnnpack_int8.py")
+CODE = ("blocks", "arch/builder.py", "arch/ops", "latency/blocks.py", "latency/block_model.py",
+        "deploy/tflite_convert.py", "deploy/xnnpack_int8.py")
 """What a block's measured latency depends on in mobileseg itself (paths inside the package)."""
 
 

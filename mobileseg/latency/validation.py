@@ -249,8 +249,8 @@ def measure_networks(genotypes: Sequence, store: NetworkStore, flatbuffer_of: Ca
 def draw_networks(space, count: int, seed: int, input_size: tuple[int, int], num_classes: int,
                   exclude: set[str] = frozenset()) -> tuple[list, int]:
     """``count`` seeded buildable samples not in ``exclude`` (genotype keys), and how many
-    unbuildable draws were skipped (see `mobileseg.latency.blocks.head_builds`)."""
-    from mobileseg.latency.blocks import sample_buildable
+    unbuildable draws were skipped (see `mobileseg.latency.block_model.head_builds`)."""
+    from mobileseg.latency.block_model import sample_buildable
 
     rng = np.random.default_rng(seed)
     genotypes, skipped, guard = [], 0, 0

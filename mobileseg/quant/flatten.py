@@ -19,7 +19,7 @@ Leaf rewrites (each float-exact at inference):
   1x1 depthwise `FoldedConv` over groups of 16 pixels (the image reshaped to
   ``[1, H, W / 16, 48]`` and back: the same values, 6x quicker in XNNPACK than 3
   channels), so the normalisation is folded into the int8 graph;
-- Keras ``LayerNormalization`` -> the arithmetic of `mobileseg.blocks.conv.LayerNorm`
+- Keras ``LayerNormalization`` -> the arithmetic of `mobileseg.blocks.layer_norm.LayerNorm`
   (same result; int8 ops only, where Keras' form leaves a float NEG island);
 - ``ReLU`` / ``Activation`` layers -> the ``keras.ops`` activation;
 - a weight used directly in a block's arithmetic -> a `WeightTensor` node;
@@ -39,7 +39,8 @@ import numpy as np
 from absl import logging
 from keras import ops
 
-from mobileseg.blocks.conv import ConvBNAct, LayerNorm
+from mobileseg.blocks.conv import ConvBNAct
+from mobileseg.blocks.layer_norm import LayerNorm
 from mobileseg.quant.folded import FUSED_ACTIVATIONS, FoldedConv, WeightTensor, normalization_as_depthwise
 
 COPIED_LEAVES = (keras.layers.BatchNormalization, keras.layers.Dropout, keras.layers.SpatialDropout2D,

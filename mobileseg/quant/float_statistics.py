@@ -39,7 +39,7 @@ def float_statistics(nodes, consumers, output_ids) -> set[int]:
 
     Example:
         >>> import keras
-        >>> from mobileseg.blocks.conv import LayerNorm
+        >>> from mobileseg.blocks.layer_norm import LayerNorm
         >>> from mobileseg.quant.flatten import flatten_model
         >>> inputs = keras.Input((4, 4, 8))
         >>> flat = flatten_model(keras.Model(inputs, LayerNorm()(inputs)))

@@ -6,7 +6,7 @@ folder (docs/architecture.md, section 1), in four stages (this command parses th
 `mobileseg.search.search_plan`, the stages `mobileseg.search.stages`):
 
 1. **latency**: every block the space can produce at ``--input_size``
-   (`mobileseg.latency.blocks.enumerate_space`), then every block of the reference networks
+   (`mobileseg.latency.space_blocks.enumerate_space`), then every block of the reference networks
    placed on the plot, that the latency table lacks is built alone, converted to int8 TFLite
    and timed: on this CPU with LiteRT (``--latency_backend local``, the default, into
    ``DIR/latency_table.json``; ``local:FILE`` keeps the table elsewhere, e.g. to share it

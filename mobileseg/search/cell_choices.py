@@ -55,7 +55,7 @@ import numpy as np
 from mobileseg.arch.genotype import Genotype
 from mobileseg.arch.schema_io import GenotypeError
 from mobileseg.arch.space import Decisions, SearchSpace
-from mobileseg.latency.blocks import buildable
+from mobileseg.latency.block_model import buildable
 from mobileseg.search.encoding import all_choice_points, suggest_decisions
 from mobileseg.supernet.plan import SupernetPlan
 
@@ -92,7 +92,7 @@ class CellChoices:
     Args:
         space: the search space.
         plan: its supernet plan (the cells, in the supernet's order).
-        num_classes: classes of the networks (a network must build: `mobileseg.latency.blocks.buildable`).
+        num_classes: classes of the networks (a network must build: `mobileseg.latency.block_model.buildable`).
 
     Attributes:
         points: the choice path of every row.

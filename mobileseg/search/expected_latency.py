@@ -68,7 +68,8 @@ from keras import ops
 from mobileseg.arch.genotype import Genotype, Head, Ref
 from mobileseg.arch.schema_io import GenotypeError
 from mobileseg.arch.space_tree import alternatives, nodes_by_path
-from mobileseg.latency.blocks import cell_signature, head_builds, head_signature, live_cells
+from mobileseg.latency.block_model import head_builds
+from mobileseg.latency.blocks import cell_signature, head_signature, live_cells
 from mobileseg.latency.predictor import MeasuringLatencyModel, TableLatencyModel
 from mobileseg.search.cell_choices import CellChoices, Chosen
 from mobileseg.search.objectives import genotype_key

@@ -346,7 +346,8 @@ def _check_study(plan: Plan, supernet_epoch: int) -> None:
 
 def _open_latency_model(plan: Plan) -> None:
     """The latency model of ``--latency_backend`` (a phone is reached here) and the space's blocks."""
-    from mobileseg.latency.blocks import enumerate_space, genotype_latency_model
+    from mobileseg.latency.genotype_latency import genotype_latency_model
+    from mobileseg.latency.space_blocks import enumerate_space
     from mobileseg.latency.predictor import MeasuringLatencyModel
 
     f = plan.flags

@@ -1,8 +1,10 @@
 """The weight-sharing supernet of a search space, its training, and subnet accuracy.
 
 - `plan`: what a space needs as one supernet (positions, shared layers, the arch vector);
+- `slots`: the plan's records (cell, branch and reference slots, groups, head) and the grouping rule;
 - `elastic`: forward passes that run a widest block as any narrower variant;
 - `model`: `Supernet`, one Keras model for every network of the space, and `extract`;
+- `extremes`: the space's largest and smallest networks (the sandwich rule's two ends);
 - `extract`: copying the shared weights into a standalone network;
 - `trainer`: sandwich-rule training with in-place distillation, into ``RUN/supernet/``;
 - `accuracy`: `SupernetAccuracyModel`, the search's ``AccuracyModel.miou(genotypes)``.

@@ -22,6 +22,9 @@ from the space alone, what that graph needs and how a genotype is told to it:
   computes it from a *materialized genotype*, so it is exact for whatever the space
   allows, and a genotype outside the space is refused (`space.encode`).
 
+The records of slots, groups, references and the head, and the grouping rule
+(`structure_key`), are in `mobileseg.supernet.slots`.
+
 A space can be a supernet when every alternative at a position keeps the same stride
 and every reference's candidates share one stride; otherwise `SupernetError` names the
 choice path.
@@ -48,7 +51,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -58,6 +60,7 @@ from mobileseg.arch.ops.registry import ATTENTION_OPS, op_spec
 from mobileseg.arch.schema_io import GenotypeError
 from mobileseg.arch.space import SearchSpace
 from mobileseg.arch.space_tree import expand, is_choice
+from mobileseg.supernet.slots import BranchSlot, CellSlot, Group, HeadPlan, RefSlot, structure_key
 
 CELL_FIELDS = ("op", "in", "out", "kernel", "hidden", "se", "residual", "ctx", "ctx_w", "src")
 """The arch-vector fields of every cell slot (see `SupernetPlan.encode`)."""
@@ -77,99 +80,6 @@ def cell_from_dict(data: dict, source: str = "<space>", path: str = "") -> Cell:
         GenotypeError: a value the schema does not allow (naming ``source`` and ``path``).
     """
     return schema_io._cell_from_dict(data, source, path)
-
-
-@dataclass
-class RefSlot:
-    """A reference (fork point, context or head input) and the cells it may point to."""
-
-    path: str
-    candidates: list[tuple[str, int]]
-    literals: list[dict]
-
-    def index_of(self, resolved: tuple[str, int], what: str) -> int:
-        if resolved not in self.candidates:
-            raise GenotypeError(f"{what}: cell {resolved} is not one of this supernet's candidates "
-                                f"{self.candidates} at {self.path}")
-        return self.candidates.index(resolved)
-
-
-@dataclass
-class Group:
-    """Alternatives of one slot that share one layer (same structure, elastic fields differ)."""
-
-    key: tuple
-    variants: list[dict]
-    wide: Cell | None = None
-    kernel_elastic: bool = True
-
-
-@dataclass
-class CellSlot:
-    """One cell position ``(branch, index)`` of the space."""
-
-    branch: str
-    index: int
-    path: str
-    variants: list[dict]
-    stride: int
-    optional: bool
-    groups: list[Group] = field(default_factory=list)
-    source: RefSlot | None = None
-    context: RefSlot | None = None
-    in_widths: set[int] = field(default_factory=set)
-    out_widths: set[int] = field(default_factory=set)
-    context_widths: set[int] = field(default_factory=set)
-    size: tuple[int, int] = (0, 0)
-    offset: int = 0
-
-    @property
-    def name(self) -> str:
-        return f"{self.branch}_{self.index}"
-
-    @property
-    def in_max(self) -> int:
-        return max(self.in_widths)
-
-    @property
-    def out_max(self) -> int:
-        return max(self.out_widths)
-
-    @property
-    def context_max(self) -> int:
-        return max(self.context_widths) if self.context_widths else 0
-
-    @property
-    def absent_index(self) -> int:
-        """The ``op`` value of a slot whose branch the genotype dropped."""
-        return len(self.groups)
-
-
-@dataclass
-class BranchSlot:
-    """A branch position: its name, whether a genotype may drop it, its source and cells."""
-
-    name: str
-    path: str
-    optional: bool
-    source: RefSlot | None
-    cells: list[CellSlot]
-
-
-@dataclass
-class HeadPlan:
-    """The head: op, its (possibly droppable) inputs, widths."""
-
-    op: str
-    inputs: list[RefSlot]
-    input_optional: list[bool]
-    widths: list[int]
-    can_be_single: bool
-    offset: int = 0
-
-    @property
-    def width_max(self) -> int:
-        return max(self.widths)
 
 
 class SupernetPlan:
@@ -494,17 +404,6 @@ class SupernetPlan:
                 if group.key == key:
                     return index
         raise GenotypeError(f"{slot.path}: {cell} at {in_width} input channels is not in this supernet")
-
-
-def structure_key(cell: Cell, in_width: int, kernel_elastic: bool = True) -> tuple:
-    """What must agree for two variants of a slot to share one layer (its op's fields but the elastic ones)."""
-    spec = op_spec(cell.OP)
-    elastic = set(spec.elastic_fields) | {"context"}
-    fields = tuple((f.name, getattr(cell, f.name)) for f in dataclasses.fields(cell) if f.name not in elastic)
-    key = (cell.OP, *fields, *spec.structure(cell, in_width))
-    if not kernel_elastic:
-        key += (("kernel", cell.kernel),)
-    return key
 
 
 def in_space(space: SearchSpace, genotype: Genotype) -> dict:

@@ -1,9 +1,12 @@
+"""Conv-BN-activation, squeeze-excite and inverted residual blocks, and the conventions every block shares."""
+
 import keras
 import numpy as np
 import pytest
 
-from mobileseg.blocks.conv import (ConvBNAct, LayerNorm, MBConv, OverlapPatchEmbed, SqueezeExcite, ZoomedConv,
-                                   make_divisible)
+from mobileseg.blocks.conv import ConvBNAct, MBConv, SqueezeExcite, make_divisible
+from mobileseg.blocks.patch_embed import OverlapPatchEmbed
+from mobileseg.blocks.zoomed_conv import ZoomedConv
 from tests.layer_checks import check_layer
 
 
@@ -44,34 +47,6 @@ def test_conv_units_pass_layer_checks(make_layer, shape, tmp_path):
 ], ids=["residual_k3", "se_k5_stride2", "expansion1_se_k7", "explicit_expanded"])
 def test_mbconv_passes_layer_checks(make_layer, shape, tmp_path):
     assert_integer_only(check_layer(make_layer, [shape], tmp_path))
-
-
-@pytest.mark.parametrize("strides", [1, 2])
-def test_zoomed_conv_passes_layer_checks(strides, tmp_path):
-    report = check_layer(lambda: ZoomedConv(12, strides=strides), [(1, 16, 16, 8)], tmp_path)
-    assert report["fp32_ops"].count("RESIZE_BILINEAR") == (2 if strides == 1 else 1)
-    assert_integer_only(report)
-
-
-def test_overlap_patch_embed_is_integer_only(tmp_path):
-    report = check_layer(lambda: OverlapPatchEmbed(16, kernel_size=7, strides=4), [(1, 32, 32, 3)], tmp_path)
-    assert_integer_only(report)
-
-
-def test_layer_norm_matches_keras_and_stays_int8(tmp_path):
-    x = np.random.default_rng(1).normal(2.0, 3.0, size=(2, 4, 4, 8)).astype(np.float32)
-    for axis in (-1, [1, 2, 3]):
-        ours, theirs = LayerNorm(axis=axis, epsilon=1e-5), keras.layers.LayerNormalization(axis=axis, epsilon=1e-5)
-        ours.build(x.shape)
-        theirs.build(x.shape)
-        rng = np.random.default_rng(2)
-        weights = [rng.normal(size=w.shape).astype(np.float32) for w in theirs.get_weights()]
-        ours.set_weights(weights)
-        theirs.set_weights(weights)
-        np.testing.assert_allclose(ours(x), theirs(x), atol=1e-5)
-    report = check_layer(lambda: LayerNorm(epsilon=1e-5), [(1, 8, 8, 16)], tmp_path)
-    assert "NEG" not in report["int8_ops"]
-    assert_integer_only(report)
 
 
 def test_mbconv_16_to_24_parameter_count():
@@ -126,15 +101,6 @@ def test_residual_is_an_identity_shortcut():
     np.testing.assert_allclose(block(x, training=False), x, atol=1e-6)
     assert not built(MBConv(8, strides=2), x.shape).use_residual
     assert not built(MBConv(16), x.shape).use_residual
-
-
-def test_zoomed_conv_works_at_half_resolution():
-    x = np.random.default_rng(0).normal(size=(1, 12, 12, 4)).astype(np.float32)
-    layer = built(ZoomedConv(6), x.shape)
-    half = keras.ops.image.resize(x, (6, 6), interpolation="bilinear")
-    expected = keras.ops.relu(keras.ops.image.resize(layer.conv(half, training=False), (12, 12)))
-    np.testing.assert_allclose(layer(x, training=False), expected, atol=1e-5)
-    assert tuple(ZoomedConv(6, strides=2)(np.zeros((1, 11, 11, 4), "float32")).shape) == (1, 6, 6, 6)
 
 
 def test_blocks_train_with_an_unknown_batch():

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from mobileseg.arch.space import SearchSpace
-from mobileseg.latency import blocks
+from mobileseg.latency import space_blocks
 from mobileseg.latency.table import LatencyTable
 from tests.latency.cli_runner import DEMO, FAST, REPO, SMALL_SPACE, cli
 
@@ -35,7 +35,7 @@ def test_usage_errors(tmp_path):
 def test_demo_space_build_rerun_and_validate(tmp_path):
     table_path = tmp_path / "table.json"
     args = ["--space", DEMO, "--input_size", "32x32", *FAST]
-    count = len(blocks.space_signatures(SearchSpace.load(DEMO), (32, 32), 12))
+    count = len(space_blocks.space_signatures(SearchSpace.load(DEMO), (32, 32), 12))
     first = cli("build", *args, "--out", str(table_path))
     assert first.returncode == 0, first.stderr
     table = LatencyTable.load(table_path)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mobileseg.blocks.conv import LayerNorm
+from mobileseg.blocks.layer_norm import LayerNorm
 from mobileseg.deploy import packaging, report, tflite_convert
 from mobileseg.litert_measure import delegate_report
 from mobileseg.quant.fake_quant import quantizers

@@ -25,7 +25,8 @@ from tests import tiny_segmenters
 def trained_run(tmp_path_factory):
     """The folder of a trained and exported tiny network (see the module docstring)."""
     from mobileseg.arch import schema_io
-    from mobileseg.latency.blocks import block_model, signatures_of
+    from mobileseg.latency.block_model import block_model
+    from mobileseg.latency.blocks import signatures_of
     from mobileseg.latency.device import local_fingerprint
     from mobileseg.latency.table import LatencyTable
 

@@ -4,7 +4,7 @@ table measured here; a block missing from the table is named, and then nothing i
 import json
 
 from mobileseg.data.sources import open_source
-from mobileseg.latency.blocks import genotype_latency_model
+from mobileseg.latency.genotype_latency import genotype_latency_model
 from mobileseg.latency.overhead import Overhead
 from mobileseg.latency.table import LatencyTable
 from mobileseg.report.latency_breakdown import breakdown

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from mobileseg.arch.space import SearchSpace
-from mobileseg.latency.blocks import enumerate_space, signatures_of
+from mobileseg.latency.blocks import signatures_of
+from mobileseg.latency.space_blocks import enumerate_space
 from mobileseg.latency.device import local_fingerprint
 from mobileseg.latency.overhead import Overhead
 from mobileseg.latency.predictor import TableLatencyModel

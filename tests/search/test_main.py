@@ -19,8 +19,8 @@ from absl import flags
 
 from mobileseg.arch import schema_io
 from mobileseg.arch.space import SearchSpace
-from mobileseg.latency.blocks import enumerate_space
 from mobileseg.latency.device import local_fingerprint
+from mobileseg.latency.space_blocks import enumerate_space
 from mobileseg.latency.table import LatencyTable
 from mobileseg.run.run_dir import RunDir
 from mobileseg.run_lock import hold

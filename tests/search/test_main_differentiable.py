@@ -13,7 +13,7 @@ import pytest
 
 from mobileseg.arch import schema_io
 from mobileseg.arch.space import SearchSpace
-from mobileseg.latency.blocks import buildable
+from mobileseg.latency.block_model import buildable
 from mobileseg.search.differentiable import CHECKPOINT, FOLDER
 from mobileseg.training.run_config import read_config
 from tests.search.latency_tables import fake_table

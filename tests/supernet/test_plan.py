@@ -6,7 +6,7 @@ import pytest
 from mobileseg.arch import schema_io
 from mobileseg.arch.schema_io import GenotypeError
 from mobileseg.arch.space import SearchSpace
-from mobileseg.supernet.plan import SupernetError, SupernetPlan, structure_key
+from mobileseg.supernet.plan import SupernetError, SupernetPlan
 from tests.supernet import spaces
 
 TWO_STRIDES = """
@@ -105,13 +105,6 @@ branches:
       - {op: skip}
 head: {op: light, inputs: [{branch: main}], width: 8}
 """)
-
-
-def test_structure_key_ignores_elastic_fields_only():
-    from mobileseg.arch.ops.convolutions import MBConv
-    a, b = MBConv(width=8, kernel=3, expansion=2.0), MBConv(width=16, kernel=5, expansion=4.0)
-    assert structure_key(a, 8) == structure_key(b, 8)
-    assert structure_key(a, 8) != structure_key(MBConv(width=8, kernel=3, se=True), 8)
 
 
 def test_a_cell_reading_an_optional_branch_can_become_skip():

@@ -1,4 +1,4 @@
-"""The convolution ops: ``conv``, ``mbconv``, ``zoomed_conv`` and ``patch_embed`` (`mobileseg.blocks.conv`)."""
+"""The convolution ops: ``conv``, ``mbconv``, ``zoomed_conv`` and ``patch_embed`` (`mobileseg.blocks.conv`, `zoomed_conv`, `patch_embed`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from keras import ops
 
 from mobileseg.arch.genotype import KERNELS, STRIDES, Cell, choices, positive
 from mobileseg.arch.ops.spec import OpSpec, no_checks, no_hidden, no_residual, no_structure
-from mobileseg.blocks import conv
+from mobileseg.blocks import conv, patch_embed, zoomed_conv
 from mobileseg.blocks.activations import ACTIVATIONS
 from mobileseg.blocks.elastic import conv2d, conv_bn_act, fit_channels, layer_norm, width_mask
 
@@ -108,13 +108,13 @@ def _mbconv_structure(cell: MBConv, in_width: int) -> tuple:
 
 
 def _zoomed_conv_layer(cell: ZoomedConv, in_channels: int, name: str):
-    return conv.ZoomedConv(cell.width, cell.kernel, cell.stride, activation=cell.act, name=name)
+    return zoomed_conv.ZoomedConv(cell.width, cell.kernel, cell.stride, activation=cell.act, name=name)
 
 
 def _zoomed_conv_forward(layer, x, context, args, training, momentum, kernel):
     height, width = x.shape[1], x.shape[2]
     mask = width_mask(args.out_width, layer.filters, x.dtype)
-    y = ops.image.resize(x, conv.zoomed_size(height, width), interpolation="bilinear")
+    y = ops.image.resize(x, zoomed_conv.zoomed_size(height, width), interpolation="bilinear")
     y = conv_bn_act(layer.conv, y, mask, training, momentum, kernel)
     if layer.strides == 1:
         y = ops.image.resize(y, (height, width), interpolation="bilinear")
@@ -122,7 +122,7 @@ def _zoomed_conv_forward(layer, x, context, args, training, momentum, kernel):
 
 
 def _patch_embed_layer(cell: PatchEmbed, in_channels: int, name: str):
-    return conv.OverlapPatchEmbed(cell.width, cell.kernel, cell.stride, name=name)
+    return patch_embed.OverlapPatchEmbed(cell.width, cell.kernel, cell.stride, name=name)
 
 
 def _patch_embed_forward(layer, x, context, args, training, momentum, kernel):

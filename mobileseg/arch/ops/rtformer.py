@@ -1,4 +1,4 @@
-"""RTFormer's ops: ``gfa_attention`` and ``cross_attention`` (`mobileseg.blocks.gfa_attention`)."""
+"""RTFormer's ops: ``gfa_attention`` and ``cross_attention`` (`mobileseg.blocks.rtformer_blocks`)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from mobileseg.arch.genotype import Cell, Ref, positive
 from mobileseg.arch.ops.spec import OpSpec, no_checks, no_hidden, no_residual, no_structure
 from mobileseg.blocks.activations import softmax_float32
 from mobileseg.blocks.elastic import batch_norm, conv2d, width_mask
-from mobileseg.blocks.gfa_attention import (CrossResolutionBlock, GFABlock, adaptive_max_pool,
-                                            grouped_double_normalization)
+from mobileseg.blocks.gfa_attention import adaptive_max_pool, grouped_double_normalization
+from mobileseg.blocks.rtformer_blocks import CrossResolutionBlock, GFABlock
 
 
 @dataclass(frozen=True)
