@@ -7,7 +7,7 @@ with each model's median relative to the first. Every row carries the delegate
 report: XNNPACK partitions and the ops left to the built-in kernels.
 
 With ``--adb`` the same models run on Android phones through
-`mobileseg.android.device_benchmark` (``--serial`` picks phones, ``--delegate``
+`mobileseg.android.multi_device` (``--serial`` picks phones, ``--delegate``
 ``xnnpack|gpu|nnapi|none``, ``--op_profile`` adds per-op times).
 
 ``--json`` prints the result as JSON instead of the table; ``--out FILE`` writes
@@ -202,7 +202,8 @@ def _define_flags(flag_values) -> None:
 
 
 def _bench_adb(models, threads, flag_values) -> tuple[dict, str]:
-    from mobileseg.android.device_benchmark import benchmark_on_devices, format_table as adb_table
+    from mobileseg.android.multi_device import benchmark_on_devices
+    from mobileseg.android.table import format_table as adb_table
 
     result = benchmark_on_devices(models, list(flag_values.serial or []), threads,
                                   delegate=flag_values.delegate, op_profile=flag_values.op_profile,
