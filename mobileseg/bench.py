@@ -78,7 +78,7 @@ def check_models(models: Sequence[str]) -> None:
     A dynamic input size (-1) would be timed at LiteRT's default size of 1: a meaningless
     0.001 ms, here and on a phone alike.
     """
-    from mobileseg.litert_measure import check_model
+    from mobileseg.litert_interpreter import check_model
 
     if not models:
         raise BenchInputError("no model given: pass --model FILE.tflite (repeatable or comma-separated)")
