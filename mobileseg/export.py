@@ -223,7 +223,7 @@ def export(settings: ExportSettings, log=print) -> dict:
     import numpy as np
 
     from mobileseg.atomic_write import AtomicWriteError, write_atomic
-    from mobileseg.training.run_files import save_model_atomic
+    from mobileseg.training.callbacks import save_model_atomic
     from mobileseg.deploy import packaging, report
     from mobileseg.inference import default_palette
 
@@ -435,7 +435,7 @@ def export(settings: ExportSettings, log=print) -> dict:
 def _merge_tokens(model, settings: ExportSettings):
     """The model with tokens merged at ``settings.tome``, saved next to the files, and what was merged where."""
     from mobileseg.arch.tome import TomeError, block_settings, with_token_merging
-    from mobileseg.training.run_files import save_model_atomic
+    from mobileseg.training.callbacks import save_model_atomic
 
     try:
         merged = with_token_merging(model, settings.tome, source=str(settings.model_path))

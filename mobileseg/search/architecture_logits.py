@@ -6,6 +6,7 @@ and every width, kernel, expansion or ratio inside its alternatives; fork points
 branches and the head's width too. With ``gcn`` (GAS's GCN-Guided Module,
 `mobileseg.search.gcn`), each cell's logits are updated from its lattice neighbours' before
 the softmax. Initial logits: ``N(0, 1e-3)`` (DARTS).
+
 The search that trains them is `mobileseg.search.differentiable`.
 """
 

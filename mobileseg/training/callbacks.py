@@ -30,6 +30,8 @@ from absl import logging
 
 from mobileseg.timebudget.eta import Pace
 from mobileseg.training.run_files import BEST, LAST, LOG, RunState, optimizer_step, save_model_atomic
+# STATE: tests/run/test_run_dir.py (on main) reads callbacks.STATE
+from mobileseg.training.run_files import STATE  # noqa: F401
 
 
 def weights_finite(model: keras.Model) -> bool:
