@@ -1,6 +1,6 @@
 """Android benchmark harness: drive ``benchmark_model`` on adb-connected phones.
 
-- `adb_client`: adb with classified errors, timeouts and bounded retries;
+- `adb_client`: adb with classified errors, timeouts and bounded retries (what adb prints: `adb_output`);
 - `benchmark_output`: a parser for every output format ``benchmark_model`` has had;
 - `device_benchmark`: one phone (`AndroidDevice`), one measurement (`measure_on_device`);
 - `multi_device`: several models on several phones in parallel (`benchmark_on_devices`);

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from absl import logging
 
-from mobileseg.android.adb_client import AdbClient, classify_message
+from mobileseg.android.adb_client import AdbClient
+from mobileseg.android.adb_output import classify_message
 from mobileseg.android.benchmark_output import BenchmarkOutput
 from mobileseg.android.device_profiles import (SocProfile, android_bench_dir, find_profile,
                                                load_profiles)

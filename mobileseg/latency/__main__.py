@@ -160,7 +160,8 @@ def _open_table(path: str, fingerprint_of) -> tuple:
     """The table at ``path`` and a measurer for its device (the backend's, checked against it)."""
     from mobileseg.latency.cache import open_default
     from mobileseg.latency.device import fingerprint_mismatch
-    from mobileseg.latency.table import DeviceMismatchError, LatencyTable
+    from mobileseg.latency.table import LatencyTable
+    from mobileseg.latency.table_errors import DeviceMismatchError
 
     table = LatencyTable.load(path)
     table.cache = open_default()
@@ -426,7 +427,7 @@ def main(argv: list[str]) -> int:
               f"got {' '.join(commands) or 'no command'}", file=sys.stderr)
         return 2
     from mobileseg.android.errors import AndroidBenchError, DeviceLost
-    from mobileseg.latency.table import MissingBlockError
+    from mobileseg.latency.table_errors import MissingBlockError
 
     try:
         return {"build": build, "calibrate": calibrate, "validate": validate}[commands[0]]()

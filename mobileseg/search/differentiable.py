@@ -117,7 +117,7 @@ class DifferentiableSearch:
         >>> from mobileseg.latency.device import local_fingerprint
         >>> from mobileseg.latency.predictor import TableLatencyModel
         >>> from mobileseg.latency.table import LatencyTable
-        >>> from mobileseg.supernet.trainer import SupernetTrainConfig
+        >>> from mobileseg.supernet.train_config import SupernetTrainConfig
         >>> space = SearchSpace.from_text('''
         ... name: tiny
         ... branches:

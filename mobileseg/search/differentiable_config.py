@@ -16,7 +16,7 @@ import dataclasses
 
 import numpy as np
 
-from mobileseg.supernet.trainer import SupernetTrainConfig
+from mobileseg.supernet.train_config import SupernetTrainConfig
 
 LAMBDA_STEP = 2.0
 """Lambda moves by at most this factor per epoch (FasterSeg doubles or halves it)."""

@@ -277,7 +277,8 @@ def test_a_space_with_removable_cells_is_sampled_instead():
 def test_the_search_latency_model_sums_the_table_and_names_a_missing_block(tmp_path):
     from mobileseg.latency.device import local_fingerprint
     from mobileseg.latency.overhead import Overhead
-    from mobileseg.latency.table import LatencyTable, MissingBlockError
+    from mobileseg.latency.table import LatencyTable
+    from mobileseg.latency.table_errors import MissingBlockError
 
     path = tmp_path / "table.json"
     table = LatencyTable(local_fingerprint(), overhead=Overhead("affine", 1.5, 0.25), path=path)

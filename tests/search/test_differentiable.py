@@ -10,7 +10,7 @@ from mobileseg.data.synthetic import SyntheticSource
 from mobileseg.search.differentiable import DifferentiableSearch
 from mobileseg.search.differentiable_config import DifferentiableConfig
 from mobileseg.supernet.model import Supernet
-from mobileseg.supernet.trainer import SupernetTrainConfig
+from mobileseg.supernet.train_config import SupernetTrainConfig
 from tests.search.latency_tables import fake_table, latency_model
 from tests.supernet.spaces import tiny
 
