@@ -191,7 +191,8 @@ def supernet_scores(networks: list[dict], epochs: int, work_dir: Path, data: str
     from mobileseg.data.sources import open_source
     from mobileseg.supernet.accuracy import SupernetAccuracyModel
     from mobileseg.supernet.model import Supernet
-    from mobileseg.supernet.trainer import SupernetTrainConfig, SupernetTrainer
+    from mobileseg.supernet.train_config import SupernetTrainConfig
+    from mobileseg.supernet.trainer import SupernetTrainer
 
     source, size = open_source(data), _size(SIZE)
     keras.utils.set_random_seed(0)

@@ -90,7 +90,8 @@ def main(argv: list[str]) -> int:
     from mobileseg.search.objectives import genotype_key
     from mobileseg.supernet.accuracy import SupernetAccuracyModel
     from mobileseg.supernet.model import Supernet
-    from mobileseg.supernet.trainer import SupernetTrainConfig, SupernetTrainer
+    from mobileseg.supernet.train_config import SupernetTrainConfig
+    from mobileseg.supernet.trainer import SupernetTrainer
     from mobileseg.training.trainer import TrainConfig, fit
 
     if FLAGS.subnets < 2 or FLAGS.pool < FLAGS.subnets - 2:

@@ -73,7 +73,8 @@ def main(argv: list[str]) -> int:
     from mobileseg.data.pipeline import Augmentation, train_dataset
     from mobileseg.data.synthetic import SyntheticSource
     from mobileseg.supernet.model import Supernet
-    from mobileseg.supernet.trainer import SupernetTrainConfig, SupernetTrainer
+    from mobileseg.supernet.train_config import SupernetTrainConfig
+    from mobileseg.supernet.trainer import SupernetTrainer
     from mobileseg.training.losses import OhemCrossEntropy
 
     height, width = (int(v) for v in FLAGS.input_size.split("x"))

@@ -7,7 +7,7 @@ with each model's median relative to the first. Every row carries the delegate
 report: XNNPACK partitions and the ops left to the built-in kernels.
 
 With ``--adb`` the same models run on Android phones through
-`mobileseg.android.device_benchmark` (``--serial`` picks phones, ``--delegate``
+`mobileseg.android.multi_device` (``--serial`` picks phones, ``--delegate``
 ``xnnpack|gpu|nnapi|none``, ``--op_profile`` adds per-op times).
 
 With ``--arm_emulated`` the models are not timed but run once more through LiteRT's aarch64
@@ -84,7 +84,7 @@ def check_models(models: Sequence[str]) -> None:
     A dynamic input size (-1) would be timed at LiteRT's default size of 1: a meaningless
     0.001 ms, here and on a phone alike.
     """
-    from mobileseg.litert_measure import check_model
+    from mobileseg.litert_interpreter import check_model
 
     if not models:
         raise BenchInputError("no model given: pass --model FILE.tflite (repeatable or comma-separated)")
@@ -214,7 +214,8 @@ def _define_flags(flag_values) -> None:
 
 
 def _bench_adb(models, threads, flag_values) -> tuple[dict, str]:
-    from mobileseg.android.device_benchmark import benchmark_on_devices, format_table as adb_table
+    from mobileseg.android.multi_device import benchmark_on_devices
+    from mobileseg.android.table import format_table as adb_table
 
     result = benchmark_on_devices(models, list(flag_values.serial or []), threads,
                                   delegate=flag_values.delegate, op_profile=flag_values.op_profile,

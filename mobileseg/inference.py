@@ -347,7 +347,7 @@ class LiteRTSegmenter(Segmenter):
     backend = "litert"
 
     def __init__(self, path: Path, num_threads: int = 1):
-        from mobileseg.litert_measure import new_interpreter
+        from mobileseg.litert_interpreter import new_interpreter
 
         data = path.read_bytes()
         if data[4:8] != b"TFL3":

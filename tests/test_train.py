@@ -16,7 +16,7 @@ from absl import flags
 
 from mobileseg import train
 from mobileseg.arch import builder, schema_io
-from mobileseg.training import callbacks
+from mobileseg.training import callbacks, run_files
 from mobileseg.training.run_config import read_config
 
 ARCH = """
@@ -78,7 +78,7 @@ def test_one_epoch_writes_the_run_folder(one_epoch):
     assert config["arch_name"] == "tiny_aux" and config["num_classes"] == 8 and config["output_stride"] == 8
     state = json.loads((one_epoch / "train_state.json").read_text())
     assert (state["epoch"], state["optimizer_step"], state["status"]) == (1, 6, "finished")
-    (entry,) = callbacks.read_log(one_epoch)
+    (entry,) = run_files.read_log(one_epoch)
     assert entry["distill_loss"] > 0 and entry["aux_loss"] > 0 and 0 <= entry["val_miou"] <= 1
     assert len(entry["val_per_class_iou"]) == 8 and entry["images_per_second"] > 0
     best = keras.saving.load_model(one_epoch / "model.keras")
@@ -94,9 +94,9 @@ def test_restarted_with_more_epochs_it_resumes(one_epoch, files, tmp_path, capsy
     shutil.copytree(one_epoch, run_dir)
     assert run_cli(*common(files / "tiny.yaml", run_dir, "--epochs", "2")) == 0
     assert "trained 2 epochs (12 steps)" in capsys.readouterr().out
-    state = callbacks.RunState.load(run_dir)
+    state = run_files.RunState.load(run_dir)
     assert (state.epoch, state.optimizer_step, state.status) == (2, 12, "finished")
-    assert [e["epoch"] for e in callbacks.read_log(run_dir)] == [1, 2]
+    assert [e["epoch"] for e in run_files.read_log(run_dir)] == [1, 2]
     assert int(keras.saving.load_model(run_dir / "last.keras").optimizer.iterations) == 12
 
 
@@ -115,9 +115,9 @@ def test_an_absurd_learning_rate_stops_with_the_step_and_keeps_the_last_good_mod
     assert "last good checkpoints" in error and "lr 1e+06" in error
     for name, data in checkpoints.items():
         assert (run_dir / name).read_bytes() == data, f"{name} changed"
-    state = callbacks.RunState.load(run_dir)
+    state = run_files.RunState.load(run_dir)
     assert (state.status, state.epoch, state.optimizer_step) == ("diverged", 1, 6)
-    assert [e["epoch"] for e in callbacks.read_log(run_dir)] == [1]
+    assert [e["epoch"] for e in run_files.read_log(run_dir)] == [1]
     keras.saving.load_model(run_dir / "model.keras")
 
 
@@ -145,13 +145,13 @@ def test_a_run_killed_mid_epoch_resumes_where_it_stopped(files, tmp_path):
         process.kill()
         process.wait()
     assert process.returncode == -signal.SIGKILL
-    state = callbacks.RunState.load(run_dir)
+    state = run_files.RunState.load(run_dir)
     assert (state.epoch, state.optimizer_step, state.status) == (1, 28, "running")  # killed in epoch 2
 
     assert run_cli(*args, "--verbose", "0") == 0  # the same command, again
-    state = callbacks.RunState.load(run_dir)
+    state = run_files.RunState.load(run_dir)
     assert (state.epoch, state.optimizer_step, state.status) == (2, 56, "finished")
-    assert [e["epoch"] for e in callbacks.read_log(run_dir)] == [1, 2]
+    assert [e["epoch"] for e in run_files.read_log(run_dir)] == [1, 2]
     assert int(keras.saving.load_model(run_dir / "last.keras").optimizer.iterations) == 56
     assert keras.saving.load_model(run_dir / "model.keras").output.shape[-1] == 8
     assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".")]  # no temporary files left
@@ -176,7 +176,7 @@ def test_bad_input_exits_2_names_the_culprit_and_leaves_the_run_dir_alone(files,
     run_dir.mkdir()
     (run_dir / "last.keras").write_bytes(b"the last checkpoint")
     (run_dir / "model.keras").write_bytes(b"the best model")
-    callbacks.RunState(epoch=1, optimizer_step=6, fixed={"batch_size": 2}).save(run_dir)
+    run_files.RunState(epoch=1, optimizer_step=6, fixed={"batch_size": 2}).save(run_dir)
     arch_digest = train.genotype_digest(schema_io.load(files / "tiny.yaml"))
     (run_dir / "config.yaml").write_text(f"search: {{budget_ms: 9}}\ntrain: {{arch_sha256: {arch_digest}}}\n")
     before = snapshot(run_dir)
@@ -217,7 +217,7 @@ def test_init_is_reported_recorded_and_never_redone_on_resume(files, tmp_path, c
     assert run_cli(*args, "--epochs", "2") == 0  # resumes from its own last.keras
     assert "init from" not in capsys.readouterr().out
     assert json.loads((run_dir / "init_report.json").read_text()) == report
-    assert callbacks.RunState.load(run_dir).epoch == 2
+    assert run_files.RunState.load(run_dir).epoch == 2
     before = snapshot(run_dir)
     for other in (str(files / "teacher5.keras"), None):
         changed = [a for a in args if a not in ("--init", str(source))] + (["--init", other] if other else [])
@@ -242,11 +242,11 @@ class Killed(BaseException):
     """Stands for a SIGKILL at one point of the checkpoint writes."""
 
 
-@pytest.mark.parametrize("killed_at", [callbacks.LAST, callbacks.BEST])
+@pytest.mark.parametrize("killed_at", [run_files.LAST, run_files.BEST])
 def test_a_run_killed_while_writing_a_checkpoint_of_its_first_epoch_resumes(files, tmp_path, monkeypatch, killed_at):
     run_dir = tmp_path / "run"
     args = common(files / "tiny.yaml", run_dir, "--epochs", "2", "--notensorboard")
-    save = callbacks.save_model_atomic
+    save = run_files.save_model_atomic
 
     def killed_while_saving(model, path):
         if path.name == killed_at:
@@ -258,9 +258,9 @@ def test_a_run_killed_while_writing_a_checkpoint_of_its_first_epoch_resumes(file
         run_cli(*args)
     monkeypatch.setattr(callbacks, "save_model_atomic", save)
     assert run_cli(*args) == 0  # the same command again
-    state = callbacks.RunState.load(run_dir)
+    state = run_files.RunState.load(run_dir)
     assert (state.epoch, state.status) == (2, "finished")
-    assert [e["epoch"] for e in callbacks.read_log(run_dir)][-1] == 2
+    assert [e["epoch"] for e in run_files.read_log(run_dir)][-1] == 2
 
 
 def test_a_damaged_state_file_or_a_busy_folder_exits_2_and_changes_nothing(files, tmp_path, capsys):
@@ -269,13 +269,13 @@ def test_a_damaged_state_file_or_a_busy_folder_exits_2_and_changes_nothing(files
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "last.keras").write_bytes(b"the last checkpoint")
-    (run_dir / callbacks.STATE).write_text('{"epoch": 1, "optimi')  # cut short
+    (run_dir / run_files.STATE).write_text('{"epoch": 1, "optimi')  # cut short
     before = snapshot(run_dir)
     args = common(files / "tiny.yaml", run_dir, "--epochs", "2")
     assert run_cli(*args) == 2
     assert re.search(r"train_state\.json: damaged.*move it away", capsys.readouterr().err)
     assert snapshot(run_dir) == before
-    (run_dir / callbacks.STATE).unlink()
+    (run_dir / run_files.STATE).unlink()
     with hold(run_dir, "mobileseg.search"):
         assert run_cli(*args) == 2
     assert "another command is running in this folder" in capsys.readouterr().err

@@ -22,165 +22,38 @@ and against outputs posted in upstream issues):
   completely executed by the delegate.``) and ``ERROR:`` lines.
 
 All times are kept in the tool's unit (microseconds for runs, milliseconds in op tables);
-`BenchmarkOutput.summary_ms` gives the milliseconds a report wants.
+`BenchmarkOutput.summary_ms` gives the milliseconds a report wants. A phase's statistics line
+is read by `mobileseg.android.run_stats`, the op-profiling tables by `mobileseg.android.op_profile`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 
 from mobileseg.android.errors import BenchmarkOutputError, TruncatedOutputError
+from mobileseg.android.op_profile import OpProfileRow, OpTypeRow, parse_op_tables
+from mobileseg.android.run_stats import NUM, STATS_LINE, RunStats, finite_number, optional_number
 
-_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)"
 # Log prefixes: "INFO: ", "WARNING: ", "VERBOSE: ", "ERROR: " (TFLITE_LOG) or a glog header.
 _PREFIX = re.compile(
     r"^(?:(?:INFO|WARN|WARNING|ERROR|VERBOSE|DEBUG|FATAL): "
     r"|[IWEF]\d{4} [\d:.]+\s+\d+ [^\]]*\] )")
-_STATS = re.compile(r"^count=(\d+)\b(.*)$")
-_KV = re.compile(rf"(\w+)=({_NUM})")
 _NEW_SUMMARY = re.compile(
-    rf"Inference timings in us: Init: ({_NUM}), First inference: ({_NUM}), "
-    rf"Warmup \(avg\): ({_NUM}), Inference \(avg\): ({_NUM})")
+    rf"Inference timings in us: Init: ({NUM}), First inference: ({NUM}), "
+    rf"Warmup \(avg\): ({NUM}), Inference \(avg\): ({NUM})")
 _OLD_SUMMARY = re.compile(
-    rf"Average inference timings in us: Warmup: ({_NUM}), Init: ({_NUM}), "
-    rf"(?:Inference|no stats): ({_NUM})")
+    rf"Average inference timings in us: Warmup: ({NUM}), Init: ({NUM}), "
+    rf"(?:Inference|no stats): ({NUM})")
 _MEM_DELTA = re.compile(
     rf"(Memory footprint delta from the start of the tool|Peak memory footprint) \(MB\): "
-    rf"init=({_NUM}) overall=({_NUM})")
-_MEM_PEAK = re.compile(rf"Overall peak memory footprint \(MB\) via periodic monitoring: ({_NUM})")
-_MODEL_SIZE = re.compile(rf"The input model file size \(MB\): ({_NUM})")
+    rf"init=({NUM}) overall=({NUM})")
+_MEM_PEAK = re.compile(rf"Overall peak memory footprint \(MB\) via periodic monitoring: ({NUM})")
+_MODEL_SIZE = re.compile(rf"The input model file size \(MB\): ({NUM})")
 _APPLIED = re.compile(
     r"Explicitly applied (.+?) delegate, and the model graph will be (completely|partially)"
     r" executed by the delegate(?: w/ (\d+) delegate kernels)?")
 _NOT_APPLIED = re.compile(r"Though (.+?) delegate is explicitly applied, the model graph will not")
-_TABLE_TITLE = re.compile(r"^=+ (.+?) =+$")
-_INIT_SECTION = "Profiling Info for Benchmark Initialization:"
-_RUN_SECTION = "Operator-wise Profiling Info for Regular Benchmark Runs:"
-
-
-def _number(text: str) -> float:
-    value = float(text)
-    if math.isnan(value) or math.isinf(value):
-        raise BenchmarkOutputError(f"benchmark_model printed a non-finite number: {text}")
-    return value
-
-
-def _optional(text: str) -> float | None:
-    """A number that is legitimately missing (nan) when its phase had no run."""
-    value = float(text)
-    return None if math.isnan(value) or math.isinf(value) else value
-
-
-@dataclasses.dataclass(frozen=True)
-class RunStats:
-    """The statistics ``benchmark_model`` prints for one phase (warm-up or regular runs).
-
-    Times are in microseconds, as printed. ``std_us`` is the population standard deviation;
-    the percentiles are None for builds that do not print them.
-
-    Args:
-        count: number of runs.
-        first_us, curr_us, min_us, max_us, avg_us, std_us: the run times.
-        p5_us, median_us, p95_us: percentiles, when printed.
-
-    Example:
-        >>> RunStats.parse("count=3 first=12 curr=10 min=10 max=12 avg=10.6667 std=1").avg_us
-        10.6667
-    """
-
-    count: int
-    first_us: float
-    curr_us: float
-    min_us: float
-    max_us: float
-    avg_us: float
-    std_us: float
-    p5_us: float | None = None
-    median_us: float | None = None
-    p95_us: float | None = None
-
-    @classmethod
-    def parse(cls, line: str) -> "RunStats":
-        """Read one ``count=...`` line (prefix already removed).
-
-        Args:
-            line: e.g. ``count=50 first=9 curr=8 min=8 max=9 avg=8.2 std=0`` or
-                ``count=1 curr=19105`` or ``count=4 curr=7(all same) p5=7 median=7 p95=7``.
-
-        Example:
-            >>> RunStats.parse("count=4 curr=7(all same)").std_us
-            0.0
-        """
-        match = _STATS.match(line.strip())
-        if not match:
-            raise BenchmarkOutputError(f"not a benchmark_model statistics line: {line!r}")
-        count = int(match.group(1))
-        values = {key: _number(value) for key, value in _KV.findall(match.group(2))}
-        if count == 0:
-            raise BenchmarkOutputError("benchmark_model reports count=0: no run finished")
-        if "curr" not in values:
-            raise BenchmarkOutputError(f"statistics line without curr=: {line!r}")
-        curr = values["curr"]
-        if "avg" not in values:  # single run, or every run took the same time
-            if {"first", "min", "max", "std"} & set(values):
-                raise BenchmarkOutputError(f"statistics line without avg=: {line!r}")
-            return cls(count, curr, curr, curr, curr, curr, 0.0,
-                       values.get("p5"), values.get("median"), values.get("p95"))
-        missing = [k for k in ("first", "min", "max", "std") if k not in values]
-        if missing:
-            raise BenchmarkOutputError(
-                f"statistics line is missing {', '.join(missing)}: {line!r}")
-        return cls(count, values["first"], curr, values["min"], values["max"], values["avg"],
-                   values["std"], values.get("p5"), values.get("median"), values.get("p95"))
-
-
-@dataclasses.dataclass(frozen=True)
-class OpProfileRow:
-    """One node of the "Run Order" op-profiling table.
-
-    Args:
-        op: the node type, e.g. ``CONV_2D`` or ``Convolution (NHWC, QC8) IGEMM``.
-        name: the node name.
-        avg_ms: average time of one call in milliseconds.
-        times_called: calls per inference (old builds print 0; read as 1).
-
-    Example:
-        >>> OpProfileRow("CONV_2D", "conv1", 0.5, 3).ms_per_run
-        1.5
-    """
-
-    op: str
-    name: str
-    avg_ms: float
-    times_called: int = 1
-
-    @property
-    def ms_per_run(self) -> float:
-        """Milliseconds this node costs per inference (``avg_ms`` times the calls)."""
-        return self.avg_ms * max(self.times_called, 1)
-
-
-@dataclasses.dataclass(frozen=True)
-class OpTypeRow:
-    """One row of the "Summary by node type" table: all nodes of one type together.
-
-    Args:
-        op: the node type.
-        count: how many nodes have this type.
-        ms_per_run: their summed time per inference, in milliseconds (the ``[avg ms]`` column).
-        times_called: their summed calls per inference.
-
-    Example:
-        >>> OpTypeRow("CONV_2D", 4, 5.946, 4).ms_per_run
-        5.946
-    """
-
-    op: str
-    count: int
-    ms_per_run: float
-    times_called: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -328,76 +201,6 @@ def strip_prefix(line: str) -> str:
     return _PREFIX.sub("", line, count=1).rstrip()
 
 
-def _split_columns(line: str) -> list[str]:
-    """Columns of a table row: tab-separated in the tool, runs of 2+ spaces once pasted."""
-    body = line.strip()
-    cells = [cell.strip() for cell in body.split("\t")] if "\t" in body else \
-        re.split(r"\s{2,}", body)
-    return [cell for cell in cells if cell != ""]
-
-
-def _parse_table(lines: list[str], start: int) -> tuple[list[dict[str, str]], int]:
-    """Rows (header name -> cell) of the table whose header line is ``lines[start]``."""
-    header = [cell.strip("[]").strip().lower() for cell in _split_columns(lines[start])]
-    rows = []
-    index = start + 1
-    while index < len(lines):
-        raw = lines[index]
-        if not raw.strip() or _TABLE_TITLE.match(raw.strip()):
-            break
-        cells = _split_columns(raw)
-        if len(cells) < len(header) - 1:  # not a row of this table
-            break
-        if len(cells) > len(header):  # a name with tabs: glue the tail back
-            cells = cells[:len(header) - 1] + ["\t".join(cells[len(header) - 1:])]
-        rows.append(dict(zip(header, cells)))
-        index += 1
-    return rows, index
-
-
-def _to_rows(table: list[dict[str, str]], summary: bool) -> tuple:
-    out = []
-    for cells in table:
-        try:
-            op = cells["node type"]
-            avg_ms = _number(cells["avg ms"])
-            times = int(float(cells.get("times called", "1") or 1))
-            row = (OpTypeRow(op, int(float(cells["count"])), avg_ms, times) if summary else
-                   OpProfileRow(op, cells.get("name", ""), avg_ms, times))
-        except (KeyError, ValueError) as err:
-            raise BenchmarkOutputError(f"unreadable op-profiling row {cells}: {err}") from err
-        out.append(row)
-    return tuple(out)
-
-
-def _parse_op_tables(lines: list[str]) -> tuple[tuple[OpProfileRow, ...] | None,
-                                                tuple[OpTypeRow, ...] | None]:
-    """The regular runs' "Run Order" and "Summary by node type" tables."""
-    has_run_section = any(line == _RUN_SECTION for line in lines)
-    section = None  # "init", "run" or None (old builds without headings)
-    run_order = node_types = None
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        if line == _INIT_SECTION:
-            section = "init"
-        elif line == _RUN_SECTION:
-            section = "run"
-        title = _TABLE_TITLE.match(line)
-        wanted = section == "run" or (not has_run_section and section is None)
-        if title and wanted and index + 1 < len(lines):
-            rows, end = _parse_table(lines, index + 1)
-            name = title.group(1)
-            if name == "Run Order" and run_order is None:
-                run_order = _to_rows(rows, summary=False)
-            elif name == "Summary by node type" and node_types is None:
-                node_types = _to_rows(rows, summary=True)
-            index = end
-            continue
-        index += 1
-    return run_order, node_types
-
-
 def _delegation(lines: list[str]) -> tuple[dict, ...]:
     found = []
     for line in lines:
@@ -453,25 +256,25 @@ def parse_benchmark_output(text: str) -> BenchmarkOutput:
     fmt = None
     mem_init = mem_overall = peak = size = None
     for line in lines:
-        if (stats := _STATS.match(line)) is not None:
+        if (stats := STATS_LINE.match(line)) is not None:
             phases.append(None if stats.group(1) == "0" else RunStats.parse(line))
             continue
         if (match := _NEW_SUMMARY.search(line)) is not None:
             fmt = "inference_timings"
-            values = {"init": _number(match.group(1)), "first": _optional(match.group(2)),
-                      "warmup": _optional(match.group(3)), "inference": _number(match.group(4))}
+            values = {"init": finite_number(match.group(1)), "first": optional_number(match.group(2)),
+                      "warmup": optional_number(match.group(3)), "inference": finite_number(match.group(4))}
         elif (match := _OLD_SUMMARY.search(line)) is not None:
             fmt = "average_inference_timings"
-            values = {"warmup": _optional(match.group(1)), "init": _number(match.group(2)),
-                      "first": None, "inference": _number(match.group(3))}
+            values = {"warmup": optional_number(match.group(1)), "init": finite_number(match.group(2)),
+                      "first": None, "inference": finite_number(match.group(3))}
         elif (match := _MEM_DELTA.search(line)) is not None:
-            mem_init, mem_overall = _number(match.group(2)), _number(match.group(3))
+            mem_init, mem_overall = finite_number(match.group(2)), finite_number(match.group(3))
             if match.group(1) == "Peak memory footprint" and peak is None:  # 2020 wording
                 peak = mem_overall
         elif (match := _MEM_PEAK.search(line)) is not None:
-            peak = _number(match.group(1))
+            peak = finite_number(match.group(1))
         elif (match := _MODEL_SIZE.search(line)) is not None:
-            size = _number(match.group(1))
+            size = finite_number(match.group(1))
 
     if fmt is None:
         started = phases or any(
@@ -488,7 +291,7 @@ def parse_benchmark_output(text: str) -> BenchmarkOutput:
 
     warmup = phases[-2] if len(phases) >= 2 else None
     inference = phases[-1] if phases else None
-    op_profile, op_types = _parse_op_tables(lines)
+    op_profile, op_types = parse_op_tables(lines)
     return BenchmarkOutput(
         format=fmt, init_us=values["init"], first_inference_us=values["first"],
         warmup_avg_us=values["warmup"], inference_avg_us=values["inference"],

@@ -1,23 +1,21 @@
-"""Measure .tflite models with ``benchmark_model`` on adb-connected Android phones.
-
-Two entry points:
+"""One adb-connected Android phone measuring .tflite models with ``benchmark_model``.
 
 - `AndroidDevice`: one phone, prepared once (script pushed, ``benchmark_model`` checked,
   big-core mask chosen), then `AndroidDevice.measure` for each model and setting. A
   latency table measures hundreds of blocks through one `AndroidDevice`; when the phone
   is unplugged it raises `DeviceLost` and every record returned before stays valid.
-- `benchmark_on_devices`: several models x thread counts on one or several phones (in
-  parallel, one thread per phone), the report behind ``python -m mobileseg.bench --adb``.
+- `measure_on_device`: one model on one phone, the phone prepared for that call.
+
+Several models x thread counts on several phones in parallel (the report behind
+``python -m mobileseg.bench --adb``) are `mobileseg.android.multi_device`'s.
 
 On the phone, ``android_bench/run_benchmark.sh`` waits for the thermal zones to cool, pins
 ``benchmark_model`` to the big cores with ``taskset`` and marks its output with
-``MOBILESEG_*`` lines that this module reads.
+``MOBILESEG_*`` lines (read by `mobileseg.android.script_output`).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import dataclasses
 import hashlib
 import os
 import posixpath
@@ -27,77 +25,21 @@ from pathlib import Path
 
 from absl import logging
 
-from mobileseg.android.adb_client import AdbClient, classify_message
-from mobileseg.android.benchmark_output import BenchmarkOutput, parse_benchmark_output
+from mobileseg.android.adb_client import AdbClient
+from mobileseg.android.adb_output import classify_message
+from mobileseg.android.benchmark_output import BenchmarkOutput
 from mobileseg.android.device_profiles import (SocProfile, android_bench_dir, find_profile,
                                                load_profiles)
-from mobileseg.android.errors import (AdbCommandError, AndroidBenchError,
-                                      BenchmarkBinaryMissingError, BenchmarkError,
-                                      BenchmarkFailedError, BenchmarkKilledError,
-                                      BenchmarkOutputError, DeviceLost, TruncatedOutputError,
-                                      WrongAbiError)
-from mobileseg.android.table import format_table
+from mobileseg.android.errors import AdbCommandError, AndroidBenchError, BenchmarkError, TruncatedOutputError
+from mobileseg.android.script_output import ScriptOutput, benchmark_result, int_or_none, raise_script_error
 
-__all__ = ["DELEGATES", "AndroidDevice", "ScriptOutput", "benchmark_on_devices",
-           "format_table", "measure_on_device"]
+__all__ = ["DELEGATES", "AndroidDevice", "measure_on_device"]
 
 DELEGATES = ("xnnpack", "gpu", "nnapi", "none")
 DEVICE_DIR = "/data/local/tmp/mobileseg"
 DEFAULT_BINARY = "/data/local/tmp/benchmark_model"
 SCRIPT_NAME = "run_benchmark.sh"
 BENCHMARK_BINARY_ENV = "MOBILESEG_BENCHMARK_MODEL"
-_MARKER = re.compile(r"^MOBILESEG_(\w+)(?: (.*))?$")
-_EXEC_FAILED = re.compile(r"not executable|Exec format error|cannot execute binary file")
-
-
-@dataclasses.dataclass(frozen=True)
-class ScriptOutput:
-    """The output of one ``run_benchmark.sh`` call, split into its markers and the rest.
-
-    Args:
-        markers: ``(NAME, text)`` for each ``MOBILESEG_NAME text`` line, in order.
-        body: every other line: what ``benchmark_model`` printed.
-
-    Example:
-        >>> out = ScriptOutput.parse("MOBILESEG_BEGIN graph=m threads=1\\nINFO: hi\\n"
-        ...                          "MOBILESEG_EXIT 0\\n")
-        >>> out.exit_status, out.body, out.fields("BEGIN")["threads"]
-        (0, 'INFO: hi', '1')
-    """
-
-    markers: tuple[tuple[str, str], ...]
-    body: str
-
-    @classmethod
-    def parse(cls, text: str) -> "ScriptOutput":
-        """Split the script's output."""
-        markers, body = [], []
-        for line in text.splitlines():
-            match = _MARKER.match(line.rstrip("\r"))
-            if match:
-                markers.append((match.group(1), match.group(2) or ""))
-            else:
-                body.append(line.rstrip("\r"))
-        return cls(tuple(markers), "\n".join(body))
-
-    def first(self, name: str) -> str | None:
-        """The text of the first ``MOBILESEG_<name>`` line, None when absent."""
-        return next((text for marker, text in self.markers if marker == name), None)
-
-    def fields(self, name: str) -> dict[str, str]:
-        """The ``key=value`` words of the first ``MOBILESEG_<name>`` line."""
-        text = self.first(name) or ""
-        return dict(word.split("=", 1) for word in text.split() if "=" in word)
-
-    @property
-    def exit_status(self) -> int | None:
-        """benchmark_model's exit status, None when the output stopped before it."""
-        text = self.first("EXIT")
-        return int(text) if text is not None and text.strip().lstrip("-").isdigit() else None
-
-
-def _int_or_none(text: str | None) -> int | None:
-    return int(text) if text is not None and text.lstrip("-").isdigit() else None
 
 
 def _content_name(path: Path) -> str:
@@ -206,25 +148,6 @@ class AndroidDevice:
         return ScriptOutput.parse(result.stdout + (("\n" + result.stderr) if result.stderr
                                                    else ""))
 
-    def _raise_script_error(self, out: ScriptOutput) -> None:
-        error = out.first("ERROR")
-        if error is None:
-            return
-        kind = error.split()[0] if error.split() else ""
-        fields = out.fields("ERROR")
-        if kind == "binary_missing":
-            raise BenchmarkBinaryMissingError(self.serial, fields.get("path", self.binary_remote))
-        if kind == "wrong_abi":
-            raise WrongAbiError(self.serial, fields.get("binary", ""),
-                                fields.get("device", "").split(",") or self.abilist)
-        if kind == "binary_not_executable":
-            raise BenchmarkError(
-                f"benchmark_model at {fields.get('path')} on {self.serial} is not executable "
-                "and chmod failed: keep it under /data/local/tmp (other folders are often "
-                "mounted noexec)", self.serial)
-        raise BenchmarkError(f"run_benchmark.sh on {self.serial} reported: {error}",
-                             self.serial)
-
     def prepare(self) -> dict:
         """Push the script (and binary), check the binary, choose the mask; idempotent.
 
@@ -269,7 +192,7 @@ class AndroidDevice:
         detected = self._script(["--detect", "--check_binary", "--binary", self.binary_remote,
                                  "--abilist", ",".join(self.abilist)],
                                 "checking benchmark_model and its CPUs")
-        self._raise_script_error(detected)
+        raise_script_error(detected, self.serial, self.binary_remote, self.abilist)
         if detected.first("BINARY") is None:
             raise BenchmarkError(
                 f"run_benchmark.sh did not run on {self.serial}: "
@@ -399,47 +322,17 @@ class AndroidDevice:
             op_profile=parsed.op_profile_records(), op_types=parsed.op_type_records(),
             delegation=[dict(d) for d in parsed.delegation],
             big_core_mask=self.fingerprint["big_core_mask"],
-            temp_c_start=_int_or_none(thermal.get("start_c")),
-            temp_c=_int_or_none(thermal.get("end_c")),
-            cooldown_s=_int_or_none(thermal.get("waited_s")),
+            temp_c_start=int_or_none(thermal.get("start_c")),
+            temp_c=int_or_none(thermal.get("end_c")),
+            cooldown_s=int_or_none(thermal.get("waited_s")),
             thermal_warning=out.first("WARNING"), output_format=parsed.format,
             warmup_runs=int(warmup_runs), num_runs=int(num_runs))
         return record
 
     def _interpret(self, out: ScriptOutput, name: str) -> BenchmarkOutput:
         """The parsed benchmark output, or the error that explains why there is none."""
-        self._raise_script_error(out)
-        status = out.exit_status
-        tail = "\n".join(out.body.strip().splitlines()[-3:])
-        if status is None:
-            if self.serial not in {entry.serial for entry in self.client.devices()}:
-                raise DeviceLost(self.serial, f"benchmarking {name}")
-            raise TruncatedOutputError(
-                f"the output of benchmark_model on {self.serial} for {name} stops before the "
-                f"end (the connection dropped or the shell died); last lines: {tail!r}; run "
-                "again, and check the cable", tail=tail, serial=self.serial)
-        errors = [line.split("ERROR: ", 1)[1].strip() for line in out.body.splitlines()
-                  if "ERROR: " in line]
-        # The shell could not start the binary: mksh says "not executable: 64-bit ELF file"
-        # (status 1 or 126), dash/bash "Exec format error" (126); "not found" is 127.
-        if status != 0 and _EXEC_FAILED.search(out.body):
-            raise WrongAbiError(self.serial, "", self.abilist)
-        if status == 127 or (status != 0 and "inaccessible or not found" in out.body):
-            raise BenchmarkBinaryMissingError(self.serial, self.binary_remote)
-        if status > 128:
-            raise BenchmarkKilledError(self.serial, name, status - 128)
-        if status != 0:
-            raise BenchmarkFailedError(self.serial, name, "; ".join(errors) or
-                                       f"exit status {status}; last lines: {tail!r}")
-        try:
-            return parse_benchmark_output(out.body)
-        except TruncatedOutputError as err:
-            raise TruncatedOutputError(
-                f"benchmark_model on {self.serial} for {name} exited normally but its output is "
-                f"cut short: {err}", tail=err.tail, serial=self.serial) from err
-        except BenchmarkOutputError as err:
-            raise BenchmarkFailedError(self.serial, name, str(err)) from err
-
+        return benchmark_result(out, name, self.serial, self.binary_remote, self.abilist,
+                                lambda: self.serial in {entry.serial for entry in self.client.devices()})
 
 def measure_on_device(model: str | os.PathLike, serial: str | None = None, threads: int = 4,
                       delegate: str = "xnnpack", op_profile: bool = False,
@@ -476,135 +369,3 @@ def measure_on_device(model: str | os.PathLike, serial: str | None = None, threa
     record = device.measure(model, threads, delegate, op_profile, warmup_runs, num_runs)
     record["device"] = dict(device.fingerprint)
     return record
-
-
-def _error_entry(err: BaseException) -> dict:
-    return {"type": type(err).__name__, "message": str(err)}
-
-
-def _run_device(device: AndroidDevice, models: Sequence[str], threads: Sequence[int],
-                delegate: str, op_profile: bool, warmup_runs: int, num_runs: int,
-                keep_going: bool) -> dict:
-    """Benchmark every model x thread count on one phone; its entry of the report."""
-    entry: dict = {"fingerprint": device.fingerprint, "records": [], "error": None}
-    try:
-        entry["fingerprint"] = device.prepare()
-        total = len(models) * len(threads)
-        done = 0
-        for model in models:
-            for count in threads:
-                done += 1
-                logging.info("[%s] %d/%d %s threads=%d delegate=%s", device.serial, done, total,
-                             Path(model).name, count, delegate)
-                try:
-                    record = device.measure(model, count, delegate, op_profile, warmup_runs,
-                                            num_runs)
-                except BenchmarkError as err:
-                    if not keep_going:
-                        raise
-                    logging.error("[%s] %s", device.serial, err)
-                    record = {"model": os.fspath(model), "model_name": Path(model).name,
-                              "serial": device.serial, "threads": int(count),
-                              "delegate": delegate, "avg_ms": None, "error": _error_entry(err)}
-                else:
-                    logging.info("[%s] %s threads=%d: %.3f ms (std %s, %s runs)", device.serial,
-                                 record["model_name"], count, record["avg_ms"],
-                                 "-" if record["std_ms"] is None else f"{record['std_ms']:.3f}",
-                                 record["runs"] or "?")
-                entry["records"].append(record)
-    except AndroidBenchError as err:
-        entry["fingerprint"] = device.fingerprint
-        entry["error"] = _error_entry(err)
-        err.partial_entry = entry  # type: ignore[attr-defined]
-        raise
-    return entry
-
-
-def benchmark_on_devices(models: list[str], serials: list[str] | None, threads: list[int],
-                         delegate: str = "xnnpack", op_profile: bool = False,
-                         warmup_runs: int = 5, num_runs: int = 50, adb: str = "adb", *,
-                         benchmark_binary: str | None = None, keep_going: bool = False,
-                         retries: int = 3, backoff_s: float = 1.0, max_temp_c: int = 45,
-                         cool_timeout_s: int = 180, cool_poll_s: int = 5,
-                         timeout_s: float = 900.0) -> dict:
-    """Benchmark several models x thread counts on one or several phones, in parallel.
-
-    Each phone runs its models one after another (never two benchmarks at once on one
-    phone); the phones run at the same time, one thread each.
-
-    Args:
-        models: .tflite files on this machine.
-        serials: the phones; None or [] means "the one connected phone".
-        threads: thread counts to measure, e.g. [1, 4].
-        delegate: ``xnnpack``, ``gpu``, ``nnapi`` or ``none``.
-        op_profile: collect per-op profiles.
-        warmup_runs, num_runs: ``benchmark_model`` runs.
-        adb: the adb executable.
-        benchmark_binary: a ``benchmark_model`` on this machine to push to each phone;
-            None takes ``$MOBILESEG_BENCHMARK_MODEL`` if set, else uses
-            ``/data/local/tmp/benchmark_model`` already on the phone.
-        keep_going: record a failing model (or phone) as an ``error`` entry and carry on,
-            instead of raising.
-        retries, backoff_s: retry policy for transient adb failures.
-        max_temp_c, cool_timeout_s, cool_poll_s: thermal wait before each run.
-        timeout_s: time limit of one benchmark_model run.
-
-    Returns:
-        ``{"devices": [{"fingerprint": {...}, "records": [record, ...], "error": None}, ...],
-        "settings": {...}}``, devices in the order of ``serials``; see
-        `AndroidDevice.measure` for a record and `AndroidDevice.prepare` for a fingerprint.
-
-    Raises:
-        ValueError, FileNotFoundError: bad arguments or a missing model file.
-        AdbError, BenchmarkError: the first phone's error, unless ``keep_going``; the report
-            of what was measured is attached to it as ``partial_result``.
-
-    Example:
-        >>> benchmark_on_devices(["m.tflite"], None, [4], delegate="cuda")
-        Traceback (most recent call last):
-        ...
-        ValueError: delegate must be one of xnnpack, gpu, nnapi, none, got 'cuda'
-    """
-    if delegate not in DELEGATES:
-        raise ValueError(f"delegate must be one of {', '.join(DELEGATES)}, got {delegate!r}")
-    threads = [int(t) for t in threads]
-    if not threads or min(threads) < 1:
-        raise ValueError(f"threads must be a non-empty list of counts >= 1, got {threads}")
-    if not models:
-        raise ValueError("no model to benchmark")
-    for model in models:
-        if not Path(model).is_file():
-            raise FileNotFoundError(f"model file {model} does not exist")
-    if benchmark_binary is None:
-        benchmark_binary = os.environ.get(BENCHMARK_BINARY_ENV) or None
-    if benchmark_binary is not None and not Path(benchmark_binary).is_file():
-        raise FileNotFoundError(f"benchmark_model binary {benchmark_binary} does not exist")
-
-    client = AdbClient(adb, retries=retries, backoff_s=backoff_s)
-    chosen = client.select_devices(serials)
-    profiles = load_profiles(android_bench_dir() / "devices.yaml")
-    devices = [AndroidDevice(client, serial, binary_local=benchmark_binary,
-                             max_temp_c=max_temp_c, cool_timeout_s=cool_timeout_s,
-                             cool_poll_s=cool_poll_s, timeout_s=timeout_s, profiles=profiles)
-               for serial in chosen]
-    settings = {"threads": threads, "delegate": delegate, "op_profile": bool(op_profile),
-                "warmup_runs": int(warmup_runs), "num_runs": int(num_runs),
-                "models": [os.fspath(m) for m in models]}
-    entries: list[dict] = []
-    errors: list[AndroidBenchError] = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(devices)) as pool:
-        futures = [pool.submit(_run_device, device, models, threads, delegate, op_profile,
-                               warmup_runs, num_runs, keep_going) for device in devices]
-        for device, future in zip(devices, futures):
-            try:
-                entries.append(future.result())
-            except AndroidBenchError as err:
-                logging.error("[%s] %s", device.serial, err)
-                entries.append(getattr(err, "partial_entry"))
-                errors.append(err)
-    result = {"devices": entries, "settings": settings}
-    if errors and not keep_going:
-        first = errors[0]
-        first.partial_result = result  # type: ignore[attr-defined]
-        raise first
-    return result

@@ -48,7 +48,7 @@ from mobileseg.deploy import tflite_convert
 from mobileseg.quant.fake_quant import IMAGE_RANGE, ActivationQuantizer
 from mobileseg.quant.flatten import flatten_model, logits_model
 from mobileseg.quant.folded import FoldedConv
-from mobileseg.quant.qat import is_qat_model
+from mobileseg.quant.qat_calibration import is_qat_model
 
 MODES = tflite_convert.MODES
 OUTPUTS = ("logits", "mask")

@@ -177,8 +177,7 @@ def qat_coverage(qat_model, flatbuffer: bytes) -> dict:
     Returns:
         ``{"quantizers": n, "calibrated_tensors": [names], "unused_quantizers": [names]}``.
     """
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
+    from mobileseg.litert_interpreter import builtin_interpreter
     from mobileseg.quant.fake_quant import int8_parameters, quantizers
 
     ranges = {}
@@ -186,8 +185,7 @@ def qat_coverage(qat_model, flatbuffer: bytes) -> dict:
         low, high = quantizer.fixed_range or (float(quantizer.range_min.numpy()), float(quantizer.range_max.numpy()))
         if high - low > 1e-5:
             ranges[quantizer.name] = int8_parameters(low, high)
-    interpreter = Interpreter(model_content=flatbuffer,
-                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter = builtin_interpreter(flatbuffer)
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
 
     def matching(params) -> list[str]:

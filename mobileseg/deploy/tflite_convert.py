@@ -177,11 +177,9 @@ def op_names(flatbuffer: bytes) -> list[str]:
         >>> op_names(convert(model))
         ['CONV_2D']
     """
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from mobileseg.litert_interpreter import builtin_interpreter
 
-    interpreter = Interpreter(model_content=flatbuffer,
-                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    return [op["op_name"] for op in interpreter._get_ops_details()]
+    return [op["op_name"] for op in builtin_interpreter(flatbuffer)._get_ops_details()]
 
 
 def run(flatbuffer: bytes, inputs: Sequence[np.ndarray], num_threads: int = 1) -> list[np.ndarray]:
@@ -203,7 +201,7 @@ def run(flatbuffer: bytes, inputs: Sequence[np.ndarray], num_threads: int = 1) -
         >>> bool(np.allclose(run(convert(model), [x])[0], np.maximum(x, 0)))
         True
     """
-    from mobileseg.litert_measure import new_interpreter
+    from mobileseg.litert_interpreter import new_interpreter
 
     runner = new_interpreter(model_content=flatbuffer, num_threads=num_threads).get_signature_runner()
     details = runner.get_input_details()

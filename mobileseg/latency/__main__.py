@@ -368,7 +368,7 @@ def main(argv: list[str]) -> int:
               f"got {' '.join(commands) or 'no command'}", file=sys.stderr)
         return 2
     from mobileseg.android.errors import AndroidBenchError, DeviceLost
-    from mobileseg.latency.table import MissingBlockError
+    from mobileseg.latency.table_errors import MissingBlockError
 
     try:
         return {"build": build, "calibrate": calibrate, "validate": validate}[commands[0]]()

@@ -19,7 +19,8 @@ says which, and every entry's key ends in the table's quantization.
 (`mobileseg.deploy.tflite_convert.convert`), measures it, and rewrites the file
 atomically (`mobileseg.atomic_write`: a temporary file + ``os.replace``) after
 every entry, so a build that is killed keeps everything it measured and the next
-build measures only the rest. A single process writes a table at a time.
+build measures only the rest. A single process writes a table at a time. The errors a table
+raises are `mobileseg.latency.table_errors`'.
 """
 
 from __future__ import annotations
@@ -38,35 +39,13 @@ from mobileseg.latency.device import fingerprint_mismatch, local_fingerprint
 from mobileseg.latency.overhead import Overhead
 from mobileseg.latency.signature import QUANTIZATIONS, BlockSignature
 from mobileseg.latency.table_entry import TableEntry
+from mobileseg.latency.table_errors import DeviceMismatchError, MissingBlockError, TableFormatError
 from mobileseg.text_files import read_text
 
 SCHEMA_VERSION = 1
 DEFAULT_CACHE = object()
 """`LatencyTable.load_or_create`'s default: the persistent cache the environment chooses."""
 _TOP_LEVEL = ("schema_version", "fingerprint", "quantization", "overhead", "entries")
-
-
-class TableFormatError(ValueError):
-    """A latency table file that is not valid JSON, has another schema version, or bad fields."""
-
-
-class DeviceMismatchError(ValueError):
-    """A table measured on another device/runtime/thread count than the one about to add to it."""
-
-
-class MissingBlockError(KeyError):
-    """A block signature with no entry in the table; the message names the block and the file."""
-
-    def __init__(self, key: str, path: str | None):
-        self.key = key
-        self.path = path
-        super().__init__(
-            f"block {key} has no entry in the latency table {path or '(not saved to a file)'}; "
-            "build the table for this search space and input size (LatencyTable.build), "
-            "or use the 'local' latency backend to measure missing blocks on this machine")
-
-    def __str__(self) -> str:
-        return self.args[0]
 
 
 class LatencyTable:

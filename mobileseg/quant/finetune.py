@@ -74,7 +74,8 @@ def quantization_aware_training(model: keras.Model, source, *, input_size: tuple
 
     from mobileseg.data.pipeline import Augmentation, train_dataset
     from mobileseg.quant.flatten import logits_model
-    from mobileseg.quant.qat import calibrate, quantize_model
+    from mobileseg.quant.qat import quantize_model
+    from mobileseg.quant.qat_calibration import calibrate
     from mobileseg.training.losses import DistillationKL, OhemCrossEntropy, SegmentationLoss
     from mobileseg.training.training_model import TrainingModel
 

@@ -1,7 +1,7 @@
 """Post-training quantization's input: a representative set of images drawn from the training data.
 
 The TFLite calibrator runs the float model on these images and takes each tensor's
-min and max; `mobileseg.quant.qat.calibrate` does the same to start quantization-aware
+min and max; `mobileseg.quant.qat_calibration.calibrate` does the same to start quantization-aware
 training from the post-training ranges. The images are training images (never the
 split that is evaluated), picked with a seeded generator so two runs calibrate alike,
 resized to the model's input size exactly as evaluation resizes them (bilinear), as

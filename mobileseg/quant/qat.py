@@ -58,6 +58,10 @@ reshapes or gathers a tensor quantized elsewhere (token merging), which the
 concatenation requantizes. Every range the file uses can be checked against the
 model's quantizers (`mobileseg.deploy.report.qat_coverage`): a tensor no rule covered
 is listed there (the converter calibrated it from the representative set).
+
+The rule tables the walk follows (which ops keep their input's scale, fixed ranges, fusing)
+are `mobileseg.quant.qat_rules`; a quantization-aware model's ranges are filled and queried by
+`mobileseg.quant.qat_calibration`.
 """
 
 from __future__ import annotations
@@ -67,72 +71,19 @@ import collections
 import keras
 from keras import ops
 
-from mobileseg.quant.fake_quant import (
-    DEFAULT_DECAY,
-    IMAGE_RANGE,
-    SOFTMAX_RANGE,
-    TANH_RANGE,
-    ActivationQuantizer,
-    ConstantQuantizer,
-    quantizers,
-)
+from mobileseg.quant.fake_quant import DEFAULT_DECAY, IMAGE_RANGE, ActivationQuantizer, ConstantQuantizer
 from mobileseg.quant.flatten import copy_layer, flatten_model, is_last_axis
 from mobileseg.quant.float_statistics import float_statistics
-from mobileseg.quant.folded import BatchNormTerms, FoldedConv, WeightTensor
-
-SAME_SCALE_OPS = frozenset({
-    "Reshape", "Transpose", "GetItem", "Squeeze", "ExpandDims", "Take", "TakeAlongAxis", "Pad", "Max",
-    "MaxPool", "AveragePool", "Resize", "Resizing", "Identity", "Cast", "Dropout", "SpatialDropout2D",
-    "Tile", "Repeat", "BroadcastTo", "Split", "Slice", "Flatten", "Stack", "Unstack",
-})
-"""Ops whose TFLite int8 kernels keep the input's scale and zero point (no quantizer of their own)."""
-
-FIXED_RANGE_OPS = {"Softmax": SOFTMAX_RANGE, "Sigmoid": SOFTMAX_RANGE, "Tanh": TANH_RANGE}
-"""Ops whose TFLite int8 output range is fixed by the kernel."""
-
-FUSING_PRODUCERS = frozenset({"FoldedConv", "Add", "Subtract", "Multiply", "BatchNormalization"})
-"""Ops that TFLite fuses a following ReLU/ReLU6 into."""
-
-WEIGHT_LAYERS = (WeightTensor, BatchNormTerms)
-
-RELU_COMMUTING_OPS = frozenset({"Reshape", "Transpose", "Squeeze", "ExpandDims", "Flatten"})
-"""Layout ops a ReLU commutes with: a ReLU after a chain of them can act at the chain's start."""
-
-RELU_BOUNDS = {"Relu": float("inf"), "Relu6": 6.0}
-
-
-def op_kind(operation) -> str:
-    """The name the quantization rules use for a graph node's operation.
-
-    Plain ReLUs from `keras.activations` and `keras.ops` are both ``"Relu"``; a
-    ReLU capped at 6 is ``"Relu6"``. Every batch normalization (Keras' or a subclass such
-    as `mobileseg.blocks.batch_norm.BatchNorm`) is ``"BatchNormalization"``.
-
-    Example:
-        >>> op_kind(keras.layers.Dropout(0.1)), op_kind(keras.src.ops.nn.Relu6())
-        ('Dropout', 'Relu6')
-    """
-    if isinstance(operation, keras.layers.BatchNormalization):
-        return "BatchNormalization"
-    name = type(operation).__name__
-    if name == "ReLU" and not isinstance(operation, keras.layers.Layer):  # keras.activations.relu
-        if not operation.negative_slope and not operation.threshold:
-            if operation.max_value is None:
-                return "Relu"
-            if operation.max_value == 6.0:
-                return "Relu6"
-    return name
-
-
-def is_qat_model(model: keras.Model) -> bool:
-    """Whether ``model`` holds fake quantization (was made by `quantize_model`)."""
-    return bool(quantizers(model))
-
-
-def uncalibrated(model: keras.Model) -> list[str]:
-    """Names of the activation quantizers that have no range yet (neither trained nor calibrated)."""
-    return [q.name for q in quantizers(model) if float(q.initialized.numpy()) < 0.5]
-
+from mobileseg.quant.folded import BatchNormTerms, FoldedConv
+from mobileseg.quant.qat_rules import (
+    FIXED_RANGE_OPS,
+    FUSING_PRODUCERS,
+    RELU_BOUNDS,
+    RELU_COMMUTING_OPS,
+    SAME_SCALE_OPS,
+    WEIGHT_LAYERS,
+    op_kind,
+)
 
 def quantize_model(model: keras.Model, *, decay: float = DEFAULT_DECAY, strict: bool = False,
                    input_range: tuple[float, float] | None = IMAGE_RANGE) -> keras.Model:
@@ -152,6 +103,7 @@ def quantize_model(model: keras.Model, *, decay: float = DEFAULT_DECAY, strict: 
     Example:
         >>> import numpy as np
         >>> from mobileseg.blocks.conv import ConvBNAct
+        >>> from mobileseg.quant.qat_calibration import calibrate, uncalibrated
         >>> inputs = keras.Input((8, 8, 3))
         >>> qat = quantize_model(keras.Model(inputs, ConvBNAct(4)(inputs)))
         >>> [type(layer).__name__ for layer in qat.layers]
@@ -162,28 +114,6 @@ def quantize_model(model: keras.Model, *, decay: float = DEFAULT_DECAY, strict: 
     """
     flat = flatten_model(model, strict=strict)
     return _QuantizedGraph(flat, decay, input_range).build()
-
-
-def calibrate(model: keras.Model, batches) -> None:
-    """Set every tracked activation range to the min and max seen on ``batches`` (float forward passes).
-
-    This is what the TFLite calibrator does for post-training quantization; before
-    fine-tuning it starts quantization-aware training from the post-training ranges.
-
-    Args:
-        model: a model from `quantize_model`.
-        batches: an iterable of input batches (float images in [0, 255]).
-    """
-    tracked = [q for q in quantizers(model) if q.fixed_range is None]
-    for quantizer in tracked:
-        quantizer.initialized.assign(0.0)
-        quantizer.observing = True
-    try:
-        for batch in batches:
-            model(batch, training=False)
-    finally:
-        for quantizer in tracked:
-            quantizer.observing = False
 
 
 class _QuantizedGraph:

@@ -108,7 +108,8 @@ def probe_costs(supernet, source, settings: ProbeSettings, latency_s: float) -> 
 
     from mobileseg.data.checks import verified_pairs
     from mobileseg.supernet.accuracy import SupernetAccuracyModel
-    from mobileseg.supernet.trainer import SupernetTrainConfig, SupernetTrainer
+    from mobileseg.supernet.train_config import SupernetTrainConfig
+    from mobileseg.supernet.trainer import SupernetTrainer
     from mobileseg.training.factories import epoch_batches
 
     rng = np.random.default_rng(settings.seed)

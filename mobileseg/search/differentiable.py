@@ -7,12 +7,10 @@ Faster Real-time Semantic Segmentation", ICLR 2020; Liu et al., "DARTS", ICLR 20
 alternating first-order scheme on split training data); Dong & Yang, "Searching for a Robust
 Neural Architecture in Four GPU Hours" (GDAS), CVPR 2019 (the straight-through Gumbel path).
 
-**Architecture parameters** (GAS: cell-independent, no sharing between cells): one logit vector
-per choice point of the space (`mobileseg.search.cell_choices.CellChoices`): each cell's op,
-and every width, kernel, expansion or ratio inside its alternatives; fork points, optional
-branches and the head's width too. With ``gcn`` (GAS's GCN-Guided Module,
-`mobileseg.search.gcn`), each cell's logits are updated from its lattice neighbours' before
-the softmax. Initial logits: ``N(0, 1e-3)`` (DARTS).
+What the search trains, its settings and its folder have their own modules: the logits per choice
+point and GAS's GCN (`mobileseg.search.architecture_logits`), the settings, lambda's schedule and
+the split of the training data (`mobileseg.search.differentiable_config`), the run folder's name,
+checkpoint keys and state (`mobileseg.search.differentiable_folder`). This module holds the search.
 
 **Relaxation: a straight-through Gumbel-softmax single path, not the full mixture.** The full
 DARTS/GAS mixture runs every candidate of every cell at every step: up to 39 concrete
@@ -40,13 +38,8 @@ then one weight step on a batch of the first:
   (`mobileseg.search.expected_latency`, differentiable in the probabilities, no Gumbel noise)
   and ``scale`` is ``target_latency_ms``, or without a target the expected latency of the
   initial distribution. The first ``warmup_epochs`` epochs train the weights only (FasterSeg
-  pretrains its supernet before searching).
-
-**Lambda** (FasterSeg's schedule made proportional): after every epoch that trained the
-architecture, with a target, ``lambda *= clip(L / target, 1/2, 2)`` where ``L`` is the
-predicted latency (`LatencyModel.latency_ms`) of that epoch's most likely network: a network
-over the target raises the pressure, one under it lowers it, at most by FasterSeg's factor 2
-per epoch. Without a target lambda stays at ``latency_weight``.
+  pretrains its supernet before searching). After every epoch that trained the architecture
+  lambda follows the target (`mobileseg.search.differentiable_config.adapted_latency_weight`).
 
 **Result**: after every epoch, the most likely network (`CellChoices.most_likely`: the argmax
 per choice point, invalid combinations fixed by the next-best alternatives) is one candidate,
@@ -80,169 +73,33 @@ from mobileseg.arch import schema_io
 from mobileseg.data.checks import verified_pairs
 from mobileseg.data.source import SegmentationSource
 from mobileseg.latency.predictor import TableLatencyModel
+from mobileseg.search.architecture_logits import ArchitectureLogits
 from mobileseg.search.cell_choices import CellChoices, Chosen
+from mobileseg.search.differentiable_config import DifferentiableConfig, adapted_latency_weight, split_halves
+from mobileseg.search.differentiable_folder import (  # read_state: imported from here by search/__main__.py
+    CHECKPOINT_KEYS,
+    FOLDER,
+    damaged_advice,
+    read_state,  # noqa: F401
+    resume_conflicts,
+)
+from mobileseg.search.differentiable_result import DifferentiableResult, epoch_line, epochs_result
 from mobileseg.search.expected_latency import ExpectedLatency
-from mobileseg.search.gcn import CellGraphConvolution
-from mobileseg.search.objectives import genotype_key
-from mobileseg.search.results import Candidate, SearchResult
-from mobileseg.state_files import read_json
 from mobileseg.supernet.accuracy import SupernetAccuracyModel
 from mobileseg.supernet.graph_options import supernet_function_options
 from mobileseg.supernet.model import Supernet
-from mobileseg.supernet.trainer import SupernetTrainConfig
 from mobileseg.training.errors import ResumeError, TrainingError
 from mobileseg.training.factories import epoch_batches, make_optimizer
 from mobileseg.training.loop import (
     CHECKPOINT,
-    STATE,
     CheckpointFolder,
     EpochLoop,
     assign_arrays,
     check_finite,
-    fixed_conflicts,
     variable_arrays,
 )
 from mobileseg.training.losses import OhemCrossEntropy
 from mobileseg.training.run_config import record_config
-
-FOLDER = "differentiable"
-CHECKPOINT_KEYS = ("epoch", "log", "candidates", "fixed", "rng", "latency_weight", "latency_scale_ms", "weights")
-"""The header keys of ``checkpoint.npz``."""
-LAMBDA_STEP = 2.0
-"""Lambda moves by at most this factor per epoch (FasterSeg doubles or halves it)."""
-MASKED = -1e9
-
-
-@dataclasses.dataclass(frozen=True)
-class DifferentiableConfig:
-    """Settings of a differentiable search.
-
-    Args:
-        weights: the weight side (epochs, batch size, steps per epoch, AdamW and its schedule,
-            OHEM, augmentation, ``search_scale``, seed), as the supernet trainer's.
-        gcn: pass the logits through GAS's GCN-Guided Module.
-        target_latency_ms: the latency lambda steers towards; None: lambda stays fixed.
-        latency_weight: lambda at the start.
-        arch_lr: Adam's learning rate for the logits and the GCN. DARTS uses 3e-4 over some 20,000
-            steps; a CPU search takes a few hundred (CamVid: 22 steps an epoch of 8 images a half), and
-            Adam moves a logit by about the learning rate a step, so 1e-2 lets a logit move by a few
-            units in such a run.
-        temperature: of the Gumbel softmax (FasterSeg: 1).
-        warmup_epochs: epochs that train the weights only; None: a quarter of the epochs.
-        gcn_hidden, gcn_gamma: the GCN's embedding width and update weight.
-        calib_batches, val_images: the proxy mIoU of each epoch's network (`SupernetAccuracyModel`).
-        init_scale: standard deviation of the initial logits.
-
-    Example:
-        >>> DifferentiableConfig(SupernetTrainConfig(epochs=8)).warmup
-        2
-    """
-
-    weights: SupernetTrainConfig
-    gcn: bool = True
-    target_latency_ms: float | None = None
-    latency_weight: float = 0.1
-    arch_lr: float = 1e-2
-    temperature: float = 1.0
-    warmup_epochs: int | None = None
-    gcn_hidden: int = 16
-    gcn_gamma: float = 0.5
-    calib_batches: int = 4
-    val_images: int | None = None
-    init_scale: float = 1e-3
-
-    @property
-    def epochs(self) -> int:
-        return self.weights.epochs
-
-    @property
-    def warmup(self) -> int:
-        """Epochs without architecture steps."""
-        return self.epochs // 4 if self.warmup_epochs is None else self.warmup_epochs
-
-
-def adapted_latency_weight(weight: float, predicted_ms: float, target_ms: float | None) -> float:
-    """Lambda after an epoch whose most likely network is predicted at ``predicted_ms`` (module docstring).
-
-    Example:
-        >>> adapted_latency_weight(0.1, 30.0, 20.0), adapted_latency_weight(0.1, 10.0, 20.0)
-        (0.15000000000000002, 0.05)
-        >>> adapted_latency_weight(0.1, 90.0, 20.0), adapted_latency_weight(0.1, 90.0, None)
-        (0.2, 0.1)
-    """
-    if target_ms is None:
-        return weight
-    return weight * min(LAMBDA_STEP, max(1.0 / LAMBDA_STEP, predicted_ms / target_ms))
-
-
-def split_halves(pairs: list, seed: int) -> tuple[list, list]:
-    """A fixed seeded split of the training pairs into the weights' half and the architecture's half.
-
-    Example:
-        >>> split_halves(list(range(5)), seed=0)
-        ([2, 4], [3, 0, 1])
-    """
-    order = np.random.default_rng(seed).permutation(len(pairs))
-    half = len(pairs) // 2
-    return [pairs[i] for i in order[:half]], [pairs[i] for i in order[half:]]
-
-
-class ArchitectureLogits:
-    """The logits of every choice point, ``[points, widest]``, optionally passed through the GCN.
-
-    Args:
-        choices: the layout of the rows.
-        gcn: use GAS's GCN-Guided Module (when the space has at least one cell with a choice).
-        hidden, gamma: the GCN's.
-        init_scale: standard deviation of the initial logits.
-        seed: of the initial logits and GCN weights.
-    """
-
-    def __init__(self, choices: CellChoices, gcn: bool, hidden: int = 16, gamma: float = 0.5,
-                 init_scale: float = 1e-3, seed: int = 0):
-        initial = np.random.default_rng(seed).normal(0.0, init_scale, choices.mask.shape) * choices.mask
-        self.raw = tf.Variable(initial.astype(np.float32), name="arch_logits")
-        self.mask = tf.constant(choices.mask)
-        self.gcn = None
-        if gcn and choices.nodes:
-            self.gcn = CellGraphConvolution(choices.node_rows, choices.adjacency, hidden, gamma, seed,
-                                            name="cell_gcn")
-            self.gcn.build(choices.mask.shape)
-
-    @property
-    def variables(self) -> list:
-        """What the architecture optimizer trains: the logits, then the GCN's maps."""
-        return [self.raw, *(self.gcn.trainable_weights if self.gcn is not None else [])]
-
-    def logits(self):
-        """``alpha'``: the logits after the GCN, ``MASKED`` past each row's alternatives."""
-        logits = self.raw if self.gcn is None else self.gcn(self.raw, self.mask)
-        return tf.where(self.mask > 0, logits, MASKED)
-
-    def probabilities(self):
-        """``softmax(alpha')`` per row."""
-        return tf.nn.softmax(self.logits(), axis=1)
-
-
-@dataclasses.dataclass
-class DifferentiableResult:
-    """What `DifferentiableSearch.fit` did.
-
-    Attributes:
-        folder: ``RUN/differentiable``.
-        initial_epoch: the epoch this call started at (> 0 when resumed).
-        epoch: epochs completed.
-        log: one dict per completed epoch.
-        result: every epoch's most likely network as a `SearchResult` (one trial per epoch).
-        accuracy: the proxy-mIoU model (to score references on the same axes).
-    """
-
-    folder: Path
-    initial_epoch: int
-    epoch: int
-    log: list[dict]
-    result: SearchResult
-    accuracy: SupernetAccuracyModel
 
 
 class DifferentiableSearch:
@@ -260,6 +117,7 @@ class DifferentiableSearch:
         >>> from mobileseg.latency.device import local_fingerprint
         >>> from mobileseg.latency.predictor import TableLatencyModel
         >>> from mobileseg.latency.table import LatencyTable
+        >>> from mobileseg.supernet.train_config import SupernetTrainConfig
         >>> space = SearchSpace.from_text('''
         ... name: tiny
         ... branches:
@@ -488,27 +346,13 @@ class DifferentiableSearch:
                         "latency_ms": latency_ms, "miou": miou, "seconds": time.perf_counter() - done.started})
             self._save(folder, epoch + 1, log, candidates, rng, fixed)
             if progress is not None:
-                loop.say(_epoch_line(log[-1], self.config.epochs), progress)
+                loop.say(epoch_line(log[-1], self.config.epochs), progress)
             return True
 
         epoch, _ = loop.run(initial_epoch, run_epoch)
         self._write_state(folder, epoch, log, fixed, "finished")
-        result = self.search_result(candidates, time.perf_counter() - started, folder / CHECKPOINT)
+        result = epochs_result(candidates, self.config, time.perf_counter() - started, folder / CHECKPOINT)
         return DifferentiableResult(folder, initial_epoch, epoch, log, result, accuracy)
-
-    def search_result(self, candidates: list[dict], seconds: float, checkpoint: Path) -> SearchResult:
-        """Every epoch's most likely network as a `SearchResult` (trial and generation: the epoch, from 0)."""
-        found = []
-        for entry in candidates:
-            genotype = schema_io.from_dict(entry["genotype"], str(checkpoint))
-            found.append(Candidate(trial=entry["epoch"] - 1, generation=entry["epoch"] - 1, genotype=genotype,
-                                   decisions=dict(entry["decisions"]), latency_ms=entry["latency_ms"],
-                                   miou=entry["miou"], key=genotype_key(genotype)))
-        name = f"{FOLDER} ({'GCN' if self.config.gcn else 'no GCN'})"
-        return SearchResult(candidates=tuple(found), generations=len(found), population=1,
-                            target_latency_ms=self.config.target_latency_ms,
-                            invalid=sum(1 for entry in candidates if entry["fixups"]), study_name=name,
-                            storage=str(checkpoint), seconds=seconds)
 
     # -- checkpoints -----------------------------------------------------------------------------------
     def _variables(self) -> dict[str, list]:
@@ -553,30 +397,3 @@ class DifferentiableSearch:
         self.latency_scale_ms = meta["latency_scale_ms"] if self.config.target_latency_ms is None \
             else self.config.target_latency_ms
         return int(meta["epoch"]), list(meta["log"]), list(meta["candidates"])
-
-
-def resume_conflicts(stored: dict, ours: dict) -> list[str]:
-    """``key old -> new`` for every fixed setting of ``ours`` that differs from the stored run's."""
-    return [f"{key} {old!r} -> {new!r}" for key, old, new in fixed_conflicts(stored, ours)]
-
-
-def read_state(run_dir: str | os.PathLike) -> dict | None:
-    """``RUN/differentiable/state.json``, or None when there is none.
-
-    Raises:
-        mobileseg.state_files.StateFileError: a damaged file (named, with what to do).
-    """
-    folder = Path(run_dir) / FOLDER
-    return read_json(folder / STATE, damaged_advice(folder), ("fixed",))
-
-
-def damaged_advice(folder: Path) -> str:
-    """What to do about a damaged file of ``RUN/differentiable/``: the message's second half."""
-    return f"delete {folder} to run the differentiable search again from the start, or put back a good copy"
-
-
-def _epoch_line(entry: dict, epochs: int) -> str:
-    search = (f"ce {entry['ce']:.3f}, E[latency] {entry['expected_ms']:.2f} ms, lambda {entry['latency_weight']:.3g}"
-              f" -> {entry['next_latency_weight']:.3g}" if entry["architecture"] else "weights only (warm-up)")
-    return (f"epoch {entry['epoch']}/{epochs}: weight ce {entry['weight_ce']:.3f}; {search}; most likely network "
-            f"{entry['latency_ms']:.2f} ms, proxy mIoU {100 * entry['miou']:.1f}% ({entry['seconds']:.0f} s)")

@@ -6,7 +6,8 @@
 - `model`: `Supernet`, one Keras model for every network of the space, and `extract`;
 - `extremes`: the space's largest and smallest networks (the sandwich rule's two ends);
 - `extract`: copying the shared weights into a standalone network;
-- `trainer`: sandwich-rule training with in-place distillation, into ``RUN/supernet/``;
+- `trainer`: sandwich-rule training with in-place distillation, into ``RUN/supernet/``
+  (its settings: `train_config`);
 - `accuracy`: `SupernetAccuracyModel`, the search's ``AccuracyModel.miou(genotypes)``.
 
 What the search CLI calls (the search itself only sees ``miou``, docs/architecture.md, sections 3 and 4)::
@@ -20,7 +21,8 @@ What the search CLI calls (the search itself only sees ``miou``, docs/architectu
 from mobileseg.supernet.accuracy import SupernetAccuracyModel
 from mobileseg.supernet.model import Supernet
 from mobileseg.supernet.plan import SupernetError, SupernetPlan
-from mobileseg.supernet.trainer import SupernetTrainConfig, SupernetTrainer, load_supernet_weights
+from mobileseg.supernet.train_config import SupernetTrainConfig
+from mobileseg.supernet.trainer import SupernetTrainer, load_supernet_weights
 
 __all__ = ["Supernet", "SupernetAccuracyModel", "SupernetError", "SupernetPlan", "SupernetTrainConfig",
            "SupernetTrainer", "load_supernet_weights"]

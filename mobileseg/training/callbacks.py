@@ -1,26 +1,8 @@
-"""The Keras callbacks of a training run and the run folder files they keep.
+"""The Keras callbacks of a training run.
 
-Files in the run folder (DIR):
-
-- ``last.keras``: the training model after the last completed epoch, with its optimizer
-  (moments and iteration count): what a resumed run starts from.
-- ``model.keras``: the best model so far by validation mIoU, main output only, no
-  optimizer: what evaluation, QAT and export read.
-- ``train_log.jsonl``: one JSON object per completed epoch: losses, learning rate,
-  validation mIoU, pixel accuracy and per-class IoU, timings, images/s.
-- ``train_state.json``: epoch, optimizer step, best mIoU and epoch, status
-  ("running", "finished", or "stopped" / "diverged" with a message), the settings a resumed run
-  must share.
-- ``tensorboard/``: TensorBoard logs (``train/`` and ``validation/``, per-class IoU included).
-
-Every file but the log is replaced atomically (written beside, then renamed), so a run
-killed at any moment leaves it either old or new, never half written; the log gets one
-line appended per epoch, and a torn last line is dropped when it is read. At the end of
-an epoch they are written in the order last.keras, model.keras, train_log.jsonl,
-train_state.json: ``last.keras`` is the commit point, written first, so that a run
-killed at any point resumes (killed before it, from the epoch before; after it, from this
-epoch, whose log line may then be missing); a resumed run trusts its optimizer step
-count and drops log lines past it (see `mobileseg.training.trainer.fit`).
+The run folder files they keep (``last.keras``, ``model.keras``, ``train_log.jsonl``,
+``train_state.json``, ``tensorboard/``) and the order they are written in are
+`mobileseg.training.run_files`'s; the TensorBoard callback is `mobileseg.training.tensorboard_logger`.
 
 Callbacks, in the order `fit` runs them:
 
@@ -29,14 +11,13 @@ Callbacks, in the order `fit` runs them:
    that depend on (seed, epoch) only.
 2. `Validation`: full-resolution mIoU on the validation split (``val_miou``,
    ``val_pixel_accuracy`` in the logs).
-3. `TensorBoardLogger`: epoch scalars, per-class IoU included.
-4. `RunCheckpoint`: writes the files above.
+3. `mobileseg.training.tensorboard_logger.TensorBoardLogger`: epoch scalars, per-class IoU included.
+4. `RunCheckpoint`: writes the run folder's files.
 5. `EpochProgbar`: Keras' progress bar.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -45,122 +26,17 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 from absl import logging
-from tensorflow.core.framework import summary_pb2
 
-from mobileseg.atomic_write import atomic_path, write_atomic
-from mobileseg.state_files import StateFileError, read_json
-from mobileseg.text_files import read_text
 from mobileseg.timebudget.eta import Pace
-
-LAST = "last.keras"
-BEST = "model.keras"
-STATE = "train_state.json"
-LOG = "train_log.jsonl"
-TENSORBOARD = "tensorboard"
-
-
-def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
-    """``model.save(path)`` through `mobileseg.atomic_write.atomic_path` (a full disk leaves ``path`` as it was).
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> inputs = keras.Input((4,))
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.keras"
-        >>> save_model_atomic(keras.Model(inputs, keras.layers.Dense(2)(inputs)), path).name
-        'm.keras'
-        >>> sorted(p.name for p in path.parent.iterdir())
-        ['m.keras']
-    """
-    with atomic_path(path) as temporary:
-        model.save(temporary)
-    return Path(path)
-
-
-def optimizer_step(optimizer) -> int:
-    """The optimizer's iteration count as an int (also for a variable mirrored by tf.distribute)."""
-    return int(keras.ops.convert_to_numpy(optimizer.iterations.value))
+from mobileseg.training.run_files import BEST, LAST, LOG, RunState, optimizer_step, save_model_atomic
+# STATE: tests/run/test_run_dir.py (on main) reads callbacks.STATE
+from mobileseg.training.run_files import STATE  # noqa: F401
 
 
 def weights_finite(model: keras.Model) -> bool:
     """True when every weight of `model` is finite."""
     return all(np.isfinite(w).all() for w in model.get_weights())
-
-
-@dataclasses.dataclass
-class RunState:
-    """``DIR/train_state.json``: where a run is.
-
-    Attributes:
-        epoch: epochs completed and saved in ``last.keras``.
-        optimizer_step: the optimizer's iteration count at that point.
-        best_miou: the best validation mIoU so far (None before the first epoch).
-        best_epoch: the epoch (1-based) that reached it.
-        status: "running", "finished", "stopped" (by a callback) or "diverged".
-        message: why a run stopped early.
-        epochs: the number of epochs asked for.
-        steps_per_epoch: optimizer steps per epoch.
-        fixed: settings a resumed run must share (data, input size, batch size, seed, ...).
-
-    Example:
-        >>> import tempfile
-        >>> folder = tempfile.mkdtemp()
-        >>> RunState(epoch=2, optimizer_step=10, best_miou=0.5, best_epoch=1).save(folder)
-        >>> RunState.load(folder).optimizer_step, RunState.load(tempfile.mkdtemp())
-        (10, None)
-    """
-
-    epoch: int = 0
-    optimizer_step: int = 0
-    best_miou: float | None = None
-    best_epoch: int | None = None
-    status: str = "running"
-    message: str = ""
-    epochs: int = 0
-    steps_per_epoch: int = 0
-    fixed: dict = dataclasses.field(default_factory=dict)
-
-    @classmethod
-    def load(cls, run_dir: str | os.PathLike) -> "RunState | None":
-        """The state in `run_dir`, or None when there is none.
-
-        Raises:
-            mobileseg.state_files.StateFileError: the file exists but is not a state file (named).
-        """
-        path = Path(run_dir) / STATE
-        data = read_json(path, "move it away (last.keras holds the epoch to resume from) or use a new run dir")
-        if data is None:
-            return None
-        known = {f.name for f in dataclasses.fields(cls)}
-        try:
-            return cls(**{k: v for k, v in data.items() if k in known})
-        except TypeError as error:
-            raise StateFileError(path, f"not a training state file ({error})", "move it away or use a new run dir")
-
-    def save(self, run_dir: str | os.PathLike) -> None:
-        """Write the state atomically (with the time it was written)."""
-        data = {**dataclasses.asdict(self), "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        write_atomic(Path(run_dir) / STATE, json.dumps(data, indent=2) + "\n")
-
-
-def read_log(run_dir: str | os.PathLike) -> list[dict]:
-    """The epochs recorded in ``DIR/train_log.jsonl`` (an unreadable trailing line is dropped)."""
-    path = Path(run_dir) / LOG
-    if not path.exists():
-        return []
-    entries = []
-    for line in read_text(path).splitlines():
-        try:
-            entries.append(json.loads(line))
-        except ValueError:
-            break
-    return entries
-
-
-def write_log(run_dir: str | os.PathLike, entries: list[dict]) -> None:
-    """Replace ``DIR/train_log.jsonl`` with `entries`, atomically."""
-    write_atomic(Path(run_dir) / LOG, "".join(json.dumps(e) + "\n" for e in entries))
 
 
 def _json_number(value):
@@ -276,69 +152,6 @@ class Validation(keras.callbacks.Callback):
         if logs is not None:
             logs["val_miou"] = self.result["miou"]
             logs["val_pixel_accuracy"] = self.result["pixel_accuracy"]
-
-
-_SCALAR_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")).SerializeToString()
-
-
-def write_scalar(tag: str, value: float, step: int) -> None:
-    """Write one TensorBoard scalar to the default summary writer.
-
-    ``tf.summary.scalar`` needs the ``tensorboard`` package installed; this writes the same
-    event (a float32 tensor tagged for TensorBoard's "scalars" plugin) with TensorFlow alone.
-    """
-    tf.summary.write(tag, tf.constant(value, tf.float32), step=step, metadata=_SCALAR_METADATA)
-
-
-class TensorBoardLogger(keras.callbacks.Callback):
-    """Epoch scalars for TensorBoard: training logs under ``train/``, validation under ``validation/``.
-
-    Writes every numeric epoch log (``loss``, its parts, ``lr``; ``val_miou`` and
-    ``val_pixel_accuracy`` as ``miou`` and ``pixel_accuracy``) and the per-class IoU
-    (``iou/<class>``), at step = epoch number (1-based). The writers stay open across the
-    per-epoch ``fit`` calls of a run; `close` them at the end.
-
-    Args:
-        log_dir: the TensorBoard folder.
-        validation: the run's `Validation` (for per-class IoU), or None.
-    """
-
-    def __init__(self, log_dir: str | os.PathLike, validation: Validation | None = None):
-        super().__init__()
-        self.log_dir = Path(log_dir)
-        self.validation = validation
-        self._writers: dict[str, object] = {}
-
-    def _writer(self, name: str):
-        if name not in self._writers:
-            self._writers[name] = tf.summary.create_file_writer(str(self.log_dir / name))
-        return self._writers[name]
-
-    def on_epoch_end(self, epoch, logs=None):
-        scalars = {"train": {}, "validation": {}}
-        for key, value in (logs or {}).items():
-            if isinstance(value, (int, float, np.number)) or (hasattr(value, "shape") and not value.shape):
-                if key.startswith("val_"):
-                    scalars["validation"][key[4:]] = float(value)
-                else:
-                    scalars["train"][key] = float(value)
-        result = self.validation.result if self.validation is not None else None
-        for name, iou in ((result or {}).get("per_class_iou") or {}).items():
-            if iou is not None:
-                scalars["validation"][f"iou/{name}"] = iou
-        for writer_name, values in scalars.items():
-            if values:
-                with self._writer(writer_name).as_default():
-                    for tag, value in values.items():
-                        write_scalar(tag, value, epoch + 1)
-                self._writer(writer_name).flush()
-
-    def close(self) -> None:
-        """Close the writers (a later epoch opens new ones)."""
-        for writer in self._writers.values():
-            writer.close()
-        self._writers.clear()
 
 
 class EpochProgbar(keras.callbacks.ProgbarLogger):

@@ -40,12 +40,14 @@ import mobileseg.arch.builder  # noqa: F401  (registers every mobileseg layer, t
 from mobileseg.data.checks import verified_pairs
 from mobileseg.data.source import SegmentationSource
 from mobileseg.training import callbacks as run_callbacks
+from mobileseg.training import run_files
 from mobileseg.training.errors import ResumeError, TrainingDiverged, TrainingError
 from mobileseg.training.evaluation import Evaluator, input_size, output_stride, resized_copy
 from mobileseg.training.factories import cached_images, epoch_batches, make_loss, make_optimizer
 from mobileseg.training.loop import EpochLoop, fixed_conflicts
 from mobileseg.training.run_config import read_config, record_config
 from mobileseg.training.teacher import num_classes_of, prepare_teacher
+from mobileseg.training.tensorboard_logger import TensorBoardLogger
 from mobileseg.training.train_config import TrainConfig, dtype_policy
 from mobileseg.training.training_model import TrainingModel
 
@@ -87,9 +89,9 @@ def _restore_optimizer(optimizer, saved, path: Path) -> None:
 
 def _check_run_dir(run_dir: Path, fixed: dict) -> bool:
     """Whether `run_dir` holds a run to resume; refuse one that cannot be continued (nothing is written)."""
-    resuming = (run_dir / run_callbacks.LAST).is_file()
+    resuming = (run_dir / run_files.LAST).is_file()
     if resuming:
-        state = run_callbacks.RunState.load(run_dir)
+        state = run_files.RunState.load(run_dir)
         stored = state.fixed if state is not None else {}
         # only the settings the state records are compared (an older state may record fewer)
         conflicts = fixed_conflicts(stored, {key: value for key, value in fixed.items() if key in stored})
@@ -97,9 +99,9 @@ def _check_run_dir(run_dir: Path, fixed: dict) -> bool:
             key, old, value = conflicts[0]
             raise ResumeError(f"{run_dir} holds a run with {key}={old}, but this run asks for {key}={value}; "
                               f"resume with the same {key}, or start a new run dir")
-    elif run_callbacks.read_log(run_dir) or (run_dir / run_callbacks.BEST).exists():
-        raise TrainingError(f"{run_dir} holds {run_callbacks.BEST} or {run_callbacks.LOG} of an earlier run but no "
-                            f"{run_callbacks.LAST} to resume from; use a new run dir (or move them away)")
+    elif run_files.read_log(run_dir) or (run_dir / run_files.BEST).exists():
+        raise TrainingError(f"{run_dir} holds {run_files.BEST} or {run_files.LOG} of an earlier run but no "
+                            f"{run_files.LAST} to resume from; use a new run dir (or move them away)")
     read_config(run_dir)  # a malformed config.yaml is refused before anything is written
     return resuming
 
@@ -144,15 +146,15 @@ def _models(model, teacher, source: SegmentationSource, config: TrainConfig, ste
 
 
 def _start_state(run_dir: Path, initial_epoch: int, step: int, config: TrainConfig, steps_per_epoch: int,
-                 fixed: dict) -> run_callbacks.RunState:
+                 fixed: dict) -> run_files.RunState:
     """The state a (resumed) run starts from; the log loses any epoch past ``initial_epoch``."""
-    log = run_callbacks.read_log(run_dir)
+    log = run_files.read_log(run_dir)
     kept = [e for e in log if e.get("epoch", 0) <= initial_epoch]
     if kept != log:
-        run_callbacks.write_log(run_dir, kept)
+        run_files.write_log(run_dir, kept)
     scored = [e for e in kept if e.get("val_miou") is not None]
     best = max(scored, key=lambda e: e["val_miou"]) if scored else None
-    return run_callbacks.RunState(
+    return run_files.RunState(
         epoch=initial_epoch, optimizer_step=step, best_miou=best["val_miou"] if best else None,
         best_epoch=best["epoch"] if best else None, status="running", epochs=config.epochs,
         steps_per_epoch=steps_per_epoch, fixed=fixed)
@@ -215,12 +217,12 @@ def fit(
             logging.warning("%s %s: left out %d bad pair(s) (--skip_bad):\n%s", source.spec, split, len(problems),
                             "\n".join(problems))
     fixed = config.fixed(source, len(train_pairs))
-    last_path = run_dir / run_callbacks.LAST
+    last_path = run_dir / run_files.LAST
     resuming = _check_run_dir(run_dir, fixed)
     keras.utils.set_random_seed(config.seed)
     with strategy.scope(), dtype_policy(config.precision):  # the network's layers take the policy when built
         models = _models(model, teacher, source, config, steps_per_epoch, last_path if resuming else None)
-    step = run_callbacks.optimizer_step(models.optimizer)
+    step = run_files.optimizer_step(models.optimizer)
     if step % steps_per_epoch:
         raise ResumeError(f"{last_path}: saved at optimizer step {step}, not a multiple of the {steps_per_epoch} "
                           "steps per epoch; the data changed since (use a new run dir)")
@@ -255,7 +257,7 @@ def fit(
     checkpoint = run_callbacks.RunCheckpoint(
         run_dir, models.student, best_model, state, monitor, validation,
         hint=f"Lower the learning rate (lr {config.lr:g}) and run again with the same run dir to resume.")
-    tensorboard = run_callbacks.TensorBoardLogger(run_dir / run_callbacks.TENSORBOARD, validation)
+    tensorboard = TensorBoardLogger(run_dir / run_files.TENSORBOARD, validation)
     all_callbacks = [monitor, run_callbacks.EpochSeeds(models.student, config.seed), validation,
                      *([tensorboard] if config.tensorboard else []), checkpoint, *callbacks,
                      run_callbacks.EpochProgbar(config.epochs)]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from mobileseg.android import errors
-from mobileseg.android.adb_client import AdbClient, DeviceEntry, ShellResult
+from mobileseg.android.adb_client import AdbClient
+from mobileseg.android.adb_output import DeviceEntry, ShellResult
 from tests.android.fake_phone import PRESETS
 
 PIXEL = PRESETS["pixel7"]["serial"]

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from mobileseg.android.benchmark_output import (RunStats, parse_benchmark_output,
-                                                strip_prefix)
+from mobileseg.android.benchmark_output import parse_benchmark_output, strip_prefix
 from mobileseg.android.errors import BenchmarkOutputError, TruncatedOutputError
+from mobileseg.android.run_stats import RunStats
 from tests.android.fake_phone import FIXTURES
 
 

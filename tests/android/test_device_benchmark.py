@@ -11,8 +11,9 @@ import pytest
 
 from mobileseg.android import errors
 from mobileseg.android.adb_client import AdbClient
-from mobileseg.android.device_benchmark import (AndroidDevice, benchmark_on_devices,
-                                                format_table, measure_on_device)
+from mobileseg.android.device_benchmark import AndroidDevice, measure_on_device
+from mobileseg.android.multi_device import benchmark_on_devices
+from mobileseg.android.table import format_table
 from tests.android.fake_phone import PRESETS, benchmark_wrapper
 
 PIXEL = PRESETS["pixel7"]["serial"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mobileseg.android.device_benchmark import ScriptOutput
+from mobileseg.android.script_output import ScriptOutput
 from mobileseg.android.device_profiles import android_bench_dir
 from tests.android.fake_phone import SLEEP, TASKSET, elf_stub
 

@@ -11,7 +11,8 @@ from mobileseg.deploy import packaging, report, tflite_convert
 from mobileseg.inference import read_sidecar
 from mobileseg.litert_measure import measure_tflite
 from mobileseg.quant.ptq import representative_dataset
-from mobileseg.quant.qat import calibrate, quantize_model
+from mobileseg.quant.qat import quantize_model
+from mobileseg.quant.qat_calibration import calibrate
 from tests.quant.networks import images, randomize_statistics
 
 TINY = schema_io.loads("""

@@ -55,7 +55,8 @@ def test_the_table_shows_files_failures_and_left_out_ops():
 
 
 def test_qat_coverage_finds_ranges_the_converter_calibrated():
-    from mobileseg.quant.qat import calibrate, quantize_model
+    from mobileseg.quant.qat import quantize_model
+    from mobileseg.quant.qat_calibration import calibrate
 
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, keras.layers.Conv2D(4, 1)(inputs) + 1.0)

@@ -8,7 +8,7 @@ from ai_edge_litert.interpreter import Interpreter
 from keras import ops
 
 from mobileseg.deploy import tflite_convert, xnnpack_int8
-from mobileseg.litert_measure import delegate_report
+from mobileseg.litert_interpreter import delegate_report
 
 SHAPE = (1, 4, 6, 8)
 

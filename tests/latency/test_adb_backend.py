@@ -6,7 +6,8 @@ import pytest
 from mobileseg.latency import adb_backend
 from mobileseg.latency.predictor import MeasuringLatencyModel, latency_model_from_spec
 from mobileseg.latency.signature import BlockSignature
-from mobileseg.latency.table import DeviceMismatchError, LatencyTable
+from mobileseg.latency.table import LatencyTable
+from mobileseg.latency.table_errors import DeviceMismatchError
 from mobileseg.latency.testing import block_model
 from tests.android.fake_phone import PRESETS, FakeAdb
 from tests.latency.cli_runner import FAST, SMALL_SPACE, cli

@@ -14,9 +14,9 @@ from mobileseg.latency.device import local_fingerprint
 from mobileseg.litert_measure import measure_tflite
 from mobileseg.latency.overhead import Overhead
 from mobileseg.latency.signature import BlockSignature
-from mobileseg.latency.table import (SCHEMA_VERSION, DeviceMismatchError, LatencyTable, MissingBlockError,
-                                     TableFormatError)
+from mobileseg.latency.table import SCHEMA_VERSION, LatencyTable
 from mobileseg.latency.table_entry import TableEntry
+from mobileseg.latency.table_errors import DeviceMismatchError, MissingBlockError, TableFormatError
 from mobileseg.latency.testing import block_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

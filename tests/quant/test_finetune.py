@@ -9,7 +9,7 @@ from mobileseg.data.synthetic import SyntheticSource
 from mobileseg.quant.fake_quant import quantizers
 from mobileseg.quant.finetune import quantization_aware_training
 from mobileseg.quant.ptq import representative_images
-from mobileseg.quant.qat import uncalibrated
+from mobileseg.quant.qat_calibration import uncalibrated
 from tests.quant.networks import all_ops_model, randomize_statistics
 
 TINY = """
@@ -81,7 +81,7 @@ def test_quantization_aware_steps_stay_finite_and_the_int8_file_computes_what_th
     from ai_edge_litert.interpreter import Interpreter
 
     from mobileseg.deploy import packaging, report, tflite_convert
-    from mobileseg.litert_measure import delegate_report
+    from mobileseg.litert_interpreter import delegate_report
 
     size = (32, 32) if network == "all_ops" else (64, 64)
     source = SyntheticSource(12, size=size)

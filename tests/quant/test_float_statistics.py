@@ -6,9 +6,10 @@ import tensorflow as tf
 
 from mobileseg.blocks.layer_norm import LayerNorm
 from mobileseg.deploy import packaging, report, tflite_convert
-from mobileseg.litert_measure import delegate_report
+from mobileseg.litert_interpreter import delegate_report
 from mobileseg.quant.fake_quant import quantizers
-from mobileseg.quant.qat import calibrate, quantize_model
+from mobileseg.quant.qat import quantize_model
+from mobileseg.quant.qat_calibration import calibrate
 from mobileseg.training.losses import OhemCrossEntropy
 
 

@@ -9,7 +9,8 @@ from mobileseg.deploy import packaging, report, tflite_convert
 from mobileseg.quant import ptq
 from mobileseg.quant.fake_quant import SOFTMAX_RANGE, ActivationQuantizer, ConstantQuantizer, quantizers
 from mobileseg.training.losses import OhemCrossEntropy
-from mobileseg.quant.qat import calibrate, is_qat_model, quantize_model, uncalibrated
+from mobileseg.quant.qat import quantize_model
+from mobileseg.quant.qat_calibration import calibrate, is_qat_model, uncalibrated
 from tests.quant.networks import all_ops_model, images, randomize_statistics
 
 
@@ -77,7 +78,7 @@ def test_attention_matmuls_convert_to_int8_batch_matmuls_that_xnnpack_delegates(
     """XNNPACK takes an int8 BATCH_MATMUL only when its second input has zero point 0: QAT makes it so."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from mobileseg.litert_measure import delegate_report
+    from mobileseg.litert_interpreter import delegate_report
 
     qat = _calibrated(_attention_model())
     assert sum(q.symmetric for q in quantizers(qat)) == 2  # the keys' and the values' ranges

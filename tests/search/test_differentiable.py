@@ -1,4 +1,4 @@
-"""The differentiable search: gradients from the cross-entropy and the latency term, lambda, the split.
+"""The differentiable search: gradients from the cross-entropy and the latency term.
 
 A whole run (outputs, resume, lambda over epochs) is tested through the command, in test_main_differentiable.py.
 """
@@ -7,14 +7,10 @@ import numpy as np
 import pytest
 
 from mobileseg.data.synthetic import SyntheticSource
-from mobileseg.search.differentiable import (
-    DifferentiableConfig,
-    DifferentiableSearch,
-    adapted_latency_weight,
-    split_halves,
-)
+from mobileseg.search.differentiable import DifferentiableSearch
+from mobileseg.search.differentiable_config import DifferentiableConfig
 from mobileseg.supernet.model import Supernet
-from mobileseg.supernet.trainer import SupernetTrainConfig
+from mobileseg.supernet.train_config import SupernetTrainConfig
 from tests.search.latency_tables import fake_table, latency_model
 from tests.supernet.spaces import tiny
 
@@ -104,16 +100,3 @@ def test_architecture_steps_with_a_strong_latency_term_make_the_distribution_che
         search.arch_step(*batch, rng)
     assert search.expected_ms() < 0.9 * before
 
-
-def test_lambda_moves_towards_the_target():
-    assert adapted_latency_weight(0.1, 15.0, 10.0) == pytest.approx(0.15)  # too slow: more pressure
-    assert adapted_latency_weight(0.1, 8.0, 10.0) == pytest.approx(0.08)  # fast enough: less
-    assert adapted_latency_weight(0.1, 100.0, 10.0) == pytest.approx(0.2)  # at most x2 an epoch (FasterSeg)
-    assert adapted_latency_weight(0.1, 1.0, 10.0) == pytest.approx(0.05)
-    assert adapted_latency_weight(0.1, 100.0, None) == 0.1  # no target: fixed
-
-
-def test_the_halves_are_disjoint_fixed_by_the_seed_and_cover_the_pairs():
-    first, second = split_halves(list(range(11)), seed=3)
-    assert sorted(first + second) == list(range(11)) and len(first) == 5
-    assert split_halves(list(range(11)), seed=3) == (first, second) != split_halves(list(range(11)), seed=4)

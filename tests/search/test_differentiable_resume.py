@@ -13,10 +13,13 @@ import pytest
 
 from mobileseg.arch import schema_io
 from mobileseg.data.sources import open_source
-from mobileseg.search.differentiable import CHECKPOINT, FOLDER, DifferentiableConfig, DifferentiableSearch
+from mobileseg.search.differentiable import DifferentiableSearch
+from mobileseg.search.differentiable_config import DifferentiableConfig
+from mobileseg.search.differentiable_folder import FOLDER
 from mobileseg.state_files import read_checkpoint, write_checkpoint
 from mobileseg.supernet.model import Supernet
-from mobileseg.supernet.trainer import SupernetTrainConfig
+from mobileseg.supernet.train_config import SupernetTrainConfig
+from mobileseg.training.loop import CHECKPOINT
 from tests.search.latency_tables import fake_table, latency_model
 from tests.supernet.spaces import tiny
 

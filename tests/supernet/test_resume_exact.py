@@ -15,7 +15,8 @@ import pytest
 from mobileseg.data.sources import open_source
 from mobileseg.state_files import read_checkpoint, write_checkpoint
 from mobileseg.supernet.model import Supernet
-from mobileseg.supernet.trainer import CHECKPOINT, CHECKPOINT_KEYS, SupernetTrainConfig, SupernetTrainer
+from mobileseg.supernet.train_config import SupernetTrainConfig
+from mobileseg.supernet.trainer import CHECKPOINT, CHECKPOINT_KEYS, SupernetTrainer
 from mobileseg.training.errors import ResumeError
 from tests.supernet import spaces
 

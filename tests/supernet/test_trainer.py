@@ -7,13 +7,8 @@ from mobileseg.data.pipeline import Augmentation, train_dataset
 from mobileseg.data.sources import open_source
 from mobileseg.state_files import write_checkpoint
 from mobileseg.supernet.model import Supernet
-from mobileseg.supernet.trainer import (
-    CHECKPOINT,
-    STATE,
-    SupernetTrainConfig,
-    SupernetTrainer,
-    load_supernet_weights,
-)
+from mobileseg.supernet.train_config import SupernetTrainConfig
+from mobileseg.supernet.trainer import CHECKPOINT, STATE, SupernetTrainer, load_supernet_weights
 from mobileseg.training.errors import ResumeError
 from tests.supernet import spaces
 

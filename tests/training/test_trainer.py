@@ -6,7 +6,7 @@ import pytest
 
 from mobileseg.arch import builder, schema_io
 from mobileseg.data.synthetic import SyntheticSource
-from mobileseg.training import callbacks, trainer
+from mobileseg.training import run_files, trainer
 from mobileseg.training.errors import ResumeError, TrainingError
 from mobileseg.training.run_config import read_config
 from mobileseg.training.train_config import TrainConfig
@@ -52,13 +52,13 @@ def test_a_resumed_run_is_the_uninterrupted_run(tmp_path):
     data = source()
     trainer.fit(build, data, whole, config())
     stopped = trainer.fit(build, data, split, config(), callbacks=[StopAfterOneEpoch()])
-    assert stopped.epoch == 1 and callbacks.RunState.load(split).status == "stopped"
+    assert stopped.epoch == 1 and run_files.RunState.load(split).status == "stopped"
     resumed = trainer.fit(build, data, split, config())
 
     assert (resumed.initial_epoch, resumed.epoch, resumed.optimizer_step) == (1, 2, 12)
-    state = callbacks.RunState.load(split)
+    state = run_files.RunState.load(split)
     assert (state.status, state.epoch, state.optimizer_step) == ("finished", 2, 12)
-    log_whole, log_split = callbacks.read_log(whole), callbacks.read_log(split)
+    log_whole, log_split = run_files.read_log(whole), run_files.read_log(split)
     assert [e["epoch"] for e in log_split] == [1, 2]
     for a, b in zip(log_whole, log_split):  # same data order, dropout masks and optimizer state
         assert (a["loss"], a["main_loss"], a["aux_loss"], a["val_miou"]) == (
@@ -89,17 +89,17 @@ def test_decoded_images_in_memory_train_exactly_as_files_and_validation_skips_ep
 
     trainer.fit(build_camvid, data, tmp_path / "files", config(epochs=3, cache_images="no"))
     trainer.fit(build_camvid, data, tmp_path / "memory", config(epochs=3, cache_images="yes", val_every=2))
-    files, memory = callbacks.read_log(tmp_path / "files"), callbacks.read_log(tmp_path / "memory")
+    files, memory = run_files.read_log(tmp_path / "files"), run_files.read_log(tmp_path / "memory")
     assert [e["loss"] for e in files] == [e["loss"] for e in memory]
     assert [e["val_miou"] is not None for e in memory] == [False, True, True]  # epoch 2, and 3 (the last)
-    assert [e["best"] for e in memory][0] is False and callbacks.RunState.load(tmp_path / "memory").best_epoch in (2, 3)
+    assert [e["best"] for e in memory][0] is False and run_files.RunState.load(tmp_path / "memory").best_epoch in (2, 3)
     weights = [keras.saving.load_model(tmp_path / run / "last.keras").get_weights() for run in ("files", "memory")]
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
 
 
 def test_resuming_with_other_fixed_settings_is_refused_and_changes_nothing(tmp_path):
-    callbacks.RunState(epoch=1, optimizer_step=6, fixed={"batch_size": 2, "seed": 0}).save(tmp_path)
+    run_files.RunState(epoch=1, optimizer_step=6, fixed={"batch_size": 2, "seed": 0}).save(tmp_path)
     (tmp_path / "last.keras").write_bytes(b"checkpoint")
     before = snapshot(tmp_path)
     with pytest.raises(ResumeError, match="batch_size=2, but this run asks for batch_size=3"):

@@ -6,7 +6,8 @@ import pytest
 from mobileseg.arch import builder, schema_io
 from mobileseg.data.sources import open_source
 from mobileseg.supernet.model import Supernet
-from mobileseg.supernet.trainer import SupernetTrainConfig, SupernetTrainer, load_supernet_weights
+from mobileseg.supernet.train_config import SupernetTrainConfig
+from mobileseg.supernet.trainer import SupernetTrainer, load_supernet_weights
 from mobileseg.arch.space import SearchSpace
 from mobileseg.warm_start.initialize import initialize, parse_init
 from mobileseg.warm_start.matching import InitError
