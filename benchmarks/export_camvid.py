@@ -132,7 +132,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from mobileseg.atomic_write import write_atomic
-    from mobileseg.export import environment
+    from mobileseg.deploy.export_run import environment
 
     load_before, started = os.getloadavg(), time.time()
     results = [run_one(run_dir.resolve(), args) for run_dir in args.run_dir]

@@ -94,7 +94,7 @@ def main() -> int:
     parser.add_argument("--note", default="", help="how the runs were made, kept in the result")
     args = parser.parse_args()
     from mobileseg.atomic_write import write_atomic
-    from mobileseg.export import environment
+    from mobileseg.deploy.export_run import environment
 
     load_start = [round(v, 2) for v in os.getloadavg()]
     scratch = train(args.arch, args.work_dir / "scratch", args.epochs, args.data, None)

@@ -45,7 +45,7 @@ def main() -> int:
     parser.add_argument("--data", default=f"camvid:{CAMVID}")
     args = parser.parse_args()
     from mobileseg.atomic_write import write_atomic
-    from mobileseg.export import environment
+    from mobileseg.deploy.export_run import environment
 
     rows = []
     for run in ("first", "second"):

@@ -132,7 +132,7 @@ def main() -> int:
         parser.error("give --front and/or --arch")
 
     from mobileseg.atomic_write import write_atomic
-    from mobileseg.export import environment
+    from mobileseg.deploy.export_run import environment
 
     args.work_dir.mkdir(parents=True, exist_ok=True)
     archs = [arch_and_size(value, args.size) for value in args.arch]

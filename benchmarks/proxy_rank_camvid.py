@@ -264,7 +264,7 @@ def write_report(report: dict, latency: str, num_classes: int) -> dict:
 
     from mobileseg.arch import schema_io
     from mobileseg.atomic_write import write_atomic
-    from mobileseg.export import environment
+    from mobileseg.deploy.export_run import environment
 
     trained = {row["name"]: row for row in report["trained"]}
     predicted = {}
@@ -327,7 +327,7 @@ def main() -> int:
     args = parser.parse_args()
     from mobileseg.atomic_write import write_atomic
     from mobileseg.data.sources import open_source
-    from mobileseg.export import environment
+    from mobileseg.deploy.export_run import environment
 
     report = json.loads(TRAINED.read_text()) if TRAINED.is_file() else None
     if report is None:

@@ -110,7 +110,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "qat_camvid.json")
     args = parser.parse_args()
     from mobileseg.atomic_write import write_atomic
-    from mobileseg.export import environment
+    from mobileseg.deploy.export_run import environment
 
     archs = args.arch or [ROOT / "search_space" / "references" / f"{name}.yaml" for name in REFERENCES]
     archs += [path for pareto in args.front for path in front_archs(pareto, "qat_camvid")]

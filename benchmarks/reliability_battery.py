@@ -308,7 +308,7 @@ def run_case(case: Case) -> dict:
 
 def main() -> int:
     from mobileseg.atomic_write import write_atomic
-    from mobileseg.export import environment
+    from mobileseg.deploy.export_run import environment
 
     started, load = time.time(), [os.getloadavg()]
     folder_cases, holders = run_folder_cases()

@@ -138,7 +138,7 @@ def main() -> int:
     args = parser.parse_args()
     from mobileseg.atomic_write import write_atomic
     from mobileseg.data.sources import open_source
-    from mobileseg.export import environment
+    from mobileseg.deploy.export_run import environment
 
     args.work_dir.mkdir(parents=True, exist_ok=True)
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else None

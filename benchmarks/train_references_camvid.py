@@ -48,7 +48,7 @@ def main() -> int:
     parser.add_argument("--parallel", action="store_true", help="train the networks concurrently")
     args = parser.parse_args()
     from mobileseg.atomic_write import write_atomic
-    from mobileseg.export import environment
+    from mobileseg.deploy.export_run import environment
 
     args.work_dir.mkdir(parents=True, exist_ok=True)
     load_before, started = os.getloadavg(), time.time()
