@@ -43,3 +43,15 @@ def bad_input_parser(program: str) -> Callable[[list[str]], list[str]]:
             print(f"{program}: error: {error}", file=sys.stderr)
             sys.exit(2)
     return parse
+
+
+def absl_main(define_flags: Callable, run: Callable) -> None:
+    """The body of a command's ``main()``: native logs quiet, its flags defined, ``run(FLAGS, argv)``'s
+    return value as the exit code."""
+    from absl import app, flags
+
+    from mobileseg.console import quiet_native_logs
+
+    quiet_native_logs()
+    define_flags(flags.FLAGS)
+    app.run(lambda argv: sys.exit(run(flags.FLAGS, argv)))

@@ -235,13 +235,9 @@ def run(flag_values, argv: Sequence[str]) -> int:
 
 def main() -> None:
     """Entry point of ``python -m mobileseg.predict``."""
-    from absl import app, flags
+    from mobileseg.cli_flags import absl_main
 
-    from mobileseg.console import quiet_native_logs
-
-    quiet_native_logs()
-    define_flags(flags.FLAGS)
-    app.run(lambda argv: sys.exit(run(flags.FLAGS, argv)))
+    absl_main(define_flags, run)
 
 
 if __name__ == "__main__":
