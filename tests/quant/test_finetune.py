@@ -56,6 +56,9 @@ def test_a_diverging_fine_tune_stops_with_advice_instead_of_exporting_nan_ranges
 
 REFERENCES = sorted(path.stem for path in (Path(__file__).resolve().parents[2] / "search_space" / "references").glob(
     "*.yaml"))
+WIDER_SEAFORMERS = ("seaformer_small", "seaformer_base", "seaformer_large")
+"""Left out of the per-reference test to keep `make test` near 20 minutes (about 350 s of CPU): they are
+seaformer_tiny's blocks, wider, with the same known gap (`SEAFORMER_GAP`), which seaformer_tiny keeps in view."""
 SEAFORMER_GAP = ("the SeaFormers' int8 file differs from the quantization-aware model by 0.17-0.34 of the logits' "
                  "std (seaformer_tiny: 0.27; 0.22 right after calibration, before any step, as on main)")
 AGREEMENT_GAPS = {"all_ops": "the int8 file differs from the quantization-aware model by 0.14 of the logits' std "
@@ -69,7 +72,7 @@ CONVERSION_REFUSED = {name: "the converter refuses RTFormer's quantization-aware
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("network", ["all_ops", *REFERENCES])
+@pytest.mark.parametrize("network", ["all_ops", *(name for name in REFERENCES if name not in WIDER_SEAFORMERS)])
 def test_quantization_aware_steps_stay_finite_and_the_int8_file_computes_what_they_trained(network):
     """Issue 15: a few fine-tuning steps on every cell op (`ALL_OPS_YAML` without token merging, which
     adds partitions) and every reference network, on synthetic street scenes (flat road and sky beside
