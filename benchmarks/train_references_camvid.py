@@ -10,6 +10,11 @@ evaluated on the 233 test images at 360x480. Networks train at the same time wit
 ``--parallel`` (each then gets about one core). Every step resumes: run the same command
 again after an interruption, or with a larger ``--epochs`` to train on.
 
+With ``--teacher MODEL`` every network is distilled from that trained model (``mobileseg.train
+--teacher``, weight ``--distill_weight``) on top of the same recipe: issue 13's test of
+distillation compares such a run with the same network trained alone for the same epochs
+(give the distilled runs their own ``--work_dir`` and ``--out``).
+
 Writes ``benchmarks/results/train_references_camvid.json``: per network the epochs, timing,
 best val mIoU, float and int8 test mIoU and per-class IoU, the commands, versions, machine
 and load.
@@ -18,6 +23,10 @@ Example:
     python benchmarks/train_references_camvid.py --epochs 150 --parallel \\
         --arch search_space/references/seaformer_tiny.yaml \\
         --arch search_space/references/mobilenetv3_small_lraspp.yaml
+    python benchmarks/train_references_camvid.py --epochs 120 \\
+        --arch search_space/references/mobilenetv3_small_lraspp.yaml \\
+        --teacher runs/train_references_camvid/seaformer_tiny/model.keras --distill_weight 1 \\
+        --work_dir runs/distill_camvid --out benchmarks/results/distill_camvid.json
 """
 
 from __future__ import annotations
@@ -46,17 +55,24 @@ def main() -> int:
     parser.add_argument("--work_dir", type=Path, default=ROOT / "runs" / "train_references_camvid")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "train_references_camvid.json")
     parser.add_argument("--parallel", action="store_true", help="train the networks concurrently")
+    parser.add_argument("--teacher", type=Path, help="distil every network from this trained .keras model")
+    parser.add_argument("--distill_weight", type=float, default=1.0, help="weight of the distillation term")
     args = parser.parse_args()
     from mobileseg.atomic_write import write_atomic
     from mobileseg.deploy.export_run import environment
 
+    recipe = RECIPE
+    if args.teacher is not None:
+        if not args.teacher.is_file():
+            raise SystemExit(f"--teacher {args.teacher}: no such file")
+        recipe = [*RECIPE, "--teacher", str(args.teacher), "--distill_weight", str(args.distill_weight)]
     args.work_dir.mkdir(parents=True, exist_ok=True)
     load_before, started = os.getloadavg(), time.time()
     with ThreadPoolExecutor(max_workers=len(args.arch) if args.parallel else 1) as pool:
         results = list(pool.map(lambda arch: train_export_evaluate(
-            arch, SIZE, RECIPE, args.epochs, args.qat_epochs, args.work_dir, args.data), args.arch))
+            arch, SIZE, recipe, args.epochs, args.qat_epochs, args.work_dir, args.data), args.arch))
     report = {"command": " ".join(["python", "benchmarks/train_references_camvid.py", *sys.argv[1:]]),
-              "recipe": RECIPE, "size": SIZE, "epochs": args.epochs, "qat_epochs": args.qat_epochs,
+              "recipe": recipe, "size": SIZE, "epochs": args.epochs, "qat_epochs": args.qat_epochs,
               "parallel": args.parallel, "environment": environment(), "versions": versions(),
               "load_average_before_after": [load_before, os.getloadavg()],
               "wall_seconds_this_run": round(time.time() - started), "results": results}
