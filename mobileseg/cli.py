@@ -73,6 +73,6 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     module, _ = COMMANDS[argv[0]]
-    sys.argv = [f"mobileseg {argv[0]}", *argv[1:]]
+    sys.argv = [sys.argv[0], *argv[1:]]  # runpy sets argv[0] to the module's file, as python -m does
     runpy.run_module(module, run_name="__main__", alter_sys=True)
     return 0

@@ -32,7 +32,6 @@ from pathlib import Path
 from mobileseg.shipped_files import REFERENCES, shipped_path
 
 
-
 def reference_files() -> list[Path]:
     """The reference genotype files, sorted by name."""
     return sorted(REFERENCES.glob("*.yaml"))
