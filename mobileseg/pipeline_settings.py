@@ -14,6 +14,7 @@ from pathlib import Path
 from mobileseg.run.exit_codes import BadInput
 from mobileseg.run.latency_backend import parse_latency_backend
 from mobileseg.run.run_dir import RunDir
+from mobileseg.shipped_files import shipped_path
 
 STEPS = ("search", "train", "export", "bench")
 """The steps, in the order they run."""
@@ -111,6 +112,6 @@ def settings_from_flags(fv, argv: Sequence[str]) -> PipelineSettings:
             raise BadInput(f"--{name}: {error}") from None
     names = [field.name for field in dataclasses.fields(PipelineSettings)
              if field.name not in ("space", "run_dir", "eval_split", *sizes)]
-    return PipelineSettings(space=Path(fv.space), run_dir=Path(fv.run_dir), **sizes,
+    return PipelineSettings(space=shipped_path(fv.space, "space"), run_dir=Path(fv.run_dir), **sizes,
                             **{name: fv[name].value for name in names})
 

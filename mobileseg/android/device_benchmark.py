@@ -180,7 +180,7 @@ class AndroidDevice:
         script = self.bench_dir / SCRIPT_NAME
         if not script.is_file():
             raise AndroidBenchError(
-                f"the device script {script} is missing: run from a mobileseg source checkout "
+                f"the device script {script} is missing: reinstall mobileseg (it ships android_bench/) "
                 "or set $MOBILESEG_ANDROID_BENCH_DIR to the android_bench folder")
         self.client.shell(self.serial, ["mkdir", "-p", posixpath.join(self.device_dir, "models")],
                           during="creating its work folder")

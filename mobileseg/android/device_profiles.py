@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mobileseg.bounded_yaml import read_yaml
+from mobileseg.shipped_files import ANDROID_BENCH
 
 ANDROID_BENCH_DIR_ENV = "MOBILESEG_ANDROID_BENCH_DIR"
 
@@ -20,8 +21,8 @@ ANDROID_BENCH_DIR_ENV = "MOBILESEG_ANDROID_BENCH_DIR"
 def android_bench_dir() -> Path:
     """The ``android_bench/`` folder (device script, devices.yaml, README).
 
-    It is the folder beside the ``mobileseg`` package in a source checkout (the Makefile
-    installs the package editable); ``$MOBILESEG_ANDROID_BENCH_DIR`` overrides it.
+    It is shipped inside the package (`mobileseg.shipped_files.ANDROID_BENCH`; a checkout links
+    ``android_bench`` at its root to it); ``$MOBILESEG_ANDROID_BENCH_DIR`` overrides it.
 
     Example:
         >>> (android_bench_dir() / "run_benchmark.sh").is_file()
@@ -30,7 +31,7 @@ def android_bench_dir() -> Path:
     override = os.environ.get(ANDROID_BENCH_DIR_ENV)
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "android_bench"
+    return ANDROID_BENCH
 
 
 @dataclasses.dataclass(frozen=True)

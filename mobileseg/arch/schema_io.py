@@ -37,6 +37,7 @@ from mobileseg.arch.genotype import SCHEMA_VERSION, Branch, Cell, Genotype, Geno
 from mobileseg.arch.ops.registry import ATTENTION_OPS, CELL_TYPES, op_spec
 from mobileseg.atomic_write import write_atomic
 from mobileseg.bounded_yaml import check_bounds, load_yaml, read_yaml
+from mobileseg.shipped_files import shipped_path
 from mobileseg.short_repr import short_repr
 
 MAX_BRANCHES = 64
@@ -338,12 +339,14 @@ def loads(text: str, source: str = "<string>") -> Genotype:
 
 
 def load(path: str | os.PathLike) -> Genotype:
-    """Read a ``.yaml``/``.yml``/``.json`` genotype file.
+    """Read a ``.yaml``/``.yml``/``.json`` genotype file: a path, or a shipped genotype's path or name
+    (``seaformer_tiny``; `mobileseg.shipped_files.shipped_path`).
 
     Raises:
         GenotypeError: the file is missing, unreadable, not UTF-8, too large (`mobileseg.bounded_yaml`)
             or not a valid genotype (named).
     """
+    path = shipped_path(path, "genotype")
     return from_dict(read_yaml(path, error=GenotypeError), str(path))
 
 

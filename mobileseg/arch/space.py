@@ -48,6 +48,7 @@ from mobileseg.arch.ops.registry import CELL_TYPES
 from mobileseg.arch.schema_io import GenotypeError
 from mobileseg.arch.space_tree import count, is_choice, join
 from mobileseg.bounded_yaml import load_yaml, read_yaml
+from mobileseg.shipped_files import shipped_path
 from mobileseg.short_repr import short_repr
 
 Decisions = dict[str, int]
@@ -74,11 +75,13 @@ class SearchSpace:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "SearchSpace":
-        """Read a space file (YAML or JSON; UTF-8, within `mobileseg.bounded_yaml`'s limits).
+        """Read a space file (YAML or JSON; UTF-8, within `mobileseg.bounded_yaml`'s limits): a path, or a
+        shipped space's path or name (``default``; `mobileseg.shipped_files.shipped_path`).
 
         Raises:
             GenotypeError: naming the file, and the key path of a bad value.
         """
+        path = shipped_path(path, "space")
         return cls(read_yaml(path, error=GenotypeError), str(path))
 
     # -- decisions ---------------------------------------------------------------------------

@@ -24,16 +24,16 @@ expected one of builtin_only, ...``. Example (``export/cpu-int8.yaml``)::
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 from mobileseg.bounded_yaml import read_yaml
+from mobileseg.shipped_files import PROFILES as PROFILE_DIR
+from mobileseg.shipped_files import shipped_names, shipped_path
 from mobileseg.short_repr import short_repr
 
 MODES = ("fp32", "fp16", "int8")
 QUANTIZATION = ("qat", "ptq", "auto")
 OUTPUTS = ("logits", "mask")
 INPUTS = ("uint8", "int8", "float32")
-PROFILE_DIR = Path(__file__).resolve().parents[2] / "export"
 
 
 class ProfileError(ValueError):
@@ -139,20 +139,16 @@ class Profile:
 
 
 def load_profile(name_or_path: str) -> Profile:
-    """Read a profile: a YAML path, or the name of one in the repository's ``export/`` folder.
+    """Read a profile: a YAML path, or the name of a shipped one (``export/``, `mobileseg.shipped_files`).
 
     Raises:
         ProfileError: no such profile (the known names are listed), a file that is unreadable, not
             UTF-8, not YAML or too large (`mobileseg.bounded_yaml`), or invalid contents (file and key named).
     """
-    path = Path(name_or_path)
+    path = shipped_path(name_or_path, "profile")
     if not path.is_file():
-        candidate = PROFILE_DIR / f"{name_or_path}.yaml"
-        if candidate.is_file():
-            path = candidate
-        else:
-            known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))) or "none"
-            raise ProfileError(f"{name_or_path}: no such profile file (profiles in {PROFILE_DIR}: {known})")
+        known = ", ".join(shipped_names("profile")) or "none"
+        raise ProfileError(f"{name_or_path}: no such profile file (profiles in {PROFILE_DIR}: {known})")
     return Profile.from_dict(read_yaml(path, error=ProfileError), str(path))
 
 

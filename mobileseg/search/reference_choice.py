@@ -9,7 +9,8 @@ timed once (about 2 s a block on this machine), which for the 11 networks of
 - ``none``: no reference;
 - ``cheapest:K``: of those, the K whose blocks are cheapest to add: fewest blocks missing
   from the table once the space's own blocks are in it (ties: by file name);
-- ``FILE,FILE,...``: these genotype files.
+- ``FILE,FILE,...``: these genotype files (paths, or names of shipped ones:
+  `mobileseg.shipped_files.shipped_path`).
 
 Example:
     >>> parse_references("cheapest:3").cheapest, len(parse_references("all").files) > 5
@@ -28,8 +29,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-REFERENCES = Path(__file__).resolve().parents[2] / "search_space" / "references"
-"""The reference networks' genotype files (``search_space/references/``)."""
+from mobileseg.shipped_files import REFERENCES, shipped_path
 
 
 def reference_files() -> list[Path]:
@@ -67,7 +67,7 @@ def parse_references(spec: str) -> ReferenceChoice:
         if not count.isdigit() or int(count) < 1:
             raise ValueError(f"--references {spec}: K must be a positive integer")
         return ReferenceChoice(spec, tuple(reference_files()), int(count))
-    files = tuple(Path(name.strip()) for name in spec.split(",") if name.strip())
+    files = tuple(shipped_path(name.strip(), "genotype") for name in spec.split(",") if name.strip())
     missing = [str(path) for path in files if not path.is_file()]
     if not files or missing:
         raise ValueError(f"--references {spec}: expected all, none, cheapest:K or genotype files; "

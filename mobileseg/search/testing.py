@@ -20,13 +20,13 @@ Example:
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from mobileseg.arch.genotype import Genotype
 from mobileseg.arch.ops.registry import ATTENTION_OPS
 from mobileseg.search.objectives import genotype_key
+from mobileseg.shipped_files import SPACES
 
-DEMO_SPACE = Path(__file__).resolve().parents[2] / "search_space" / "demo.yaml"
+DEMO_SPACE = SPACES / "demo.yaml"
 
 
 def cell_widths(genotype: Genotype) -> list[tuple[str, int]]:
