@@ -118,7 +118,8 @@ def probe_costs(supernet, source, settings: ProbeSettings, latency_s: float) -> 
     trainer = SupernetTrainer(supernet, config, steps_per_epoch=settings.steps_per_epoch)
     pairs, _ = verified_pairs(source, "train")
     timed = []
-    for images, labels in epoch_batches(source, pairs, trainer.train_config, 0).take(settings.steps + 1):
+    # repeated: a training split of fewer batches than the probe's steps is timed over again
+    for images, labels in epoch_batches(source, pairs, trainer.train_config, 0).repeat().take(settings.steps + 1):
         started = time.perf_counter()
         trainer.sandwich_step(images, labels, rng)
         timed.append(time.perf_counter() - started)

@@ -79,3 +79,13 @@ def test_stages_past_their_deadlines_are_cut_at_a_boundary_and_the_search_still_
     assert (supernet["status"], supernet["epoch"], supernet["epochs"]) == ("cut", 1, 3)
     stages = state(run_dir)["stages"]
     assert stages["supernet"]["cut"].startswith(f"supernet: {CUT}") and stages["search"]["generations"] == 1
+
+
+def test_a_training_split_of_one_batch_is_timed_over_again(files, tmp_path):  # noqa: F811
+    """6 training images in batches of 4: one batch, which the probe times again rather than failing."""
+    args = budget_args(files, tmp_path / "run", "--time_budget", "20m", "--dry_run", "--population", "6")
+    args[args.index("--batch_size") + 1] = "4"
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    assert json.loads((tmp_path / "run" / "plan.json").read_text())["facts"]["sandwich_step_s"] > 0
+
