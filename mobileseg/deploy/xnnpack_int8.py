@@ -42,7 +42,7 @@ with ai-edge-litert 2.3 (tests/deploy/test_xnnpack_int8.py):
   approximations that differ by an ulp between x86 (AVX-512) and aarch64 (NEON), so a
   normalised value on an int8 rounding boundary rounded one way here and the other way on
   ARM (issue 19: the one disagreeing file of benchmarks/results/arm_parity.json, 2 int8
-  steps at its output; tests/arm/test_exact_statistics.py). So the square is taken of the
+  steps at its output; tests/arm/test_divergence.py). So the square is taken of the
   value in int8 steps, ``ROUND(t / scale)``, an integer, which makes the reduction's sum
   exact in any order (while ``channels * max|q - zero point|^2 < 2^24``: up to 258 channels
   at any zero point), scaled back by ``scale^2`` after it; and the RSQRT becomes

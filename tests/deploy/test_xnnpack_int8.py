@@ -101,7 +101,7 @@ def test_a_layer_norms_statistics_run_in_float_as_one_island_inside_the_partitio
     rewritten = xnnpack_int8.for_xnnpack(flatbuffer)
     names = tflite_convert.op_names(rewritten)
     # the square of the centred x in int8 steps (exact integers), its mean times scale^2, RSQRT as EXP(-LOG/2):
-    # the same bits on every CPU (tests/arm/test_exact_statistics.py)
+    # the same bits on every CPU (tests/arm/test_divergence.py)
     assert names == ["MEAN", "SUB", "DEQUANTIZE", "MUL", "ROUND", "MUL", "MEAN", "MUL", "DEQUANTIZE", "ADD", "LOG",
                      "MUL", "EXP", "MUL", "QUANTIZE"]
     assert _delegation(rewritten) == (1, [])
