@@ -1,7 +1,7 @@
 """Which operator makes a file's output differ between this CPU and emulated aarch64 LiteRT.
 
 `divergent_ops` marks every operator's output of the main graph as a graph output
-(`every_tensor_out`; XNNPACK then materialises each one, still in one partition), runs the
+(`every_tensor_out`: XNNPACK then writes each one out), runs the
 file on one image here and in the arm64 root (`mobileseg.arm.runner.run_every_output`), and
 returns the operators whose inputs are the same bits on both but whose outputs are not: the
 kernels that compute differently on the two CPUs. A difference further down the graph only

@@ -60,4 +60,3 @@ def test_a_layer_norms_statistics_give_the_same_bits_on_aarch64():
     names = tflite_convert.op_names(flatbuffer)
     assert {"ROUND", "LOG", "EXP"} <= set(names) and "RSQRT" not in names
     assert divergence.divergent_ops(root, flatbuffer, _image()) == []
-
