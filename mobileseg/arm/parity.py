@@ -60,16 +60,34 @@ def run_emulated(root: ArmRoot, model: str | Path, images: np.ndarray, *, cpu: s
             aarch64 build cannot load).
     """
     with tempfile.TemporaryDirectory(prefix="mobileseg-arm-") as folder:
-        inputs = Path(folder) / "images.npy"
-        np.save(inputs, np.asarray(images, np.float32))
-        command = root.python_command(["-m", "mobileseg.arm", str(Path(model).resolve()), str(inputs),
-                                       folder, "--threads", str(threads)], cpu)
-        done = subprocess.run(command, env=root.environment(), capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-            raise ArmRunError(f"{model}: the emulated aarch64 run failed: {last}")
+        _emulate(root, model, images, Path(folder), cpu, ["--threads", str(threads)])
         report = json.loads((Path(folder) / runner.REPORT).read_text(encoding="utf-8"))
         return np.load(Path(folder) / runner.OUTPUTS), report
+
+
+def run_emulated_tensors(root: ArmRoot, model: str | Path, image: np.ndarray, *,
+                         cpu: str = DEFAULT_CPU) -> dict[str, np.ndarray]:
+    """`mobileseg.arm.runner.run_every_output` on one image [H, W, 3] in the arm64 root's python under qemu-user.
+
+    Raises:
+        ArmRunError: the emulated run failed.
+    """
+    with tempfile.TemporaryDirectory(prefix="mobileseg-arm-") as folder:
+        _emulate(root, model, np.asarray(image)[None], Path(folder), cpu, ["--every_output"])
+        with np.load(Path(folder) / runner.TENSORS) as tensors:
+            return dict(tensors)
+
+
+def _emulate(root: ArmRoot, model: str | Path, images: np.ndarray, folder: Path, cpu: str, options: list[str]) -> None:
+    """``python -m mobileseg.arm MODEL IMAGES OUT_DIR OPTIONS`` in the root, writing into ``folder``."""
+    inputs = folder / "images.npy"
+    np.save(inputs, np.asarray(images, np.float32))
+    command = root.python_command(["-m", "mobileseg.arm", str(Path(model).resolve()), str(inputs), str(folder),
+                                   *options], cpu)
+    done = subprocess.run(command, env=root.environment(), capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        raise ArmRunError(f"{model}: the emulated aarch64 run failed: {last}")
 
 
 def _classes(outputs: np.ndarray, kind: str) -> np.ndarray:

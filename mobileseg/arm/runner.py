@@ -1,13 +1,15 @@
 """Run one ``.tflite`` file on given images and keep its raw output: the half of the ARM check that
 runs inside the emulated aarch64 python, and, the same code, on this CPU.
 
-``python -m mobileseg.arm MODEL IMAGES.npy OUT_DIR [--threads N]`` (`mobileseg/arm/__main__.py`) reads float32 RGB images
-[N, H, W, 3] in [0, 255] already at the model's input size, runs the file in LiteRT (XNNPACK, its
-default CPU delegate) image by image, and writes ``OUT_DIR/outputs.npy`` (the first output, raw:
-int8 logits stay int8) and ``OUT_DIR/run.json`` (`run_model`'s report). It needs only numpy and
-``ai_edge_litert``, which is all the arm64 root has: the model is opened by
-`mobileseg.inference.Segmenter` and its delegate report is `mobileseg.litert_measure.delegate_report`,
-as in every local run. Bad input: one line on stderr and exit code 2.
+``python -m mobileseg.arm MODEL IMAGES.npy OUT_DIR [--threads N]`` (`mobileseg/arm/__main__.py`) reads
+float32 RGB images [N, H, W, 3] in [0, 255] already at the model's input size, runs the file in LiteRT
+(XNNPACK, its default CPU delegate) image by image, and writes ``OUT_DIR/outputs.npy`` (the first output,
+raw: int8 logits stay int8) and ``OUT_DIR/run.json`` (`run_model`'s report). With ``--every_output`` it
+writes instead every output tensor of the first image to ``OUT_DIR/tensors.npz`` (`run_every_output`, for
+`mobileseg.arm.divergence`). It needs only numpy and ``ai_edge_litert``, which is all the arm64 root has:
+the model is opened by `mobileseg.inference.Segmenter` and its delegate report is
+`mobileseg.litert_measure.delegate_report`, as in every local run. Bad input: one line on stderr and
+exit code 2.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ AT_HWCAP, AT_HWCAP2 = 16, 26
 HWCAP_BITS = {"asimddp": (AT_HWCAP, 20), "sve": (AT_HWCAP, 22), "i8mm": (AT_HWCAP2, 13), "sme": (AT_HWCAP2, 23)}
 OUTPUTS = "outputs.npy"
 REPORT = "run.json"
+TENSORS = "tensors.npz"
 
 
 def cpu_features() -> dict:
@@ -84,3 +87,25 @@ def run_model(model: str | Path, images: np.ndarray, threads: int = 1) -> tuple[
         "output_kind": segmenter.output_kind, "output_scale": scale, "xnnpack_partitions": partitions,
         "fallback_ops": fallback, "cpu": cpu_features(), "litert": metadata.version("ai-edge-litert"),
         "seconds": round(seconds, 3)}
+
+
+def run_every_output(model: str | Path, image: np.ndarray, threads: int = 1) -> dict[str, np.ndarray]:
+    """Every output tensor of a ``.tflite`` file on one image, raw, keyed by tensor index (as a string).
+
+    Args:
+        model: the ``.tflite`` file (`mobileseg.arm.divergence.every_tensor_out` makes every tensor an output).
+        image: float32 RGB [H, W, 3] in [0, 255] at the model's input size.
+        threads: LiteRT threads.
+
+    Raises:
+        FileNotFoundError, ValueError: no such file, or not a TFLite file (named).
+    """
+    from mobileseg.inference import quantize_input
+    from mobileseg.litert_interpreter import new_interpreter, read_flatbuffer
+
+    flatbuffer, _ = read_flatbuffer(model)
+    interpreter = new_interpreter(model_content=flatbuffer, num_threads=threads)
+    detail = interpreter.get_input_details()[0]
+    interpreter.set_tensor(detail["index"], quantize_input(np.asarray(image, np.float32)[None], detail))
+    interpreter.invoke()
+    return {str(out["index"]): interpreter.get_tensor(out["index"]) for out in interpreter.get_output_details()}

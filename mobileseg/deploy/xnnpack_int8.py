@@ -37,6 +37,18 @@ with ai-edge-litert 2.3 (tests/deploy/test_xnnpack_int8.py):
   spread of a trained network's per-token variances (a range of [0, 1547] rounds every variance
   below 3 to 0, whose RSQRT is infinite), and quantization-aware training keeps the same
   tensors float (`mobileseg.quant.float_statistics`), so the file computes what QAT modelled.
+  That island gives the same bits on every CPU (`_exact_statistics`): XNNPACK's float MEAN
+  and SUM add in an order that depends on the vector width, and its RSQRT (and SQRT) are
+  approximations that differ by an ulp between x86 (AVX-512) and aarch64 (NEON), so a
+  normalised value on an int8 rounding boundary rounded one way here and the other way on
+  ARM (issue 19: the one disagreeing file of benchmarks/results/arm_parity.json, 2 int8
+  steps at its output; tests/arm/test_divergence.py). So the square is taken of the
+  value in int8 steps, ``ROUND(t / scale)``, an integer, which makes the reduction's sum
+  exact in any order (while ``channels * max|q - zero point|^2 < 2^24``: up to 258 channels
+  at any zero point), scaled back by ``scale^2`` after it; and the RSQRT becomes
+  ``EXP(-0.5 * LOG(v))``, whose XNNPACK kernels give the same bits on both (measured on 1.3
+  million values, within 5e-7 of the exact value). SOFTMAX, whose sum has the same order
+  problem, is not rewritten (README, Android section).
 
 `for_xnnpack` applies all four. Tensors are only appended, so the signature's tensor
 indices stay valid; new operators take version 1 (float) or the version the converter
@@ -101,13 +113,13 @@ def dequantize_uint8_inputs(flatbuffer: bytes) -> bytes:
 def _float_islands(model, ops: frozenset[str] = FLOAT_ONLY_OPS) -> int:
     count = 0
     for graph in model.subgraphs:
-        statistics_ops, kept_float = _statistics_paths(model, graph)
+        statistics_roles, kept_float = _statistics_paths(model, graph)
         floats = {}  # int8 tensor -> the float tensor holding its value (dequantized, or computed and kept float)
         rewritten = []
         for position, op in enumerate(graph.operators):
             name = _op_name(model, op)
             tensors = [graph.tensors[i] for i in (*op.inputs, *op.outputs) if i >= 0]
-            refused = (name in ops or position in statistics_ops
+            refused = (name in ops or position in statistics_roles
                        or (name in SCALE_RATIO_OPS and _scale_ratio_refused(graph, op)))
             if not refused or not any(t.type == _INT8 for t in tensors):
                 rewritten.append(op)
@@ -132,19 +144,27 @@ def _float_islands(model, ops: frozenset[str] = FLOAT_ONLY_OPS) -> int:
                 outputs.append(index)
             op.inputs, op.outputs = inputs, outputs
             op.opcodeIndex = _opcode(model, name, 1)
-            rewritten += [op, *requantize]
+            exact = (_exact_statistics(model, graph, op, *statistics_roles[position])
+                     if position in statistics_roles else [op])
+            rewritten += [*exact, *requantize]
             count += 1
         graph.operators = rewritten
     return count
 
 
-def _statistics_paths(model, graph) -> tuple[set[int], set[int]]:
-    """The operator positions of every normalisation statistics path, and the tensors inside them.
+def _statistics_paths(model, graph) -> tuple[dict[int, tuple[str, float]], set[int]]:
+    """The operators of every normalisation statistics path, and the tensors inside them.
 
-    A path is ``MUL(t, t)`` -> ``MEAN`` or ``SUM`` -> ``ADD`` of a constant -> ``RSQRT``, each
-    the only consumer of the one before, and every MUL that takes the RSQRT (the normalised
-    output). The tensors kept float are the square, the reduction, the sum and the RSQRT; the
-    MULs' outputs stay int8. The Keras side of the same rule: `mobileseg.quant.float_statistics`.
+    A path is ``MUL(t, t)`` of an int8 ``t`` -> ``MEAN`` or ``SUM`` -> ``ADD`` of a constant ->
+    ``RSQRT``, each the only consumer of the one before, and every MUL that takes the RSQRT
+    (the normalised output). The tensors kept float are the square, the reduction, the sum and
+    the RSQRT; the MULs' outputs stay int8. The Keras side of the same rule:
+    `mobileseg.quant.float_statistics`.
+
+    Returns:
+        ``{position: (role, scale)}`` for each op of a path, role ``square``, ``reduce``, ``add``,
+        ``rsqrt`` or ``normalise`` (the MULs), with ``t``'s int8 scale (`_exact_statistics`);
+        and the indices of the tensors kept float.
     """
     consumers = {}
     for position, op in enumerate(graph.operators):
@@ -157,9 +177,12 @@ def _statistics_paths(model, graph) -> tuple[set[int], set[int]]:
         ok = len(users) == 1 and index not in outputs and _op_name(model, graph.operators[users[0]]) in names
         return users[0] if ok else None
 
-    positions, kept = set(), set()
+    roles, kept = {}, set()
     for position, op in enumerate(graph.operators):
         if _op_name(model, op) != "MUL" or not _is_square(op):
+            continue
+        scale = _per_tensor(graph.tensors[op.inputs[0]])[0]
+        if graph.tensors[op.inputs[0]].type != _INT8 or not scale:
             continue
         square = op.outputs[0]
         reduce = only_consumer(square, ("MEAN", "SUM"))
@@ -172,9 +195,37 @@ def _statistics_paths(model, graph) -> tuple[set[int], set[int]]:
                 _op_name(model, graph.operators[user]) != "MUL" for user in scaled):
             continue
         path = [position, reduce, add, rsqrt]
-        positions.update(path + scaled)
+        roles.update({p: (role, scale) for p, role in zip(path, ("square", "reduce", "add", "rsqrt"), strict=True)})
+        roles.update({p: ("normalise", scale) for p in scaled})
         kept.update(graph.operators[p].outputs[0] for p in path)
-    return positions, kept
+    return roles, kept
+
+
+def _exact_statistics(model, graph, op, role: str, scale: float) -> list:
+    """The operators that compute statistics op ``op`` (already float) to the same bits on every CPU.
+
+    ``square``: ``ROUND(t * (1 / scale))`` (t in int8 steps: an exact integer) squared;
+    ``reduce``: the MEAN or SUM of those integer squares (an exact sum), times ``scale^2``;
+    ``rsqrt``: ``EXP(-0.5 * LOG(v))``; any other role: ``[op]``. See the module docstring.
+    """
+    if role == "square":
+        steps, integers = (_add_float_tensor(model, graph, op.inputs[0], suffix) for suffix in ("steps", "integers"))
+        to_steps = _operator(model, "MUL", 1, [op.inputs[0], _add_constant(model, graph, 1.0 / scale, "1/scale")],
+                             [steps])
+        op.inputs = [integers, integers]
+        return [to_steps, _operator(model, "ROUND", 1, [steps], [integers]), op]
+    if role == "reduce":
+        result = op.outputs[0]
+        op.outputs = [_add_float_tensor(model, graph, result, "in_steps")]
+        return [op, _operator(model, "MUL", 1, [op.outputs[0], _add_constant(model, graph, scale * scale, "scale^2")],
+                              [result])]
+    if role == "rsqrt":
+        result = op.outputs[0]
+        logarithm, half = (_add_float_tensor(model, graph, result, suffix) for suffix in ("log", "-log/2"))
+        op.opcodeIndex, op.outputs = _opcode(model, "LOG", 1), [logarithm]
+        return [op, _operator(model, "MUL", 1, [logarithm, _add_constant(model, graph, -0.5, "-1/2")], [half]),
+                _operator(model, "EXP", 1, [half], [result])]
+    return [op]
 
 
 def _is_square(op) -> bool:
@@ -272,6 +323,20 @@ def _per_tensor(tensor) -> tuple[float | None, int | None]:
     if quantization is None or quantization.scale is None or len(quantization.scale) != 1:
         return None, None
     return float(quantization.scale[0]), int(quantization.zeroPoint[0])
+
+
+def _add_constant(model, graph, value: float, name: str) -> int:
+    """Append a float32 scalar constant tensor holding ``value``; return its index."""
+    tensor = schema.TensorT()
+    tensor.shape = np.asarray([], np.int32)
+    tensor.type = _FLOAT32
+    tensor.name = f"mobileseg/exact_statistics/{name}"
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(np.float32(value).tobytes(), np.uint8)
+    model.buffers.append(buffer)
+    tensor.buffer = len(model.buffers) - 1
+    graph.tensors.append(tensor)
+    return len(graph.tensors) - 1
 
 
 def _add_float_tensor(model, graph, like: int, suffix: str) -> int:

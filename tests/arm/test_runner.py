@@ -28,6 +28,14 @@ def test_int8_file_gives_raw_int8_logits_in_one_xnnpack_partition(models):
     np.testing.assert_array_equal(again, outputs[1:])  # one image at a time: the batch does not matter
 
 
+def test_every_output_of_one_image_holds_the_raw_first_output(models):
+    images = scene_images(1, INPUT_SIZE)
+    outputs, _ = runner.run_model(models["int8"], images)
+    tensors = runner.run_every_output(models["int8"], images[0])
+    (first,) = [value for value in tensors.values() if value.shape == outputs.shape and value.dtype == outputs.dtype]
+    np.testing.assert_array_equal(first, outputs)
+
+
 def test_fp32_file_gives_float_logits(models):
     outputs, report = runner.run_model(models["fp32"], scene_images(1, INPUT_SIZE))
     assert outputs.dtype == np.float32 and report["output_scale"] == 0.0 and report["xnnpack_partitions"] >= 1
