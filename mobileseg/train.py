@@ -34,7 +34,7 @@ and holds its lock, the others write a temporary folder they remove; every worke
 the chief's ``last.keras`` (a shared DIR, or a copy of it).
 
 Exit codes: 0 trained (or already trained), 1 training diverged or a file could not be
-written (a full disk; the files of the last good epoch are kept), 2 bad input (a missing
+written (a full disk; the files of the last good epoch are kept) or another worker was lost, 2 bad input (a missing
 or malformed ``--arch``, a bad ``--data``, an ``--input_size`` that is not a multiple of
 the network's output stride, a ``--teacher`` with other classes, an ``--init`` that is not
 a weights file or a trained supernet, or another ``--init`` than the run in DIR started
@@ -199,7 +199,8 @@ def run(flag_values, argv: Sequence[str]) -> int:
     from mobileseg.data.problems import DataError
     from mobileseg.run_lock import RunLockError, hold
     from mobileseg.state_files import StateFileError
-    from mobileseg.training.distribute import ClusterError, parse_tf_config, worker_folder
+    from mobileseg.training.distribute import (LOST_WORKER, ClusterError, lost_worker_message, parse_tf_config,
+                                               worker_folder)
     from mobileseg.training.errors import TrainingDiverged, TrainingError
     from mobileseg.warm_start.matching import InitError
 
@@ -222,6 +223,9 @@ def run(flag_values, argv: Sequence[str]) -> int:
         message = str(error) if str(error).startswith("--data") else f"--data {flag_values.data}: {error}"
         print(f"mobileseg.train: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except LOST_WORKER as error:
+        print(f"mobileseg.train: error: --distribute multiworker: {lost_worker_message(error)}", file=sys.stderr)
+        return EXIT_FAILED
     except ClusterError as error:
         print(f"mobileseg.train: error: --distribute multiworker: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -230,7 +234,8 @@ def run(flag_values, argv: Sequence[str]) -> int:
         return EXIT_BAD_INPUT
     best = "none" if result.best_miou is None else f"{result.best_miou:.4f} (epoch {result.best_epoch})"
     written = (f"model: {RunDir(result.run_dir).file(RunDir.MODEL)}" if cluster is None or cluster.is_chief else
-               f"worker {cluster.rank} of {len(cluster.workers)}: the chief ({cluster.workers[0]}) wrote the run folder")
+               f"worker {cluster.rank} of {len(cluster.workers)}: the chief ({cluster.workers[0]}) wrote "
+               "the run folder")
     print(f"trained {result.epoch} epochs ({result.optimizer_step} steps); best val mIoU {best}; {written}")
     return EXIT_OK
 

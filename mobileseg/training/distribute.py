@@ -20,8 +20,12 @@ loss by the replicas, so the sum is the global batch's mean). What this module h
 - `agreed_start`: the workers must start at the same optimizer step. A resumed run needs the chief's
   ``last.keras`` in every worker's ``--run_dir`` (a shared folder, or a copy); a worker that sees
   another step than the chief is refused instead of training a different model;
+- `lost_worker_message`: a worker that dies (killed, its machine down) stops the others within about
+  a minute (TensorFlow's coordination service misses its heartbeats); the message names it;
 - `agreed_go_on`: a run ends after an epoch when any worker's callbacks end it (a time budget's
-  deadline is read from each machine's clock), so that no worker waits for the others forever.
+  deadline is read from each machine's clock), so that no worker waits for the others forever;
+- `AverageMovingStatistics`: the BatchNorm moving statistics, kept per replica by Keras 3, averaged
+  over the replicas after every epoch, so that every worker validates and saves one model.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -217,3 +222,25 @@ class AverageMovingStatistics(keras.callbacks.Callback):
             size = int(np.prod(variable.shape))
             variable.assign(tf.reshape(mean[start:start + size], variable.shape))
             start += size
+
+
+LOST_WORKER = tf.errors.UnavailableError
+"""What a collective raises on the other workers when one has died."""
+
+
+def lost_worker_message(error: Exception) -> str:
+    r"""One line for a `LOST_WORKER` error: which tasks were lost, and how to go on.
+
+    Example:
+        >>> lost = RuntimeError("Graph execution error:\n\nCollective ops is aborted by: The following tasks "
+        ...                     "are unhealthy (stopped sending heartbeats):\n/job:worker/replica:0/task:1\n")
+        >>> lost_worker_message(lost).split(";")[0]
+        'lost worker 1 (stopped sending heartbeats)'
+    """
+    text = str(error)
+    tasks = sorted(set(re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", text)))
+    who = ", ".join(f"{job} {task}" for job, task in tasks) or "a worker"
+    reason = "stopped sending heartbeats" if "heartbeat" in text else next(
+        (line.strip() for line in text.splitlines() if line.strip()), "unavailable")
+    return (f"lost {who} ({reason}); the run folder holds the last completed epoch: start every worker again with "
+            "the same command to resume")

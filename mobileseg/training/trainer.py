@@ -229,7 +229,7 @@ def fit(
     last_path = run_dir / run_files.LAST
     resuming = _check_run_dir(run_dir, fixed)
     saved = run_files.RunState.load(run_dir) if resuming else None
-    agreed_start(strategy, saved.optimizer_step if saved else -int(resuming))
+    agreed_start(strategy, saved.optimizer_step if saved else -int(resuming))  # -1: last.keras without a state
     keras.utils.set_random_seed(config.seed)
     with strategy.scope(), dtype_policy(config.precision):  # the network's layers take the policy when built
         models = _models(model, teacher, source, config, steps_per_epoch, last_path if resuming else None)
@@ -269,7 +269,8 @@ def fit(
         run_dir, models.student, best_model, state, monitor, validation,
         hint=f"Lower the learning rate (lr {config.lr:g}) and run again with the same run dir to resume.")
     tensorboard = TensorBoardLogger(run_dir / run_files.TENSORBOARD, validation)
-    all_callbacks = [AverageMovingStatistics(models.student, strategy), monitor, run_callbacks.EpochSeeds(models.student, config.seed), validation,
+    all_callbacks = [AverageMovingStatistics(models.student, strategy), monitor,
+                     run_callbacks.EpochSeeds(models.student, config.seed), validation,
                      *([tensorboard] if config.tensorboard else []), checkpoint, *callbacks,
                      run_callbacks.EpochProgbar(config.epochs)]
     decoded = cached_images(source, train_pairs, config)
