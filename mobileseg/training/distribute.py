@@ -236,9 +236,12 @@ def lost_worker_message(error: Exception) -> str:
         ...                     "are unhealthy (stopped sending heartbeats):\n/job:worker/replica:0/task:1\n")
         >>> lost_worker_message(lost).split(";")[0]
         'lost worker 1 (stopped sending heartbeats)'
+        >>> lost_worker_message(RuntimeError("[[{{node allgather}}]] on /job:worker/replica:0/task:0")).split(";")[0]
+        'lost a worker ([[{{node allgather}}]] on /job:worker/replica:0/task:0)'
     """
     text = str(error)
-    tasks = sorted(set(re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", text)))
+    unhealthy = text.partition("unhealthy")[2].partition("The tasks have crashed")[0]  # the list of lost tasks
+    tasks = sorted(set(re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", unhealthy)))
     who = ", ".join(f"{job} {task}" for job, task in tasks) or "a worker"
     reason = "stopped sending heartbeats" if "heartbeat" in text else next(
         (line.strip() for line in text.splitlines() if line.strip()), "unavailable")
