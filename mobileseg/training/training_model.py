@@ -54,10 +54,10 @@ class TrainingModel(keras.Model):
         batch across replicas first, which fails under MultiWorkerMirroredStrategy (keras-team/keras#20585)."""
 
     def train_step(self, data):
+        """Keras' step; on several machines its logs have one element each (Keras averages them across
+        workers along axis 0, which a scalar has not: keras-team/keras#20585), averaged back to scalars."""
         logs = super().train_step(data)
         if is_multi_worker(tf.distribute.get_strategy()):
-            # Keras averages a step's logs across workers along axis 0, which a scalar has not
-            # (keras-team/keras#20585): one element each, averaged back to a scalar.
             logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
         return logs
 
