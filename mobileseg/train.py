@@ -27,13 +27,21 @@ network's weights inherited from the supernet a search trained in DIR) or ``imag
 matched is printed and kept in ``DIR/init_report.json``; a resumed run goes on from its own
 weights, and resuming with another ``--init`` is refused.
 
+``--distribute multiworker`` trains on several machines, one command per machine with
+``TF_CONFIG`` naming the cluster and that machine's task (`mobileseg.training.distribute`):
+``--batch_size`` is the global batch, shared out over the workers; only the chief writes DIR
+and holds its lock, the others write a temporary folder they remove; every worker resumes from
+the chief's ``last.keras`` (a shared DIR, or a copy of it).
+
 Exit codes: 0 trained (or already trained), 1 training diverged or a file could not be
-written (a full disk; the files of the last good epoch are kept), 2 bad input (a missing
+written (a full disk; the files of the last good epoch are kept) or another worker was lost, 2 bad input (a missing
 or malformed ``--arch``, a bad ``--data``, an ``--input_size`` that is not a multiple of
 the network's output stride, a ``--teacher`` with other classes, an ``--init`` that is not
 a weights file or a trained supernet, or another ``--init`` than the run in DIR started
 from, a DIR holding a different run or a damaged ``train_state.json``, a DIR another
-command is running in: `mobileseg.run_lock`); with bad input nothing in DIR is changed.
+command is running in: `mobileseg.run_lock`; with ``--distribute multiworker``, a missing or
+malformed ``TF_CONFIG``, a ``--batch_size`` the replicas do not divide, or a worker that would
+resume at another step than the chief); with bad input nothing in DIR is changed.
 
 Example:
     python -m mobileseg.train --arch search_space/references/mobilenetv3_small_lraspp.yaml \\
@@ -44,8 +52,11 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
+from pathlib import Path
 
 from mobileseg.run.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput
 from mobileseg.run.run_dir import RunDir
@@ -115,8 +126,10 @@ def define_flags(flag_values=None) -> None:
                       "mixed_bfloat16 is 2-3x slower (depthwise gradients).", flag_values=fv)
     flags.DEFINE_string("model_size", None, "Save model.keras for HEIGHTxWIDTH images (default: --input_size).",
                         flag_values=fv)
-    flags.DEFINE_enum("distribute", "none", ["none", "mirrored"], "tf.distribute strategy: none, or "
-                      "MirroredStrategy over the local GPUs (or the CPU).", flag_values=fv)
+    flags.DEFINE_enum("distribute", "none", ["none", "mirrored", "multiworker"], "tf.distribute strategy: none, "
+                      "MirroredStrategy over the local GPUs (or the CPU), or MultiWorkerMirroredStrategy over the "
+                      "machines TF_CONFIG names (one command per machine; only the chief, task 0, writes "
+                      "--run_dir).", flag_values=fv)
     flags.DEFINE_bool("skip_bad", False, "Leave bad pairs out instead of stopping at the first.", flag_values=fv)
     flags.DEFINE_bool("jit_compile", False, "Compile the training step with XLA.", flag_values=fv)
     flags.DEFINE_bool("tensorboard", True, "Write TensorBoard logs to DIR/tensorboard.", flag_values=fv)
@@ -186,6 +199,8 @@ def run(flag_values, argv: Sequence[str]) -> int:
     from mobileseg.data.problems import DataError
     from mobileseg.run_lock import RunLockError, hold
     from mobileseg.state_files import StateFileError
+    from mobileseg.training.distribute import (LOST_WORKER, ClusterError, lost_worker_message, parse_tf_config,
+                                               worker_folder)
     from mobileseg.training.errors import TrainingDiverged, TrainingError
     from mobileseg.warm_start.matching import InitError
 
@@ -197,8 +212,10 @@ def run(flag_values, argv: Sequence[str]) -> int:
         print(f"mobileseg.train: error: {', '.join(missing)} required", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        with hold(flag_values.run_dir, "mobileseg.train"):
-            result = _train(flag_values)
+        cluster = parse_tf_config(os.environ.get("TF_CONFIG")) if flag_values.distribute == "multiworker" else None
+        lock = hold(flag_values.run_dir, "mobileseg.train") if cluster is None or cluster.is_chief else nullcontext()
+        with lock, worker_folder(flag_values.run_dir, cluster) as folder:
+            result = _train(flag_values, folder)
     except (TrainingDiverged, AtomicWriteError) as error:
         print(f"mobileseg.train: error: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -206,16 +223,25 @@ def run(flag_values, argv: Sequence[str]) -> int:
         message = str(error) if str(error).startswith("--data") else f"--data {flag_values.data}: {error}"
         print(f"mobileseg.train: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except LOST_WORKER as error:
+        print(f"mobileseg.train: error: --distribute multiworker: {lost_worker_message(error)}", file=sys.stderr)
+        return EXIT_FAILED
+    except ClusterError as error:
+        print(f"mobileseg.train: error: --distribute multiworker: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except (BadInput, GenotypeError, TrainingError, RunLockError, StateFileError, InitError) as error:
         print(f"mobileseg.train: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     best = "none" if result.best_miou is None else f"{result.best_miou:.4f} (epoch {result.best_epoch})"
-    print(f"trained {result.epoch} epochs ({result.optimizer_step} steps); best val mIoU {best}; "
-          f"model: {RunDir(result.run_dir).file(RunDir.MODEL)}")
+    written = (f"model: {RunDir(result.run_dir).file(RunDir.MODEL)}" if cluster is None or cluster.is_chief else
+               f"worker {cluster.rank} of {len(cluster.workers)}: the chief ({cluster.workers[0]}) wrote "
+               "the run folder")
+    print(f"trained {result.epoch} epochs ({result.optimizer_step} steps); best val mIoU {best}; {written}")
     return EXIT_OK
 
 
-def _train(fv):
+def _train(fv, folder: Path):
+    """Train into ``folder`` (the run folder, or a worker's own: `mobileseg.training.distribute.worker_folder`)."""
     import keras
     import tensorflow as tf
 
@@ -226,6 +252,7 @@ def _train(fv):
     from mobileseg.training.teacher import load_teacher, prepare_teacher
     from mobileseg.warm_start import initialize
 
+    strategy = _strategy(fv.distribute)  # first: MultiWorkerMirroredStrategy must come before any TensorFlow op
     genotype = schema_io.load(fv.arch)
     source = open_source(fv.data)
     config = train_config(fv)
@@ -239,7 +266,7 @@ def _train(fv):
     if config.model_size:
         check_size("--model_size", config.model_size, stride, what)
     digest = genotype_digest(genotype)
-    previous = trainer.read_config(fv.run_dir).get("train") or {}
+    previous = trainer.read_config(folder).get("train") or {}
     if previous.get("arch_sha256") not in (None, digest):
         raise BadInput(f"--arch {fv.arch}: {fv.run_dir} holds a run of another network "
                        f"({previous.get('arch_name')} from {previous.get('arch')}); use a new --run_dir")
@@ -249,7 +276,6 @@ def _train(fv):
                        "--run_dir")
     init = initialize.parse_init(fv.init) if fv.init else None
 
-    strategy = tf.distribute.MirroredStrategy() if fv.distribute == "mirrored" else tf.distribute.get_strategy()
     teacher = None
     if fv.teacher:
         with strategy.scope():
@@ -265,7 +291,7 @@ def _train(fv):
         if init is not None:
             report = initialize.initialize(model, init, genotype)
             print(report.summary())
-            initialize.write_report(fv.run_dir, report)
+            initialize.write_report(folder, report)
         return model
 
     record = {name: fv[name].value for name in FLAG_NAMES}
@@ -276,8 +302,23 @@ def _train(fv):
         arch_sha256=digest, output_stride=stride, auxiliary_heads=len(genotype.head.aux) if auxiliary else 0,
         num_classes=source.num_classes, class_names=list(source.class_names),
         replicas=strategy.num_replicas_in_sync, tensorflow=tf.__version__, keras=keras.__version__)
-    return trainer.fit(build, source, fv.run_dir, config, teacher=teacher, strategy=strategy, record=record,
+    return trainer.fit(build, source, folder, config, teacher=teacher, strategy=strategy, record=record,
                        callbacks=_deadline_stop(fv.time_plan, config.epochs))
+
+
+def _strategy(name: str):
+    """The tf.distribute strategy ``--distribute`` names (MultiWorkerMirroredStrategy reads TF_CONFIG)."""
+    import tensorflow as tf
+
+    if name == "multiworker":
+        # TensorFlow's Python logger writes to the stream that `quiet_native_logs` swapped during its import,
+        # closed since; the strategy's start-up and per-collective info lines would each print a logging error.
+        tf.get_logger().setLevel("ERROR")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored":  # the local GPUs, else the CPU's logical devices (one unless configured)
+        return tf.distribute.MirroredStrategy([device.name for device in tf.config.list_logical_devices("GPU")]
+                                              or [device.name for device in tf.config.list_logical_devices("CPU")])
+    return tf.distribute.get_strategy()
 
 
 def _deadline_stop(time_plan: str | None, epochs: int) -> list:

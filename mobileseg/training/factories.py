@@ -61,7 +61,9 @@ def epoch_batches(source: SegmentationSource, pairs: Sequence[Pair], config: Tra
     Epoch e is `mobileseg.data.pipeline.train_dataset` seeded with ``epoch_seed(seed, e)``,
     so its batches are the same whichever epoch a run (re)started at, given the same
     TensorFlow global seed (`fit` sets it from ``config.seed``), and whether the pairs are
-    read from the files or from ``decoded`` (`mobileseg.data.pipeline.decoded_pairs`).
+    read from the files or from ``decoded`` (`mobileseg.data.pipeline.decoded_pairs`). Distributed over
+    several workers, it is sharded by DATA: every worker builds these batches and keeps its replicas'
+    shares of each, so the workers together see the batches one machine would.
 
     Example:
         >>> from mobileseg.data.synthetic import SyntheticSource
@@ -71,9 +73,12 @@ def epoch_batches(source: SegmentationSource, pairs: Sequence[Pair], config: Tra
         [(4, 16, 16, 3), (4, 16, 16, 3)]
     """
     augmentation = Augmentation(crop_size=tuple(config.input_size), scale_range=tuple(config.scale_range))
-    return train_dataset(source, augmentation=augmentation, batch_size=config.batch_size,
-                         seed=epoch_seed(config.seed, epoch), pairs=list(pairs), decoded=decoded,
-                         drop_remainder=True)
+    dataset = train_dataset(source, augmentation=augmentation, batch_size=config.batch_size,
+                            seed=epoch_seed(config.seed, epoch), pairs=list(pairs), decoded=decoded,
+                            drop_remainder=True)
+    options = tf.data.Options()  # on several machines, each builds every batch and keeps its replicas' shares
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def cached_images(source: SegmentationSource, pairs: Sequence[Pair], config: TrainConfig) -> tf.data.Dataset | None:

@@ -41,6 +41,7 @@ from mobileseg.data.checks import verified_pairs
 from mobileseg.data.source import SegmentationSource
 from mobileseg.training import callbacks as run_callbacks
 from mobileseg.training import run_files
+from mobileseg.training.distribute import AverageMovingStatistics, agreed_go_on, agreed_start
 from mobileseg.training.errors import ResumeError, TrainingDiverged, TrainingError
 from mobileseg.training.evaluation import Evaluator, input_size, output_stride, resized_copy
 from mobileseg.training.factories import cached_images, epoch_batches, make_loss, make_optimizer
@@ -183,7 +184,11 @@ def fit(
         run_dir: the run folder (created when missing); see `mobileseg.training.callbacks`.
         config: the settings.
         teacher: a trained model (or a function loading one) to distil from, or None.
-        strategy: a `tf.distribute.Strategy` (default: the current one).
+        strategy: a `tf.distribute.Strategy` (default: the current one). Under one with several replicas,
+            each takes ``batch_size / replicas`` images of every batch, the BatchNorm moving statistics are
+            averaged over the replicas after every epoch, and on several machines the workers must start at
+            the same step and stop together (`mobileseg.training.distribute`); pass the run folder of this
+            worker (`mobileseg.training.distribute.worker_folder`).
         callbacks: more Keras callbacks, run after the built-in ones; one that sets
             ``model.stop_training`` ends the run after that epoch (status "stopped"; the message is the
             callback's ``stop_reason`` when it has one).
@@ -197,13 +202,17 @@ def fit(
     Raises:
         mobileseg.data.problems.DataError: a bad split or pair (named).
         TrainingError: the model or teacher does not fit the data, there is too little
-            data for one batch, or (`ResumeError`) the folder holds a run with other fixed
-            settings; nothing in the run folder is changed then.
+            data for one batch, a batch does not split evenly over the replicas, or (`ResumeError`)
+            the folder holds a run with other fixed settings, or the workers of a multi-worker run
+            would start at different steps; nothing in the run folder is changed then.
         TrainingDiverged: the loss became NaN or infinite; the message names the epoch and
             step, and the last good checkpoints are left as they were.
     """
     run_dir = Path(run_dir)
     strategy = strategy or tf.distribute.get_strategy()
+    if config.batch_size % strategy.num_replicas_in_sync:  # each replica's loss is its share's mean (TrainingModel)
+        raise TrainingError(f"batch_size {config.batch_size} is not a multiple of the {strategy.num_replicas_in_sync} "
+                            "replicas; each replica takes an equal share of every batch")
     train_pairs, skipped_train = verified_pairs(source, "train", skip_bad=config.skip_bad)
     steps_per_epoch = len(train_pairs) // config.batch_size
     if steps_per_epoch < 1:
@@ -219,6 +228,8 @@ def fit(
     fixed = config.fixed(source, len(train_pairs))
     last_path = run_dir / run_files.LAST
     resuming = _check_run_dir(run_dir, fixed)
+    saved = run_files.RunState.load(run_dir) if resuming else None
+    agreed_start(strategy, saved.optimizer_step if saved else -int(resuming))  # -1: last.keras without a state
     keras.utils.set_random_seed(config.seed)
     with strategy.scope(), dtype_policy(config.precision):  # the network's layers take the policy when built
         models = _models(model, teacher, source, config, steps_per_epoch, last_path if resuming else None)
@@ -258,7 +269,8 @@ def fit(
         run_dir, models.student, best_model, state, monitor, validation,
         hint=f"Lower the learning rate (lr {config.lr:g}) and run again with the same run dir to resume.")
     tensorboard = TensorBoardLogger(run_dir / run_files.TENSORBOARD, validation)
-    all_callbacks = [monitor, run_callbacks.EpochSeeds(models.student, config.seed), validation,
+    all_callbacks = [AverageMovingStatistics(models.student, strategy), monitor,
+                     run_callbacks.EpochSeeds(models.student, config.seed), validation,
                      *([tensorboard] if config.tensorboard else []), checkpoint, *callbacks,
                      run_callbacks.EpochProgbar(config.epochs)]
     decoded = cached_images(source, train_pairs, config)
@@ -271,7 +283,8 @@ def fit(
                            verbose=config.verbose, shuffle=False)
         if monitor.diverged is not None:
             raise TrainingDiverged(state.message)
-        return not models.trainer.stop_training  # a callback (e.g. early stopping, the deadline) ends the run
+        # a callback (e.g. early stopping, the deadline) ends the run; on several machines, when it does on any
+        return agreed_go_on(strategy, not models.trainer.stop_training)
 
     try:
         EpochLoop(config.epochs).run(initial_epoch, run_epoch)  # Keras shows the steps (EpochProgbar)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from mobileseg.training.distribute import is_multi_worker
 from mobileseg.training.losses import SegmentationLoss
 
 
@@ -47,6 +48,18 @@ class TrainingModel(keras.Model):
 
     def call(self, images, training=False):
         return self.student(images, training=training)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Nothing to build: the student is built and the optimizer too (`fit`); Keras' own version reduces a
+        batch across replicas first, which fails under MultiWorkerMirroredStrategy (keras-team/keras#20585)."""
+
+    def train_step(self, data):
+        """Keras' step; on several machines its logs have one element each (Keras averages them across
+        workers along axis 0, which a scalar has not: keras-team/keras#20585), averaged back to scalars."""
+        logs = super().train_step(data)
+        if is_multi_worker(tf.distribute.get_strategy()):
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         teacher_logits = None
