@@ -82,8 +82,22 @@ def native_output_to(path: str | os.PathLike):
         for fd, stream in swapped.items():
             replacement = sys.stdout if fd == 1 else sys.stderr
             replacement.flush()
+            _repoint_log_handlers(replacement, stream)
             replacement.close()
             setattr(sys, "stdout" if fd == 1 else "stderr", stream)
+
+
+def _repoint_log_handlers(old, new) -> None:
+    """The logging handlers created within `native_output_to` (TensorFlow's and absl's, at import) write to
+    ``new`` instead of ``old``, the console copy about to be closed."""
+    import logging
+
+    loggers = [logging.getLogger(), *(logger for logger in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(logger, logging.Logger))]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is old:
+                handler.setStream(new)
 
 
 def quietly(make, *args, **kwargs):

@@ -311,8 +311,7 @@ def _strategy(name: str):
     import tensorflow as tf
 
     if name == "multiworker":
-        # TensorFlow's Python logger writes to the stream that `quiet_native_logs` swapped during its import,
-        # closed since; the strategy's start-up and per-collective info lines would each print a logging error.
+        # the strategy's start-up and per-collective info lines are not for the user
         tf.get_logger().setLevel("ERROR")
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "mirrored":  # the local GPUs, else the CPU's logical devices (one unless configured)
