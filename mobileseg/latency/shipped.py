@@ -8,18 +8,15 @@ takes a uint8 image and returns int8 logits. The latency table's blocks (`block_
 default conversion of `mobileseg.latency.table.LatencyTable.build`), the networks that calibrate and
 validate the table (`network_flatbuffer`) and the zoo are converted that way, so what is timed is the
 graph that ships (issue 22). Measured at 184x240 on 12 networks of the default space, timed
-interleaved in one session: the builder's model converted directly took 0.5-1.3 ms more than the
-packaged file on networks of 2-4 ms (its int8 image normalisation and the float islands of Keras'
-layer norm), which is the shape of the misses the predictor had there when it was validated on
-directly converted networks.
+interleaved in one session (benchmarks/results/latency_predictor_184x240_in_context.json): on the 7
+under 6 ms the builder's model converted directly took 0.48-1.13 ms (19-33%) more than the packaged
+file, a file that differs in its image normalisation and its layer norms.
 """
 
 from __future__ import annotations
 
 from mobileseg.deploy import packaging, tflite_convert
 from mobileseg.quant.flatten import flatten_model
-
-OUTPUTS = packaging.OUTPUTS
 
 
 def block_flatbuffer(model, quantization: str) -> bytes:

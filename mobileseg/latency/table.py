@@ -16,8 +16,8 @@ One table is one device + runtime + thread count + quantization: the fingerprint
 says which, and every entry's key ends in the table's quantization.
 
 `LatencyTable.build` converts each missing block as export converts a network
-(`mobileseg.latency.shipped.block_flatbuffer`: flattened, frozen, export's converter), measures it, and rewrites the file
-atomically (`mobileseg.atomic_write`: a temporary file + ``os.replace``) after
+(`mobileseg.latency.shipped.block_flatbuffer`: flattened, frozen, export's converter), measures it,
+and rewrites the file atomically (`mobileseg.atomic_write`: a temporary file + ``os.replace``) after
 every entry, so a build that is killed keeps everything it measured and the next
 build measures only the rest. A single process writes a table at a time. The errors a table
 raises are `mobileseg.latency.table_errors`'.
