@@ -117,10 +117,12 @@ def by_size_row(result: dict, source: str) -> dict:
 
 
 def record_by_size(result: dict, source: str) -> None:
-    """Add (or replace) this result's row in ``latency_predictor.json``'s ``by_size`` table."""
+    """Add (or replace) this result's row in ``latency_predictor.json``'s ``by_size`` table (a row per result
+    file, size and seed: a result after a fix is a row of its own beside the one before it)."""
     table = json.loads(BY_SIZE_FILE.read_text())
     row = by_size_row(result, source)
-    rows = [r for r in table.get("by_size", []) if (r["input_size"], r["seed"]) != (row["input_size"], row["seed"])]
+    key = ("input_size", "seed", "result")
+    rows = [r for r in table.get("by_size", []) if [r.get(k) for k in key] != [row[k] for k in key]]
     table["by_size"] = sorted([*rows, row], key=lambda r: (r["input_size"], r["seed"]))
     BY_SIZE_FILE.write_text(json.dumps(table, indent=1) + "\n")
 

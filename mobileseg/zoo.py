@@ -1,7 +1,8 @@
 """``python -m mobileseg.zoo``: the reference networks side by side.
 
 For every genotype in ``search_space/references/`` (or ``--arch`` files): parameters,
-multiply-accumulates, and fp32 and int8 TFLite latency measured with LiteRT on
+multiply-accumulates, and fp32 and int8 TFLite latency of the files export would write
+(`mobileseg.latency.shipped.shipped_flatbuffer`: packaged, a uint8 image in) measured with LiteRT on
 this machine (XNNPACK, ``--threads`` threads, default 1), with the number of
 XNNPACK partitions of the int8 model. The weights are random: latency does not
 depend on them. ``--json_out FILE`` also writes the table as JSON (atomically).
@@ -47,14 +48,13 @@ def profile(path: Path, num_classes: int, input_size: tuple[int, int], threads: 
         ('mobilenetv3_small_lraspp', True, True)
     """
     from mobileseg.arch import builder, complexity, schema_io
-    from mobileseg.deploy import tflite_convert
+    from mobileseg.latency.shipped import shipped_flatbuffer
     from mobileseg.litert_measure import measure_interleaved
 
     genotype = schema_io.load(path)
     model = builder.build_model(genotype, num_classes, input_size, batch_size=1)
     params, macs = complexity.total(complexity.layer_costs(model))
-    images = tflite_convert.random_representative([(1, *input_size, 3)], num_samples=8, low=0.0, high=255.0)
-    flatbuffers = {mode: tflite_convert.convert(model, mode, representative=images) for mode in ("fp32", "int8")}
+    flatbuffers = {mode: shipped_flatbuffer(model, mode) for mode in ("fp32", "int8")}
     records = measure_interleaved(list(flatbuffers.values()), threads, names=list(flatbuffers),
                                   max_seconds=max_seconds, clock=clock)
     row = {"name": genotype.name, "file": path.name, "params": params, "macs": macs}

@@ -81,8 +81,9 @@ def define_flags() -> None:
                          "(default: --seed + 1000; they never equal a validation sample).")
     flags.DEFINE_enum("overhead", "auto", ["auto", "offset", "affine"], "Form of the overhead fit.")
     flags.DEFINE_boolean("recalibrate", False, "validate: fit the overhead again even if the table has one.")
-    flags.DEFINE_boolean("resize_output", False, "Networks end with a bilinear resize of the "
-                         "logits to the input size (part of the overhead).")
+    flags.DEFINE_enum("output", "logits", ["logits", "mask"], "What the timed networks return, as "
+                      "export --output: int8 logits, or a uint8 class map at the input size (part of "
+                      "the overhead).")
     flags.DEFINE_integer("conversions", 3, "Blocks with ops left to the built-in kernels (whose "
                          "XNNPACK delegation depends on the quantization parameters each "
                          "conversion happens to get) are converted and timed this many times; "
@@ -115,15 +116,15 @@ class Setting:
         return signatures_of(genotype, self.input_size, self.num_classes, self.quantization)
 
     def flatbuffer_of(self, genotype) -> bytes:
-        from mobileseg.latency.validation import network_flatbuffer
+        from mobileseg.latency.shipped import network_flatbuffer
 
         return network_flatbuffer(genotype, self.input_size, self.num_classes, self.quantization,
-                                  resize_output=FLAGS.resize_output)
+                                  output=FLAGS.output)
 
     def context(self) -> dict:
         """What a stored network measurement depends on besides its genotype."""
         return {"input_size": list(self.input_size), "num_classes": self.num_classes,
-                "quantization": self.quantization, "resize_output": FLAGS.resize_output}
+                "quantization": self.quantization, "output": FLAGS.output, "packaged": True}
 
 
 def _setting() -> Setting:
@@ -312,7 +313,7 @@ def validate() -> int:
         "command": _command(), "versions": versions(), "device": fingerprint,
         "space": FLAGS.space, "input_size": list(setting.input_size),
         "num_classes": setting.num_classes, "quantization": setting.quantization,
-        "resize_output": FLAGS.resize_output, "seed": FLAGS.seed,
+        "output": FLAGS.output, "seed": FLAGS.seed,
         "clock": fingerprint.get("clock", "wall"),
         "skipped_unbuildable_draws": skipped,
         "table": {"path": FLAGS.table, "entries": len(table), "measured_now": len(table) - before},

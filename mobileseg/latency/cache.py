@@ -4,12 +4,12 @@ Every block a `LatencyTable` measures is also stored in one SQLite file in the u
 folder, keyed by the device's identity (the measurement fields of its fingerprint,
 `mobileseg.latency.device.MEASUREMENT_FIELDS` and ``PHONE_FIELDS``: CPU or phone model, cores,
 runtime and its version, converter version, threads, delegate, clock), the digest of the code
-that builds and converts a block (`code_digest`: the block layers, the builder, the converter
-and its XNNPACK rewrites) and the block's signature key (which ends in its quantization). A
-later table of the same device, in any run folder (a search, ``python -m mobileseg.latency
-build``, validation), takes its blocks from the cache before measuring anything; an upgrade of
-LiteRT or TensorFlow, or a change to how blocks are built or converted, changes the identity,
-so nothing measured before it is reused.
+that builds and converts a block (`code_digest`: the block layers, the builder, the flattening
+and freezing export applies, the converter and its XNNPACK rewrites) and the block's signature key
+(which ends in its quantization). A later table of the same device, in any run folder (a search,
+``python -m mobileseg.latency build``, validation), takes its blocks from the cache before measuring
+anything; an upgrade of LiteRT or TensorFlow, or a change to how blocks are built or converted, changes
+the identity, so nothing measured before it is reused.
 
 Where: ``--latency_cache DIR`` (search, pipeline, latency), else the environment variable
 ``MOBILESEG_LATENCY_CACHE``, else ``$XDG_CACHE_HOME/mobileseg`` (``~/.cache/mobileseg``); the
@@ -66,6 +66,7 @@ class CacheError(RuntimeError):
 
 
 CODE = ("blocks", "arch/builder.py", "arch/ops", "latency/blocks.py", "latency/block_model.py",
+        "latency/shipped.py", "quant/flatten.py", "quant/folded.py", "deploy/packaging.py",
         "deploy/tflite_convert.py", "deploy/xnnpack_int8.py")
 """What a block's measured latency depends on in mobileseg itself (paths inside the package)."""
 

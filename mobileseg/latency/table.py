@@ -15,9 +15,9 @@ On disk it is versioned JSON (docs/architecture.md, section 3)::
 One table is one device + runtime + thread count + quantization: the fingerprint
 says which, and every entry's key ends in the table's quantization.
 
-`LatencyTable.build` converts each missing block exactly as export does
-(`mobileseg.deploy.tflite_convert.convert`), measures it, and rewrites the file
-atomically (`mobileseg.atomic_write`: a temporary file + ``os.replace``) after
+`LatencyTable.build` converts each missing block as export converts a network
+(`mobileseg.latency.shipped.block_flatbuffer`: flattened, frozen, export's converter), measures it,
+and rewrites the file atomically (`mobileseg.atomic_write`: a temporary file + ``os.replace``) after
 every entry, so a build that is killed keeps everything it measured and the next
 build measures only the rest. A single process writes a table at a time. The errors a table
 raises are `mobileseg.latency.table_errors`'.
@@ -247,7 +247,7 @@ class LatencyTable:
                 `measure_tflite` on this machine with the fingerprint's threads, delegate
                 and clock, after checking the fingerprint is this machine's.
             convert: ``(model, quantization) -> bytes``; default
-                `mobileseg.deploy.tflite_convert.convert` (as export converts).
+                `mobileseg.latency.shipped.block_flatbuffer` (as export converts a network).
             save_every: rewrite the file after this many new entries (and at the end,
                 and when an error stops the build). Needs the table's ``path``.
             progress: show a tqdm bar on stderr.
@@ -288,7 +288,7 @@ class LatencyTable:
         if measurer is None:
             measurer = self._local_measurer()
         if convert is None:
-            from mobileseg.deploy.tflite_convert import convert
+            from mobileseg.latency.shipped import block_flatbuffer as convert
         from tqdm.auto import tqdm
 
         def measure_once(signature: BlockSignature) -> TableEntry:

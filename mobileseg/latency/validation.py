@@ -1,8 +1,9 @@
 """Predicted against measured latency of whole networks: overhead calibration and validation.
 
 Both steps build seeded random networks of a space with the builder, convert them to
-TFLite exactly as export does (int8 calibrated on images in [0, 255]), time each end to
-end on the table's device and compare with the table's prediction:
+TFLite exactly as export ships them (`mobileseg.latency.shipped.network_flatbuffer`: packaged,
+a uint8 image in, int8 calibrated on images in [0, 255]), time each end to end on the table's
+device and compare with the table's prediction:
 
 - **calibration** fits the table's overhead (`mobileseg.latency.overhead`) on a few
   networks chosen to span the predicted range (the quantiles of many candidates), drawn
@@ -135,22 +136,6 @@ def scatter_png(path: str | os.PathLike, predicted: Sequence[float], measured: S
 
 # ---- networks --------------------------------------------------------------------------
 
-def network_flatbuffer(genotype, input_size: tuple[int, int], num_classes: int,
-                       quantization: str = "int8", resize_output: bool = False) -> bytes:
-    """The whole network: `build_model` (batch 1) converted by the converter export uses
-    (`mobileseg.deploy.tflite_convert.convert`: int8 input and output, the XNNPACK rewrite), int8
-    calibrated on random images in [0, 255] as the model's input expects. It is not packaged as an
-    exported file is (`mobileseg.deploy.packaging.package`: a uint8 image in, the normalisation
-    folded in, frozen kernels)."""
-    from mobileseg.arch import builder
-    from mobileseg.deploy.tflite_convert import convert, random_representative
-
-    model = builder.build_model(genotype, num_classes, tuple(input_size), batch_size=1,
-                                resize_output=resize_output)
-    images = random_representative([(1, *input_size, 3)], num_samples=8, low=0.0, high=255.0)
-    return convert(model, quantization, representative=images)
-
-
 def genotype_key(genotype) -> str:
     """A canonical text of a genotype (equal genotypes, equal keys; the name is ignored)."""
     from mobileseg.arch import schema_io
@@ -210,7 +195,7 @@ def measure_networks(genotypes: Sequence, store: NetworkStore, flatbuffer_of: Ca
     Args:
         genotypes: the networks.
         store: where records are kept.
-        flatbuffer_of: genotype -> the shipped TFLite bytes (`network_flatbuffer`).
+        flatbuffer_of: genotype -> the shipped TFLite bytes (`mobileseg.latency.shipped.network_flatbuffer`).
         measurer: bytes -> `LatencyRecord` or record dict on the table's device.
         desc: the progress bar's label.
         names: one name per network.
