@@ -32,13 +32,13 @@ import os
 import re
 from collections import defaultdict
 
-from mobileseg.litert_op_profile import FAST_RUNS, OpProfile, profile_interleaved
+from mobileseg.litert_op_profile import CLEAN, OpProfile, profile_interleaved
 
 _DATA_TYPE = re.compile(r"^(?:B?F\d+|Q[A-Z]\d+[A-Z]?)$")  # F32, F16, BF16, QC8, QS8, QU8, QD8, QC8W, QC4W
 ROUNDS, ROUND_RUNS = 5, 10
 METHOD = (f"LiteRT profiler (ai_edge_litert CompiledModel, CPU/XNNPACK, 1 thread): XNNPACK's per-operator "
-          f"wall-clock times, each node the mean of its runs between the {FAST_RUNS[0]:.0%} and {FAST_RUNS[1]:.0%} "
-          "quantiles (runs the scheduler interrupted left out), summed by op type; whole-file times are thread CPU")
+          f"wall-clock times, each node the mean of its runs within {CLEAN[0]:.0%} (at least {CLEAN[1]:g} us) of its "
+          "fastest (runs the scheduler interrupted left out), summed by op type; whole-file times are thread CPU")
 
 
 def op_type(tag: str) -> str:
