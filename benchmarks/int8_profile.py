@@ -172,7 +172,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=6, help="profiling rounds per file")
     parser.add_argument("--round_runs", type=int, default=10, help="profiled invokes per round")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--float_stem", default="mobilenetv3_small_lraspp,seaformer_tiny,segformer_b0",
+    parser.add_argument("--float_stem", default=",".join(NETWORKS),
                         help="networks whose int8 file is also timed with a float stem (step 3); empty: none")
     parser.add_argument("--work_dir", type=Path, default=ROOT / "runs" / "int8_profile")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "int8_profile.json")

@@ -284,12 +284,19 @@ def _time_files(entries: list[dict], model, settings: ExportSettings, log) -> tu
     fp32_reference = None
     checks = settings.profile.checks if settings.profile else None
     needs_fp32 = int8_entry is not None or (checks is not None and checks.min_speedup_vs_fp32 is not None)
+    reference_error = None
     if tflite and fp32_path is None and needs_fp32:
-        fp32_reference = settings.out_dir / ".fp32_reference.tflite"
         log("converting an fp32 file to compare the int8 file with")
-        write_atomic(fp32_reference, packaging.convert(model, "fp32", settings.output, "uint8"))
-        fp32_path = str(fp32_reference)
-        timing_paths.append(fp32_path)
+        try:
+            flatbuffer = packaging.convert(model, "fp32", settings.output, "uint8")
+        except Exception as error:  # the int8 file is what was asked for: report the failure, go on
+            reference_error = f"fp32 conversion failed: {type(error).__name__}: {str(error).strip()[:200]}"
+            log(f"  {reference_error}")
+        else:
+            fp32_reference = settings.out_dir / ".fp32_reference.tflite"
+            write_atomic(fp32_reference, flatbuffer)
+            fp32_path = str(fp32_reference)
+            timing_paths.append(fp32_path)
     log(f"timing {len(timing_paths)} file(s) at {settings.threads} thread(s)")
     timings = report.time_tflite(timing_paths, threads=settings.threads)
     for entry in tflite:
@@ -298,7 +305,7 @@ def _time_files(entries: list[dict], model, settings: ExportSettings, log) -> tu
     for entry in tflite:
         if fp32_ms and entry.get("latency_ms"):
             entry["speedup_vs_fp32"] = round(fp32_ms / entry["latency_ms"], 3)
-    op_profile = None
+    op_profile = {"error": reference_error} if reference_error else None
     if int8_entry is not None and fp32_path is not None:
         from mobileseg.deploy.op_profile import export_profile
 
