@@ -8,7 +8,8 @@ event per XNNPACK *operator* (XNNPACK's own per-operator timing, tag e.g. ``Conv
 QC8) IGEMM``) and one per node left to LiteRT's built-in kernels (tag: the TFLite op, e.g.
 ``ARG_MAX``). This module calls that API from ``libLiteRt.so`` (shipped in the ``ai_edge_litert``
 wheel) through ``ctypes``: CPU accelerator (XNNPACK), ONE thread, inputs filled with
-`mobileseg.litert_interpreter.random_inputs`.
+`mobileseg.litert_interpreter.random_inputs`. The signatures and the event layout are those of
+``litert/c/`` at the pinned ai-edge-litert 2.3.0 (``requirements.txt``); the tests run each call.
 
 What a time means: each event is XNNPACK's (or LiteRT's) wall-clock time of one call, in whole
 microseconds. On a shared machine many calls are interrupted by the scheduler and come out long
