@@ -34,7 +34,7 @@ from collections import defaultdict
 
 from mobileseg.litert_op_profile import CLEAN, OpProfile, profile_interleaved
 
-_DATA_TYPE = re.compile(r"^(?:B?F\d+|Q[A-Z]\d+[A-Z]?)$")  # F32, F16, BF16, QC8, QS8, QU8, QD8, QC8W, QC4W
+_DATA_TYPE = re.compile(r"^(?:B?F\d+|Q[A-Z]\d+[A-Z]?|X\d+)$")  # F32, BF16, QC8, QS8, QU8, QD8, QC8W, X32, X8
 ROUNDS, ROUND_RUNS = 5, 10
 METHOD = (f"LiteRT profiler (ai_edge_litert CompiledModel, CPU/XNNPACK, 1 thread): XNNPACK's per-operator "
           f"wall-clock times, each node the mean of its runs within {CLEAN[0]:.0%} (at least {CLEAN[1]:g} us) of its "
@@ -47,8 +47,8 @@ def op_type(tag: str) -> str:
     Example:
         >>> op_type("Fully Connected (NC, QS8, QC8W) GEMM"), op_type("Fully Connected (NC, F32) GEMM")
         ('Fully Connected (NC) GEMM', 'Fully Connected (NC) GEMM')
-        >>> op_type("Mean (ND) Reduce2"), op_type("Convert (NC, F32, QS8)"), op_type("ARG_MAX")
-        ('Mean (ND) Reduce', 'Convert (NC)', 'ARG_MAX')
+        >>> op_type("Mean (ND) Reduce2"), op_type("Convert (NC, F32, QS8)"), op_type("Copy (NC, X32)"), op_type("ARG_MAX")
+        ('Mean (ND) Reduce', 'Convert (NC)', 'Copy (NC)', 'ARG_MAX')
     """
     def strip(match: re.Match) -> str:
         kept = [part.strip() for part in match.group(1).split(",") if not _DATA_TYPE.match(part.strip())]

@@ -11,6 +11,7 @@ def test_xnnpack_names_of_one_op_in_both_files_meet_on_one_row():
         op_type("Convolution (NHWC, QC8) IGEMM")
     assert op_type("Fully Connected (NC, QD8, F32, QC8W) GEMM") == "Fully Connected (NC) GEMM"
     assert op_type("Batch Matrix Multiply (NC, QS8)") == "Batch Matrix Multiply (NC)"
+    assert op_type("Transpose (ND, X32) Transpose") == op_type("Transpose (ND, X8) Transpose")  # element widths
     assert op_type("Add (ND)") == "Add (ND)" and op_type("SOFTMAX") == "SOFTMAX"
 
 
