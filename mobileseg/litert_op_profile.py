@@ -14,16 +14,17 @@ wheel) through ``ctypes``: CPU accelerator (XNNPACK), ONE thread, inputs filled 
 What a time means: each event is XNNPACK's (or LiteRT's) wall-clock time of one call, in whole
 microseconds. On a shared machine many calls are interrupted by the scheduler and come out long
 (measured here, 2026-12, load 12-17 on 2 cores at ``nice 10``: a 7 ms invoke took 72 ms of wall
-time; a 3.4 ms convolution was interrupted in more than 80 % of its runs, so its median was 36 ms).
+time; a 3.4 ms convolution was interrupted in more than 75 % of its runs, so its median was 36 ms).
 An interruption adds milliseconds, so a node's runs form a clean cluster near its fastest run and
 a tail far above it: each node's time is the mean of its **clean runs**, those within `CLEAN`
 (25 %, at least 50 us) of its fastest run, whatever share of its runs was interrupted, as long
 as one was not. Each profiled invoke also starts right after the thread gave up the CPU
 (``sched_yield``), on a fresh time slice, so fewer of its ops are interrupted. The sum of the op
 times is compared with the file's thread-CPU time (`mobileseg.litert_measure`) by the callers
-(`mobileseg.deploy.op_profile`): that is the error of the profile. Measured here it is 0.82-0.94
-for fp32 and int8 reference networks: the ops' clean times leave out LiteRT's work between ops
-(0.15-0.3 ms per invoke, from the profiler's ``Invoke`` events) and the cache refills that follow
+(`mobileseg.deploy.op_profile`): that is the error of the profile. Measured here it is 0.79-1.01
+for the fp32 and int8 files of 10 reference networks (``benchmarks/results/int8_profile.json``): the
+ops' clean times leave out LiteRT's work between ops (0.14-0.28 ms per invoke, from the profiler's
+``Invoke`` events) and the cache refills that follow
 each interruption, which the thread-CPU time of a loaded machine includes.
 
 Several models are profiled *interleaved*, a round of each in turn, as `mobileseg.litert_measure`
