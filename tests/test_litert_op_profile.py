@@ -29,8 +29,8 @@ def test_an_op_xnnpack_refuses_is_timed_as_a_builtin_node_between_the_partitions
 
 
 def test_times_follow_the_work_and_sum_to_the_whole_invoke():
-    # ops well under the scheduler's slice on a loaded machine (a few ms: longer ones are interrupted in
-    # nearly every run, so their wall-clock times cannot be cleaned; see the module doc)
+    # ops well under the scheduler's slice on a loaded machine (a few ms: a longer op may have no run the
+    # scheduler left alone, and then no clean time; see the module doc)
     small, large = tiny_tflite("conv", size=32, channels=16, mode="fp32"), tiny_tflite("conv", size=64, channels=48,
                                                                                         mode="fp32")
     fast, slow = profile_interleaved([small, large], rounds=4, round_runs=10)
