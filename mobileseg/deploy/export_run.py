@@ -145,7 +145,7 @@ def export(settings: ExportSettings, log=print) -> dict:
             output_quantization=output_quantization, source=str(float_path)))
         entries.append(entry)
 
-    fp32_ms = _time_files(entries, model, settings, log)
+    fp32_ms, op_profile = _time_files(entries, model, settings, log)
     float_entry = {"file": str(float_path)}
     if source is not None and settings.evaluate:
         _evaluate(entries, float_entry, source, settings, qat_model is not None, log)
@@ -169,7 +169,7 @@ def export(settings: ExportSettings, log=print) -> dict:
                 "distill_weight": settings.distill_weight, "ohem_thresh": settings.ohem_thresh,
                 "ohem_min_kept": settings.ohem_min_kept, "history": qat_history, "model": str(settings.qat_model_path)
                 if qat_model is not None else None, "note": qat_note},
-        "float": float_entry, "files": entries, "environment": environment(),
+        "float": float_entry, "files": entries, "op_profile": op_profile, "environment": environment(),
         "passed": not failures, "failed_checks": failures, "seconds": round(time.time() - started, 1),
     }
     write_atomic(settings.out_dir / "report.json", json.dumps(result, indent=2) + "\n")
@@ -267,38 +267,60 @@ def _jobs(formats: tuple[str, ...], qat: bool, ptq: bool) -> list[tuple]:
     return jobs
 
 
-def _time_files(entries: list[dict], model, settings: ExportSettings, log) -> float | None:
-    """Time every written ``.tflite`` file (and speed-ups against fp32) into its entry; returns the fp32 ms.
+def _time_files(entries: list[dict], model, settings: ExportSettings, log) -> tuple[float | None, dict | None]:
+    """Time every written ``.tflite`` file (and speed-ups against fp32) into its entry, and profile the int8
+    file against the fp32 one op type by op type; returns the fp32 ms and that profile.
 
-    Without an fp32 file among them, a profile that checks the speed-up against fp32 has a temporary fp32
-    file converted, timed and deleted.
+    Without an fp32 file among them, a temporary fp32 file is converted, timed, profiled and deleted when an
+    int8 file was written or a profile checks the speed-up against fp32.
     """
     from mobileseg.atomic_write import write_atomic
     from mobileseg.deploy import packaging, report
 
     tflite = [e for e in entries if e["format"] == "tflite" and "error" not in e]
     timing_paths = [e["file"] for e in tflite]
+    fp32_path = next((e["file"] for e in tflite if e["mode"] == "fp32"), None)
+    int8_entry = _shipped_int8(tflite)
     fp32_reference = None
     checks = settings.profile.checks if settings.profile else None
-    needs_fp32 = checks is not None and checks.min_speedup_vs_fp32 is not None
-    if tflite and not any(e["mode"] == "fp32" for e in tflite) and needs_fp32:
-        fp32_reference = settings.out_dir / ".fp32_reference.tflite"
-        write_atomic(fp32_reference, packaging.convert(model, "fp32", settings.output, "uint8"))
-        timing_paths.append(str(fp32_reference))
+    needs_fp32 = int8_entry is not None or (checks is not None and checks.min_speedup_vs_fp32 is not None)
+    reference_error = None
+    if tflite and fp32_path is None and needs_fp32:
+        log("converting an fp32 file to compare the int8 file with")
+        try:
+            flatbuffer = packaging.convert(model, "fp32", settings.output, "uint8")
+        except Exception as error:  # the int8 file is what was asked for: report the failure, go on
+            reference_error = f"fp32 conversion failed: {type(error).__name__}: {str(error).strip()[:200]}"
+            log(f"  {reference_error}")
+        else:
+            fp32_reference = settings.out_dir / ".fp32_reference.tflite"
+            write_atomic(fp32_reference, flatbuffer)
+            fp32_path = str(fp32_reference)
+            timing_paths.append(fp32_path)
     log(f"timing {len(timing_paths)} file(s) at {settings.threads} thread(s)")
     timings = report.time_tflite(timing_paths, threads=settings.threads)
-    fp32_ms = None
     for entry in tflite:
         entry.update({k: v for k, v in timings[entry["file"]].items() if k != "runs"})
-        if entry["mode"] == "fp32":
-            fp32_ms = entry["latency_ms"]
-    if fp32_reference is not None:
-        fp32_ms = timings[str(fp32_reference)]["latency_ms"]
-        fp32_reference.unlink()
+    fp32_ms = timings[fp32_path]["latency_ms"] if fp32_path else None
     for entry in tflite:
         if fp32_ms and entry.get("latency_ms"):
             entry["speedup_vs_fp32"] = round(fp32_ms / entry["latency_ms"], 3)
-    return fp32_ms
+    op_profile = {"error": reference_error} if reference_error else None
+    if int8_entry is not None and fp32_path is not None:
+        from mobileseg.deploy.op_profile import export_profile
+
+        log("profiling the fp32 and int8 files op by op (1 thread)")
+        one_thread = settings.threads == 1  # else the files' times are wall clock at other threads: not compared
+        op_profile = export_profile(fp32_path, int8_entry["file"], fp32_ms if one_thread else None,
+                                    int8_entry["latency_ms"] if one_thread else None, seed=settings.seed)
+    if fp32_reference is not None:
+        fp32_reference.unlink()
+    return fp32_ms, op_profile
+
+
+def _shipped_int8(entries: list[dict]) -> dict | None:
+    """The int8 file that ships (``model_int8.tflite``: quantization-aware when there is one), if written."""
+    return next((e for e in entries if e["mode"] == "int8" and Path(e["file"]).name == "model_int8.tflite"), None)
 
 
 def _evaluate(entries: list[dict], float_entry: dict, source, settings: ExportSettings, has_qat: bool, log) -> None:

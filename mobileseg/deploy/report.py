@@ -8,7 +8,8 @@ latency at 1 thread (thread CPU time: this machine is shared), all files timed
 interleaved so machine noise hits them alike; and
 the mIoU on the val split through `mobileseg.split_evaluation.evaluate` (the same data and the
 same code for every file and for the float ``.keras`` model). A profile's checks
-(`mobileseg.deploy.profiles`) are then applied to the file it targets.
+(`mobileseg.deploy.profiles`) are then applied to the file it targets. The shipped int8 file's
+op-type profile against the fp32 file (`mobileseg.deploy.op_profile`) closes the printed table.
 """
 
 from __future__ import annotations
@@ -299,4 +300,13 @@ def format_table(report: dict) -> str:
             if not check["passed"]:
                 rows.append(f"  FAILED {check['check']}: {check['value']} (limit {check['limit']})"
                             + (f" - {check['note']}" if check.get("note") else ""))
+    profile = report.get("op_profile") or {}
+    if profile.get("ops"):
+        from mobileseg.deploy.op_profile import format_profile
+
+        rows += ["", f"where int8 time goes ({profile['int8_file']} against "
+                 f"{profile.get('fp32_file') or 'an fp32 conversion'}, 1 thread, LiteRT profiler):",
+                 format_profile(profile)]
+    elif profile.get("error"):
+        rows.append(f"no op profile: {profile['error']}")
     return "\n".join(rows)

@@ -2,7 +2,8 @@
 
 `report_html` is the whole page: overview, Pareto front, the chosen network drawn, accuracy
 (per-class IoU and confusion matrices of the float and int8 models), sample predictions,
-the per-block latency breakdown, and the export checks with the benchmark. A section whose
+the per-block latency breakdown, the export checks with the benchmark, and where the int8
+file's time goes op type by op type. A section whose
 inputs the run lacks (a search-only run has no model; a run stopped before export has no
 int8 file) says "not in this run" and why, and so does one whose inputs cannot be used (a
 data set no longer where the run found it), so a report of any run is written.
@@ -214,9 +215,34 @@ def export_section(run: RunFolder) -> Section:
     return Section("export", title, body)
 
 
+def int8_profile_section(run: RunFolder) -> Section:
+    """Where int8 time goes: the export's op-type profile of the int8 file against the fp32 file."""
+    title = "Where int8 time goes"
+    profile = (run.export_report or {}).get("op_profile")
+    if not profile:
+        return Section("int8-profile", title, not_in_run(
+            "no op profile in export/report.json: no int8 file exported (or exported before profiles were made)"))
+    if profile.get("error"):
+        return Section("int8-profile", title, not_in_run(f"the export could not profile its files: {profile['error']}"))
+    fp32_file = profile.get("fp32_file") or "an fp32 conversion of the same model"
+    body = (f"<p>{escape(profile['int8_file'])} against {escape(fp32_file)}, op type by op type, at 1 thread: "
+            f"{escape(profile['method'])}. Rows in red lose time in int8.</p>")
+    rows = [(op["op"], op.get("fp32_nodes"), op["fp32_ms"], op.get("int8_nodes"), op["int8_ms"], op["speedup"])
+            for op in profile["ops"]]
+    classes = ["bad" if op["speedup"] is not None and op["speedup"] < 1 else "" for op in profile["ops"]]
+    body += table(["op (XNNPACK operator or LiteRT kernel)", "fp32 nodes", "fp32 ms", "int8 nodes", "int8 ms",
+                   "x fp32"], rows, classes)
+    totals = [("sum of the ops", profile["fp32_ops_ms"], profile["int8_ops_ms"], None),
+              ("whole file (thread CPU)", profile["fp32_ms"], profile["int8_ms"], profile["speedup"]),
+              ("sum of the ops / whole file", profile["fp32_ops_vs_whole"], profile["int8_ops_vs_whole"], None)]
+    body += table(["", "fp32", "int8", "x fp32"], totals)
+    return Section("int8-profile", title, body)
+
+
 def report_html(run: RunFolder, samples: int = 4, progress: bool | None = None) -> str:
     """The whole report page of a run."""
     sections = [overview_section(run), pareto_section(run), network_section(run),
-                *quality_sections(run, samples, progress), latency_section(run), export_section(run)]
+                *quality_sections(run, samples, progress), latency_section(run), export_section(run),
+                int8_profile_section(run)]
     name = run.genotype.name if run.genotype is not None else run.path.name
     return render_page(f"mobileseg run report: {name}", sections, subtitle=str(run.path.resolve()))

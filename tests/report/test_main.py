@@ -12,7 +12,7 @@ from PIL import Image
 from mobileseg.report import __main__ as main
 from tests.report import browser
 
-SECTIONS = ["overview", "pareto", "network", "accuracy", "samples", "latency", "export"]
+SECTIONS = ["overview", "pareto", "network", "accuracy", "samples", "latency", "export", "int8-profile"]
 
 
 def report(run_dir, *args):
@@ -32,7 +32,7 @@ def test_a_trained_run_gets_a_self_contained_report_that_a_browser_shows_whole(t
     seen = browser.load(page, tmp_path)
     assert [section["id"] for section in seen["sections"]] == SECTIONS
     missing = {section["id"] for section in seen["sections"] if section["missing"]}
-    assert missing == {"pareto", "export"}  # no search, no export report in this run: said, not failed
+    assert missing == {"pareto", "export", "int8-profile"}  # no search, no export report in this run: said
     assert next(s for s in seen["sections"] if s["id"] == "network")["svgs"] == 1
     # the two confusion matrices and the sample figure, each decoded by the browser
     assert [image["alt"] for image in seen["images"]] == [

@@ -24,3 +24,28 @@ def test_a_search_only_run_shows_its_front_and_network_and_names_what_it_lacks(s
     for anchor in ("accuracy", "samples", "latency", "export"):
         assert "Not in this run" in section(page, anchor), anchor
     assert "Not in this run" not in section(page, "pareto") + section(page, "network")
+
+
+def test_the_export_s_op_profile_shows_which_ops_gain_and_which_lose_in_int8(tmp_path):
+    import json
+
+    from mobileseg.deploy.op_profile import export_profile
+    from mobileseg.latency.testing import tiny_tflite
+
+    (tmp_path / "export").mkdir()
+    (tmp_path / "config.yaml").write_text("export: {data: synthetic:8}\n")
+    page = report_html(open_run(tmp_path), samples=0)
+    assert "Not in this run" in section(page, "int8-profile")  # no export report yet: said, not failed
+
+    fp32, int8 = tmp_path / "export" / "model_fp32.tflite", tmp_path / "export" / "model_int8.tflite"
+    fp32.write_bytes(tiny_tflite("softmax", mode="fp32"))
+    int8.write_bytes(tiny_tflite("softmax"))
+    profile = export_profile(fp32, int8, 0.05, 0.04)
+    (tmp_path / "export" / "report.json").write_text(json.dumps({"files": [], "passed": True, "op_profile": profile}))
+    shown = section(report_html(open_run(tmp_path), samples=0), "int8-profile")
+    assert "model_int8.tflite against model_fp32.tflite" in shown and "XNNPACK" in shown
+    for op in profile["ops"]:
+        row = re.search(rf"<tr( class=\"bad\")?><td>{re.escape(op['op'])}</td>", shown)
+        assert row, op["op"]
+        assert bool(row.group(1)) == (op["speedup"] is not None and op["speedup"] < 1), op
+    assert "<td>whole file (thread CPU)</td>" in shown and "<td>sum of the ops / whole file</td>" in shown
