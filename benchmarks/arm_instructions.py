@@ -94,7 +94,7 @@ def main() -> int:
     from mobileseg.deploy import packaging
     from mobileseg.litert_measure import measure_tflite
     from mobileseg.provenance import load_average, machine, versions
-    from mobileseg.search.objectives import genotype_key
+    from mobileseg.run.fingerprint import genotype_key
     from rank_stats import spearman_rho
 
     root = find_root()

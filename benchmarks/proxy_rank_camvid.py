@@ -77,7 +77,7 @@ def choose_networks(space_file: str, num_classes: int, pool: int, count: int, la
     from mobileseg.arch import complexity
     from mobileseg.arch.builder import build_model
     from mobileseg.arch.space import SearchSpace
-    from mobileseg.search.objectives import genotype_key
+    from mobileseg.run.fingerprint import genotype_key
 
     space = SearchSpace.load(ROOT / space_file)
     size = _size(SIZE)

@@ -102,7 +102,7 @@ def main(argv: list[str]) -> int:
 
     from mobileseg.atomic_write import write_atomic
     from mobileseg.provenance import load_average, machine, versions
-    from mobileseg.training.run_config import read_config
+    from mobileseg.run.run_config import read_config
 
     run_dir = Path(FLAGS.run_dir)
     command = search_command()

@@ -87,7 +87,7 @@ def main(argv: list[str]) -> int:
     from mobileseg.arch.space import SearchSpace
     from mobileseg.atomic_write import write_atomic
     from mobileseg.data.sources import open_source
-    from mobileseg.search.objectives import genotype_key
+    from mobileseg.run.fingerprint import genotype_key
     from mobileseg.supernet.accuracy import SupernetAccuracyModel
     from mobileseg.supernet.model import Supernet
     from mobileseg.supernet.train_config import SupernetTrainConfig

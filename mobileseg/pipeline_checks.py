@@ -10,16 +10,13 @@ section of ``DIR/config.yaml`` those checks read back.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 
 from mobileseg.pipeline_settings import PipelineSettings, size_text
 from mobileseg.run.exit_codes import BadInput
+from mobileseg.run.fingerprint import file_digest
 from mobileseg.run.latency_backend import parse_latency_backend
-
-
-def _space_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+from mobileseg.run.run_config import ResumeRefused, read_config, record_config, resume_changes
 
 
 def check_inputs(settings: PipelineSettings) -> PipelineSettings:
@@ -70,33 +67,33 @@ def check_inputs(settings: PipelineSettings) -> PipelineSettings:
 
 def _check_same_run(settings: PipelineSettings) -> None:
     """Refuse a run folder whose finished steps came from another space, data set or search size."""
-    from mobileseg.training.errors import TrainingError
-    from mobileseg.training.run_config import read_config
+    from mobileseg.text_files import TextFileError
 
     try:
         config = read_config(settings.run_dir)
-    except TrainingError as error:
+    except TextFileError as error:
         raise BadInput(f"--run_dir: {error}") from None
     previous = config.get("pipeline") or {}
-    if previous.get("space_sha256") not in (None, _space_digest(settings.space)):
-        raise BadInput(f"--space {settings.space}: {settings.run_dir} holds a run of another space "
-                       f"({previous.get('space')}); use a new --run_dir")
-    if previous.get("data") not in (None, settings.data):
-        raise BadInput(f"--data {settings.data}: {settings.run_dir} holds a run on {previous.get('data')}; "
-                       "use a new --run_dir")
-    searched = (config.get("search") or {}).get("input_size")
-    if settings.search_input_size and searched and list(settings.search_input_size) != searched:
-        raise BadInput(f"--search_input_size {size_text(settings.search_input_size)}: {settings.run_dir} holds a "
-                       f"search at {size_text(searched)}; use a new --run_dir")
+    changed = resume_changes(previous, {"space_sha256": file_digest(settings.space), "data": settings.data})
+    if "space_sha256" in changed:
+        raise ResumeRefused(f"--space {settings.space}: {settings.run_dir} holds a run of another space "
+                            f"({previous.get('space')}); use a new --run_dir")
+    if "data" in changed:
+        raise ResumeRefused(f"--data {settings.data}: {settings.run_dir} holds a run on {previous.get('data')}; "
+                            "use a new --run_dir")
+    searched = config.get("search") or {}
+    if settings.search_input_size and resume_changes(searched, {"input_size": list(settings.search_input_size)}):
+        raise ResumeRefused(f"--search_input_size {size_text(settings.search_input_size)}: {settings.run_dir} "
+                            f"holds a search at {size_text(searched['input_size'])}; use a new --run_dir")
 
 
 def record_settings(settings: PipelineSettings) -> None:
     """Write the ``pipeline`` section of ``DIR/config.yaml`` (other steps' sections are kept)."""
-    from mobileseg.training.run_config import record_config
+    from mobileseg.training.errors import TrainingError
 
     values = {field.name: getattr(settings, field.name) for field in dataclasses.fields(settings)}
     values.update(space=str(settings.space), run_dir=str(settings.run_dir),
-                  space_sha256=_space_digest(settings.space))
+                  space_sha256=file_digest(settings.space))
     settings.run_dir.mkdir(parents=True, exist_ok=True)
-    record_config(settings.run_dir, "pipeline", values)
+    record_config(settings.run_dir, "pipeline", values, error=TrainingError)
 

@@ -49,9 +49,10 @@ def searched_size(run_dir: Path) -> tuple[tuple[int, int], float]:
     Raises:
         PipelineError: the section lacks them.
     """
-    from mobileseg.training.run_config import read_config
+    from mobileseg.run.run_config import read_config
+    from mobileseg.training.errors import TrainingError
 
-    search = read_config(run_dir).get("search") or {}
+    search = read_config(run_dir, error=TrainingError).get("search") or {}
     size, scale = search.get("input_size"), search.get("search_scale")
     if not (isinstance(size, list) and len(size) == 2 and isinstance(scale, (int, float))):
         raise PipelineError(f"{RunDir(run_dir).file(RunDir.CONFIG)}: its search section has no input_size and "
@@ -69,9 +70,10 @@ def init_flag(run_dir: Path) -> list[str]:
     it started with, so that it resumes.
     """
     from mobileseg.supernet.trainer import CHECKPOINT, FOLDER
-    from mobileseg.training.run_config import read_config
+    from mobileseg.run.run_config import read_config
+    from mobileseg.training.errors import TrainingError
 
-    started = read_config(run_dir).get("train")
+    started = read_config(run_dir, error=TrainingError).get("train")
     if started is not None:
         return ["--init", started["init"]] if started.get("init") else []
     return ["--init", f"supernet:{run_dir}"] if (run_dir / FOLDER / CHECKPOINT).is_file() else []

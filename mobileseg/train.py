@@ -51,7 +51,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from collections.abc import Sequence
@@ -185,13 +184,6 @@ def train_config(flag_values):
         raise BadInput(f"--{error}") from None  # TrainConfig names the field, which is the flag
 
 
-def genotype_digest(genotype) -> str:
-    """SHA-256 of a genotype's canonical YAML: equal for equal networks, whatever the file's layout."""
-    from mobileseg.arch import schema_io
-
-    return hashlib.sha256(schema_io.dumps(genotype).encode()).hexdigest()
-
-
 def run(flag_values, argv: Sequence[str]) -> int:
     """Train as the parsed flags say; returns the exit code."""
     from mobileseg.arch.schema_io import GenotypeError
@@ -248,6 +240,8 @@ def _train(fv, folder: Path):
     from mobileseg.arch import builder, schema_io
     from mobileseg.arch.external import External
     from mobileseg.data.sources import open_source
+    from mobileseg.run.fingerprint import arch_sha256
+    from mobileseg.run.run_config import ResumeRefused, read_config, resume_changes
     from mobileseg.training import trainer
     from mobileseg.training.teacher import load_teacher, prepare_teacher
     from mobileseg.warm_start import initialize
@@ -265,15 +259,15 @@ def _train(fv, folder: Path):
             genotype.check_input_size(size, flag)
     if config.model_size:
         check_size("--model_size", config.model_size, stride, what)
-    digest = genotype_digest(genotype)
-    previous = trainer.read_config(folder).get("train") or {}
-    if previous.get("arch_sha256") not in (None, digest):
-        raise BadInput(f"--arch {fv.arch}: {fv.run_dir} holds a run of another network "
-                       f"({previous.get('arch_name')} from {previous.get('arch')}); use a new --run_dir")
-    if previous and previous.get("init") != fv.init:
-        raise BadInput(f"--init {fv.init or '(none)'}: {fv.run_dir} holds a run started from "
-                       f"{previous.get('init') or 'random weights'}; resume it with the same --init, or use a new "
-                       "--run_dir")
+    digest = arch_sha256(genotype)
+    previous = read_config(folder, error=trainer.TrainingError).get("train") or {}
+    if resume_changes(previous, {"arch_sha256": digest}):
+        raise ResumeRefused(f"--arch {fv.arch}: {fv.run_dir} holds a run of another network "
+                            f"({previous.get('arch_name')} from {previous.get('arch')}); use a new --run_dir")
+    if previous and previous.get("init") != fv.init:  # a run from random weights records init: null
+        raise ResumeRefused(f"--init {fv.init or '(none)'}: {fv.run_dir} holds a run started from "
+                            f"{previous.get('init') or 'random weights'}; resume it with the same --init, or use "
+                            "a new --run_dir")
     init = initialize.parse_init(fv.init) if fv.init else None
 
     teacher = None

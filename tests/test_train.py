@@ -16,8 +16,10 @@ from absl import flags
 
 from mobileseg import train
 from mobileseg.arch import builder, schema_io
+from mobileseg.run.fingerprint import arch_sha256
+from mobileseg.run.run_config import read_config
+from mobileseg.run.run_dir import RunDir
 from mobileseg.training import callbacks, run_files
-from mobileseg.training.run_config import read_config
 
 ARCH = """
 name: tiny_aux
@@ -177,7 +179,7 @@ def test_bad_input_exits_2_names_the_culprit_and_leaves_the_run_dir_alone(files,
     (run_dir / "last.keras").write_bytes(b"the last checkpoint")
     (run_dir / "model.keras").write_bytes(b"the best model")
     run_files.RunState(epoch=1, optimizer_step=6, fixed={"batch_size": 2}).save(run_dir)
-    arch_digest = train.genotype_digest(schema_io.load(files / "tiny.yaml"))
+    arch_digest = arch_sha256(schema_io.load(files / "tiny.yaml"))
     (run_dir / "config.yaml").write_text(f"search: {{budget_ms: 9}}\ntrain: {{arch_sha256: {arch_digest}}}\n")
     before = snapshot(run_dir)
     args = common(files / "tiny.yaml", run_dir, "--epochs", "2")
@@ -242,7 +244,7 @@ class Killed(BaseException):
     """Stands for a SIGKILL at one point of the checkpoint writes."""
 
 
-@pytest.mark.parametrize("killed_at", [run_files.LAST, run_files.BEST])
+@pytest.mark.parametrize("killed_at", [RunDir.LAST, RunDir.MODEL])
 def test_a_run_killed_while_writing_a_checkpoint_of_its_first_epoch_resumes(files, tmp_path, monkeypatch, killed_at):
     run_dir = tmp_path / "run"
     args = common(files / "tiny.yaml", run_dir, "--epochs", "2", "--notensorboard")
@@ -269,13 +271,13 @@ def test_a_damaged_state_file_or_a_busy_folder_exits_2_and_changes_nothing(files
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "last.keras").write_bytes(b"the last checkpoint")
-    (run_dir / run_files.STATE).write_text('{"epoch": 1, "optimi')  # cut short
+    (run_dir / RunDir.TRAIN_STATE).write_text('{"epoch": 1, "optimi')  # cut short
     before = snapshot(run_dir)
     args = common(files / "tiny.yaml", run_dir, "--epochs", "2")
     assert run_cli(*args) == 2
     assert re.search(r"train_state\.json: damaged.*move it away", capsys.readouterr().err)
     assert snapshot(run_dir) == before
-    (run_dir / run_files.STATE).unlink()
+    (run_dir / RunDir.TRAIN_STATE).unlink()
     with hold(run_dir, "mobileseg.search"):
         assert run_cli(*args) == 2
     assert "another command is running in this folder" in capsys.readouterr().err

@@ -16,7 +16,6 @@ On the phone, ``android_bench/run_benchmark.sh`` waits for the thermal zones to 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 import re
@@ -32,6 +31,7 @@ from mobileseg.android.device_profiles import (SocProfile, android_bench_dir, fi
                                                load_profiles)
 from mobileseg.android.errors import AdbCommandError, AndroidBenchError, BenchmarkError, TruncatedOutputError
 from mobileseg.android.script_output import ScriptOutput, benchmark_result, int_or_none, raise_script_error
+from mobileseg.run.fingerprint import file_digest
 
 __all__ = ["DELEGATES", "AndroidDevice", "measure_on_device"]
 
@@ -44,12 +44,8 @@ BENCHMARK_BINARY_ENV = "MOBILESEG_BENCHMARK_MODEL"
 
 def _content_name(path: Path) -> str:
     """``name-<sha1 prefix>.tflite``: distinct for distinct contents, stable across runs."""
-    digest = hashlib.sha1()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", path.stem)
-    return f"{safe}-{digest.hexdigest()[:10]}{path.suffix or '.tflite'}"
+    return f"{safe}-{file_digest(path, 'sha1', 10)}{path.suffix or '.tflite'}"
 
 
 class AndroidDevice:

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mobileseg.run.run_dir import RunDir
+
 FORMATS = ("fp32", "fp16", "int8", "onnx")
 
 
@@ -84,8 +86,8 @@ class ExportSettings:
 
 
 
-def read_run_config(path: Path) -> dict:
-    """The settings of a run's ``config.yaml`` this step uses, read defensively (bad or missing -> {}).
+def read_run_config(run_dir: Path) -> dict:
+    """The settings of ``DIR/config.yaml`` this step uses, read defensively (bad or missing -> {}).
 
     ``python -m mobileseg.train`` writes one section per step (``train:``, ...); the data
     set, the OHEM settings the model was trained with (reused by quantization-aware
@@ -95,22 +97,18 @@ def read_run_config(path: Path) -> dict:
 
     Example:
         >>> import pathlib, tempfile
-        >>> config = pathlib.Path(tempfile.mkdtemp()) / "config.yaml"
-        >>> _ = config.write_text("train: {data: 'synthetic:40', input_size: [64, 96], epochs: 3}\\n")
-        >>> read_run_config(config)
+        >>> run_dir = pathlib.Path(tempfile.mkdtemp())
+        >>> config = "train: {data: 'synthetic:40', input_size: [64, 96], epochs: 3}\\n"
+        >>> _ = (run_dir / "config.yaml").write_text(config)
+        >>> read_run_config(run_dir)
         {'data': 'synthetic:40'}
     """
-    import yaml
+    from mobileseg.run.run_config import read_config
+    from mobileseg.text_files import TextFileError
 
-    from mobileseg.text_files import TextFileError, read_text
-
-    if not path.is_file():
-        return {}
     try:
-        raw = yaml.safe_load(read_text(path)) or {}
-    except (TextFileError, yaml.YAMLError):
-        return {}
-    if not isinstance(raw, dict):
+        raw = read_config(run_dir)
+    except TextFileError:
         return {}
     sections = [raw["train"]] if isinstance(raw.get("train"), dict) else []
     sections.append(raw)
@@ -161,8 +159,8 @@ def settings_from_flags(fv, argv: Sequence[str]) -> ExportSettings:
             raise ExportError(f"--tome: {error}") from None
     merged = "" if tome is None else f"_tome{tome:g}"
     run_dir = Path(fv.run_dir) if fv.run_dir else None
-    model_path = Path(fv.model) if fv.model else run_dir / "model.keras"
-    config = read_run_config(run_dir / "config.yaml") if run_dir else {}
+    model_path = Path(fv.model) if fv.model else run_dir / RunDir.MODEL
+    config = read_run_config(run_dir) if run_dir else {}
     out_dir = Path(fv.out_dir) if fv.out_dir else (run_dir or model_path.parent) / f"export{merged}"
     qat_path = (run_dir / f"model_qat{merged}.keras" if run_dir
                 else model_path.with_name(f"{model_path.stem}_qat{merged}.keras"))

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import datetime
 import functools
-import hashlib
 import json
 import os
 import sqlite3
@@ -48,6 +47,7 @@ from pathlib import Path
 
 from mobileseg.latency.device import IMPLIED, MEASUREMENT_FIELDS, PHONE_FIELDS
 from mobileseg.latency.table_entry import TableEntry
+from mobileseg.run.fingerprint import json_digest, text_digest
 
 CACHE_ENV = "MOBILESEG_LATENCY_CACHE"
 OFF = "off"
@@ -76,11 +76,10 @@ def code_digest() -> str:
     """A digest of the source of `CODE`: a change to how blocks are built or converted changes it
     (read once per process: the source does not change while it runs)."""
     package = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for name in CODE:
-        for path in sorted((package / name).rglob("*.py")) if (package / name).is_dir() else [package / name]:
-            digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
+    paths = [path for name in CODE
+             for path in (sorted((package / name).rglob("*.py")) if (package / name).is_dir() else [package / name])]
+    return text_digest(b"".join(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes()
+                                for path in paths), length=16)
 
 
 def device_id(fingerprint: dict) -> str:
@@ -97,7 +96,7 @@ def device_id(fingerprint: dict) -> str:
     """
     identity = {name: fingerprint.get(name, IMPLIED.get(name)) for name in MEASUREMENT_FIELDS + PHONE_FIELDS}
     identity["mobileseg_code"] = code_digest()
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    return json_digest(identity, length=16)
 
 
 def default_folder(environ: dict | None = None) -> Path | None:

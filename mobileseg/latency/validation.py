@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from mobileseg.atomic_write import write_atomic
+from mobileseg.run.fingerprint import text_digest
 from mobileseg.text_files import read_text
 
 BAND = 0.10
@@ -165,7 +165,7 @@ class NetworkStore:
 
     def path(self, key: str) -> Path:
         """The file of the record stored under ``key``."""
-        return self.folder / f"network_{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
+        return self.folder / f"network_{text_digest(key, 'sha1', 16)}.json"
 
     def get(self, key: str) -> dict | None:
         """The record stored under ``key``; None when that network was not measured yet or its file is damaged.

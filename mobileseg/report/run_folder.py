@@ -83,7 +83,8 @@ def open_run(run_dir: str | os.PathLike) -> RunFolder:
     """
     from mobileseg.arch import schema_io
     from mobileseg.arch.genotype import GenotypeError
-    from mobileseg.bounded_yaml import read_yaml
+    from mobileseg.bounded_yaml import LIMITS
+    from mobileseg.run.run_config import read_config
     from mobileseg.state_files import StateFileError, read_json
     from mobileseg.text_files import TextFileError
 
@@ -105,14 +106,9 @@ def open_run(run_dir: str | os.PathLike) -> RunFolder:
     config: dict = {}
     if folder.file(RunDir.CONFIG).is_file():
         try:
-            loaded = read_yaml(folder.file(RunDir.CONFIG))
+            config = read_config(path, limits=LIMITS)
         except TextFileError as error:
             problems.append(f"{error}; left out of the report")
-        else:
-            if isinstance(loaded, dict):
-                config = loaded
-            else:
-                problems.append(f"{folder.file(RunDir.CONFIG)}: not a YAML mapping; left out of the report")
     genotype = None
     if folder.file(RunDir.ARCH).is_file():
         try:

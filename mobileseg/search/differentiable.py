@@ -83,6 +83,7 @@ from mobileseg.search.differentiable_folder import (  # read_state: imported fro
     read_state,  # noqa: F401
     resume_conflicts,
 )
+from mobileseg.run.run_config import record_config
 from mobileseg.search.differentiable_result import DifferentiableResult, epoch_line, epochs_result
 from mobileseg.search.expected_latency import ExpectedLatency
 from mobileseg.supernet.accuracy import SupernetAccuracyModel
@@ -99,7 +100,6 @@ from mobileseg.training.loop import (
     variable_arrays,
 )
 from mobileseg.training.losses import OhemCrossEntropy
-from mobileseg.training.run_config import record_config
 
 
 class DifferentiableSearch:
@@ -306,7 +306,8 @@ class DifferentiableSearch:
         record_config(run_dir, FOLDER, {**dataclasses.asdict(self.config.weights), **fixed,
                                         "target_latency_ms": self.config.target_latency_ms,
                                         "latency_weight": self.config.latency_weight, "arch_lr": self.config.arch_lr,
-                                        "warmup_epochs": self.config.warmup, "temperature": self.config.temperature})
+                                        "warmup_epochs": self.config.warmup, "temperature": self.config.temperature},
+                      error=TrainingError)
         accuracy = SupernetAccuracyModel(
             self.supernet, source, source, calib_batches=self.config.calib_batches, batch_size=weights.batch_size,
             max_val_images=self.config.val_images, scale_range=self.train_config.scale_range, seed=weights.seed)

@@ -10,9 +10,9 @@ import dataclasses
 from pathlib import Path
 
 from mobileseg.arch import schema_io
+from mobileseg.run.fingerprint import genotype_key
 from mobileseg.search.differentiable_config import DifferentiableConfig
 from mobileseg.search.differentiable_folder import FOLDER
-from mobileseg.search.objectives import genotype_key
 from mobileseg.search.results import Candidate, SearchResult
 from mobileseg.supernet.accuracy import SupernetAccuracyModel
 

@@ -71,8 +71,8 @@ from mobileseg.arch.space_tree import alternatives, nodes_by_path
 from mobileseg.latency.block_model import head_builds
 from mobileseg.latency.blocks import cell_signature, head_signature, live_cells
 from mobileseg.latency.predictor import MeasuringLatencyModel, TableLatencyModel
+from mobileseg.run.fingerprint import genotype_key
 from mobileseg.search.cell_choices import CellChoices, Chosen
-from mobileseg.search.objectives import genotype_key
 from mobileseg.supernet.plan import cell_from_dict
 
 CACHE_SIZE = 64

@@ -23,8 +23,8 @@ One generation:
 
 Every finished trial (completed or pruned) is written to the study in the storage
 with its user attributes: ``genotype`` (as a dict), ``decisions``, ``latency_ms``,
-``miou``, ``key`` (`genotype_key`), ``generation``, ``uid``, ``worker`` when the search
-has one, and ``cached`` when the score was reused. The storage is any Optuna RDB URL
+``miou``, ``key`` (`mobileseg.run.fingerprint.genotype_key`), ``generation``, ``uid``, ``worker``
+when the search has one, and ``cached`` when the score was reused. The storage is any Optuna RDB URL
 (`mobileseg.search.study_storage`): ``sqlite:///runs/NAME/study.db`` by default, or a
 database server such as ``postgresql://user:password@host/db`` so that several processes
 or machines work on one study: every worker runs with the same storage and study name.
@@ -63,8 +63,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -77,8 +75,9 @@ from mobileseg.arch import schema_io
 from mobileseg.arch.schema_io import GenotypeError
 from mobileseg.arch.space import SearchSpace
 from mobileseg.latency.predictor import LatencyModel
+from mobileseg.run.fingerprint import genotype_key, json_digest, text_digest
 from mobileseg.search import encoding as encodings
-from mobileseg.search.objectives import AccuracyModel, checked_mious, genotype_key
+from mobileseg.search.objectives import AccuracyModel, checked_mious
 from mobileseg.search.results import Candidate, SearchResult
 from mobileseg.search.study_storage import DIRECTIONS, hide_password, open_study, quiet_optuna
 from mobileseg.timebudget.eta import Pace
@@ -86,10 +85,6 @@ from mobileseg.timebudget.eta import Pace
 
 class SearchError(RuntimeError):
     """The search cannot go on (invalid proposals beyond the bound, a study set up differently)."""
-
-
-def _space_digest(space: SearchSpace) -> str:
-    return hashlib.sha1(json.dumps(space.tree, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class EvolutionarySearch:
@@ -165,7 +160,7 @@ class EvolutionarySearch:
             return self._study
         study = open_study(self.storage_url, self.study_name)
         settings = {"population": self.population, "target_latency_ms": self.target_latency_ms,
-                    "encoding": self.encoding, "space": _space_digest(self.space)}
+                    "encoding": self.encoding, "space": json_digest(self.space.tree, "sha1")}
         stored = study.user_attrs.get("settings")
         if stored is None:
             study.set_user_attr("settings", settings)
@@ -199,7 +194,7 @@ class EvolutionarySearch:
         if self._working is None:
             entropy = [self.seed, len(stored)]
             if self.worker is not None:
-                entropy.append(int.from_bytes(hashlib.sha256(self.worker.encode()).digest()[:8], "little"))
+                entropy.append(int.from_bytes(bytes.fromhex(text_digest(self.worker, length=16)), "little"))
             seeds = np.random.default_rng(entropy).integers(2**31, size=2)
             sampler = optuna.samplers.NSGAIISampler(population_size=self.population, seed=int(seeds[0]))
             self._working = optuna.create_study(directions=list(DIRECTIONS), sampler=sampler)

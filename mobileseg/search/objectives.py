@@ -24,8 +24,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -38,8 +36,7 @@ from mobileseg.arch.schema_io import GenotypeError
 from mobileseg.arch.space import SearchSpace
 from mobileseg.latency.predictor import LatencyModel, MissingBlockError
 
-__all__ = ["AccuracyModel", "LatencyModel", "ReferencePoint", "checked_mious", "evaluate_references",
-           "genotype_key"]
+__all__ = ["AccuracyModel", "LatencyModel", "ReferencePoint", "checked_mious", "evaluate_references"]
 
 
 @runtime_checkable
@@ -49,27 +46,6 @@ class AccuracyModel(Protocol):
     def miou(self, genotypes: list[Genotype]) -> list[float]:
         """One proxy mIoU in [0, 1] per genotype, in order."""
         ...
-
-
-def genotype_key(genotype: Genotype) -> str:
-    """A stable digest of a network's architecture (its name excluded), for caches and seeds.
-
-    Python's ``hash`` of a string changes from process to process; this does not.
-
-    Example:
-        >>> import dataclasses
-        >>> from mobileseg.arch import schema_io
-        >>> g = schema_io.loads('''
-        ... name: a
-        ... branches: [{name: main, source: null, cells: [{op: conv, width: 8, stride: 2}]}]
-        ... head: {op: light, inputs: [{branch: main}], width: 8}
-        ... ''')
-        >>> genotype_key(g) == genotype_key(dataclasses.replace(g, name="b")), len(genotype_key(g))
-        (True, 40)
-    """
-    data = schema_io.to_dict(genotype)
-    data.pop("name")
-    return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def checked_mious(values: Sequence[float], genotypes: Sequence[Genotype]) -> list[float]:

@@ -46,7 +46,8 @@ from mobileseg.arch import schema_io
 from mobileseg.arch.composition import composition
 from mobileseg.arch.genotype import Genotype
 from mobileseg.atomic_write import write_atomic
-from mobileseg.search.objectives import ReferencePoint, genotype_key
+from mobileseg.run.fingerprint import genotype_key
+from mobileseg.search.objectives import ReferencePoint
 from mobileseg.search.pareto import ARCH_YAML, PARETO_JSON, PARETO_PNG
 
 MAX_REPEATS = 500

@@ -24,7 +24,7 @@ class Candidate:
         decisions: the search-space decisions that give it (``{choice path: index}``).
         latency_ms: predicted by the search's `LatencyModel`.
         miou: proxy mIoU in [0, 1] from the search's `AccuracyModel`.
-        key: `genotype_key` of the network (the same network asked twice has one key).
+        key: `mobileseg.run.fingerprint.genotype_key` of the network (the same network asked twice has one key).
     """
 
     trial: int

@@ -12,15 +12,15 @@ the data set's splits (`check_splits`) with the same functions (`mobileseg.pipel
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import socket
 import types
 from collections.abc import Sequence
 from pathlib import Path
 
 from mobileseg.run.exit_codes import BadInput
+from mobileseg.run.fingerprint import json_digest
 from mobileseg.run.latency_backend import parse_latency_backend
+from mobileseg.run.run_config import ResumeRefused, read_config, resume_changes
 from mobileseg.run.run_dir import RunDir
 from mobileseg.search.search_flags import BUDGET_FLAGS, FLAG_NAMES
 
@@ -66,8 +66,7 @@ class Plan:
         """``--latency_backend``, a ``table:FILE`` by its contents: workers' copies of one table are one backend."""
         if parse_latency_backend(self.flags.latency_backend).measures:
             return self.flags.latency_backend
-        text = json.dumps(self.latency.table.to_json(), sort_keys=True)
-        return f"table sha256:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+        return f"table sha256:{json_digest(self.latency.table.to_json(), length=16)}"
 
 
 def default_input_size(image_size: Sequence[int], stride: int) -> tuple[int, int]:
@@ -85,10 +84,6 @@ def _positive(fv, names: Sequence[str]) -> None:
         value = fv[name].value
         if value is not None and not value > 0:
             raise BadInput(f"--{name} {value}: must be positive")
-
-
-def _space_digest(space) -> str:
-    return hashlib.sha256(json.dumps(space.tree, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _image_size(source) -> tuple[int, int]:
@@ -191,7 +186,7 @@ def check_inputs(fv) -> Plan:
     worker = f"{socket.gethostname()}:{run_dir.resolve()}" if fv.storage else None
     resolved.update(input_size=list(input_size), data=source.spec, storage=hide_password(storage),
                     budget=budget.name, worker=worker)
-    record = {**resolved, "space_sha256": _space_digest(space), "num_classes": source.num_classes,
+    record = {**resolved, "space_sha256": json_digest(space.tree), "num_classes": source.num_classes,
               "class_names": list(source.class_names), "image_size": list(image_size), "output_stride": stride,
               "train_pairs": train_pairs, "val_pairs": len(source.pairs("val"))}
     plan = Plan(types.SimpleNamespace(**resolved), record, run_dir, space, source, input_size, storage, references)
@@ -225,14 +220,14 @@ def _check_storage(url: str) -> None:
 
 def _check_same_search(plan: Plan) -> None:
     """Refuse a DIR holding a search of another space, data set or input size."""
-    from mobileseg.training.run_config import read_config
+    from mobileseg.training.errors import TrainingError
 
-    previous = read_config(plan.run_dir).get("search") or {}
-    changed = [f"{key} {previous[key]!r} -> {plan.record[key]!r}" for key in ("space_sha256", "data", "input_size")
-               if key in previous and previous[key] != plan.record[key]]
+    previous = read_config(plan.run_dir, error=TrainingError).get("search") or {}
+    changed = [f"{key} {old!r} -> {new!r}" for key, (old, new) in resume_changes(
+        previous, {key: plan.record[key] for key in ("space_sha256", "data", "input_size")}).items()]
     if changed:
-        raise BadInput(f"--run_dir {plan.run_dir}: holds a search of another space, data set or input size "
-                       f"({'; '.join(changed)}); use a new --run_dir")
+        raise ResumeRefused(f"--run_dir {plan.run_dir}: holds a search of another space, data set or input "
+                            f"size ({'; '.join(changed)}); use a new --run_dir")
 
 
 def _check_differentiable_dir(plan: Plan) -> None:

@@ -211,10 +211,11 @@ def outputs_stage(plan: Plan, result, accuracy, references: list[Path], state: R
 
 def execute(plan: Plan) -> None:
     """Run the stages ``--stage`` asks for, into the run folder."""
-    from mobileseg.training.run_config import record_config
+    from mobileseg.run.run_config import record_config
+    from mobileseg.training.errors import TrainingError
 
     plan.run_dir.mkdir(parents=True, exist_ok=True)
-    record_config(plan.run_dir, "search", plan.record)
+    record_config(plan.run_dir, "search", plan.record, error=TrainingError)
     state = RunState(plan.run_dir, plan.flags.stage)
     if plan.flags.strategy == "random":
         say(random_stage(plan, latency_stage(plan, state), state))

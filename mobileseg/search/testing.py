@@ -23,7 +23,7 @@ import math
 
 from mobileseg.arch.genotype import Genotype
 from mobileseg.arch.ops.registry import ATTENTION_OPS
-from mobileseg.search.objectives import genotype_key
+from mobileseg.run.fingerprint import genotype_key
 from mobileseg.shipped_files import SPACES
 
 DEMO_SPACE = SPACES / "demo.yaml"
@@ -63,7 +63,7 @@ class CapacityAccuracyModel:
 
     Attributes:
         batches: the size of every batch asked for, in order.
-        evaluated: the `genotype_key` of every network scored, in order.
+        evaluated: the `mobileseg.run.fingerprint.genotype_key` of every network scored, in order.
     """
 
     def __init__(self, scale: float = 150.0, attention_bonus: float = 1.5, noise: float = 0.02):

@@ -70,6 +70,7 @@ from keras import ops
 
 from mobileseg.data.checks import verified_pairs
 from mobileseg.data.source import SegmentationSource
+from mobileseg.run.run_config import record_config
 from mobileseg.state_files import read_checkpoint
 from mobileseg.supernet.graph_options import supernet_function_options
 from mobileseg.supernet.model import Supernet
@@ -87,7 +88,6 @@ from mobileseg.training.loop import (
     variable_arrays,
 )
 from mobileseg.training.losses import OhemCrossEntropy, distillation_kl
-from mobileseg.training.run_config import record_config
 
 FOLDER = "supernet"
 CHECKPOINT_KEYS = ("epoch", "log", "fixed", "rng", "weights")
@@ -295,7 +295,7 @@ class SupernetTrainer:
         if saved is not None:
             epoch, log = self._restore(folder / CHECKPOINT, *saved, fixed, rng)
         initial_epoch = epoch
-        record_config(run_dir, "supernet", {**dataclasses.asdict(self.config), **fixed})
+        record_config(run_dir, "supernet", {**dataclasses.asdict(self.config), **fixed}, error=TrainingError)
         # The same global seed whatever the epoch this process starts at: the data of epoch e
         # depend on it (and on e), never on where the run was interrupted.
         keras.utils.set_random_seed(self.config.seed)

@@ -2,7 +2,8 @@
 
 The run folder files they keep (``last.keras``, ``model.keras``, ``train_log.jsonl``,
 ``train_state.json``, ``tensorboard/``) and the order they are written in are
-`mobileseg.training.run_files`'s; the TensorBoard callback is `mobileseg.training.tensorboard_logger`.
+`mobileseg.training.run_files`'s, their names `mobileseg.run.run_dir.RunDir`'s; the TensorBoard callback is
+`mobileseg.training.tensorboard_logger`.
 
 Callbacks, in the order `fit` runs them:
 
@@ -28,10 +29,9 @@ import keras
 import numpy as np
 from absl import logging
 
+from mobileseg.run.run_dir import RunDir
 from mobileseg.timebudget.eta import Pace
-from mobileseg.training.run_files import BEST, LAST, LOG, RunState, optimizer_step, save_model_atomic
-# STATE: tests/run/test_run_dir.py (on main) reads callbacks.STATE
-from mobileseg.training.run_files import STATE  # noqa: F401
+from mobileseg.training.run_files import RunState, optimizer_step, save_model_atomic
 
 
 def weights_finite(model: keras.Model) -> bool:
@@ -223,10 +223,10 @@ class RunCheckpoint(keras.callbacks.Callback):
     def _diverged(self, where: dict) -> None:
         state = self.state
         if state.epoch and state.best_miou is not None:
-            good = (f"{self.run_dir / LAST} (epoch {state.epoch}) and {self.run_dir / BEST} (best, epoch "
-                    f"{state.best_epoch}, val mIoU {state.best_miou:.4f}) are the last good checkpoints")
+            good = (f"{self.run_dir / RunDir.LAST} (epoch {state.epoch}) and {self.run_dir / RunDir.MODEL} "
+                    f"(best, epoch {state.best_epoch}, val mIoU {state.best_miou:.4f}) are the last good checkpoints")
         elif state.epoch:
-            good = f"{self.run_dir / LAST} (epoch {state.epoch}) is the last good checkpoint"
+            good = f"{self.run_dir / RunDir.LAST} (epoch {state.epoch}) is the last good checkpoint"
         else:
             good = "no epoch completed, so there is no checkpoint"
         state.status = "diverged"
@@ -246,12 +246,12 @@ class RunCheckpoint(keras.callbacks.Callback):
             return
         # last.keras first: killed at any point after it, the run resumes from this epoch; before it,
         # from the previous one (or from scratch), and nothing else of this epoch was written.
-        save_model_atomic(self.student, self.run_dir / LAST)
+        save_model_atomic(self.student, self.run_dir / RunDir.LAST)
         result = self.validation.result or {}
         miou = result.get("miou")
         best = miou is not None and (self.state.best_miou is None or miou > self.state.best_miou)
         if best:
-            save_model_atomic(self.best_model(), self.run_dir / BEST)
+            save_model_atomic(self.best_model(), self.run_dir / RunDir.MODEL)
         entry = {
             "epoch": epoch + 1,
             "optimizer_step": optimizer_step(self.model.optimizer),
@@ -266,7 +266,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             "epoch_seconds": round(time.perf_counter() - self._epoch_started, 3),
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        with open(self.run_dir / LOG, "a") as log:  # appending one line; a resumed run drops a torn one
+        with open(self.run_dir / RunDir.TRAIN_LOG, "a") as log:  # appending one line; a resumed run drops a torn one
             log.write(json.dumps(entry) + "\n")
         self.state.epoch = epoch + 1
         self.state.optimizer_step = entry["optimizer_step"]

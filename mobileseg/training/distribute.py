@@ -43,11 +43,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mobileseg.training import run_files
+from mobileseg.run.run_dir import RunDir
 from mobileseg.training.errors import ResumeError, TrainingError
-from mobileseg.training.run_config import CONFIG
 
-RESUME_FILES = (run_files.LAST, run_files.STATE, run_files.LOG, CONFIG)
+RESUME_FILES = (RunDir.LAST, RunDir.TRAIN_STATE, RunDir.TRAIN_LOG, RunDir.CONFIG)
 """The run folder's files a worker other than the chief reads from DIR to resume (copied to its own folder)."""
 
 
@@ -180,7 +179,7 @@ def agreed_start(strategy: tf.distribute.Strategy, step: int) -> None:
     if others:
         raise ResumeError(f"--run_dir: the chief resumes at optimizer step {steps[0]} but another worker at "
                           f"{', '.join(map(str, others))} (steps of the workers: {steps}); every worker resumes "
-                          f"from the chief's {run_files.LAST}: share the run folder between the machines, or copy "
+                          f"from the chief's {RunDir.LAST}: share the run folder between the machines, or copy "
                           f"the chief's {', '.join(RESUME_FILES)} into every worker's --run_dir")
 
 

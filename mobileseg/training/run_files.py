@@ -1,6 +1,7 @@
-"""A training run's folder: its file names, its state file, its log, and the atomic model save.
+"""A training run's folder: its state file, its log, and the atomic model save.
 
-Files in the run folder (DIR):
+Files in the run folder (DIR), named by `mobileseg.run.run_dir.RunDir` (``LAST``, ``MODEL``,
+``TRAIN_LOG``, ``TRAIN_STATE``, ``TENSORBOARD``):
 
 - ``last.keras``: the training model after the last completed epoch, with its optimizer
   (moments and iteration count): what a resumed run starts from.
@@ -36,14 +37,9 @@ from pathlib import Path
 import keras
 
 from mobileseg.atomic_write import atomic_path, write_atomic
+from mobileseg.run.run_dir import RunDir
 from mobileseg.state_files import StateFileError, read_json
 from mobileseg.text_files import read_text
-
-LAST = "last.keras"
-BEST = "model.keras"
-STATE = "train_state.json"
-LOG = "train_log.jsonl"
-TENSORBOARD = "tensorboard"
 
 
 def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
@@ -108,7 +104,7 @@ class RunState:
         Raises:
             mobileseg.state_files.StateFileError: the file exists but is not a state file (named).
         """
-        path = Path(run_dir) / STATE
+        path = RunDir(run_dir).file(RunDir.TRAIN_STATE)
         data = read_json(path, "move it away (last.keras holds the epoch to resume from) or use a new run dir")
         if data is None:
             return None
@@ -121,12 +117,12 @@ class RunState:
     def save(self, run_dir: str | os.PathLike) -> None:
         """Write the state atomically (with the time it was written)."""
         data = {**dataclasses.asdict(self), "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        write_atomic(Path(run_dir) / STATE, json.dumps(data, indent=2) + "\n")
+        write_atomic(RunDir(run_dir).file(RunDir.TRAIN_STATE), json.dumps(data, indent=2) + "\n")
 
 
 def read_log(run_dir: str | os.PathLike) -> list[dict]:
     """The epochs recorded in ``DIR/train_log.jsonl`` (an unreadable trailing line is dropped)."""
-    path = Path(run_dir) / LOG
+    path = RunDir(run_dir).file(RunDir.TRAIN_LOG)
     if not path.exists():
         return []
     entries = []
@@ -140,4 +136,4 @@ def read_log(run_dir: str | os.PathLike) -> list[dict]:
 
 def write_log(run_dir: str | os.PathLike, entries: list[dict]) -> None:
     """Replace ``DIR/train_log.jsonl`` with `entries`, atomically."""
-    write_atomic(Path(run_dir) / LOG, "".join(json.dumps(e) + "\n" for e in entries))
+    write_atomic(RunDir(run_dir).file(RunDir.TRAIN_LOG), "".join(json.dumps(e) + "\n" for e in entries))

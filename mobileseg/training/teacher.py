@@ -8,7 +8,7 @@ from pathlib import Path
 import keras
 
 import mobileseg.arch.builder  # noqa: F401  (registers every mobileseg layer, to load a teacher)
-from mobileseg.training import run_files
+from mobileseg.run.run_dir import RunDir
 from mobileseg.training.errors import TrainingError
 from mobileseg.training.evaluation import input_size, resized_copy
 
@@ -25,10 +25,10 @@ def load_teacher(path: str | os.PathLike) -> keras.Model:
         TrainingError: nothing loadable there (the message names the path).
     """
     path = Path(path)
-    file = path / run_files.BEST if path.is_dir() else path
+    file = path / RunDir.MODEL if path.is_dir() else path
     if not file.is_file():
         raise TrainingError(f"{path}: no teacher model there (expected a .keras file or a run folder with "
-                            f"{run_files.BEST})")
+                            f"{RunDir.MODEL})")
     try:
         return keras.saving.load_model(file, compile=False)
     except Exception as error:  # Keras raises many types for a bad archive

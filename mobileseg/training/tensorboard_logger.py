@@ -1,7 +1,7 @@
 """TensorBoard logs of a training run: the epoch-scalars callback, written with TensorFlow alone.
 
 Training logs go under ``DIR/tensorboard/train/``, validation under ``validation/``
-(`mobileseg.training.run_files.TENSORBOARD`); the other callbacks are `mobileseg.training.callbacks`.
+(`mobileseg.run.run_dir.RunDir.TENSORBOARD`); the other callbacks are `mobileseg.training.callbacks`.
 """
 
 from __future__ import annotations

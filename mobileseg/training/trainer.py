@@ -8,7 +8,7 @@ schedule (`mobileseg.training.factories`), with the callbacks of `mobileseg.trai
 (validation, checkpoints, state, NaN guard, TensorBoard, progress bar), one epoch at a time in
 the epoch loop the other trainings share (`mobileseg.training.loop.EpochLoop`). Its settings are a
 `mobileseg.training.train_config.TrainConfig`; it records them in the run folder's ``config.yaml``
-(`mobileseg.training.run_config`).
+(`mobileseg.run.run_config`).
 
 Resuming: when the run folder holds ``last.keras``, `fit` loads it (weights and
 optimizer moments and step count), continues at epoch ``optimizer step / steps per
@@ -38,6 +38,8 @@ from absl import logging
 
 import mobileseg.arch.builder  # noqa: F401  (registers every mobileseg layer, to load last.keras)
 from mobileseg.data.checks import verified_pairs
+from mobileseg.run.run_config import read_config, record_config
+from mobileseg.run.run_dir import RunDir
 from mobileseg.data.source import SegmentationSource
 from mobileseg.training import callbacks as run_callbacks
 from mobileseg.training import run_files
@@ -46,7 +48,6 @@ from mobileseg.training.errors import ResumeError, TrainingDiverged, TrainingErr
 from mobileseg.training.evaluation import Evaluator, input_size, output_stride, resized_copy
 from mobileseg.training.factories import cached_images, epoch_batches, make_loss, make_optimizer
 from mobileseg.training.loop import EpochLoop, fixed_conflicts
-from mobileseg.training.run_config import read_config, record_config
 from mobileseg.training.teacher import num_classes_of, prepare_teacher
 from mobileseg.training.tensorboard_logger import TensorBoardLogger
 from mobileseg.training.train_config import TrainConfig, dtype_policy
@@ -90,7 +91,7 @@ def _restore_optimizer(optimizer, saved, path: Path) -> None:
 
 def _check_run_dir(run_dir: Path, fixed: dict) -> bool:
     """Whether `run_dir` holds a run to resume; refuse one that cannot be continued (nothing is written)."""
-    resuming = (run_dir / run_files.LAST).is_file()
+    resuming = (run_dir / RunDir.LAST).is_file()
     if resuming:
         state = run_files.RunState.load(run_dir)
         stored = state.fixed if state is not None else {}
@@ -100,10 +101,10 @@ def _check_run_dir(run_dir: Path, fixed: dict) -> bool:
             key, old, value = conflicts[0]
             raise ResumeError(f"{run_dir} holds a run with {key}={old}, but this run asks for {key}={value}; "
                               f"resume with the same {key}, or start a new run dir")
-    elif run_files.read_log(run_dir) or (run_dir / run_files.BEST).exists():
-        raise TrainingError(f"{run_dir} holds {run_files.BEST} or {run_files.LOG} of an earlier run but no "
-                            f"{run_files.LAST} to resume from; use a new run dir (or move them away)")
-    read_config(run_dir)  # a malformed config.yaml is refused before anything is written
+    elif run_files.read_log(run_dir) or (run_dir / RunDir.MODEL).exists():
+        raise TrainingError(f"{run_dir} holds {RunDir.MODEL} or {RunDir.TRAIN_LOG} of an earlier run but no "
+                            f"{RunDir.LAST} to resume from; use a new run dir (or move them away)")
+    read_config(run_dir, error=TrainingError)  # a malformed config.yaml is refused before anything is written
     return resuming
 
 
@@ -226,7 +227,7 @@ def fit(
             logging.warning("%s %s: left out %d bad pair(s) (--skip_bad):\n%s", source.spec, split, len(problems),
                             "\n".join(problems))
     fixed = config.fixed(source, len(train_pairs))
-    last_path = run_dir / run_files.LAST
+    last_path = run_dir / RunDir.LAST
     resuming = _check_run_dir(run_dir, fixed)
     saved = run_files.RunState.load(run_dir) if resuming else None
     agreed_start(strategy, saved.optimizer_step if saved else -int(resuming))  # -1: last.keras without a state
@@ -243,7 +244,8 @@ def fit(
     run_dir.mkdir(parents=True, exist_ok=True)
     record = record if record is not None else dataclasses.asdict(config)
     left_out = {split: problems for split, problems in skipped.items() if problems}
-    record_config(run_dir, section, {**record, **({"skipped_pairs": left_out} if left_out else {})})
+    record_config(run_dir, section, {**record, **({"skipped_pairs": left_out} if left_out else {})},
+                  error=TrainingError)
     state = _start_state(run_dir, initial_epoch, step, config, steps_per_epoch, fixed)
     if resuming:
         logging.info("%s: resuming at epoch %d of %d (optimizer step %d)", run_dir, initial_epoch, config.epochs, step)
@@ -268,7 +270,7 @@ def fit(
     checkpoint = run_callbacks.RunCheckpoint(
         run_dir, models.student, best_model, state, monitor, validation,
         hint=f"Lower the learning rate (lr {config.lr:g}) and run again with the same run dir to resume.")
-    tensorboard = TensorBoardLogger(run_dir / run_files.TENSORBOARD, validation)
+    tensorboard = TensorBoardLogger(run_dir / RunDir.TENSORBOARD, validation)
     all_callbacks = [AverageMovingStatistics(models.student, strategy), monitor,
                      run_callbacks.EpochSeeds(models.student, config.seed), validation,
                      *([tensorboard] if config.tensorboard else []), checkpoint, *callbacks,

@@ -22,11 +22,11 @@ from mobileseg.arch.space import SearchSpace
 from mobileseg.latency.device import local_fingerprint
 from mobileseg.latency.space_blocks import enumerate_space
 from mobileseg.latency.table import LatencyTable
+from mobileseg.run.run_config import read_config
 from mobileseg.run.run_dir import RunDir
 from mobileseg.run_lock import hold
 from mobileseg.search import __main__ as search_cli
 from mobileseg.search import search_flags
-from mobileseg.training.run_config import read_config
 from tests.android.conftest import fake_adb  # noqa: F401 (the fixture)
 from tests.android.fake_phone import PRESETS
 from tests.data.fake_layouts import make_camvid

@@ -14,9 +14,9 @@ import pytest
 from mobileseg.arch import schema_io
 from mobileseg.arch.space import SearchSpace
 from mobileseg.latency.block_model import buildable
+from mobileseg.run.run_config import read_config
 from mobileseg.search.differentiable_folder import FOLDER
 from mobileseg.training.loop import CHECKPOINT
-from mobileseg.training.run_config import read_config
 from tests.search.latency_tables import fake_table
 from tests.search.test_main import run_cli, snapshot, state
 

@@ -6,8 +6,8 @@ import pytest
 
 from mobileseg.arch import schema_io
 from mobileseg.arch.space import SearchSpace
-from mobileseg.search.objectives import genotype_key
-from mobileseg.training.run_config import read_config
+from mobileseg.run.fingerprint import genotype_key
+from mobileseg.run.run_config import read_config
 from tests.search.latency_tables import fake_table
 from tests.search.test_main import run_cli, snapshot, state
 from tests.search.test_main_differentiable import DATA, SPACE

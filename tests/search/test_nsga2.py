@@ -9,8 +9,9 @@ from optuna.trial import TrialState
 
 from mobileseg.arch import schema_io
 from mobileseg.arch.space import SearchSpace
+from mobileseg.run.fingerprint import genotype_key
 from mobileseg.search.nsga2 import EvolutionarySearch, SearchError
-from mobileseg.search.objectives import evaluate_references, genotype_key
+from mobileseg.search.objectives import evaluate_references
 from mobileseg.search.pareto import hypervolume_2d, write_outputs
 from mobileseg.search.study_storage import default_storage
 from mobileseg.search.testing import DEMO_SPACE, CapacityAccuracyModel, WidthLatencyModel

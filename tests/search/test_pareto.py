@@ -9,7 +9,8 @@ import pytest
 from mobileseg.arch import schema_io
 from mobileseg.arch.composition import composition
 from mobileseg.arch.space import SearchSpace
-from mobileseg.search.objectives import ReferencePoint, genotype_key
+from mobileseg.run.fingerprint import genotype_key
+from mobileseg.search.objectives import ReferencePoint
 from mobileseg.search.pareto import (choose_arch, front_of, hypervolume_2d, knee_point, non_dominated_sort,
                                      pareto_mask, write_outputs)
 from mobileseg.search.results import Candidate, SearchResult

@@ -6,8 +6,8 @@ import pytest
 
 from mobileseg.arch import schema_io
 from mobileseg.arch.space import SearchSpace
+from mobileseg.run.fingerprint import genotype_key
 from mobileseg.search import random_search
-from mobileseg.search.objectives import genotype_key
 from mobileseg.search.testing import WidthLatencyModel
 
 SPACE = SearchSpace.from_text("""

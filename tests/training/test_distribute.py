@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from mobileseg.training import distribute, run_files
+from mobileseg.run.run_dir import RunDir
+from mobileseg.training import distribute
 from mobileseg.training.distribute import Cluster, ClusterError, parse_tf_config, worker_folder
 
 
@@ -61,7 +62,7 @@ def test_the_chief_and_a_lone_run_write_the_run_folder(tmp_path):
 def test_another_worker_writes_a_temporary_copy_removed_at_the_end(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    for name in (*distribute.RESUME_FILES, run_files.BEST, "native.log"):
+    for name in (*distribute.RESUME_FILES, RunDir.MODEL, "native.log"):
         (run_dir / name).write_text(f"the chief's {name}")
     before = {p.name: p.read_text() for p in run_dir.iterdir()}
     with pytest.raises(RuntimeError, match="stopped"):
@@ -69,7 +70,7 @@ def test_another_worker_writes_a_temporary_copy_removed_at_the_end(tmp_path):
             assert folder.name.startswith("mobileseg-worker1-") and not folder.is_relative_to(run_dir)
             assert {p.name: p.read_text() for p in folder.iterdir()} == {
                 name: f"the chief's {name}" for name in distribute.RESUME_FILES}
-            (folder / run_files.BEST).write_text("this worker's model")
+            (folder / RunDir.MODEL).write_text("this worker's model")
             raise RuntimeError("stopped")
     assert not folder.exists()
     assert {p.name: p.read_text() for p in run_dir.iterdir()} == before

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from mobileseg.training import run_files
+from mobileseg.run.run_dir import RunDir
 from mobileseg.training.run_files import RunState, read_log, save_model_atomic, write_log
 from tests.training.test_callbacks import tiny_model
 
@@ -15,15 +15,15 @@ def test_state_round_trip_and_a_corrupt_state_is_named(tmp_path):
              steps_per_epoch=10, fixed={"batch_size": 4}).save(tmp_path)
     state = RunState.load(tmp_path)
     assert (state.epoch, state.optimizer_step, state.best_miou, state.fixed) == (3, 30, 0.4, {"batch_size": 4})
-    assert "updated" in json.loads((tmp_path / run_files.STATE).read_text())
-    (tmp_path / run_files.STATE).write_text("{not json")
+    assert "updated" in json.loads((tmp_path / RunDir.TRAIN_STATE).read_text())
+    (tmp_path / RunDir.TRAIN_STATE).write_text("{not json")
     with pytest.raises(ValueError, match="train_state.json"):
         RunState.load(tmp_path)
 
 
 def test_a_torn_last_log_line_is_dropped(tmp_path):
     write_log(tmp_path, [{"epoch": 1}, {"epoch": 2}])
-    with open(tmp_path / run_files.LOG, "a") as log:
+    with open(tmp_path / RunDir.TRAIN_LOG, "a") as log:
         log.write('{"epoch": 3, "lo')  # killed while appending
     assert read_log(tmp_path) == [{"epoch": 1}, {"epoch": 2}]
 

@@ -6,9 +6,9 @@ import pytest
 
 from mobileseg.arch import builder, schema_io
 from mobileseg.data.synthetic import SyntheticSource
+from mobileseg.run.run_config import read_config
 from mobileseg.training import run_files, trainer
 from mobileseg.training.errors import ResumeError, TrainingError
-from mobileseg.training.run_config import read_config
 from mobileseg.training.train_config import TrainConfig
 
 GENOTYPE = schema_io.loads("""
