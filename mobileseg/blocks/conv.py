@@ -81,6 +81,12 @@ def check_odd_kernel(owner: str, kernel_size) -> None:
         raise ValueError(f"{owner}: kernel_size must be odd (1, 3, 5, 7, ...), got {kernel_size}")
 
 
+def check_strides(owner: str, strides) -> None:
+    """Raise a ValueError unless ``strides`` is 1 or 2 (the strides every block of the space takes)."""
+    if strides not in (1, 2):
+        raise ValueError(f"{owner}: strides must be 1 or 2, got {strides!r}")
+
+
 @keras.saving.register_keras_serializable(package="mobileseg")
 class ConvBNAct(keras.layers.Layer):
     """Convolution (full or depthwise), batch normalization, activation.
@@ -248,8 +254,7 @@ class MBConv(keras.layers.Layer):
         owner = type(self).__name__
         check_positive_int(owner, "filters", filters)
         check_odd_kernel(owner, kernel_size)
-        if strides not in (1, 2):
-            raise ValueError(f"{owner}: strides must be 1 or 2, got {strides!r}")
+        check_strides(owner, strides)
         if not expansion > 0:
             raise ValueError(f"{owner}: expansion must be positive, got {expansion!r}")
         if not 0.0 <= se_ratio <= 1.0:

@@ -26,7 +26,7 @@ from keras import ops
 
 from mobileseg.blocks.activations import softmax_float32
 from mobileseg.blocks.batch_norm import batch_norm
-from mobileseg.blocks.conv import check_positive_int, conv_initializer
+from mobileseg.blocks.conv import check_positive_int, check_strides, conv_initializer
 
 FFN_BN_EPSILON = 1e-6  # the official MLP's BatchNorm epsilon
 
@@ -150,8 +150,7 @@ class GFAttention(keras.layers.Layer):
         check_positive_int(owner, "num_heads", num_heads)
         if memory_units is not None:
             check_positive_int(owner, "memory_units", memory_units)
-        if strides not in (1, 2):
-            raise ValueError(f"{owner}: strides must be 1 or 2, got {strides!r}")
+        check_strides(owner, strides)
         units = memory_units or dim
         if units % num_heads:
             raise ValueError(f"{owner}: memory_units={units} is not divisible by num_heads={num_heads}")

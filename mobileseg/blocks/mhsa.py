@@ -19,7 +19,7 @@ from keras import ops
 
 from mobileseg.blocks.activations import softmax_float32
 from mobileseg.blocks.batch_norm import batch_norm
-from mobileseg.blocks.conv import ConvBNAct, check_positive_int
+from mobileseg.blocks.conv import ConvBNAct, check_positive_int, check_strides
 from mobileseg.blocks.zoomed_conv import zoomed_size
 
 
@@ -67,8 +67,7 @@ class MemoryEfficientMHSA(keras.layers.Layer):
             check_positive_int(owner, "key_dim", key_dim)
         if dim % num_heads:
             raise ValueError(f"{owner}: dim={dim} is not divisible by num_heads={num_heads}")
-        if strides not in (1, 2):
-            raise ValueError(f"{owner}: strides must be 1 or 2, got {strides!r}")
+        check_strides(owner, strides)
         if attention_stride not in (1, 2):
             raise ValueError(f"{owner}: attention_stride must be 1 or 2, got {attention_stride!r}")
         if strides == 2 and attention_stride == 2:

@@ -11,7 +11,7 @@ import keras
 from keras import ops
 
 from mobileseg.blocks.activations import get_activation
-from mobileseg.blocks.conv import ConvBNAct, check_odd_kernel, check_positive_int
+from mobileseg.blocks.conv import ConvBNAct, check_odd_kernel, check_positive_int, check_strides
 
 
 def zoomed_size(height, width):
@@ -53,8 +53,7 @@ class ZoomedConv(keras.layers.Layer):
         owner = type(self).__name__
         check_positive_int(owner, "filters", filters)
         check_odd_kernel(owner, kernel_size)
-        if strides not in (1, 2):
-            raise ValueError(f"{owner}: strides must be 1 or 2, got {strides!r}")
+        check_strides(owner, strides)
         self._activation = get_activation(activation)
         self.filters = filters
         self.kernel_size = kernel_size
