@@ -8,7 +8,8 @@ without one is unfinished. The root is ``--arm_root``, else ``$MOBILESEG_ARM_ROO
 
 The emulated python runs as ``qemu-aarch64-static -L ROOT -cpu CPU ROOT/usr/bin/python3.11``
 (no chroot, no binfmt_misc): qemu looks paths up in ROOT first, then on this machine, so the
-emulated python imports ``mobileseg`` from this checkout and reads and writes ordinary files.
+emulated python imports this ``mobileseg`` (a checkout or an installed package, through a link in the
+root: `ArmRoot.package_entry`) and reads and writes ordinary files.
 The emulated CPU (`DEFAULT_CPU`, ``max,sme=off``) advertises the Armv8 dot-product
 (``asimddp``), int8 matrix (``i8mm``) and SVE extensions that XNNPACK's int8 kernels of current
 phones use, but not SME: with SME advertised (plain ``max``), XNNPACK in ai-edge-litert 2.3 takes
@@ -29,11 +30,14 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from mobileseg.run.fingerprint import text_digest
+
 ROOT_ENV = "MOBILESEG_ARM_ROOT"
 DEFAULT_ROOT = "~/.cache/mobileseg/arm64-root"
 MARKER = ".mobileseg-arm-root"
 PYTHON = "usr/bin/python3.11"
 SITE_PACKAGES = "/opt/mobileseg/site-packages"
+PACKAGES = Path("/opt/mobileseg/packages")
 QEMU = "qemu-aarch64-static"
 DEFAULT_CPU = "max,sme=off"
 QEMU_CPUS = (DEFAULT_CPU, "max", "cortex-a76", "neoverse-n1")
@@ -73,14 +77,32 @@ class ArmRoot:
         return [self.qemu, "-L", str(self.path), "-cpu", cpu, str(self.path / PYTHON), *args]
 
     def environment(self) -> dict[str, str]:
-        """This process's environment for the emulated python: ``mobileseg`` from this checkout
+        """This process's environment for the emulated python: this ``mobileseg`` package (`package_entry`)
         and the root's aarch64 wheels on its path, nothing from this machine's Python set-up."""
-        checkout = Path(__file__).resolve().parents[2]
         env = {key: value for key, value in os.environ.items()
                if not key.startswith(("PYTHON", "VIRTUAL_ENV", "QEMU_"))}
-        env.update(PYTHONPATH=f"{checkout}{os.pathsep}{SITE_PACKAGES}", PYTHONNOUSERSITE="1",
+        env.update(PYTHONPATH=f"{self.package_entry()}{os.pathsep}{SITE_PACKAGES}", PYTHONNOUSERSITE="1",
                    PYTHONDONTWRITEBYTECODE="1")
         return env
+
+    def package_entry(self) -> str:
+        """The emulated python's path entry holding this ``mobileseg`` package and nothing else.
+
+        A folder inside the root, named by the package's location, whose one entry is a link to the package:
+        the folder that holds the package may hold other things too (a pip install's site-packages holds this
+        machine's x86-64 numpy, which must not shadow the root's aarch64 one). As the emulated python sees it
+        (qemu looks paths up in the root first), e.g. ``/opt/mobileseg/packages/3f0c.../``.
+        """
+        package = Path(__file__).resolve().parents[1]
+        entry = PACKAGES / text_digest(str(package), "sha1", 16)
+        link = self.path / entry.relative_to("/") / package.name
+        if not link.is_symlink() or link.resolve() != package:
+            link.parent.mkdir(parents=True, exist_ok=True)
+            staged = link.with_name(f".{package.name}.{os.getpid()}")
+            staged.unlink(missing_ok=True)
+            staged.symlink_to(package, target_is_directory=True)
+            os.replace(staged, link)  # atomic: a concurrent run sees the old link or the new one
+        return str(entry)
 
     def qemu_version(self) -> str:
         """The first line of ``qemu-aarch64-static --version``, e.g. ``qemu-aarch64 version 7.2.22 (...)``."""

@@ -1,6 +1,8 @@
 """mobileseg.arm.root: where the root is, what counts as finished, the emulated command line."""
 
+import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -39,3 +41,16 @@ def test_the_emulated_python_is_aarch64_and_imports_this_checkout():
     assert machine == "aarch64"
     assert module == root.__file__
     assert found.qemu_version().startswith("qemu-aarch64 version")
+
+
+def test_the_emulated_path_holds_this_package_and_nothing_beside_it(tmp_path):
+    # an installed mobileseg sits in site-packages beside this machine's x86-64 numpy: the path entry
+    # must expose the package alone, so the root's aarch64 wheels are the ones imported
+    found = root.ArmRoot(tmp_path, "qemu-aarch64-static")
+    entry = found.package_entry()
+    assert entry.startswith(str(root.PACKAGES) + "/")
+    folder = tmp_path / entry.lstrip("/")
+    assert [p.name for p in folder.iterdir()] == ["mobileseg"]
+    assert (folder / "mobileseg").resolve() == Path(root.__file__).resolve().parents[1]
+    assert found.package_entry() == entry  # idempotent: the link is kept
+    assert found.environment()["PYTHONPATH"].split(os.pathsep) == [entry, root.SITE_PACKAGES]
