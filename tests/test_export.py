@@ -195,3 +195,19 @@ def test_an_export_into_a_folder_another_command_is_running_in_is_refused(run_di
         assert _run(["--run_dir", str(run_dir), "--fp32"]) == 2
     assert (f"{run_dir}: another command is running in this folder (pid {os.getpid()}: python -m mobileseg.train)"
             in capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("text, problem", [("data: [unclosed\n  x: :\n", "not valid YAML"),
+                                           ("just a string\n", "expected a mapping of step sections")])
+def test_a_damaged_run_config_is_refused_before_any_work(run_dir, tmp_path, capsys, text, problem):
+    # the export ends by writing its section into config.yaml: a file it cannot read would fail it there, after the
+    # files were written; it is named up front instead, and left as it is
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "model.keras").write_bytes((run_dir / "model.keras").read_bytes())
+    (folder / "config.yaml").write_text(text)
+    assert _run(["--run_dir", str(folder), "--fp32", "--data", DATA, "--noevaluate"]) == 2
+    err = capsys.readouterr().err
+    assert f"{folder / 'config.yaml'}: {problem}" in err and "Traceback" not in err
+    assert not (folder / "export").exists()
+    assert (folder / "config.yaml").read_text() == text

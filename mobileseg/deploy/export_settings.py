@@ -87,13 +87,17 @@ class ExportSettings:
 
 
 def read_run_config(run_dir: Path) -> dict:
-    """The settings of ``DIR/config.yaml`` this step uses, read defensively (bad or missing -> {}).
+    """The settings of ``DIR/config.yaml`` this step uses ({} when it is missing or holds none of them).
 
     ``python -m mobileseg.train`` writes one section per step (``train:``, ...); the data
     set, the OHEM settings the model was trained with (reused by quantization-aware
     fine-tuning) and class names and colours, if a step recorded them, are read from the
     ``train`` section, else from the top level. The input size is the model's own
     (``model.keras`` is saved at the train step's ``model_size``).
+
+    Raises:
+        ExportError: the file cannot be read as step sections (`mobileseg.run.run_config.read_config`):
+            refused before any work, since the export ends by writing its own section into it.
 
     Example:
         >>> import pathlib, tempfile
@@ -108,8 +112,8 @@ def read_run_config(run_dir: Path) -> dict:
 
     try:
         raw = read_config(run_dir)
-    except TextFileError:
-        return {}
+    except TextFileError as error:
+        raise ExportError(str(error)) from None
     sections = [raw["train"]] if isinstance(raw.get("train"), dict) else []
     sections.append(raw)
     config = {}
