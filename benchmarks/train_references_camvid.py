@@ -15,9 +15,10 @@ With ``--teacher MODEL`` every network is distilled from that trained model (``m
 distillation compares such a run with the same network trained alone for the same epochs
 (give the distilled runs their own ``--work_dir`` and ``--out``).
 
-Writes ``benchmarks/results/train_references_camvid.json``: per network the epochs, timing,
+Writes ``benchmarks/results/train_references_camvid.json`` (``--out``): per network the epochs, timing,
 best val mIoU, float and int8 test mIoU and per-class IoU, the commands, versions, machine
-and load.
+and load. Networks an earlier run wrote there with the same recipe and epochs are kept (`merged`),
+so references trained one after the other gather in one file.
 
 Example:
     python benchmarks/train_references_camvid.py --epochs 150 --parallel \\
@@ -44,6 +45,35 @@ from camvid_runs import CAMVID, ROOT, train_export_evaluate, versions
 SIZE = "360x480"
 RECIPE = ["--batch_size", "8", "--lr", "2e-3", "--weight_decay", "0.01", "--schedule", "poly",
           "--warmup_epochs", "5", "--scale_range", "0.5,2.0", "--val_every", "5", "--seed", "0", "--verbose", "2"]
+
+
+SAME_RUN = ("recipe", "size", "epochs", "qat_epochs")
+
+
+def merged(out: Path, report: dict) -> dict:
+    """``report`` with the rows of the other networks an earlier run wrote into ``out`` with the same recipe,
+    size, epochs and QAT epochs (one file per setting gathers networks trained at different times); their
+    commands are kept under ``earlier_commands``. A file of another setting is replaced.
+
+    Example:
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp()) / "r.json"
+        >>> same = {"recipe": [], "size": "8x8", "epochs": 2, "qat_epochs": 0}
+        >>> _ = out.write_text(json.dumps({**same, "command": "a", "results": [{"network": "x"}, {"network": "y"}]}))
+        >>> report = merged(out, {**same, "command": "b", "results": [{"network": "y", "new": 1}]})
+        >>> report["results"], report["earlier_commands"]
+        ([{'network': 'x'}, {'network': 'y', 'new': 1}], ['a'])
+    """
+    if not out.is_file():
+        return report
+    earlier = json.loads(out.read_text())
+    if any(earlier.get(key) != report[key] for key in SAME_RUN):
+        return report
+    ours = {row["network"] for row in report["results"]}
+    kept = [row for row in earlier["results"] if row["network"] not in ours]
+    commands = [*earlier.get("earlier_commands", []), earlier["command"]]
+    return {**report, "results": kept + report["results"],
+            "earlier_commands": [c for c in dict.fromkeys(commands) if c != report["command"]]}
 
 
 def main() -> int:
@@ -76,7 +106,7 @@ def main() -> int:
               "parallel": args.parallel, "environment": environment(), "versions": versions(),
               "load_average_before_after": [load_before, os.getloadavg()],
               "wall_seconds_this_run": round(time.time() - started), "results": results}
-    write_atomic(args.out, json.dumps(report, indent=2) + "\n")
+    write_atomic(args.out, json.dumps(merged(args.out, report), indent=2) + "\n")
     for r in results:
         print(f"{r['network']}: test mIoU float {100 * r['float_test_miou']:.1f}, int8 ({r['int8_method']}) "
               f"{100 * r['int8_test_miou']:.1f} after {r['epochs']} epochs")
