@@ -22,9 +22,16 @@ a killed run continues where it stopped. Writes ``benchmarks/results/pareto_camv
 ``pareto_camvid.png`` (int8 latency against int8 test mIoU), and checks the issue's target:
 a searched network dominates a reference when it is no slower and has a higher mIoU.
 
-Example (the front of benchmarks/search_camvid.py):
+``--recipe full`` trains with the full-length recipe of ``train_references_camvid.py`` at 360x480
+(issue 13, item 4); with that script's ``--work_dir`` the references it trained for as many epochs are
+reused, not trained again. ``rows`` holds every network in issue 13's ``camvid_full.json`` layout.
+
+Examples (the front of benchmarks/search_camvid.py):
     python benchmarks/pareto_camvid.py --front runs/search_camvid_benchmark/pareto.json \\
         --arch search_space/references/segformer_b0.yaml --arch search_space/references/seaformer_tiny.yaml
+    python benchmarks/pareto_camvid.py --recipe full --epochs 120 --qat_epochs 2 --parallel 1 \\
+        --work_dir runs/train_references_camvid --out benchmarks/results/camvid_full.json \\
+        --front runs/search_camvid/pareto.json --arch search_space/references/segformer_b0.yaml ...
 """
 
 from __future__ import annotations
@@ -39,9 +46,12 @@ from pathlib import Path
 
 from camvid_runs import CAMVID, ROOT, train_export_evaluate, versions
 from result_genotypes import keep
+from train_references_camvid import RECIPE as FULL_RECIPE
+from train_references_camvid import SIZE as FULL_SIZE
 
 RECIPE = ["--batch_size", "8", "--lr", "2e-3", "--weight_decay", "0.01", "--schedule", "poly",
           "--warmup_epochs", "1", "--scale_range", "0.25,1.0", "--seed", "0", "--verbose", "2"]
+RECIPES = {"short": (RECIPE, "184x240"), "full": (FULL_RECIPE, FULL_SIZE)}
 
 
 def front_archs(pareto: Path, result: str = "pareto_camvid") -> list[Path]:
@@ -83,6 +93,21 @@ def dominance(results: list[dict]) -> list[dict]:
     return rows
 
 
+def camvid_rows(results: list[dict]) -> list[dict]:
+    """The networks in issue 13's ``camvid_full.json`` layout (mIoU in percent).
+
+    Example:
+        >>> camvid_rows([{"network": "a", "searched": False, "epochs": 2, "size": "8x8", "float_test_miou": 0.5,
+        ...               "int8_test_miou": 0.25, "int8_ms": 1.5, "int8_latency": {"xnnpack_partitions": 1}}])
+        [{'network': 'a', 'kind': 'reference', 'epochs': 2, 'input_size': '8x8', 'float_test_miou': 50.0, \
+'int8_test_miou': 25.0, 'int8_ms': 1.5, 'partitions': 1}]
+    """
+    return [{"network": r["network"], "kind": "searched" if r["searched"] else "reference", "epochs": r["epochs"],
+             "input_size": r["size"], "float_test_miou": round(100 * r["float_test_miou"], 2),
+             "int8_test_miou": round(100 * r["int8_test_miou"], 2), "int8_ms": r["int8_ms"],
+             "partitions": r["int8_latency"]["xnnpack_partitions"]} for r in results]
+
+
 def plot(results: list[dict], path: Path, title: str, size: str) -> None:
     """int8 latency against int8 CamVid test mIoU; searched networks joined as a front."""
     import matplotlib
@@ -120,7 +145,10 @@ def main() -> int:
     parser.add_argument("--arch", action="append", default=[],
                         help="a reference genotype, FILE or FILE@HxW for another input size (repeatable)")
     parser.add_argument("--data", default=f"camvid:{CAMVID}")
-    parser.add_argument("--size", default="184x240", help="training crop and model input size, HxW")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="short",
+                        help="short: the issue-8 recipe at the search size (184x240); full: the full-length "
+                             "recipe of train_references_camvid.py at 360x480 (issue 13's camvid_full.json)")
+    parser.add_argument("--size", help="training crop and model input size, HxW (default: the recipe's)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--qat_epochs", type=int, default=1)
     parser.add_argument("--parallel", type=int, default=2, help="networks trained at once")
@@ -134,22 +162,24 @@ def main() -> int:
     from mobileseg.atomic_write import write_atomic
     from mobileseg.deploy.export_run import environment
 
+    recipe, default_size = RECIPES[args.recipe]
+    args.size = args.size or default_size
     args.work_dir.mkdir(parents=True, exist_ok=True)
     archs = [arch_and_size(value, args.size) for value in args.arch]
     archs += [(path, args.size) for pareto in args.front for path in front_archs(pareto)]
     load_before, started = os.getloadavg(), time.time()
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-        results = list(pool.map(lambda item: train_export_evaluate(*item, RECIPE, args.epochs, args.qat_epochs,
+        results = list(pool.map(lambda item: train_export_evaluate(*item, recipe, args.epochs, args.qat_epochs,
                                                                    args.work_dir, args.data), archs))
     time_int8(results, args.timing_seconds)
     budget = (f"{args.epochs} epochs + {args.qat_epochs} QAT epoch(s) each, crops and model {args.size}, "
               f"batch 8, seed 0")
     result = {"command": " ".join(["python", "benchmarks/pareto_camvid.py", *sys.argv[1:]]),
-              "recipe": RECIPE, "budget": budget, "settings": {k: str(v) for k, v in vars(args).items()},
+              "recipe": recipe, "budget": budget, "settings": {k: str(v) for k, v in vars(args).items()},
               "environment": environment(), "versions": versions(),
               "load_average_before_after": [load_before, os.getloadavg()],
-              "wall_seconds_this_run": round(time.time() - started), "results": results,
-              "dominance": dominance(results)}
+              "wall_seconds_this_run": round(time.time() - started), "rows": camvid_rows(results),
+              "results": results, "dominance": dominance(results)}
     write_atomic(args.out, json.dumps(result, indent=2) + "\n")
     plot(results, args.out.with_suffix(".png"), f"CamVid test, {budget}", args.size)
     for r in sorted(results, key=lambda r: r["int8_ms"]):
