@@ -20,7 +20,8 @@ as the export calibrates), then
 
 Files are kept in ``--work_dir`` and reused (delete them to convert again). The result is
 rewritten after every network, so an interrupted run keeps what it measured, and a run with the
-same settings reuses the rows already in ``--out``.
+same settings (wherever its ``--work_dir``) keeps every row already in ``--out`` and adds the networks it
+lacks (``--networks NAME`` adds one; the earlier commands are kept under ``earlier_commands``).
 
 Writes ``--out`` (default ``benchmarks/results/int8_profile.json``):
 ``{"rows": [{"network", "fp32_ms", "int8_ms", "speedup", "ops": [{"op", "fp32_ms", "int8_ms", ...}], ...}],
@@ -159,6 +160,20 @@ def measure(network: str, files: dict[str, bytes], args) -> dict:
             "load_average_before_after": [before, load_average()]}
 
 
+WHERE = ("work_dir",)
+"""Settings that say where files are kept, not how they are measured: a run from another checkout reuses the rows."""
+
+
+def kept(previous: dict, settings: dict) -> dict:
+    """What a run with ``settings`` keeps of the result ``previous`` (``{}``: none): its ``rows`` and ``float_stem``
+    rows and its commands (``earlier_commands``) when it was measured the same way (`WHERE` aside), else nothing."""
+    same = all(previous.get("settings", {}).get(key) == value for key, value in settings.items() if key not in WHERE)
+    if not previous or not same:
+        return {"earlier_commands": [], "rows": [], "float_stem": []}
+    return {"earlier_commands": [previous["command"], *previous.get("earlier_commands", [])],
+            "rows": previous.get("rows", []), "float_stem": previous.get("float_stem", [])}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--networks", default=",".join(NETWORKS), help="reference names, comma-separated")
@@ -193,11 +208,9 @@ def main() -> int:
     calibration = representative_images(open_source(args.data), args.size, args.calibration_images, seed=args.seed)
     settings = {key: str(value) for key, value in vars(args).items() if key not in ("networks", "float_stem", "out")}
     previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    reuse = all(previous.get("settings", {}).get(key) == value for key, value in settings.items())
     result = {"command": " ".join(["python", "benchmarks/int8_profile.py", *sys.argv[1:]]), "settings": settings,
               "versions": versions(), "machine": machine(), "load_average": [load_average()],
-              "rows": [row for row in previous.get("rows", []) if reuse and row["network"] in networks],
-              "float_stem": [row for row in previous.get("float_stem", []) if reuse]}
+              **kept(previous, settings)}
     done = {row["network"] for row in result["rows"]}
     started = time.time()
     for network in networks:
