@@ -222,7 +222,8 @@ def _calibration_networks(setting: Setting, model, exclude: set[str]) -> tuple[i
 def _measure(setting: Setting, genotypes, names, folder: Path, measurer, desc: str) -> list[dict]:
     from mobileseg.latency.validation import NetworkStore, measure_networks
     return measure_networks(genotypes, NetworkStore(folder), setting.flatbuffer_of, measurer, desc, names,
-                            FLAGS.progress, setting.context(), rounds=FLAGS.rounds)
+                            FLAGS.progress, setting.context(), rounds=FLAGS.rounds,
+                            fresh_process=FLAGS.backend == "local")
 
 
 def _fit(setting: Setting, model, seed: int, genotypes, records: list[dict]) -> dict:

@@ -208,14 +208,16 @@ class NetworkStore:
 
 def measure_networks(genotypes: Sequence, store: NetworkStore, flatbuffer_of: Callable[[object], bytes],
                      measurer: Callable[[bytes], object], desc: str, names: Sequence[str],
-                     progress: bool = True, context: dict | None = None, rounds: int = 3) -> list[dict]:
+                     progress: bool = True, context: dict | None = None, rounds: int = 3,
+                     fresh_process: bool = False) -> list[dict]:
     """Measure every network not in the store yet; all records, in order.
 
     The networks not measured yet are first all converted (each flatbuffer kept in the store as it is
     written, so a killed run converts only the rest), then timed together in ``rounds`` rounds, every
-    network once per round (each round starting one network further on), and each keeps the median of
-    its rounds: the machine's state drifts over minutes (load, a neighbour's cache use), so networks timed
-    one after another at different moments would differ by that drift, not by what they are.
+    network once per round, each round in its own seeded random order, and each keeps the median of its
+    rounds: the machine's state drifts over minutes (load, a neighbour's cache use), so networks timed one
+    after another at different moments would differ by that drift, not by what they are, and networks
+    timed next to each other in one round are not next to each other in the next.
 
     Args:
         genotypes: the networks.
@@ -228,6 +230,10 @@ def measure_networks(genotypes: Sequence, store: NetworkStore, flatbuffer_of: Ca
         context: extra fields that must match for a stored record to be reused
             (input size, classes, quantization...).
         rounds: timings of each network (>= 1); its ``measured_ms`` is their median, ``round_ms`` lists them.
+        fresh_process: time them in a new Python process (``spawn``: LiteRT only; ``measurer`` must pickle),
+            not in this one, whose TensorFlow converted them. At 184x240 on a 2-core machine at load ~10, a
+            fresh process timed the same files 0.86x as long as the converting process (median over 108
+            networks), and more repeatably (benchmarks/results/latency_predictor_184x240_s2026_fresh_process.json).
     """
     from tqdm.auto import tqdm
 
@@ -252,18 +258,17 @@ def measure_networks(genotypes: Sequence, store: NetworkStore, flatbuffer_of: Ca
                         "build_convert_s": round(time.perf_counter() - started, 3)}
         store.put(key, records[key])  # converted, not timed yet
         _clear_keras_session()
-    timed: dict[str, list] = {key: [] for key in todo}
-    seconds = dict.fromkeys(todo, 0.0)
-    bar = tqdm(total=len(todo) * rounds, desc=f"{desc}: timing", unit="net", disable=not progress,
-               file=sys.stderr, dynamic_ncols=True)
-    for index in range(rounds):
-        shift = index % len(todo) if todo else 0
-        for key in todo[shift:] + todo[:shift]:
-            started = time.perf_counter()
-            timed[key].append(TableEntry.from_record(measurer(store.flatbuffer_path(key).read_bytes())))
-            seconds[key] += time.perf_counter() - started
-            bar.update()
-    bar.close()
+    paths = [str(store.flatbuffer_path(key)) for key in todo]
+    if fresh_process and todo:
+        import multiprocessing
+
+        # a spawned interpreter imports this module and LiteRT, not TensorFlow (see the docstring)
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            timed, seconds = pool.apply(time_rounds, (measurer, paths, rounds, f"{desc}: timing", progress))
+    else:
+        timed, seconds = time_rounds(measurer, paths, rounds, f"{desc}: timing", progress)
+    timed = {key: [TableEntry.from_record(r) for r in timed[i]] for i, key in enumerate(todo)}
+    seconds = dict(zip(todo, seconds, strict=True))
     for key in todo:
         entries = sorted(timed[key], key=lambda entry: entry.median_ms)
         middle = entries[(len(entries) - 1) // 2]  # the round of median latency (the lower one of an even count)
@@ -272,6 +277,28 @@ def measure_networks(genotypes: Sequence, store: NetworkStore, flatbuffer_of: Ca
         store.put(key, records[key])
     return [{**records[key], "key": key, "index": index, "name": name}
             for index, (key, name) in enumerate(zip(keys, names, strict=True))]
+
+
+def time_rounds(measurer: Callable[[bytes], object], paths: Sequence[str], rounds: int, desc: str = "timing",
+                progress: bool = True) -> tuple[list[list], list[float]]:
+    """Each TFLite file timed once per round, each round in its own seeded random order.
+
+    Returns:
+        (per file, its ``rounds`` records in round order; per file, the seconds its timings took).
+    """
+    from tqdm.auto import tqdm
+
+    timed: list[list] = [[] for _ in paths]
+    seconds = [0.0] * len(paths)
+    with tqdm(total=len(paths) * rounds, desc=desc, unit="net", disable=not progress, file=sys.stderr,
+              dynamic_ncols=True) as bar:
+        for index in range(rounds):
+            for i in np.random.default_rng(index).permutation(len(paths)):
+                started = time.perf_counter()
+                timed[i].append(measurer(Path(paths[i]).read_bytes()))
+                seconds[i] += time.perf_counter() - started
+                bar.update()
+    return timed, seconds
 
 
 def draw_networks(space, count: int, seed: int, input_size: tuple[int, int], num_classes: int,

@@ -63,3 +63,29 @@ def test_networks_are_all_converted_then_timed_in_rounds_and_keep_their_median_r
     assert events == [] and [r["measured_ms"] for r in again] == [r["measured_ms"] for r in records]
     with pytest.raises(ValueError, match="rounds must be >= 1"):
         measure_networks(genotypes, store, flatbuffer_of, measurer, "t", ["a", "b"], rounds=0)
+
+
+def _time_reporting_tensorflow(flatbuffer):
+    """A LiteRT timing whose record says whether TensorFlow was loaded in the process that timed it."""
+    import sys
+
+    from mobileseg.litert_measure import measure_tflite
+
+    record = measure_tflite(flatbuffer, min_runs=10, max_runs=20).to_dict()
+    return {**record, "fallback_ops": ["TENSORFLOW LOADED"] if "tensorflow" in sys.modules else []}
+
+
+def test_a_fresh_process_times_the_networks_without_the_tensorflow_that_converted_them(tmp_path):
+    import tensorflow  # noqa: F401  (loaded here, as in the validation that converts the networks)
+
+    from mobileseg.latency.testing import tiny_tflite
+    from mobileseg.latency.validation import measure_networks
+
+    genotypes = _draw_two()
+    files = {id(genotypes[0]): tiny_tflite("conv", size=8, channels=4),
+             id(genotypes[1]): tiny_tflite("conv", size=64, channels=32)}
+    assert _time_reporting_tensorflow(files[id(genotypes[0])])["fallback_ops"] == ["TENSORFLOW LOADED"]
+    records = measure_networks(genotypes, NetworkStore(tmp_path), lambda g: files[id(g)], _time_reporting_tensorflow,
+                               "t", ["a", "b"], progress=False, rounds=2, fresh_process=True)
+    assert [len(r["round_ms"]) for r in records] == [2, 2]
+    assert [r["measurement"]["fallback_ops"] for r in records] == [[], []]
