@@ -63,7 +63,8 @@ def main(argv: list[str]) -> int:
     tensorflow_loaded = "tensorflow" in sys.modules
     measurer = functools.partial(measure_tflite, threads=1, clock=report["clock"], max_seconds=FLAGS.max_seconds)
     records_by_file, _ = time_rounds(measurer, [str(path) for path in paths], FLAGS.rounds)
-    timed = {path.stem: [record.median_ms for record in rounds] for path, rounds in zip(paths, records_by_file, strict=True)}
+    timed = {path.stem: [record.median_ms for record in rounds]
+             for path, rounds in zip(paths, records_by_file, strict=True)}
     timing_s = time.perf_counter() - started
     load["end"] = [round(x, 2) for x in os.getloadavg()]
 
@@ -83,8 +84,9 @@ def main(argv: list[str]) -> int:
     networks = []
     for stem, record in records.items():
         genotype = schema_io.from_dict(record["genotype"])
-        networks.append({"stem": stem, "name": names.get(genotype_key(genotype)), "blocks_ms": model.blocks_ms(genotype),
-                         "round_ms": timed[stem], "measured_ms": float(np.median(timed[stem])),
+        networks.append({"stem": stem, "name": names.get(genotype_key(genotype)),
+                         "blocks_ms": model.blocks_ms(genotype), "round_ms": timed[stem],
+                         "measured_ms": float(np.median(timed[stem])),
                          "validate_measured_ms": record.get("measured_ms")})
     calibration = [n for n in networks if n["name"] is None]
     samples = sorted((n for n in networks if n["name"] is not None), key=lambda n: n["name"])

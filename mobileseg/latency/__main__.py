@@ -17,7 +17,8 @@ Commands:
   on ``--calibration_samples`` networks timed end to end, chosen to span the predicted
   range with ``--calibration_seed`` and never one of the validation samples of ``--seed``.
 - ``validate``: ``--samples`` seeded random networks, all converted, then timed end to end in
-  ``--rounds`` rounds on the table's device, against the prediction; writes ``--out``/validation.json
+  ``--rounds`` rounds on the table's device (``local``: in a spawned process without TensorFlow),
+  against the prediction; writes ``--out``/validation.json
   and ``--out``/scatter.png. When the table has no overhead (or with ``--recalibrate``) the
   calibration networks are timed in the same rounds and the overhead fitted on them first.
   Measured networks and their TFLite files are kept in ``--out``, so a killed run resumes.
@@ -221,6 +222,7 @@ def _calibration_networks(setting: Setting, model, exclude: set[str]) -> tuple[i
 
 def _measure(setting: Setting, genotypes, names, folder: Path, measurer, desc: str) -> list[dict]:
     from mobileseg.latency.validation import NetworkStore, measure_networks
+
     return measure_networks(genotypes, NetworkStore(folder), setting.flatbuffer_of, measurer, desc, names,
                             FLAGS.progress, setting.context(), rounds=FLAGS.rounds,
                             fresh_process=FLAGS.backend == "local")

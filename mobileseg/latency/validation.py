@@ -16,7 +16,8 @@ atomically as soon as it is converted, then as soon as it is timed, so a killed 
 stopped, and a rerun after the table changed (or with more samples) measures only networks it has not.
 Networks are all converted first, then timed together in rounds (`measure_networks`), so that the
 machine's drift over the minutes a validation takes is shared by all of them rather than being
-mistaken for a difference between them.
+mistaken for a difference between them; on this CPU, in a fresh process without the TensorFlow that
+converted them.
 
 Example:
     >>> spearman_rho([1.0, 2.0, 3.0, 4.0], [10.0, 30.0, 20.0, 40.0])
@@ -86,7 +87,8 @@ def summarize(predicted: Sequence[float], measured: Sequence[float], band: float
     Returns:
         ``samples``, ``within_10pct`` (share with ``|predicted - measured| <= band *
         measured``), ``within_5pct`` (the same at half the band), ``rmse_ms``, ``mape_pct``,
-        ``mean_error_pct`` (signed: > 0 predicts too slow), ``max_abs_error_pct``, ``spearman_rho`` (None for fewer than 2 samples).
+        ``mean_error_pct`` (signed: > 0 predicts too slow), ``max_abs_error_pct``, ``spearman_rho``
+        (None for fewer than 2 samples).
     """
     p = np.asarray(predicted, dtype=np.float64)
     m = np.asarray(measured, dtype=np.float64)

@@ -1,4 +1,5 @@
-"""The validation's store of measured networks: a damaged record is measured again, not a traceback."""
+"""The validation's networks: a damaged record is measured again, networks are all converted before they are
+timed in rounds (resuming after a kill), and a fresh process times them without TensorFlow."""
 
 import pytest
 
