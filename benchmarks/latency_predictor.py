@@ -204,7 +204,7 @@ def main(argv: list[str]) -> int:
         "by_op": validation["by_op"],
         "worst": validation["worst"],
         "timings_s": validation["timings_s"],
-        "samples": [{k: row[k] for k in ("name", "predicted_ms", "measured_ms", "blocks_ms",
+        "samples": [{k: row.get(k) for k in ("name", "predicted_ms", "measured_ms", "round_ms", "blocks_ms",
                                          "error_pct", "blocks", "blocks_partitions",
                                          "network_partitions")}
                     for row in validation["samples"]],

@@ -38,7 +38,8 @@ def validation_rows(genotypes: Sequence, records: Sequence[dict], model,
         measured = record["measured_ms"]
         rows.append({
             "index": record["index"], "name": record["name"], "predicted_ms": round(predicted, 4),
-            "measured_ms": measured, "blocks_ms": round(model.blocks_ms(genotype), 4),
+            "measured_ms": measured, "round_ms": record.get("round_ms"),
+            "blocks_ms": round(model.blocks_ms(genotype), 4),
             "error_pct": round(100 * (predicted - measured) / measured, 2),
             "blocks": len(signatures), "ops": sorted({s.op for s in signatures}),
             "blocks_partitions": sum(e.xnnpack_partitions or 0 for e in entries),

@@ -72,8 +72,9 @@ def test_demo_space_build_rerun_and_validate(tmp_path):
                                         "samples_measure_s", "this_run_s"}
     assert len(report["load_average"]["start"]) == 3 and report["versions"]["tensorflow"]
 
-    stored = sorted((out / "samples").glob("network_*.json"))
-    assert len(stored) == 3
+    stored = sorted((out / "networks").glob("network_*.json"))  # the 3 samples and the calibration network
+    assert len(stored) == 4 and len(list((out / "networks").glob("network_*.tflite"))) == 4
+    assert all(len(s["round_ms"]) == 3 and s["measured_ms"] == sorted(s["round_ms"])[1] for s in report["samples"])
     stamps = [path.stat().st_mtime_ns for path in stored]
     resumed = cli(*validate)  # nothing is measured again: same networks, same results
     assert resumed.returncode == 0, resumed.stderr
