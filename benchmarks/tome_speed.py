@@ -121,7 +121,8 @@ def latency_at(size: tuple[int, int], variants: list[tuple[str, float]], modes: 
         base = records[0].median_ms if files[mode][0]["ratio"] == 0 else None
         for file, record in zip(files[mode], records, strict=True):
             rows.append({
-                "mode": mode, "method": file["method"], "ratio": file["ratio"], "median_ms": record.median_ms, "min_ms": record.min_ms,
+                "mode": mode, "method": file["method"], "ratio": file["ratio"], "median_ms": record.median_ms,
+                "min_ms": record.min_ms,
                 "p90_ms": record.p90_ms, "std_ms": record.std_ms, "runs": record.runs, "peak_mb": record.peak_mb,
                 "speedup_vs_ratio_0": round(base / record.median_ms, 3) if base else None,
                 "xnnpack_partitions": record.xnnpack_partitions,
@@ -172,7 +173,8 @@ def trained_at_ratios(model_path: Path, variants: list[tuple[str, float]], modes
             raise RuntimeError(f"{' '.join(command)} failed ({code}):\n{tail}")
         report = json.loads(report_path.read_text())
         files = {entry["mode"]: entry for entry in report["files"] if entry.get("method") in (None, "ptq")}
-        row = {"method": method, "ratio": ratio, "command": " ".join(command), "keras_miou": report["float"].get("miou"),
+        row = {"method": method, "ratio": ratio, "command": " ".join(command),
+               "keras_miou": report["float"].get("miou"),
                "wall_seconds": round(time.time() - started), "load_average_before_after": [before, load_average()]}
         for mode in modes:
             entry = files.get(mode, {})

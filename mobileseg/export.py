@@ -102,7 +102,8 @@ def define_flags(flag_values=None) -> None:
                        "Default: the network as trained.", flag_values=fv)
     flags.DEFINE_enum("tome_method", "bsm", ["bsm", "grid"], "How --tome merges: bsm (Segformer++ bipartite soft "
                       "matching) or grid (keys/values or queries merged on a fixed s x s grid, RATIO = 1 - 1/s**2: "
-                      "0.75, 0.9375; XNNPACK runs the files whole). grid files go to RUN_DIR/export_tome_gridRATIO/.", flag_values=fv)
+                      "0.75, 0.9375; XNNPACK runs the files whole). grid files go to "
+                      "RUN_DIR/export_tome_gridRATIO/.", flag_values=fv)
 
 
 

@@ -364,7 +364,8 @@ def _merge_tokens(model, settings: ExportSettings):
     from mobileseg.training.callbacks import save_model_atomic
 
     try:
-        merged = with_token_merging(model, settings.tome, source=str(settings.model_path), method=settings.tome_method)
+        merged = with_token_merging(model, settings.tome, source=str(settings.model_path),
+                                    method=settings.tome_method)
     except TomeError as error:
         raise ExportError(str(error)) from None
     path = settings.out_dir / f"model{files_suffix(settings.tome, settings.tome_method)}.keras"

@@ -189,5 +189,6 @@ def settings_from_flags(fv, argv: Sequence[str]) -> ExportSettings:
         distill_weight=fv.distill_weight, ohem_thresh=config.get("ohem_thresh"),
         ohem_min_kept=config.get("ohem_min_kept", 0),
         eval_images=fv.eval_images, threads=fv.threads, evaluate=fv.evaluate, labels=config.get("labels"),
-        colors=config.get("colors"), tome=tome, tome_method=fv.tome_method, command=" ".join(["python -m mobileseg.export", *sys.argv[1:]]))
+        colors=config.get("colors"), tome=tome, tome_method=fv.tome_method,
+        command=" ".join(["python -m mobileseg.export", *sys.argv[1:]]))
 
