@@ -22,7 +22,9 @@ ratio with no retraining (Segformer++, `mobileseg.arch.tome`): the rewritten flo
 saved as ``model_tome{RATIO}.keras`` with the files, which go to ``DIR/export_tome{RATIO}/``
 by default, and quantization-aware int8 uses ``DIR/model_qat_tome{RATIO}.keras`` (fine-tuned
 from the rewritten model), so a run's own export is left alone. ``python -m mobileseg.bench``
-times the ``.tflite`` files written there.
+times the ``.tflite`` files written there. ``--tome_method grid`` merges on a fixed grid
+instead (RATIO 0.75 or 0.9375; XNNPACK runs the files whole); its names carry
+``_tome_grid{RATIO}``.
 
 ``--output mask`` (a uint8 class map at the input size: argmax at the logits' 1/8, then
 nearest upsampling) or ``logits``; the input is uint8 pixels with the normalisation
@@ -98,6 +100,10 @@ def define_flags(flag_values=None) -> None:
     flags.DEFINE_float("tome", None, "Merge tokens in every efficient-attention block at this ratio, 0 <= RATIO < 1 "
                        "(Segformer++, no retraining; 0: merging off). Files go to RUN_DIR/export_tomeRATIO/. "
                        "Default: the network as trained.", flag_values=fv)
+    flags.DEFINE_enum("tome_method", "bsm", ["bsm", "grid"], "How --tome merges: bsm (Segformer++ bipartite soft "
+                      "matching) or grid (keys/values or queries merged on a fixed s x s grid, RATIO = 1 - 1/s**2: "
+                      "0.75, 0.9375; XNNPACK runs the files whole). grid files go to "
+                      "RUN_DIR/export_tome_gridRATIO/.", flag_values=fv)
 
 
 

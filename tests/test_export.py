@@ -156,13 +156,32 @@ def test_tome_exports_the_network_with_tokens_merged_beside_the_run_s_own_export
     assert {layer.tome_mode for layer in reloaded.layers if hasattr(layer, "tome_mode")} == {"kv_bsm", "q_bsm"}
 
 
+def test_tome_grid_exports_files_xnnpack_runs_whole(tmp_path, capsys):
+    from tests.arch.test_tome import tiny_segformer
+
+    tiny_segformer(num_classes=8, input_size=(48, 64)).save(tmp_path / "model.keras")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"train": {"data": DATA}}))
+    code = _run(["--run_dir", str(tmp_path), "--tome", "0.75", "--tome_method", "grid", "--int8", "--ptq",
+                 "--calibration_images", "2", "--eval_images", "1"])
+    assert code == 0, capsys.readouterr().err
+    out = tmp_path / "export_tome_grid0.75"
+    report = json.loads((out / "report.json").read_text())
+    merging = report["token_merging"]
+    assert merging["method"] == "grid" and merging["model"] == str(out / "model_tome_grid0.75.keras")
+    assert {s["tome_mode"] for s in merging["blocks"].values()} == {"kv_pool", "q_grid"}
+    (int8,) = [entry for entry in report["files"] if Path(entry["file"]).name == "model_int8.tflite"]
+    assert int8["xnnpack_partitions"] == 1 and int8["fallback_ops"] == [] and "TOPK_V2" not in int8["ops"]
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["export"]["tome_method"] == "grid"
+
+
 @pytest.mark.parametrize("tome, message", [
     ("1.5", "--tome: token merging ratio must be a number in [0, 1)"),
     ("-0.5", "--tome: token merging ratio must be a number in [0, 1)"),
     ("0.5", "model.keras has no efficient-attention block"),
+    ("0.5 --tome_method grid", "--tome: token merging method grid merges s x s windows, so the ratio must be"),
 ])
 def test_tome_out_of_range_or_without_attention_exits_2(run_dir, capsys, tmp_path, tome, message):
-    assert _run(["--run_dir", str(run_dir), "--out_dir", str(tmp_path), "--fp32", "--tome", tome]) == 2
+    assert _run(["--run_dir", str(run_dir), "--out_dir", str(tmp_path), "--fp32", "--tome", *tome.split()]) == 2
     assert message in capsys.readouterr().err
 
 

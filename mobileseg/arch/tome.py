@@ -24,6 +24,16 @@ is smaller than its stride has no destinations and is left unmerged
 (`mobileseg.blocks.token_merging.BipartitePlan`). Ratio 0 switches merging off in every
 block (also in a network built with merging).
 
+Method ``grid`` (`merge_settings`) keeps that placement on a fixed ``s x s`` grid: keys/values
+averaged in windows (Segformer++'s neighbour pooling, ``kv_pool``) in stages 1-2, queries
+averaged in windows and each token's output reconstructed from the 9 nearest windows by
+feature similarity (``q_grid``: Liang et al., "Expediting Large-Scale Vision Transformer for
+Dense Prediction without Fine-tuning", NeurIPS 2022, in the static form of
+`mobileseg.blocks.grid_merging`) in stages 3-4: no TOPK_V2, GATHER or SELECT, so XNNPACK
+runs the int8 and fp32 files whole. Its ratio is ``1 - 1/s**2`` (0.75, 0.9375). Queries are
+not merged in stages 1-2: measured at 360x480 (``benchmarks/tome_speed.py``), reconstructing
+their 10800 and 2700 tokens cost more than merging them saved (0.89x in int8 at 0.75).
+
 Example:
     >>> from mobileseg.arch import builder, schema_io
     >>> g = schema_io.load("search_space/references/segformer_b0.yaml")
@@ -41,6 +51,10 @@ import math
 
 import keras
 
+from mobileseg.blocks.token_merging import pool_size
+
+METHODS = ("bsm", "grid")
+"""How `with_token_merging` merges: Segformer++'s bipartite soft matching, or the XNNPACK-whole grid merge."""
 BLOCK = "mobileseg>SegFormerBlock"
 """The registered name of the layer an ``efficient_attention`` cell builds."""
 KV_MERGE_MIN_SR = 4
@@ -69,23 +83,64 @@ def check_ratio(ratio) -> float:
     return float(ratio)
 
 
-def merge_settings(ratio: float, sr_ratio: int) -> dict:
+def check_method(method) -> str:
+    """``method`` if it is one of `METHODS`, else a `TomeError`.
+
+    Example:
+        >>> check_method("grid")
+        'grid'
+        >>> check_method("topk")
+        Traceback (most recent call last):
+        ...
+        mobileseg.arch.tome.TomeError: token merging method must be one of bsm, grid, got 'topk'
+    """
+    if method not in METHODS:
+        raise TomeError(f"token merging method must be one of {', '.join(METHODS)}, got {method!r}")
+    return method
+
+
+def merge_settings(ratio: float, sr_ratio: int, method: str = "bsm") -> dict:
     """The ``tome_mode``, ``tome_ratio`` and ``tome_stride`` of a block with key/value reduction ``sr_ratio``.
+
+    ``bsm``: Segformer++'s presets (module doc). ``grid``: the same placement on a fixed
+    ``s x s`` grid with ``ratio = 1 - 1/s**2``, in ops XNNPACK runs whole: keys/values
+    averaged in windows (``kv_pool``, Segformer++'s neighbour pooling) where they are reduced
+    by 4 or 8, queries merged and reconstructed by similarity (``q_grid``,
+    `mobileseg.blocks.grid_merging`) where the reduction is 1 or 2.
 
     Example:
         >>> merge_settings(0.5, 8)
         {'tome_mode': 'kv_bsm', 'tome_ratio': 0.5, 'tome_stride': 2}
         >>> merge_settings(0.9, 8)["tome_stride"], merge_settings(0.9, 1)["tome_mode"]
         (4, 'q_bsm')
+        >>> merge_settings(0.75, 8, "grid")["tome_mode"], merge_settings(0.75, 2, "grid")["tome_mode"]
+        ('kv_pool', 'q_grid')
     """
     ratio = check_ratio(ratio)
     if ratio == 0.0:
         return {"tome_mode": "none", "tome_ratio": 0.0, "tome_stride": KV_STRIDE}
     keys_values = sr_ratio >= KV_MERGE_MIN_SR
+    if check_method(method) == "grid":
+        try:
+            pool_size("grid", ratio, "q_grid")
+        except ValueError as error:
+            raise TomeError(f"token merging method grid merges s x s windows, so the ratio must be 1 - 1/s**2 "
+                            f"(0.75 for 2x2, 0.9375 for 4x4), got {ratio}") from error
+        return {"tome_mode": "kv_pool" if keys_values else "q_grid", "tome_ratio": ratio, "tome_stride": KV_STRIDE}
     stride = KV_STRIDE if keys_values else Q_STRIDE
     while 1.0 - 1.0 / stride ** 2 < ratio:  # at most 1 - 1/stride**2 of the tokens are sources
         stride *= 2
     return {"tome_mode": "kv_bsm" if keys_values else "q_bsm", "tome_ratio": ratio, "tome_stride": stride}
+
+
+def files_suffix(ratio: float, method: str = "bsm") -> str:
+    """What export adds to its folder and model names for merging at ``ratio``: ``_tome0.5``, ``_tome_grid0.75``.
+
+    Example:
+        >>> files_suffix(0.5), files_suffix(0.75, "grid")
+        ('_tome0.5', '_tome_grid0.75')
+    """
+    return f"_tome{ratio:g}" if check_method(method) == "bsm" else f"_tome_{method}{ratio:g}"
 
 
 def _blocks(config):
@@ -123,23 +178,27 @@ def check_same_weights(original: keras.Model, rebuilt: keras.Model, source: str)
                             "merging must add no weights, so its layers do not match the genotype's")
 
 
-def with_token_merging(model: keras.Model, ratio: float, source: str | None = None) -> keras.Model:
+def with_token_merging(model: keras.Model, ratio: float, source: str | None = None,
+                       method: str = "bsm") -> keras.Model:
     """A copy of ``model`` whose efficient-attention blocks merge tokens at ``ratio``, with the same weights.
 
     Args:
         model: a float functional model built by `mobileseg.arch.builder` (loaded from ``.keras``).
         ratio: share of the tokens each block merges away, in [0, 1); 0 switches merging off.
         source: names the model in errors (default: its name).
+        method: one of `METHODS` (`merge_settings`).
 
     Returns:
         A new model (new layers, the original's weights).
 
     Raises:
-        TomeError: the ratio is out of range, the model has no efficient-attention block
+        TomeError: the ratio is out of range (or not ``1 - 1/s**2`` for ``grid``), the method
+            unknown, the model has no efficient-attention block
             (a quantization-aware model has none: it is flattened) or cannot be rebuilt
             from its config, or the rebuilt model's weights differ from the original's.
     """
     ratio = check_ratio(ratio)
+    check_method(method)
     source = source or model.name
     try:
         config = copy.deepcopy(model.get_config())
@@ -151,7 +210,7 @@ def with_token_merging(model: keras.Model, ratio: float, source: str | None = No
                         "search_space/references/segformer_b0.yaml) to merge tokens in; a quantization-aware "
                         "model is flattened: merge tokens in the float model, then quantize it")
     for block in blocks:
-        block["config"].update(merge_settings(ratio, block["config"]["sr_ratio"]))
+        block["config"].update(merge_settings(ratio, block["config"]["sr_ratio"], method))
     try:
         rebuilt = model.__class__.from_config(config)
     except ValueError as error:  # a block refusing its settings (check_tome) names itself

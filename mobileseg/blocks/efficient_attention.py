@@ -15,7 +15,9 @@ from keras import ops
 
 from mobileseg.blocks.activations import softmax_float32
 from mobileseg.blocks.conv import check_positive_int, conv_initializer, drop_path_layer
+from mobileseg.blocks.grid_merging import grid_merge, grid_unmerge
 from mobileseg.blocks.token_merging import (
+    WINDOW_MODES,
     BipartitePlan,
     bipartite_soft_matching,
     check_tome,
@@ -56,7 +58,11 @@ class EfficientAttention(keras.layers.Layer):
       average pooling (``tome_ratio = 1 - 1/s**2``) or by bipartite soft matching
       removing ``int(tome_ratio * N)`` of them;
     - ``"q_pool"`` / ``"q_bsm"``: merge the queries the same way and copy each merged
-      query's output back to all its tokens after the output layer.
+      query's output back to all its tokens after the output layer;
+    - ``"q_grid"``: average ``s x s`` windows of the queries and give each token a
+      similarity-weighted mix of the outputs of its own and the 8 neighbouring windows
+      (Liang et al., NeurIPS 2022, in static form: `mobileseg.blocks.grid_merging`); the
+      only one of the query modes whose int8 and fp32 files XNNPACK runs whole.
 
     ``tome_ratio = 0`` turns merging off whatever the mode. See
     `mobileseg.blocks.token_merging` for the matching and how it stays int8-friendly.
@@ -66,7 +72,7 @@ class EfficientAttention(keras.layers.Layer):
         num_heads: attention heads; must divide ``dim``.
         sr_ratio: spatial reduction of the keys and values (official B0-B5: 8, 4, 2, 1).
         qkv_bias: biases on the query and key/value layers (official mit_b*: True).
-        tome_mode: one of ``"none", "kv_pool", "kv_bsm", "q_pool", "q_bsm"``.
+        tome_mode: one of ``"none", "kv_pool", "kv_bsm", "q_pool", "q_bsm", "q_grid"``.
         tome_ratio: share of the tokens merged away, in [0, 1).
         tome_stride: destination grid stride of bipartite matching (Segformer++'s
             ``sx = sy``); a ratio above ``1 - 1/tome_stride**2`` is refused.
@@ -110,7 +116,7 @@ class EfficientAttention(keras.layers.Layer):
             self.norm = keras.layers.LayerNormalization(epsilon=SR_LN_EPSILON, name="norm", dtype=self.dtype_policy)
         self._merge = "none" if tome_ratio == 0 else tome_mode
         self._plan = None
-        self._pool = pool_size(owner, tome_ratio) if self._merge.endswith("_pool") else None
+        self._pool = pool_size(owner, tome_ratio, tome_mode) if self._merge in WINDOW_MODES else None
 
     def build(self, input_shape):
         _, height, width, channels = input_shape
@@ -141,29 +147,49 @@ class EfficientAttention(keras.layers.Layer):
         # (B, N, dim) -> (B, heads, N, head_dim); channel c = head * head_dim + d as officially.
         return ops.transpose(ops.reshape(x, (-1, x.shape[1], self.num_heads, self.head_dim)), (0, 2, 1, 3))
 
+    def merge_keys_values(self, kv, kv_height: int, kv_width: int):
+        """The ``(B, kv_height * kv_width, dim)`` key/value tokens merged as ``tome_mode`` says (or as they are)."""
+        if self._merge == "kv_pool":
+            kv_map = neighbour_merge(ops.reshape(kv, (-1, kv_height, kv_width, kv.shape[-1])), self._pool)
+            return ops.reshape(kv_map, (-1, kv_map.shape[1] * kv_map.shape[2], kv.shape[-1]))
+        if self._merge == "kv_bsm":
+            return merge_tokens(kv, self._plan, bipartite_soft_matching(kv, self._plan))
+        return kv
+
+    def merge_queries(self, query_map):
+        """``(B, H, W, dim)`` -> the query tokens ``(B, M, dim)`` and what `unmerge_queries` needs."""
+        if self._merge in ("q_pool", "q_grid"):
+            pooled = (grid_merge if self._merge == "q_grid" else neighbour_merge)(query_map, self._pool)
+            return ops.reshape(pooled, (-1, pooled.shape[1] * pooled.shape[2], pooled.shape[-1])), (query_map, pooled)
+        tokens = ops.reshape(query_map, (-1, query_map.shape[1] * query_map.shape[2], query_map.shape[-1]))
+        if self._merge == "q_bsm":
+            matching = bipartite_soft_matching(tokens, self._plan)
+            return merge_tokens(tokens, self._plan, matching), matching
+        return tokens, None
+
+    def unmerge_queries(self, out, state, height: int, width: int):
+        """The ``(B, M, D)`` outputs of the merged queries back on the ``(B, height, width, D)`` map."""
+        channels = out.shape[-1]
+        if self._merge in ("q_pool", "q_grid"):
+            query_map, pooled = state
+            out = ops.reshape(out, (-1, pooled.shape[1], pooled.shape[2], channels))
+            if self._merge == "q_grid":
+                return grid_unmerge(query_map, pooled, out, self._pool)
+            return neighbour_unmerge(out, height, width)
+        if self._merge == "q_bsm":
+            out = unmerge_tokens(out, self._plan, state)
+        return ops.reshape(out, (-1, height, width, channels))
+
     def call(self, inputs):
         height, width = inputs.shape[1], inputs.shape[2]
-        tokens = ops.reshape(inputs, (-1, height * width, self.dim))
-
         if self.sr is not None:
             kv_map = self.sr(inputs)
             kv_height, kv_width = kv_map.shape[1], kv_map.shape[2]
             kv = self.norm(ops.reshape(kv_map, (-1, kv_height * kv_width, self.dim)))
         else:
-            kv, kv_height, kv_width = tokens, height, width
-        if self._merge == "kv_pool":
-            kv_map = neighbour_merge(ops.reshape(kv, (-1, kv_height, kv_width, self.dim)), self._pool)
-            kv = ops.reshape(kv_map, (-1, kv_map.shape[1] * kv_map.shape[2], self.dim))
-        elif self._merge == "kv_bsm":
-            kv = merge_tokens(kv, self._plan, bipartite_soft_matching(kv, self._plan))
-
-        queries, matching, query_map = tokens, None, None
-        if self._merge == "q_pool":
-            query_map = neighbour_merge(inputs, self._pool)
-            queries = ops.reshape(query_map, (-1, query_map.shape[1] * query_map.shape[2], self.dim))
-        elif self._merge == "q_bsm":
-            matching = bipartite_soft_matching(tokens, self._plan)
-            queries = merge_tokens(tokens, self._plan, matching)
+            kv, kv_height, kv_width = ops.reshape(inputs, (-1, height * width, self.dim)), height, width
+        kv = self.merge_keys_values(kv, kv_height, kv_width)
+        queries, state = self.merge_queries(inputs)
 
         q = self._heads(self.q(queries))
         kv = self.kv(kv)
@@ -171,13 +197,7 @@ class EfficientAttention(keras.layers.Layer):
         attention = softmax_float32(ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * (self.head_dim ** -0.5))
         out = ops.transpose(ops.matmul(attention, v), (0, 2, 1, 3))
         out = self.proj(ops.reshape(out, (-1, queries.shape[1], self.dim)))
-
-        if self._merge == "q_pool":
-            out = ops.reshape(out, (-1, query_map.shape[1], query_map.shape[2], self.dim))
-            return neighbour_unmerge(out, height, width)
-        if self._merge == "q_bsm":
-            out = unmerge_tokens(out, self._plan, matching)
-        return ops.reshape(out, (-1, height, width, self.dim))
+        return self.unmerge_queries(out, state, height, width)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -263,7 +283,7 @@ class SegFormerBlock(keras.layers.Layer):
         sr_ratio: spatial reduction of the keys and values.
         mlp_ratio: Mix-FFN hidden channels over ``dim``.
         tome_ratio: share of the tokens merged away, in [0, 1); 0 is off.
-        tome_mode: one of ``"none", "kv_pool", "kv_bsm", "q_pool", "q_bsm"``.
+        tome_mode: one of ``"none", "kv_pool", "kv_bsm", "q_pool", "q_bsm", "q_grid"``.
         tome_stride: destination grid stride of bipartite matching.
         drop_path: stochastic depth rate of both residual branches (training only).
 

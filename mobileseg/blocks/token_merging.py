@@ -20,6 +20,9 @@ network can merge without retraining. Two ways to merge:
   applied (Segformer++ does not use it either). Unmerging copies each destination's
   output back to the sources merged into it.
 
+A third way, ``q_grid``, merges queries on a fixed grid in ops XNNPACK runs whole
+(`mobileseg.blocks.grid_merging`, after Liang et al., NeurIPS 2022).
+
 Matching is ``keras.ops`` that convert to builtin TFLite ops: the cosine similarity
 is a BATCH_MATMUL of RSQRT-normalized tokens, the best match and the ranking TOPK_V2
 (``ops.argmax`` converts to a non-builtin BitwiseAnd), the selections GATHERs, and
@@ -36,7 +39,9 @@ import math
 import numpy as np
 from keras import ops
 
-TOME_MODES = ("none", "kv_pool", "kv_bsm", "q_pool", "q_bsm")
+TOME_MODES = ("none", "kv_pool", "kv_bsm", "q_pool", "q_bsm", "q_grid")
+WINDOW_MODES = ("kv_pool", "q_pool", "q_grid")
+"""Modes that merge ``s x s`` windows, so their ratio is ``1 - 1/s**2`` (`pool_size`)."""
 
 
 def check_tome(owner: str, mode: str, ratio: float, stride: int) -> None:
@@ -46,7 +51,7 @@ def check_tome(owner: str, mode: str, ratio: float, stride: int) -> None:
         >>> check_tome("Block", "kv_pool", 0.5, 2)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: Block: tome_mode '*_pool' averages s x s windows, so tome_ratio must be 1 - 1/s**2 ... got 0.5
+        ValueError: Block: tome_mode 'kv_pool' averages s x s windows, so tome_ratio must be 1 - 1/s**2 ... got 0.5
     """
     if mode not in TOME_MODES:
         raise ValueError(f"{owner}: unknown tome_mode {mode!r}; expected one of {', '.join(TOME_MODES)}")
@@ -56,15 +61,15 @@ def check_tome(owner: str, mode: str, ratio: float, stride: int) -> None:
         raise ValueError(f"{owner}: tome_stride must be an integer >= 2, got {stride!r}")
     if mode == "none" and ratio > 0:
         raise ValueError(f"{owner}: tome_ratio={ratio} needs a tome_mode other than 'none'")
-    if mode.endswith("_pool") and ratio > 0:
-        pool_size(owner, ratio)
+    if mode in WINDOW_MODES and ratio > 0:
+        pool_size(owner, ratio, mode)
     if mode.endswith("_bsm") and ratio > 1.0 - 1.0 / stride ** 2:
         raise ValueError(f"{owner}: tome_ratio={ratio} removes more tokens than the {1 - 1 / stride ** 2:g} "
                          f"that are sources with tome_stride={stride}; raise tome_stride")
 
 
-def pool_size(owner: str, ratio: float) -> int:
-    """The window side ``s`` of neighbour pooling that removes ``ratio = 1 - 1 / s**2`` of the tokens.
+def pool_size(owner: str, ratio: float, mode: str = "kv_pool") -> int:
+    """The window side ``s`` of a `WINDOW_MODES` merge that removes ``ratio = 1 - 1 / s**2`` of the tokens.
 
     Example:
         >>> pool_size("Block", 0.75), pool_size("Block", 0.9375)
@@ -72,7 +77,7 @@ def pool_size(owner: str, ratio: float) -> int:
     """
     side = 1.0 / math.sqrt(1.0 - ratio)
     if abs(side - round(side)) > 1e-6 or round(side) < 2:
-        raise ValueError(f"{owner}: tome_mode '*_pool' averages s x s windows, so tome_ratio must be "
+        raise ValueError(f"{owner}: tome_mode {mode!r} averages s x s windows, so tome_ratio must be "
                          f"1 - 1/s**2 (0.75 for 2x2, 0.9375 for 4x4, ...) or 0, got {ratio}")
     return int(round(side))
 

@@ -354,22 +354,24 @@ def _record(settings: ExportSettings, result: dict, input_size: tuple[int, int],
         "distill_weight": settings.distill_weight, "ohem_thresh": settings.ohem_thresh,
         "ohem_min_kept": settings.ohem_min_kept,
         "steps_per_epoch": settings.steps_per_epoch, "seed": settings.seed, "split": settings.split,
-        "tome": settings.tome,
+        "tome": settings.tome, "tome_method": settings.tome_method,
         "files": [Path(entry["file"]).name for entry in entries], "passed": result["passed"]}, error=TrainingError)
 
 
 def _merge_tokens(model, settings: ExportSettings):
     """The model with tokens merged at ``settings.tome``, saved next to the files, and what was merged where."""
-    from mobileseg.arch.tome import TomeError, block_settings, with_token_merging
+    from mobileseg.arch.tome import TomeError, block_settings, files_suffix, with_token_merging
     from mobileseg.training.callbacks import save_model_atomic
 
     try:
-        merged = with_token_merging(model, settings.tome, source=str(settings.model_path))
+        merged = with_token_merging(model, settings.tome, source=str(settings.model_path),
+                                    method=settings.tome_method)
     except TomeError as error:
         raise ExportError(str(error)) from None
-    path = settings.out_dir / f"model_tome{settings.tome:g}.keras"
+    path = settings.out_dir / f"model{files_suffix(settings.tome, settings.tome_method)}.keras"
     save_model_atomic(merged, path)
-    return merged, {"ratio": settings.tome, "model": str(path), "blocks": block_settings(merged)}
+    return merged, {"ratio": settings.tome, "method": settings.tome_method, "model": str(path),
+                    "blocks": block_settings(merged)}
 
 
 def _open_source(spec: str):

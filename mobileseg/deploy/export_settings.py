@@ -51,6 +51,7 @@ class ExportSettings:
         eager: run the fine-tuning steps eagerly (no tracing; for a few steps).
         labels, colors: class names and colours when there is no data set.
         tome: merge tokens at this ratio (`mobileseg.arch.tome`; 0: merging off), or None: the model as it is.
+        tome_method: how (`mobileseg.arch.tome.METHODS`): ``bsm`` or ``grid``.
         command: the command line, recorded in the report.
     """
 
@@ -82,6 +83,7 @@ class ExportSettings:
     labels: list | None = None
     colors: list | None = None
     tome: float | None = None
+    tome_method: str = "bsm"
     command: str = ""
 
 
@@ -155,13 +157,14 @@ def settings_from_flags(fv, argv: Sequence[str]) -> ExportSettings:
         raise ExportError("give --run_dir DIR (with DIR/model.keras) or --model FILE.keras")
     tome = None
     if fv.tome is not None:
-        from mobileseg.arch.tome import TomeError, check_ratio
+        from mobileseg.arch.tome import TomeError, check_ratio, files_suffix, merge_settings
 
         try:
             tome = check_ratio(fv.tome)
+            merge_settings(tome, 1, fv.tome_method)
         except TomeError as error:
             raise ExportError(f"--tome: {error}") from None
-    merged = "" if tome is None else f"_tome{tome:g}"
+    merged = "" if tome is None else files_suffix(tome, fv.tome_method)
     run_dir = Path(fv.run_dir) if fv.run_dir else None
     model_path = Path(fv.model) if fv.model else run_dir / RunDir.MODEL
     config = read_run_config(run_dir) if run_dir else {}
@@ -190,5 +193,6 @@ def settings_from_flags(fv, argv: Sequence[str]) -> ExportSettings:
         distill_weight=fv.distill_weight, ohem_thresh=config.get("ohem_thresh"),
         ohem_min_kept=config.get("ohem_min_kept", 0),
         eval_images=fv.eval_images, threads=fv.threads, evaluate=fv.evaluate, labels=config.get("labels"),
-        colors=config.get("colors"), tome=tome, command=" ".join(["python -m mobileseg.export", *sys.argv[1:]]))
+        colors=config.get("colors"), tome=tome, tome_method=fv.tome_method,
+        command=" ".join(["python -m mobileseg.export", *sys.argv[1:]]))
 

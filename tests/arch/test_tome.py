@@ -121,3 +121,49 @@ def test_a_rebuilt_network_with_other_weights_is_refused(model):
     other = tiny_segformer(input_size=(64, 64), num_classes=6)  # a head with one class more
     with pytest.raises(TomeError, match=r"m.keras: .* other weights than the original .*head"):
         check_same_weights(model, other, "m.keras")
+
+
+def test_grid_method_places_window_merges_as_segformer_plus_plus_and_is_exact_at_ratio_zero(model):
+    merged = with_token_merging(model, 0.75, method="grid")
+    settings = block_settings(merged).values()
+    # keys/values pooled where attention reduces them by 4 (stage 1 here), queries merged on the grid below
+    assert [(s["sr_ratio"], s["tome_mode"], s["tome_ratio"]) for s in settings] == [(4, "kv_pool", 0.75),
+                                                                                    (1, "q_grid", 0.75)]
+    x = smooth_image()
+    # merging is on: the ratio-0 copy is bit-identical, so any difference is the merging. It is small here:
+    # SegFormer's initialization (std 0.02) makes attention nearly uniform over the keys, whatever the
+    # query (measured: 8e-5 at most on logits of std 2)
+    assert np.abs(merged.predict_on_batch(x) - model.predict_on_batch(x)).max() > 1e-5
+    off = with_token_merging(merged, 0.0, method="grid")
+    np.testing.assert_array_equal(off.predict_on_batch(x), model.predict_on_batch(x))
+
+
+@pytest.mark.parametrize("ratio", [0.5, 0.9])
+def test_a_grid_ratio_that_is_not_a_square_window_is_refused(model, ratio):
+    with pytest.raises(TomeError, match=rf"method grid merges s x s windows, .*got {ratio}"):
+        with_token_merging(model, ratio, method="grid")
+    with pytest.raises(TomeError, match="method must be one of bsm, grid, got 'topk'"):
+        with_token_merging(model, 0.75, method="topk")
+
+
+def test_grid_merged_segformer_b0_files_are_one_xnnpack_partition_and_int8_agrees_with_float():
+    from mobileseg.litert_measure import measure_tflite
+
+    size = (64, 64)
+    keras.utils.set_random_seed(0)
+    b0 = builder.build_model(schema_io.load("search_space/references/segformer_b0.yaml"), 5, size)
+    randomize_statistics(b0, 0)
+    merged = with_token_merging(b0, 0.75, method="grid")
+    calibration = [image[None] for image in images(4, size, seed=2)]
+    files = {"int8": packaging.convert(merged, "int8", representative=representative_dataset(calibration)),
+             "fp32": packaging.convert(merged, "fp32", input_dtype="float32")}
+    for mode, flatbuffer in files.items():
+        assert not {"TOPK_V2", "GATHER", "SELECT", "SELECT_V2"} & set(tflite_convert.op_names(flatbuffer))
+        record = measure_tflite(flatbuffer, threads=1, min_runs=2, max_runs=2)
+        assert (record.xnnpack_partitions, list(record.fallback_ops)) == (1, []), mode
+    x = np.round(smooth_image(size))
+    want = merged.predict_on_batch(x)
+    (fp32,) = tflite_convert.run(files["fp32"], [x])
+    np.testing.assert_allclose(fp32, want, atol=1e-3 * np.abs(want).max())
+    (int8,) = tflite_convert.run(files["int8"], [x])
+    assert np.abs(int8 - want).mean() / want.std() < 0.1

@@ -13,14 +13,7 @@ from mobileseg.arch.ops.spec import OpSpec, no_hidden, no_residual, no_structure
 from mobileseg.blocks.activations import softmax_float32
 from mobileseg.blocks.efficient_attention import SegFormerBlock
 from mobileseg.blocks.elastic import conv2d, depthwise_conv2d, gather_channels, head_layout, layer_norm, width_mask
-from mobileseg.blocks.token_merging import (
-    TOME_MODES,
-    bipartite_soft_matching,
-    merge_tokens,
-    neighbour_merge,
-    neighbour_unmerge,
-    unmerge_tokens,
-)
+from mobileseg.blocks.token_merging import TOME_MODES
 
 
 @dataclass(frozen=True)
@@ -53,18 +46,8 @@ def _forward(layer, x, context, args, training, momentum, kernel):
         kv = layer_norm(attn.norm, ops.reshape(kv_map, (-1, kv_height * kv_width, size)), dim, args.in_width)
     else:
         kv, kv_height, kv_width = tokens, height, width
-    if attn._merge == "kv_pool":
-        kv_map = neighbour_merge(ops.reshape(kv, (-1, kv_height, kv_width, size)), attn._pool)
-        kv = ops.reshape(kv_map, (-1, kv_map.shape[1] * kv_map.shape[2], size))
-    elif attn._merge == "kv_bsm":
-        kv = merge_tokens(kv, attn._plan, bipartite_soft_matching(kv, attn._plan))
-    queries, matching, query_map = tokens, None, None
-    if attn._merge == "q_pool":
-        query_map = neighbour_merge(h, attn._pool)
-        queries = ops.reshape(query_map, (-1, query_map.shape[1] * query_map.shape[2], size))
-    elif attn._merge == "q_bsm":
-        matching = bipartite_soft_matching(tokens, attn._plan)
-        queries = merge_tokens(tokens, attn._plan, matching)
+    kv = attn.merge_keys_values(kv, kv_height, kv_width)
+    queries, state = attn.merge_queries(h)
 
     to_wide, wide_valid, to_narrow, narrow_valid = head_layout(args.in_width, attn.num_heads, size, x.dtype)
     kv = attn.kv(kv)
@@ -76,12 +59,7 @@ def _forward(layer, x, context, args, training, momentum, kernel):
     out = ops.transpose(ops.matmul(attention, v), (0, 2, 1, 3))
     out = gather_channels(ops.reshape(out, (-1, queries.shape[1], size)), to_narrow, narrow_valid)
     out = attn.proj(out) * dim
-    if attn._merge == "q_pool":
-        out = neighbour_unmerge(ops.reshape(out, (-1, query_map.shape[1], query_map.shape[2], size)), height, width)
-    else:
-        if attn._merge == "q_bsm":
-            out = unmerge_tokens(out, attn._plan, matching)
-        out = ops.reshape(out, (-1, height, width, size))
+    out = attn.unmerge_queries(out, state, height, width)
     x = x + out
     h = layer_norm(layer.norm2, x, dim, args.in_width)
     hidden = width_mask(args.hidden, mlp.hidden_dim, x.dtype)
