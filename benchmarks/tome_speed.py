@@ -151,6 +151,7 @@ def export_command(model: Path, method: str, ratio: float, modes: list[str], out
 
 def trained_at_ratios(model_path: Path, variants: list[tuple[str, float]], modes: list[str], args) -> dict:
     """Export, evaluate and time the trained model for each (method, ratio) (one export each)."""
+    from mobileseg.arch.tome import files_suffix
     from mobileseg.provenance import load_average
 
     work = args.work_dir
@@ -159,7 +160,7 @@ def trained_at_ratios(model_path: Path, variants: list[tuple[str, float]], modes
     shutil.copy2(model_path, model)
     rows = []
     for method, ratio in variants:
-        out_dir = work / f"tome{'' if method in ('bsm', 'none') else '_' + method}{ratio:g}"
+        out_dir = work / files_suffix(ratio, tome_method(method)).lstrip("_")  # tome0.5, tome_grid0.75
         command = export_command(model, method, ratio, modes, out_dir, args)
         before, started = load_average(), time.time()
         out_dir.mkdir(parents=True, exist_ok=True)

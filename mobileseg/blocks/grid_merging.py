@@ -130,7 +130,6 @@ def grid_unmerge(token_map, destinations, outputs, size: int):
     return from_windows(mixed, size, grid_height, grid_width, height, width)
 
 
-
 def grid_merge(token_map, size: int):
     """Average the ``size x size`` windows of an NHWC map, the grid anchored at the top-left corner.
 

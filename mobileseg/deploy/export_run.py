@@ -343,7 +343,6 @@ def _evaluate(entries: list[dict], float_entry: dict, source, settings: ExportSe
 def _record(settings: ExportSettings, result: dict, input_size: tuple[int, int], entries: list[dict]) -> None:
     """Write the ``export`` section of the run's ``config.yaml``."""
     from mobileseg.run.run_config import record_config
-    from mobileseg.training.errors import TrainingError
 
     record_config(settings.run_dir, "export", {
         "model": str(settings.model_path), "out_dir": str(settings.out_dir), "formats": list(settings.formats),
@@ -355,7 +354,7 @@ def _record(settings: ExportSettings, result: dict, input_size: tuple[int, int],
         "ohem_min_kept": settings.ohem_min_kept,
         "steps_per_epoch": settings.steps_per_epoch, "seed": settings.seed, "split": settings.split,
         "tome": settings.tome, "tome_method": settings.tome_method,
-        "files": [Path(entry["file"]).name for entry in entries], "passed": result["passed"]}, error=TrainingError)
+        "files": [Path(entry["file"]).name for entry in entries], "passed": result["passed"]}, error=ExportError)
 
 
 def _merge_tokens(model, settings: ExportSettings):

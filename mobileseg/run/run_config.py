@@ -43,8 +43,9 @@ def read_config(run_dir: str | os.PathLike, *, error: type[Exception] = TextFile
         run_dir: the run folder.
         error: what to raise for a file that cannot be used (built from ``PATH: PROBLEM``, as
             `mobileseg.text_files.read_text` does); each caller keeps its own: the steps
-            `mobileseg.training.errors.TrainingError`, the run report and the export the default
-            `mobileseg.text_files.TextFileError`, which they catch (the report lists the problem).
+            `mobileseg.training.errors.TrainingError`, the run report and the export's reading the default
+            `mobileseg.text_files.TextFileError`, which they catch (the report lists the problem), the
+            export's recording `mobileseg.deploy.export_settings.ExportError`, which its command reports.
         limits: read within these bounds (`mobileseg.bounded_yaml`), for a folder that may come
             from elsewhere (the run report); None: any size (a run's own steps).
 
