@@ -6,7 +6,9 @@ times it from outside (wall clock, the process as a user starts it). One row per
 run's ``summary.json``: ``time_budget_s``, ``actual_s`` (the wall time), ``stage_seconds`` (each planned
 stage's actual seconds, `mobileseg.pipeline_budget.planned_vs_actual`), ``int8_test_miou`` (the int8
 file's mIoU on the test split, a fraction) and ``int8_ms`` (its median latency from the bench step);
-plus, per row, the plan's ``planned_seconds`` and ``sizes``, the load at its start and end.
+plus, per row, the plan's ``planned_seconds`` and ``sizes``, the load at its start and end, and the
+chosen network's ``genotype`` (kept in the repository by `result_genotypes.keep`, issue 23) and
+``composition``.
 Writes ``benchmarks/results/time_budget_camvid.json`` (``--out``) after every run, with the command,
 versions, machine and load; a budget whose row is already there is not run again.
 
@@ -26,6 +28,7 @@ import time
 from pathlib import Path
 
 from camvid_runs import CAMVID, ROOT
+from result_genotypes import keep
 
 
 def pipeline_command(args, budget: str, run_dir: Path) -> list[str]:
@@ -45,6 +48,7 @@ def row(budget_s: float, wall_s: float, run_dir: Path, load: list) -> dict:
             "int8_test_miou": summary["miou_int8"], "int8_ms": summary["latency_ms"],
             "planned_seconds": {r["stage"]: r["planned_s"] for r in stages}, "sizes": plan["sizes"],
             "within_10_percent": abs(wall_s - budget_s) <= 0.1 * budget_s, "eval_split": summary["split"],
+            **keep(run_dir / "arch.yaml", "time_budget_camvid", f"budget_{int(budget_s)}s"),
             "run_dir": str(run_dir), "load_average_start_end": load}
 
 
