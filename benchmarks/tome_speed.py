@@ -203,13 +203,12 @@ def variants_of(methods: list[str], ratio_lists: dict[str, str]) -> list[tuple[s
     Raises:
         mobileseg.arch.tome.TomeError: a ratio out of [0, 1), or a grid ratio that is not ``1 - 1/s**2``.
     """
-    from mobileseg.arch.tome import check_ratio, merge_settings
+    from mobileseg.arch.tome import check_setting
 
     variants = [("none", 0.0)]
     for method in methods:
         for part in ratio_lists[method].split(","):
-            if part.strip() and check_ratio(float(part)) > 0:
-                merge_settings(float(part), 1, method)  # a grid ratio that is not 1 - 1/s**2 is refused here
+            if part.strip() and check_setting(float(part), method) > 0:
                 variants.append((method, float(part)))
     return variants
 

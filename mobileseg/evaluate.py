@@ -23,13 +23,14 @@ only (the whole split is still checked); ``--skip_bad`` leaves bad pairs out (li
 in ``skipped``) instead of stopping at the first.
 
 ``--tome RATIO`` evaluates a ``.keras`` network with tokens merged at that ratio in every
-efficient-attention block, with no retraining (Segformer++, `mobileseg.arch.tome`); the
-result gets a ``token_merging`` entry. A ``.tflite`` file is fixed: export it with
-``python -m mobileseg.export --tome RATIO`` and evaluate that file.
+efficient-attention block, with no retraining (Segformer++, `mobileseg.arch.tome`), by
+``--tome_method`` (``bsm``, or ``grid`` with ``RATIO = 1 - 1/s**2``, the merge whose int8
+file XNNPACK runs whole); the result gets a ``token_merging`` entry. A ``.tflite`` file is
+fixed: export it with ``python -m mobileseg.export --tome RATIO`` and evaluate that file.
 
 Exit codes: 0 done, 2 bad input (missing or unloadable model, wrong suffix, bad data
-set, class count mismatch, a ``--tome`` ratio out of [0, 1) or a network without
-efficient-attention blocks).
+set, class count mismatch, a ``--tome`` ratio out of [0, 1) or not ``1 - 1/s**2`` for
+``grid``, or a network without efficient-attention blocks).
 
 Example:
     python -m mobileseg.evaluate --model runs/camvid/model.keras --data camvid:../shared/datasets/camvid
@@ -42,11 +43,11 @@ import sys
 from collections.abc import Sequence
 
 
-def merge_tokens(segmenter, ratio: float) -> dict:
-    """Rewrite a Keras segmenter's network to merge tokens at ``ratio`` (`mobileseg.arch.tome`), in place.
+def merge_tokens(segmenter, ratio: float, method: str = "bsm") -> dict:
+    """Rewrite a Keras segmenter's network to merge tokens at ``ratio`` by ``method`` (`mobileseg.arch.tome`), in place.
 
     Returns:
-        The ``token_merging`` entry of a result: the ratio and each block's settings.
+        The ``token_merging`` entry of a result: the ratio, the method and each block's settings.
 
     Raises:
         mobileseg.inference.ModelError: a LiteRT model, a ratio out of range or a network
@@ -59,10 +60,10 @@ def merge_tokens(segmenter, ratio: float) -> dict:
         raise ModelError(f"{segmenter.path}: --tome rewrites a .keras network; a {segmenter.path.suffix} file is "
                          "fixed: export one with python -m mobileseg.export --tome RATIO and evaluate that")
     try:
-        segmenter.model = with_token_merging(segmenter.model, ratio, source=str(segmenter.path))
+        segmenter.model = with_token_merging(segmenter.model, ratio, source=str(segmenter.path), method=method)
     except TomeError as error:
         raise ModelError(str(error)) from None
-    return {"ratio": ratio, "blocks": block_settings(segmenter.model)}
+    return {"ratio": ratio, "method": method, "blocks": block_settings(segmenter.model)}
 
 
 def format_report(result: dict) -> str:
@@ -81,7 +82,8 @@ def format_report(result: dict) -> str:
         20.0 ms per image in the model (resizing included), 1.5 s in all
     """
     size = "x".join(map(str, result["input_size"])) if result.get("input_size") else "any size"
-    merged = f", tokens merged at {result['token_merging']['ratio']:g}" if result.get("token_merging") else ""
+    merging = result.get("token_merging")
+    merged = f", tokens merged at {merging['ratio']:g} by {merging.get('method', 'bsm')}" if merging else ""
     lines = [f"{result['model']} ({result['backend']}, input {size}{merged}) on {result['data']} {result['split']}: "
              f"{result['images']} images, {result['pixels']:,} pixels"]
     width = max([len("class"), *map(len, result["per_class_iou"])])
@@ -118,11 +120,14 @@ def define_flags(flag_values=None) -> None:
     flags.DEFINE_bool("progress", True, "Show a progress bar on stderr.", flag_values=flag_values)
     flags.DEFINE_float("tome", None, "Merge tokens in every efficient-attention block of a .keras network at this "
                        "ratio, 0 <= RATIO < 1 (Segformer++, no retraining; 0: merging off).", flag_values=flag_values)
+    flags.DEFINE_enum("tome_method", "bsm", ["bsm", "grid"], "How --tome merges: bsm (Segformer++ bipartite soft "
+                      "matching) or grid (on a fixed s x s grid, RATIO = 1 - 1/s**2: 0.75, 0.9375).",
+                      flag_values=flag_values)
 
 
 def run(flag_values, argv: Sequence[str]) -> int:
     """Evaluate as the parsed flags say; returns the exit code."""
-    from mobileseg.arch.tome import TomeError, check_ratio
+    from mobileseg.arch.tome import TomeError, check_setting
     from mobileseg.atomic_write import write_atomic
     from mobileseg.data.problems import DataError
     from mobileseg.data.sources import open_source
@@ -138,10 +143,11 @@ def run(flag_values, argv: Sequence[str]) -> int:
         return 2
     try:
         if flag_values.tome is not None:
-            check_ratio(flag_values.tome)
+            check_setting(flag_values.tome, flag_values.tome_method)
         source = open_source(flag_values.data)
         segmenter = Segmenter.load(flag_values.model, num_threads=flag_values.threads)
-        token_merging = None if flag_values.tome is None else merge_tokens(segmenter, flag_values.tome)
+        token_merging = (None if flag_values.tome is None
+                         else merge_tokens(segmenter, flag_values.tome, flag_values.tome_method))
         result = evaluate(segmenter, source, flag_values.split, max_images=flag_values.max_images,
                           skip_bad=flag_values.skip_bad, progress=flag_values.progress)
     except (ModelError, DataError, TomeError) as error:

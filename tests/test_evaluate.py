@@ -196,19 +196,23 @@ def test_tome_merges_tokens_in_a_keras_network_and_refuses_what_it_cannot_rewrit
     tiny_segformer(num_classes=8, input_size=(48, 64)).save(tmp_path / "segformer.keras")
     data = ["--data", tiny_segmenters.DATA, "--noprogress", "--max_images", "2", "--json"]
     results = {}
-    for tome in (None, "0", "0.5"):
+    for tome in (None, "0", "0.5", "0.75 grid"):
+        ratio, _, method = (tome or "").partition(" ")
         code, out, err = run_in_process(capsys, "--model", str(tmp_path / "segformer.keras"), *data,
-                                        *(["--tome", tome] if tome else []))
+                                        *(["--tome", ratio] if tome else []), *(["--tome_method", method] if method else []))
         assert code == 0, err
         results[tome] = json.loads(out)
     assert "token_merging" not in results[None]
     assert results["0"]["confusion_matrix"] == results[None]["confusion_matrix"]  # ratio 0: the network as is
     merged = results["0.5"]["token_merging"]
     assert merged["ratio"] == 0.5 and sorted(s["tome_mode"] for s in merged["blocks"].values()) == ["kv_bsm", "q_bsm"]
+    grid = results["0.75 grid"]["token_merging"]
+    assert (grid["method"], sorted(s["tome_mode"] for s in grid["blocks"].values())) == ("grid", ["kv_pool", "q_grid"])
 
     for model, tome, message in [
-            (tmp_path / "segformer.keras", "1", "--tome: token merging ratio must be a number in [0, 1)"),
-            (models["fp32"], "0.5", "--tome rewrites a .keras network; a .tflite file is fixed"),
-            (models["keras"], "0.5", "has no efficient-attention block")]:
-        code, out, err = run_in_process(capsys, "--model", str(model), *data, "--tome", tome)
+            (tmp_path / "segformer.keras", ["1"], "--tome: token merging ratio must be a number in [0, 1)"),
+            (tmp_path / "segformer.keras", ["0.5", "--tome_method", "grid"], "the ratio must be 1 - 1/s**2"),
+            (models["fp32"], ["0.5"], "--tome rewrites a .keras network; a .tflite file is fixed"),
+            (models["keras"], ["0.5"], "has no efficient-attention block")]:
+        code, out, err = run_in_process(capsys, "--model", str(model), *data, "--tome", *tome)
         assert code == 2 and out == "" and message in err, err

@@ -99,6 +99,30 @@ def check_method(method) -> str:
     return method
 
 
+def check_setting(ratio, method: str = "bsm") -> float:
+    """The ratio as a float if ``method`` (one of `METHODS`) can merge at it, else a `TomeError`.
+
+    Every ratio in [0, 1) suits ``bsm``; ``grid`` merges ``s x s`` windows, so its ratio is 0
+    or ``1 - 1/s**2``.
+
+    Example:
+        >>> check_setting(0.5), check_setting(0.75, "grid"), check_setting(0, "grid")
+        (0.5, 0.75, 0.0)
+        >>> check_setting(0.5, "grid")
+        Traceback (most recent call last):
+        ...
+        mobileseg.arch.tome.TomeError: token merging method grid merges s x s windows, so the ratio must be 1 - 1/s**2 (0.75 for 2x2, 0.9375 for 4x4), got 0.5
+    """
+    ratio = check_ratio(ratio)
+    if check_method(method) == "grid" and ratio > 0.0:
+        try:
+            pool_size("grid", ratio, "q_grid")
+        except ValueError as error:
+            raise TomeError(f"token merging method grid merges s x s windows, so the ratio must be 1 - 1/s**2 "
+                            f"(0.75 for 2x2, 0.9375 for 4x4), got {ratio}") from error
+    return ratio
+
+
 def merge_settings(ratio: float, sr_ratio: int, method: str = "bsm") -> dict:
     """The ``tome_mode``, ``tome_ratio`` and ``tome_stride`` of a block with key/value reduction ``sr_ratio``.
 
@@ -116,16 +140,11 @@ def merge_settings(ratio: float, sr_ratio: int, method: str = "bsm") -> dict:
         >>> merge_settings(0.75, 8, "grid")["tome_mode"], merge_settings(0.75, 2, "grid")["tome_mode"]
         ('kv_pool', 'q_grid')
     """
-    ratio = check_ratio(ratio)
+    ratio = check_setting(ratio, method)
     if ratio == 0.0:
         return {"tome_mode": "none", "tome_ratio": 0.0, "tome_stride": KV_STRIDE}
     keys_values = sr_ratio >= KV_MERGE_MIN_SR
-    if check_method(method) == "grid":
-        try:
-            pool_size("grid", ratio, "q_grid")
-        except ValueError as error:
-            raise TomeError(f"token merging method grid merges s x s windows, so the ratio must be 1 - 1/s**2 "
-                            f"(0.75 for 2x2, 0.9375 for 4x4), got {ratio}") from error
+    if method == "grid":
         return {"tome_mode": "kv_pool" if keys_values else "q_grid", "tome_ratio": ratio, "tome_stride": KV_STRIDE}
     stride = KV_STRIDE if keys_values else Q_STRIDE
     while 1.0 - 1.0 / stride ** 2 < ratio:  # at most 1 - 1/stride**2 of the tokens are sources
@@ -197,8 +216,7 @@ def with_token_merging(model: keras.Model, ratio: float, source: str | None = No
             (a quantization-aware model has none: it is flattened) or cannot be rebuilt
             from its config, or the rebuilt model's weights differ from the original's.
     """
-    ratio = check_ratio(ratio)
-    check_method(method)
+    ratio = check_setting(ratio, method)
     source = source or model.name
     try:
         config = copy.deepcopy(model.get_config())

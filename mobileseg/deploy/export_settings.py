@@ -157,11 +157,10 @@ def settings_from_flags(fv, argv: Sequence[str]) -> ExportSettings:
         raise ExportError("give --run_dir DIR (with DIR/model.keras) or --model FILE.keras")
     tome = None
     if fv.tome is not None:
-        from mobileseg.arch.tome import TomeError, check_ratio, files_suffix, merge_settings
+        from mobileseg.arch.tome import TomeError, check_setting, files_suffix
 
         try:
-            tome = check_ratio(fv.tome)
-            merge_settings(tome, 1, fv.tome_method)
+            tome = check_setting(fv.tome, fv.tome_method)
         except TomeError as error:
             raise ExportError(f"--tome: {error}") from None
     merged = "" if tome is None else files_suffix(tome, fv.tome_method)
