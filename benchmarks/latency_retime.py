@@ -76,7 +76,7 @@ def main(argv: list[str]) -> int:
     from mobileseg.latency.overhead import fit_overhead
     from mobileseg.latency.predictor import TableLatencyModel
     from mobileseg.latency.table import LatencyTable
-    from mobileseg.latency.validation import genotype_key, scatter_png, summarize
+    from mobileseg.latency.validation import error_pct, genotype_key, scatter_png, summarize
 
     size, classes, quantization = tuple(report["input_size"]), report["num_classes"], report["quantization"]
     model = TableLatencyModel(LatencyTable.load(FLAGS.table), lambda g: signatures_of(g, size, classes, quantization))
@@ -93,7 +93,7 @@ def main(argv: list[str]) -> int:
     overhead = fit_overhead([n["blocks_ms"] for n in calibration], [n["measured_ms"] for n in calibration])
     for n in samples:
         n["predicted_ms"] = overhead.apply(n["blocks_ms"])
-        n["error_pct"] = round(100 * (n["predicted_ms"] - n["measured_ms"]) / n["measured_ms"], 2)
+        n["error_pct"] = error_pct(n["predicted_ms"], n["measured_ms"])
     predicted, measured = [n["predicted_ms"] for n in samples], [n["measured_ms"] for n in samples]
     summary = summarize(predicted, measured)
     ratio = np.median([n["measured_ms"] / n["validate_measured_ms"] for n in networks])

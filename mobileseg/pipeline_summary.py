@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from mobileseg.latency.validation import error_pct
 from mobileseg.pipeline_settings import PipelineSettings
 from mobileseg.pipeline_steps import duration, read_json_dict
 from mobileseg.run.run_dir import RunDir
@@ -38,7 +39,7 @@ def summarize(settings: PipelineSettings, steps: Mapping[str, dict] | None = Non
         "arch_name": _arch_name(run.file(RunDir.ARCH)), "search_reason": chosen.get("reason"),
         "search_latency_ms": chosen.get("latency_ms"), "search_miou": chosen.get("miou"),
         "composition": chosen.get("composition"),
-        "latency_error_pct": _error_pct(chosen.get("latency_ms"), latency),
+        "latency_error_pct": error_pct(chosen.get("latency_ms"), latency),
         "eval_images": float_entry.get("images"),
         "miou_float": float_entry.get("miou"), "miou_int8": int8.get("miou"),
         "latency_ms": latency, "threads": record.get("threads"),
@@ -71,18 +72,6 @@ def write_summary(settings: PipelineSettings, steps: Mapping[str, dict], seconds
     record_measured_latency(settings.run_dir, summary)
     write_atomic(RunDir(settings.run_dir).file(RunDir.SUMMARY), json.dumps(summary, indent=2) + "\n")
     return summary
-
-
-def _error_pct(predicted: float | None, measured: float | None) -> float | None:
-    """How far the search's prediction of the shipped network was from its measured latency, in %.
-
-    Example:
-        >>> _error_pct(2.0, 2.5), _error_pct(None, 2.5)
-        (25.0, None)
-    """
-    if predicted is None or measured is None or predicted <= 0:
-        return None
-    return round(100 * (measured - predicted) / predicted, 2)
 
 
 def record_measured_latency(run_dir: Path, summary: dict) -> None:

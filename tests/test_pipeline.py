@@ -96,9 +96,9 @@ def test_a_fresh_run_runs_every_step_in_order_and_summarizes_the_files(tmp_path,
     assert summary["miou_int8"] == 0.42 and summary["latency_ms"] == 3.25 and summary["meets_target"] is True
     assert [info["ran"] for info in summary["steps"].values()] == [True] * 4
     assert summary["files"]["benchmark"] == str(settings.run_dir / "bench" / "local.json")
-    assert summary["latency_error_pct"] == 30.0 and "predicted 2.500 ms, error +30.0 %" in out
+    assert summary["latency_error_pct"] == -23.08 and "predicted 2.500 ms, error -23.1 %" in out
     chosen = json.loads((settings.run_dir / "pareto.json").read_text())["chosen"]
-    assert (chosen["measured_ms"], chosen["latency_error_pct"], chosen["measured_device"]) == (3.25, 30.0, "Test CPU")
+    assert (chosen["measured_ms"], chosen["latency_error_pct"], chosen["measured_device"]) == (3.25, -23.08, "Test CPU")
     config = (settings.run_dir / "config.yaml").read_text()
     assert "pipeline:" in config and "eval_split: test" in config
 

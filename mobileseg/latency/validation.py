@@ -82,6 +82,18 @@ def spearman_rho(a: Sequence[float], b: Sequence[float]) -> float:
     return float((ra * rb).sum() / denominator) if denominator else float("nan")
 
 
+def error_pct(predicted: float | None, measured: float | None) -> float | None:
+    """A prediction's signed error against its measurement, in % of the measurement (> 0: predicted too slow).
+
+    Example:
+        >>> error_pct(2.5, 2.0), error_pct(1.5, 2.0), error_pct(None, 2.0)
+        (25.0, -25.0, None)
+    """
+    if predicted is None or measured is None or measured <= 0:
+        return None
+    return round(100 * (predicted - measured) / measured, 2)
+
+
 def summarize(predicted: Sequence[float], measured: Sequence[float], band: float = BAND) -> dict:
     """Agreement of predictions with measurements.
 

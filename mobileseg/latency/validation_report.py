@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from mobileseg.latency.validation import error_pct
+
 WORST_FIELDS = ("name", "predicted_ms", "measured_ms", "error_pct", "ops", "blocks_partitions",
                 "network_partitions")
 
@@ -40,7 +42,7 @@ def validation_rows(genotypes: Sequence, records: Sequence[dict], model,
             "index": record["index"], "name": record["name"], "predicted_ms": round(predicted, 4),
             "measured_ms": measured, "round_ms": record.get("round_ms"),
             "blocks_ms": round(model.blocks_ms(genotype), 4),
-            "error_pct": round(100 * (predicted - measured) / measured, 2),
+            "error_pct": error_pct(predicted, measured),
             "blocks": len(signatures), "ops": sorted({s.op for s in signatures}),
             "blocks_partitions": sum(e.xnnpack_partitions or 0 for e in entries),
             "network_partitions": record["measurement"]["xnnpack_partitions"],
