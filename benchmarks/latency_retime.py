@@ -76,7 +76,8 @@ def main(argv: list[str]) -> int:
     from mobileseg.latency.overhead import fit_overhead
     from mobileseg.latency.predictor import TableLatencyModel
     from mobileseg.latency.table import LatencyTable
-    from mobileseg.latency.validation import error_pct, genotype_key, scatter_png, summarize
+    from mobileseg.latency.validation import error_pct, scatter_png, summarize
+    from mobileseg.run.fingerprint import genotype_key
 
     size, classes, quantization = tuple(report["input_size"]), report["num_classes"], report["quantization"]
     model = TableLatencyModel(LatencyTable.load(FLAGS.table), lambda g: signatures_of(g, size, classes, quantization))

@@ -231,7 +231,7 @@ def _measure(setting: Setting, genotypes, names, folder: Path, measurer, desc: s
 def _fit(setting: Setting, model, seed: int, genotypes, records: list[dict]) -> dict:
     """Fit and save the table's overhead on measured calibration networks; what was done, for the report."""
     from mobileseg.latency.predictor import calibrate_overhead
-    from mobileseg.latency.validation import genotype_key
+    from mobileseg.run.fingerprint import genotype_key
 
     measured = {genotype_key(g): r["measured_ms"] for g, r in zip(genotypes, records, strict=True)}
     overhead = calibrate_overhead(model, genotypes, lambda g: measured[genotype_key(g)],
@@ -259,7 +259,7 @@ def _model(setting: Setting, table, measurer):
 
 
 def calibrate() -> int:
-    from mobileseg.latency.validation import genotype_key
+    from mobileseg.run.fingerprint import genotype_key
 
     if not FLAGS.table:
         raise ValueError("calibrate needs --table TABLE.json")
@@ -283,7 +283,8 @@ def calibrate() -> int:
 def validate() -> int:
     import numpy as np
 
-    from mobileseg.latency.validation import ANCHOR, TARGET, genotype_key, meets_target, scatter_png, summarize
+    from mobileseg.latency.validation import ANCHOR, TARGET, meets_target, scatter_png, summarize
+    from mobileseg.run.fingerprint import genotype_key
     from mobileseg.latency.validation_report import by_op, validation_rows, worst
 
     if not FLAGS.table or not FLAGS.out:

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from mobileseg.atomic_write import write_atomic
-from mobileseg.run.fingerprint import text_digest
+from mobileseg.run.fingerprint import genotype_key, genotype_text, text_digest
 from mobileseg.text_files import read_text
 
 BAND = 0.10
@@ -166,15 +166,6 @@ def scatter_png(path: str | os.PathLike, predicted: Sequence[float], measured: S
 
 # ---- networks --------------------------------------------------------------------------
 
-def genotype_key(genotype) -> str:
-    """A canonical text of a genotype (equal genotypes, equal keys; the name is ignored)."""
-    from mobileseg.arch import schema_io
-
-    data = schema_io.to_dict(genotype)
-    data.pop("name", None)
-    return json.dumps(data, sort_keys=True)
-
-
 class NetworkStore:
     """Measured networks, one JSON file each in ``folder``, named by what was measured.
 
@@ -258,7 +249,7 @@ def measure_networks(genotypes: Sequence, store: NetworkStore, flatbuffer_of: Ca
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     context = dict(context or {})
-    keys = [json.dumps({"genotype": genotype_key(g), **context}, sort_keys=True) for g in genotypes]
+    keys = [json.dumps({"genotype": genotype_text(g), **context}, sort_keys=True) for g in genotypes]
     records = {key: store.get(key) for key in keys}
     todo = list(dict.fromkeys(key for key in keys if records[key] is None or "measured_ms" not in records[key]))
     by_key = dict(zip(keys, genotypes, strict=True))

@@ -53,8 +53,17 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256", length: int 
     return digest.hexdigest()[:length]
 
 
+def genotype_text(genotype) -> str:
+    """A genotype's architecture (its name excluded) as `canonical_json`: equal networks, equal text."""
+    from mobileseg.arch import schema_io
+
+    data = schema_io.to_dict(genotype)
+    data.pop("name", None)
+    return canonical_json(data)
+
+
 def genotype_key(genotype) -> str:
-    """A genotype's fingerprint: its architecture (its name excluded) as sha1 of canonical JSON, 40 hex digits.
+    """A genotype's fingerprint: the sha1 of its `genotype_text`, 40 hex digits.
 
     The search's caches, seeds and results (``pareto.json``'s ``key``) use it: the same network
     under two names has one key.
@@ -70,11 +79,7 @@ def genotype_key(genotype) -> str:
         >>> genotype_key(g) == genotype_key(dataclasses.replace(g, name="b")), len(genotype_key(g))
         (True, 40)
     """
-    from mobileseg.arch import schema_io
-
-    data = schema_io.to_dict(genotype)
-    data.pop("name", None)
-    return json_digest(data, "sha1")
+    return text_digest(genotype_text(genotype), "sha1")
 
 
 def arch_sha256(genotype) -> str:

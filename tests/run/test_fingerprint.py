@@ -13,9 +13,8 @@ from mobileseg.arch import schema_io
 from mobileseg.arch.space import SearchSpace
 from mobileseg.latency import cache
 from mobileseg.latency.validation import NetworkStore
-from mobileseg.latency.validation import genotype_key as genotype_text
-from mobileseg.run.fingerprint import (arch_sha256, canonical_json, file_digest, genotype_key, json_digest,
-                                       text_digest)
+from mobileseg.run.fingerprint import (arch_sha256, canonical_json, file_digest, genotype_key, genotype_text,
+                                       json_digest, text_digest)
 from mobileseg.search.testing import DEMO_SPACE
 
 PINNED = schema_io.loads('''
