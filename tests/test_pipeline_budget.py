@@ -26,6 +26,8 @@ def test_a_dry_run_prints_the_plan_and_writes_only_plan_json(tmp_path, capsys):
     plan = json.loads((settings.run_dir / "plan.json").read_text())
     assert plan["command"] == "pipeline" and plan["started"] is None and plan["total_s"] <= 3600
     assert set(plan["sizes"]) == {"supernet_epochs", "population", "generations", "train_epochs", "qat_epochs"}
+    assert plan["facts"]["train_step_s"] > 0  # a training step of a network of the space, timed
+    assert plan["facts"]["costs"]["train_epoch_s"] > plan["facts"]["train_step_s"]
 
 
 def test_the_steps_get_the_plan_s_sizes_and_deadlines_and_the_summary_has_planned_against_actual(tmp_path, capsys):

@@ -7,10 +7,11 @@ that traces the compiled functions:
   smallest and ``num_random`` random networks): an epoch is ``steps_per_epoch`` of them;
 - one proxy score of a random network (`SupernetAccuracyModel`: batch-norm recalibration on
   ``calib_batches`` batches, then the validation images): one NSGA-II trial;
-- for the pipeline, a training epoch: one network's step is a sandwich step over the networks it
-  runs (an average network: the largest, the smallest and random ones), times the training steps,
-  plus the validation images at the scoring pace, plus two saves of that network (``last.keras`` and
-  ``model.keras`` after every epoch, timed); a QAT epoch is `QAT_SLOWDOWN` training epochs;
+- for the pipeline, a training epoch: the training steps of that random network, each timed as the
+  trainer runs it (`mobileseg.training.training_model.TrainingModel` with the trainer's loss and
+  optimizer, after a step that traces), plus the validation images at the scoring pace, plus two
+  saves of that network (``last.keras`` and ``model.keras`` after every epoch, timed); a QAT epoch
+  is `QAT_SLOWDOWN` training epochs;
   the reserve is the int8 conversion of that random network, timed, twice (export and its report),
   plus the float and int8 evaluation of the test images at the scoring pace.
 
@@ -117,13 +118,9 @@ def probe_costs(supernet, source, settings: ProbeSettings, latency_s: float) -> 
                                  seed=settings.seed, verbose=False)
     trainer = SupernetTrainer(supernet, config, steps_per_epoch=settings.steps_per_epoch)
     pairs, _ = verified_pairs(source, "train")
-    timed = []
     # repeated: a training split of fewer batches than the probe's steps is timed over again
-    for images, labels in epoch_batches(source, pairs, trainer.train_config, 0).repeat().take(settings.steps + 1):
-        started = time.perf_counter()
-        trainer.sandwich_step(images, labels, rng)
-        timed.append(time.perf_counter() - started)
-    step_s = statistics.mean(timed[1:])
+    batches = list(epoch_batches(source, pairs, trainer.train_config, 0).repeat().take(settings.steps + 1))
+    step_s = _mean_after_first(lambda images, labels: trainer.sandwich_step(images, labels, rng), batches)
     accuracy = SupernetAccuracyModel(
         supernet, source, source, calib_batches=settings.calib_batches, batch_size=settings.batch_size,
         max_val_images=settings.val_images, scale_range=trainer.train_config.scale_range, seed=settings.seed)
@@ -137,7 +134,7 @@ def probe_costs(supernet, source, settings: ProbeSettings, latency_s: float) -> 
     trial_s, score_s = time.perf_counter() - started, time.perf_counter() - calibrated
     image_s = score_s / accuracy.val_images
     facts = {"sandwich_step_s": round(step_s, 3), "trial_s": round(trial_s, 3),
-             "val_image_s": round(image_s, 4), "networks_per_step": 2 + config.num_random}
+             "val_image_s": round(image_s, 4)}
     costs = {"latency_s": latency_s, "supernet_epoch_s": settings.steps_per_epoch * step_s, "trial_s": trial_s,
              "reserve_s": settings.references * trial_s}
     if settings.test_images is not None:
@@ -151,10 +148,32 @@ def probe_costs(supernet, source, settings: ProbeSettings, latency_s: float) -> 
             started = time.perf_counter()
             network.save(Path(folder) / "probe.keras")
             save_s = time.perf_counter() - started
-        train_epoch_s = (settings.train_steps * step_s / facts["networks_per_step"]
-                         + settings.train_val_images * image_s + 2 * save_s)
-        facts["model_save_s"] = round(save_s, 2)
+        train_step_s = _train_step_s(network, trainer.train_config, batches)
+        train_epoch_s = settings.train_steps * train_step_s + settings.train_val_images * image_s + 2 * save_s
+        facts.update(train_step_s=round(train_step_s, 3), model_save_s=round(save_s, 2))
         costs.update(train_epoch_s=train_epoch_s, qat_epoch_s=QAT_SLOWDOWN * train_epoch_s,
                      reserve_s=costs["reserve_s"] + 2 * convert_s + 2 * settings.test_images * image_s)
         facts["int8_conversion_s"] = round(convert_s, 2)
     return StageCosts(**costs), facts
+
+
+def _mean_after_first(step, batches) -> float:
+    """Mean seconds of ``step(images, labels)`` over ``batches``, the first (which traces) left out."""
+    timed = []
+    for images, labels in batches:
+        started = time.perf_counter()
+        step(images, labels)
+        timed.append(time.perf_counter() - started)
+    return statistics.mean(timed[1:])
+
+
+def _train_step_s(network, train_config, batches) -> float:
+    """Seconds of one training step of ``network`` as `mobileseg.training.trainer.fit` runs it (its own
+    optimizer; the network is the probe's copy, not a model anyone keeps)."""
+    from mobileseg.training.factories import make_loss, make_optimizer
+    from mobileseg.training.training_model import TrainingModel
+
+    model = TrainingModel(network, make_loss(train_config))
+    model.compile(optimizer=make_optimizer(train_config, steps_per_epoch=len(batches)),
+                  jit_compile=train_config.jit_compile)
+    return _mean_after_first(lambda images, labels: model.train_on_batch(images, labels), batches)
