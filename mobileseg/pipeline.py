@@ -80,7 +80,7 @@ def run_pipeline(settings: PipelineSettings,
         explicit: with a time budget, the sizes given on the command line (`mobileseg.pipeline_budget.SIZES`).
     """
     from mobileseg.atomic_write import AtomicWriteError
-    from mobileseg.pipeline_budget import plan_pipeline
+    from mobileseg.pipeline_budget import fit_training, plan_pipeline
     from mobileseg.run_lock import RunLockError, hold
     from mobileseg.timebudget.split import BudgetTooSmall
 
@@ -97,7 +97,8 @@ def run_pipeline(settings: PipelineSettings,
                 if settings.dry_run:
                     return 0
             record_settings(settings)
-            steps = run_steps(settings, commands, log, lock)
+            steps = run_steps(settings, commands, log, lock, before=lambda step, s: (
+                fit_training(s, explicit or {}, log) if step == "train" else s))
             summary = write_summary(settings, steps, time.time() - started)
             write_report(settings, commands, steps, log)
     except (BadInput, RunLockError, BudgetTooSmall) as error:

@@ -8,6 +8,12 @@ win), and the search and training steps get ``--time_plan DIR/plan.json`` so eac
 to its deadline. QAT is sized, not cut (a few epochs, minutes). The same command run again on the
 folder keeps the plan's sizes (the steps resume where they stopped) and counts the deadlines from then.
 
+`fit_training`, run just before the training step, sizes the training to the network the search chose:
+it times a few training steps of that network on the run's data now (the plan's estimate came from a
+random network of the space, before the search, on the load of then) and gives the training as many
+epochs as end by the plan's ``train`` deadline (at most the ``default`` budget's), unless
+``--train_epochs`` was given or the training has started; ``plan.json``'s size follows.
+
 `planned_vs_actual` lines the plan's stages up with what the run took: the search's stages from
 ``search_state.json``, training from its step, ``qat`` the export step (QAT, conversion, evaluation) and
 ``reserve`` the search's outputs and the bench step; ``total`` is the budget against the whole run's
@@ -18,12 +24,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from mobileseg.run.run_dir import RunDir
 from mobileseg.timebudget.time_plan import TimePlan
 
+PROBE_STEPS = 3
+"""Training steps of the chosen network `fit_training` times (after one that traces)."""
 SIZES = ("supernet_epochs", "population", "generations", "train_epochs", "qat_epochs")
 """The pipeline's settings a time budget sizes."""
 
@@ -65,6 +74,54 @@ def plan_pipeline(settings, search_args: Sequence[str], explicit: Mapping[str, i
     time_plan.start(started)
     write_plan(settings.run_dir, time_plan)
     return dataclasses.replace(settings, **{name: time_plan.sizes[name] for name in SIZES}), time_plan
+
+
+def fit_training(settings, explicit: Mapping[str, int | None], log: Callable[[str], None] = print,
+                 clock: Callable[[], float] = time.time):
+    """The settings with ``train_epochs`` sized to the chosen network and the train deadline (see the module
+    docstring); unchanged without a budget, with ``--train_epochs`` given, or once training has started."""
+    run = RunDir(settings.run_dir)
+    if not settings.time_budget or explicit.get("train_epochs") is not None or run.file(RunDir.TRAIN_STATE).exists():
+        return settings
+    from mobileseg.timebudget.split import MAXIMUM, MINIMUM
+    from mobileseg.timebudget.time_plan import read_plan, write_plan
+
+    plan = read_plan(run.file(RunDir.PLAN))
+    step_s, first_s, steps = _chosen_training_step(settings)
+    epoch_s = steps * step_s + plan.facts["train_epoch_overhead_s"]
+    left_s = plan.deadline("train").at - clock() - first_s
+    epochs = int(min(MAXIMUM["train_epochs"], max(MINIMUM["train_epochs"], left_s // epoch_s)))
+    log(f"train: {epochs} epochs of {epoch_s:.1f} s end by the train deadline (the chosen network's training step "
+        f"{step_s:.3f} s, timed now; the plan's {plan.sizes['train_epochs']} epochs were for a step of "
+        f"{plan.facts['train_step_s']:.3f} s)")
+    plan.sizes["train_epochs"] = epochs
+    plan.facts["chosen_train_step_s"] = round(step_s, 3)
+    write_plan(settings.run_dir, plan)
+    return dataclasses.replace(settings, train_epochs=epochs)
+
+
+def _chosen_training_step(settings) -> tuple[float, float, int]:
+    """(seconds of a training step of ``DIR/arch.yaml`` as the train step will run it, seconds of the first,
+    which traces, training steps per epoch), timed on a few batches of the run's data."""
+    from mobileseg.arch import schema_io
+    from mobileseg.arch.builder import build_model
+    from mobileseg.data.checks import verified_pairs
+    from mobileseg.data.sources import open_source
+    from mobileseg.pipeline_steps import searched_size
+    from mobileseg.search.cost_probe import training_step_seconds
+    from mobileseg.training.factories import epoch_batches
+    from mobileseg.training.train_config import TrainConfig
+
+    size, scale = searched_size(settings.run_dir)
+    crop = settings.input_size or size
+    source = open_source(settings.data)
+    config = TrainConfig(batch_size=settings.batch_size, input_size=tuple(crop), seed=settings.seed,
+                         scale_range=(0.5 * scale, 2 * scale))
+    pairs, _ = verified_pairs(source, "train")
+    batches = list(epoch_batches(source, pairs, config, 0).repeat().take(PROBE_STEPS + 1))
+    network = build_model(schema_io.load(RunDir(settings.run_dir).file(RunDir.ARCH)), source.num_classes, tuple(crop))
+    step_s, first_s = training_step_seconds(network, config, batches)
+    return step_s, first_s, len(pairs) // settings.batch_size
 
 
 def planned_vs_actual(run_dir: Path, steps: Mapping[str, dict], total_s: float) -> list[dict] | None:

@@ -210,13 +210,15 @@ class StepFailed(Exception):
 
 
 def run_steps(settings: PipelineSettings, commands: Mapping[str, Callable[[PipelineSettings], Sequence[str]]],
-              log: Callable[[str], None] = print, lock: RunLock | None = None) -> dict[str, dict]:
+              log: Callable[[str], None] = print, lock: RunLock | None = None,
+              before: Callable[[str, PipelineSettings], PipelineSettings] | None = None) -> dict[str, dict]:
     """Run the steps in order, skipping finished ones; returns ``{step: {"ran": bool, "seconds": s}}``.
 
     A step is skipped when `step_done` says so and no step before it ran now (its inputs may
     have changed). Its command line is built when it starts (it may read what the steps before
-    it wrote) and its output goes straight to this process's stdout and stderr. With ``lock``
-    (the run folder's, held by this process) each step works in the folder under it.
+    it wrote), from the settings ``before(step, settings)`` returns when given (the time budget
+    sizes the training there), and its output goes straight to this process's stdout and stderr.
+    With ``lock`` (the run folder's, held by this process) each step works in the folder under it.
 
     Raises:
         StepFailed: a step exited non-zero, or without its outputs; later steps did not run.
@@ -229,6 +231,8 @@ def run_steps(settings: PipelineSettings, commands: Mapping[str, Callable[[Pipel
             log(f"== {step}: done already in {settings.run_dir}, skipped")
             record[step] = {"ran": False, "seconds": 0.0}
             continue
+        if before is not None:
+            settings = before(step, settings)
         command = list(commands[step](settings))
         log(f"== {step}: {' '.join(command)}")
         sys.stdout.flush()

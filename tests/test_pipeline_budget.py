@@ -3,7 +3,7 @@ the sizes and the plan handed to the steps, planned against actual in the summar
 
 import json
 
-from mobileseg import pipeline, pipeline_settings, pipeline_steps
+from mobileseg import pipeline, pipeline_budget, pipeline_settings, pipeline_steps
 from tests.test_pipeline import TINY_SPACE, fake_commands, steps_run
 
 
@@ -78,3 +78,63 @@ def test_a_budget_too_small_for_the_pipeline_exits_2_before_any_step(tmp_path, c
     err = capsys.readouterr().err
     assert "mobileseg.pipeline: error: --time_budget 10.0s: too small; the smallest run on this machine" in err
     assert "1 training epoch, 1 QAT epoch" in err and steps_run(settings) == []
+
+
+TINY_ARCH = """
+name: tiny
+branches:
+  - name: main
+    source: null
+    cells: [{op: conv, width: 8, stride: 2}, {op: conv, width: 16, stride: 2}]
+head: {op: light, inputs: [{branch: main, cell: 1}], width: 16}
+"""
+
+
+def chosen_run(tmp_path, train_s=3000.0):
+    """A run folder as the search step leaves it (arch.yaml, the search's config section) with a started plan."""
+    from mobileseg.run.run_config import record_config
+    from mobileseg.timebudget.time_plan import TimePlan, write_plan
+
+    settings = budget_settings(tmp_path)
+    settings.run_dir.mkdir()
+    (settings.run_dir / "arch.yaml").write_text(TINY_ARCH)
+    record_config(settings.run_dir, "search", {"input_size": [32, 32], "search_scale": 0.5})
+    plan = TimePlan("pipeline", 3600.0, {"supernet_epochs": 1, "population": 4, "generations": 1,
+                                         "train_epochs": 5, "qat_epochs": 1},
+                    {"probe": 1.0, "latency": 1.0, "supernet": 1.0, "search": 1.0, "train": train_s, "qat": 1.0,
+                     "reserve": 1.0}, {"train_step_s": 0.25, "train_epoch_overhead_s": 0.5})
+    plan.start(1000.0)
+    write_plan(settings.run_dir, plan)
+    return settings, plan.deadline("train").at
+
+
+def test_training_is_sized_to_the_chosen_network_timed_on_the_data(tmp_path):
+    settings, deadline = chosen_run(tmp_path)
+    lines = []
+    sized = pipeline_budget.fit_training(settings, {}, lines.append, clock=lambda: 1004.0)
+    plan = json.loads((settings.run_dir / "plan.json").read_text())
+    assert sized.train_epochs == 100 == plan["sizes"]["train_epochs"]  # an hour of a tiny network: the cap
+    assert plan["facts"]["chosen_train_step_s"] > 0 and plan["stages"][4]["deadline"] == deadline
+    assert lines[0].startswith("train: 100 epochs of ") and "the plan's 5 epochs were for a step of 0.250 s" in lines[0]
+
+
+def test_the_epochs_are_those_that_end_by_the_train_deadline(tmp_path, monkeypatch):
+    settings, deadline = chosen_run(tmp_path)
+    monkeypatch.setattr(pipeline_budget, "_chosen_training_step", lambda s: (0.5, 2.0, 10))  # epochs of 5.5 s
+    assert pipeline_budget.fit_training(settings, {}, print, clock=lambda: deadline - 2.0 - 55.2).train_epochs == 10
+    assert pipeline_budget.fit_training(settings, {}, print, clock=lambda: deadline - 2.0 - 54.8).train_epochs == 9
+    assert pipeline_budget.fit_training(settings, {}, print, clock=lambda: deadline + 60.0).train_epochs == 1
+
+
+def test_given_epochs_or_a_started_training_are_kept(tmp_path, monkeypatch):
+    settings, _ = chosen_run(tmp_path)
+
+    def untimed(s):
+        raise AssertionError("nothing to time")
+
+    monkeypatch.setattr(pipeline_budget, "_chosen_training_step", untimed)
+    assert pipeline_budget.fit_training(settings, {"train_epochs": 7}, print) is settings
+    (settings.run_dir / "train_state.json").write_text("{}")
+    assert pipeline_budget.fit_training(settings, {}, print) is settings
+    unbudgeted = budget_settings(tmp_path, time_budget=None)
+    assert pipeline_budget.fit_training(unbudgeted, {}, print) is unbudgeted

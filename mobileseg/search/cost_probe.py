@@ -120,7 +120,8 @@ def probe_costs(supernet, source, settings: ProbeSettings, latency_s: float) -> 
     pairs, _ = verified_pairs(source, "train")
     # repeated: a training split of fewer batches than the probe's steps is timed over again
     batches = list(epoch_batches(source, pairs, trainer.train_config, 0).repeat().take(settings.steps + 1))
-    step_s = _mean_after_first(lambda images, labels: trainer.sandwich_step(images, labels, rng), batches)
+    step_s = statistics.mean(_seconds_each(lambda images, labels: trainer.sandwich_step(images, labels, rng),
+                                           batches)[1:])  # the first traces
     accuracy = SupernetAccuracyModel(
         supernet, source, source, calib_batches=settings.calib_batches, batch_size=settings.batch_size,
         max_val_images=settings.val_images, scale_range=trainer.train_config.scale_range, seed=settings.seed)
@@ -148,32 +149,36 @@ def probe_costs(supernet, source, settings: ProbeSettings, latency_s: float) -> 
             started = time.perf_counter()
             network.save(Path(folder) / "probe.keras")
             save_s = time.perf_counter() - started
-        train_step_s = _train_step_s(network, trainer.train_config, batches)
-        train_epoch_s = settings.train_steps * train_step_s + settings.train_val_images * image_s + 2 * save_s
-        facts.update(train_step_s=round(train_step_s, 3), model_save_s=round(save_s, 2))
+        train_step_s, _ = training_step_seconds(network, trainer.train_config, batches)
+        overhead_s = settings.train_val_images * image_s + 2 * save_s  # validation and saves, every epoch
+        train_epoch_s = settings.train_steps * train_step_s + overhead_s
+        facts.update(train_step_s=round(train_step_s, 3), train_epoch_overhead_s=round(overhead_s, 2),
+                     model_save_s=round(save_s, 2))
         costs.update(train_epoch_s=train_epoch_s, qat_epoch_s=QAT_SLOWDOWN * train_epoch_s,
                      reserve_s=costs["reserve_s"] + 2 * convert_s + 2 * settings.test_images * image_s)
         facts["int8_conversion_s"] = round(convert_s, 2)
     return StageCosts(**costs), facts
 
 
-def _mean_after_first(step, batches) -> float:
-    """Mean seconds of ``step(images, labels)`` over ``batches``, the first (which traces) left out."""
+def _seconds_each(step, batches) -> list[float]:
+    """Seconds of ``step(images, labels)`` on each of ``batches``."""
     timed = []
     for images, labels in batches:
         started = time.perf_counter()
         step(images, labels)
         timed.append(time.perf_counter() - started)
-    return statistics.mean(timed[1:])
+    return timed
 
 
-def _train_step_s(network, train_config, batches) -> float:
-    """Seconds of one training step of ``network`` as `mobileseg.training.trainer.fit` runs it (its own
-    optimizer; the network is the probe's copy, not a model anyone keeps)."""
+def training_step_seconds(network, train_config, batches) -> tuple[float, float]:
+    """(seconds of one training step of ``network`` as `mobileseg.training.trainer.fit` runs it, seconds of the
+    first step, which traces): `TrainingModel` with the trainer's loss and its own optimizer, over ``batches``
+    (at least 2). The network's weights change: pass a copy no one keeps."""
     from mobileseg.training.factories import make_loss, make_optimizer
     from mobileseg.training.training_model import TrainingModel
 
     model = TrainingModel(network, make_loss(train_config))
     model.compile(optimizer=make_optimizer(train_config, steps_per_epoch=len(batches)),
                   jit_compile=train_config.jit_compile)
-    return _mean_after_first(lambda images, labels: model.train_on_batch(images, labels), batches)
+    timed = _seconds_each(lambda images, labels: model.train_on_batch(images, labels), batches)
+    return statistics.mean(timed[1:]), timed[0]
