@@ -4,14 +4,17 @@
 that traces the compiled functions:
 
 - ``steps`` sandwich steps of the supernet (`SupernetTrainer.sandwich_step`: the largest, the
-  smallest and ``num_random`` random networks): an epoch is ``steps_per_epoch`` of them;
+  smallest and ``num_random`` random networks): an epoch is ``steps_per_epoch`` of them, and the
+  stage's one-off cost is building the supernet plus what the first step (which traces) takes
+  more than the others;
 - one proxy score of a random network (`SupernetAccuracyModel`: batch-norm recalibration on
   ``calib_batches`` batches, then the validation images): one NSGA-II trial;
 - for the pipeline, a training epoch: the training steps of that random network, each timed as the
   trainer runs it (`mobileseg.training.training_model.TrainingModel` with the trainer's loss and
   optimizer, after a step that traces), plus the validation images at the scoring pace, plus two
-  saves of that network (``last.keras`` and ``model.keras`` after every epoch, timed); a QAT epoch
-  is `QAT_SLOWDOWN` training epochs;
+  saves of that network (``last.keras`` and ``model.keras`` after every epoch, timed), and the
+  stage's one-off cost what its first step takes more than the others; a QAT epoch is
+  `QAT_SLOWDOWN` training epochs;
   the reserve is the int8 conversion of that random network, timed, twice (export and its report),
   plus the float and int8 evaluation of the test images at the scoring pace.
 
@@ -92,7 +95,8 @@ def _history_gap(table) -> float | None:
     return statistics.median(gaps) if len(gaps) >= 4 else None
 
 
-def probe_costs(supernet, source, settings: ProbeSettings, latency_s: float) -> tuple[StageCosts, dict]:
+def probe_costs(supernet, source, settings: ProbeSettings, latency_s: float,
+                build_s: float = 0.0) -> tuple[StageCosts, dict]:
     """Time the stages' units on ``source`` (its train and val splits) with ``supernet`` (freshly built).
 
     Args:
@@ -101,6 +105,7 @@ def probe_costs(supernet, source, settings: ProbeSettings, latency_s: float) -> 
         source: the data set.
         settings: what to time.
         latency_s: the latency stage's seconds (`seconds_per_block` times the blocks to measure).
+        build_s: the seconds building ``supernet`` took (part of the supernet stage's one-off cost).
 
     Returns:
         The `StageCosts` and the measured facts (seconds of a sandwich step, of a trial...) for ``plan.json``.
@@ -120,8 +125,8 @@ def probe_costs(supernet, source, settings: ProbeSettings, latency_s: float) -> 
     pairs, _ = verified_pairs(source, "train")
     # repeated: a training split of fewer batches than the probe's steps is timed over again
     batches = list(epoch_batches(source, pairs, trainer.train_config, 0).repeat().take(settings.steps + 1))
-    step_s = statistics.mean(_seconds_each(lambda images, labels: trainer.sandwich_step(images, labels, rng),
-                                           batches)[1:])  # the first traces
+    sandwich = _seconds_each(lambda images, labels: trainer.sandwich_step(images, labels, rng), batches)
+    step_s = statistics.mean(sandwich[1:])  # the first traces
     accuracy = SupernetAccuracyModel(
         supernet, source, source, calib_batches=settings.calib_batches, batch_size=settings.batch_size,
         max_val_images=settings.val_images, scale_range=trainer.train_config.scale_range, seed=settings.seed)
@@ -137,7 +142,7 @@ def probe_costs(supernet, source, settings: ProbeSettings, latency_s: float) -> 
     facts = {"sandwich_step_s": round(step_s, 3), "trial_s": round(trial_s, 3),
              "val_image_s": round(image_s, 4)}
     costs = {"latency_s": latency_s, "supernet_epoch_s": settings.steps_per_epoch * step_s, "trial_s": trial_s,
-             "reserve_s": settings.references * trial_s}
+             "reserve_s": settings.references * trial_s, "supernet_setup_s": build_s + sandwich[0] - step_s}
     if settings.test_images is not None:
         from mobileseg.deploy.tflite_convert import convert
 
@@ -149,12 +154,13 @@ def probe_costs(supernet, source, settings: ProbeSettings, latency_s: float) -> 
             started = time.perf_counter()
             network.save(Path(folder) / "probe.keras")
             save_s = time.perf_counter() - started
-        train_step_s, _ = training_step_seconds(network, trainer.train_config, batches)
+        train_step_s, train_first_s = training_step_seconds(network, trainer.train_config, batches)
         overhead_s = settings.train_val_images * image_s + 2 * save_s  # validation and saves, every epoch
         train_epoch_s = settings.train_steps * train_step_s + overhead_s
         facts.update(train_step_s=round(train_step_s, 3), train_epoch_overhead_s=round(overhead_s, 2),
                      model_save_s=round(save_s, 2))
         costs.update(train_epoch_s=train_epoch_s, qat_epoch_s=QAT_SLOWDOWN * train_epoch_s,
+                     train_setup_s=train_first_s - train_step_s,
                      reserve_s=costs["reserve_s"] + 2 * convert_s + 2 * settings.test_images * image_s)
         facts["int8_conversion_s"] = round(convert_s, 2)
     return StageCosts(**costs), facts

@@ -85,8 +85,10 @@ def make_plan(search, budget_s: float | None, explicit: dict, pipeline: Pipeline
             settings, train_steps=train_pairs // f.batch_size, train_val_images=len(search.source.pairs("val")),
             test_images=len(search.source.pairs(pipeline.eval_split)) if pipeline.eval_split in splits else 0)
     keras.utils.set_random_seed(f.seed)
-    costs, facts = probe_costs(Supernet(search.space, search.source.num_classes, search.input_size),
-                               search.source, settings, latency_s=len(todo) * block_s)
+    building = time.perf_counter()
+    supernet = Supernet(search.space, search.source.num_classes, search.input_size)
+    costs, facts = probe_costs(supernet, search.source, settings, latency_s=len(todo) * block_s,
+                               build_s=time.perf_counter() - building)
     sizes = {"supernet_epochs": f.supernet_epochs, "population": f.population, "generations": f.generations}
     if pipeline is not None:
         sizes.update(train_epochs=pipeline.train_epochs, qat_epochs=pipeline.qat_epochs)

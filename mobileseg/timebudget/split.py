@@ -4,7 +4,8 @@ The rule (`split_budget`), for ``--time_budget B`` seconds:
 
 1. **Fixed costs first.** The latency stage is not sized: the search needs every block of the
    space, and blocks the persistent cache holds cost nothing, so it costs what the blocks left
-   to measure cost. The reserve (the search's outputs, export and bench for the pipeline) is
+   to measure cost. The reserve (the search's outputs, export and bench for the pipeline) and
+   the one-off start of the supernet and of training (building, tracing: `StageCosts.setup_s`) are
    kept whole, and a margin of `MARGIN` of the budget is kept for the steps' start-up and what
    the estimates miss.
 2. **The smallest run next.** Every sized stage gets its minimum (`MINIMUM`: 1 supernet epoch,
@@ -73,6 +74,8 @@ class StageCosts:
             (``search`` alone).
         qat_epoch_s: one quantization-aware epoch; None: not planned.
         reserve_s: what is kept whole: the search's outputs, and for the pipeline export and bench.
+        supernet_setup_s, train_setup_s: what the supernet and training stages cost once, before their
+            first epoch (building the network, tracing its step).
     """
 
     latency_s: float
@@ -81,6 +84,12 @@ class StageCosts:
     train_epoch_s: float | None = None
     qat_epoch_s: float | None = None
     reserve_s: float = 0.0
+    supernet_setup_s: float = 0.0
+    train_setup_s: float = 0.0
+
+    def setup_s(self) -> float:
+        """The stages' one-off costs (training's only when it is planned)."""
+        return self.supernet_setup_s + (self.train_setup_s if self.train_epoch_s is not None else 0.0)
 
     def unit(self, name: str) -> float | None:
         """Seconds of one unit of a sized quantity (``supernet_epochs``, ``trials``, ``train_epochs``...)."""
@@ -118,7 +127,7 @@ def population_and_generations(trials: int) -> tuple[int, int]:
 def minimum_seconds(costs: StageCosts, budget_s: float = 0.0) -> float:
     """Seconds of the smallest run: the fixed costs (margin of ``budget_s`` included) and every stage's minimum."""
     units = [name for name in MINIMUM if costs.unit(name) is not None]
-    return (costs.latency_s + costs.reserve_s + MARGIN * budget_s
+    return (costs.latency_s + costs.reserve_s + costs.setup_s() + MARGIN * budget_s
             + sum(MINIMUM[name] * costs.unit(name) for name in units))
 
 
@@ -161,10 +170,11 @@ def split_budget(budget_s: float, costs: StageCosts, spent_s: float = 0.0) -> Al
 def stage_estimates(sizes: dict, costs: StageCosts) -> dict:
     """Seconds per stage of a run of these sizes: ``latency``, ``supernet``, ``search``, [``train``, ``qat``],
     ``reserve`` (train and QAT when ``sizes`` has ``train_epochs``)."""
-    estimates = {"latency": costs.latency_s, "supernet": sizes["supernet_epochs"] * costs.supernet_epoch_s,
+    estimates = {"latency": costs.latency_s,
+                 "supernet": costs.supernet_setup_s + sizes["supernet_epochs"] * costs.supernet_epoch_s,
                  "search": sizes["population"] * sizes["generations"] * costs.trial_s}
     if "train_epochs" in sizes:
-        estimates.update(train=sizes["train_epochs"] * costs.train_epoch_s,
+        estimates.update(train=costs.train_setup_s + sizes["train_epochs"] * costs.train_epoch_s,
                          qat=sizes["qat_epochs"] * costs.qat_epoch_s)
     estimates["reserve"] = costs.reserve_s
     return {name: round(seconds, 1) for name, seconds in estimates.items()}

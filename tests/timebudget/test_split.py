@@ -62,3 +62,18 @@ def test_trials_become_population_times_generations_never_more(trials, expected)
     population, generations = population_and_generations(trials)
     assert (population, generations) == expected
     assert population * generations <= max(trials, 4)
+
+
+def test_one_off_costs_are_kept_before_the_stages_are_sized():
+    from mobileseg.timebudget.split import StageCosts, minimum_seconds, split_budget, stage_estimates
+
+    plain = StageCosts(latency_s=60, supernet_epoch_s=30, trial_s=2, train_epoch_s=20, qat_epoch_s=40, reserve_s=60)
+    setup = StageCosts(**{**plain.__dict__, "supernet_setup_s": 300.0, "train_setup_s": 100.0})
+    assert minimum_seconds(setup) == minimum_seconds(plain) + 400.0
+    sized, unsized = split_budget(3600, setup), split_budget(3600, plain)
+    assert sum(sized.estimates.values()) <= 3600 * 0.95 and sized.sizes["train_epochs"] < unsized.sizes["train_epochs"]
+    estimates = stage_estimates(sized.sizes, setup)
+    assert estimates["supernet"] == 300.0 + 30 * sized.sizes["supernet_epochs"]
+    assert estimates["train"] == 100.0 + 20 * sized.sizes["train_epochs"]
+    search_only = StageCosts(latency_s=60, supernet_epoch_s=30, trial_s=2, reserve_s=60, train_setup_s=100.0)
+    assert search_only.setup_s() == 0.0  # no training planned, none of its cost
