@@ -102,7 +102,7 @@ def chosen_run(tmp_path, train_s=3000.0):
     plan = TimePlan("pipeline", 3600.0, {"supernet_epochs": 1, "population": 4, "generations": 1,
                                          "train_epochs": 5, "qat_epochs": 1},
                     {"probe": 1.0, "latency": 1.0, "supernet": 1.0, "search": 1.0, "train": train_s, "qat": 1.0,
-                     "reserve": 1.0}, {"train_step_s": 0.25, "train_epoch_overhead_s": 0.5})
+                     "reserve": 1.0}, {"train_step_s": 0.25, "model_save_s": 0.25})
     plan.start(1000.0)
     write_plan(settings.run_dir, plan)
     return settings, plan.deadline("train").at
@@ -120,7 +120,7 @@ def test_training_is_sized_to_the_chosen_network_timed_on_the_data(tmp_path):
 
 def test_the_epochs_are_those_that_end_by_the_train_deadline(tmp_path, monkeypatch):
     settings, deadline = chosen_run(tmp_path)
-    monkeypatch.setattr(pipeline_budget, "_chosen_training_step", lambda s: (0.5, 2.0, 10))  # epochs of 5.5 s
+    monkeypatch.setattr(pipeline_budget, "_chosen_training_step", lambda s: (0.5, 2.0, 10, 0.0))  # epochs of 5.5 s
     assert pipeline_budget.fit_training(settings, {}, print, clock=lambda: deadline - 2.0 - 55.2).train_epochs == 10
     assert pipeline_budget.fit_training(settings, {}, print, clock=lambda: deadline - 2.0 - 54.8).train_epochs == 9
     assert pipeline_budget.fit_training(settings, {}, print, clock=lambda: deadline + 60.0).train_epochs == 1

@@ -157,8 +157,7 @@ def probe_costs(supernet, source, settings: ProbeSettings, latency_s: float,
         train_step_s, train_first_s = training_step_seconds(network, trainer.train_config, batches)
         overhead_s = settings.train_val_images * image_s + 2 * save_s  # validation and saves, every epoch
         train_epoch_s = settings.train_steps * train_step_s + overhead_s
-        facts.update(train_step_s=round(train_step_s, 3), train_epoch_overhead_s=round(overhead_s, 2),
-                     model_save_s=round(save_s, 2))
+        facts.update(train_step_s=round(train_step_s, 3), model_save_s=round(save_s, 2))
         costs.update(train_epoch_s=train_epoch_s, qat_epoch_s=QAT_SLOWDOWN * train_epoch_s,
                      train_setup_s=train_first_s - train_step_s,
                      reserve_s=costs["reserve_s"] + 2 * convert_s + 2 * settings.test_images * image_s)
