@@ -9,13 +9,12 @@ to its deadline. QAT is sized, not cut (a few epochs, minutes). The same command
 folder keeps the plan's sizes (the steps resume where they stopped) and counts the deadlines from then.
 
 `fit_training`, run just before the training step, sizes the training to the network the search chose:
-it times a few training steps and a validation pass of that network on the run's data now (the plan's
-estimate came from a random network of the space, before the search, on the load of then; its
-validation at the proxy's pace: 1.8 s on CamVid's 101 validation images at 184x240, where the trainer's
-own took 2.8-5.3 s) and gives the
-training as many
-epochs as end by the plan's ``train`` deadline (at most the ``default`` budget's), unless
-``--train_epochs`` was given or the training has started; ``plan.json``'s size follows.
+it times a few training steps and a validation pass of that network on the run's data now, and gives
+the training as many epochs as end by the plan's ``train`` deadline (at most the ``default`` budget's),
+unless ``--train_epochs`` was given or the training has started; ``plan.json``'s size follows. (The
+plan's estimate came from a random network of the space, before the search, on the load of then, and
+its validation at the proxy's pace: 1.8 s on CamVid's 101 validation images at 184x240, where the
+trainer's own took 2.8-5.3 s.)
 
 `planned_vs_actual` lines the plan's stages up with what the run took: the search's stages from
 ``search_state.json``, training from its step, ``qat`` the export step (QAT, conversion, evaluation) and
