@@ -4,6 +4,8 @@ the sizes and the plan handed to the steps, planned against actual in the summar
 import json
 
 from mobileseg import pipeline, pipeline_budget, pipeline_settings, pipeline_steps
+from mobileseg.arch import schema_io
+from tests.run.test_fingerprint import PINNED
 from tests.test_pipeline import TINY_SPACE, fake_commands, steps_run
 
 
@@ -80,16 +82,6 @@ def test_a_budget_too_small_for_the_pipeline_exits_2_before_any_step(tmp_path, c
     assert "1 training epoch, 1 QAT epoch" in err and steps_run(settings) == []
 
 
-TINY_ARCH = """
-name: tiny
-branches:
-  - name: main
-    source: null
-    cells: [{op: conv, width: 8, stride: 2}, {op: conv, width: 16, stride: 2}]
-head: {op: light, inputs: [{branch: main, cell: 1}], width: 16}
-"""
-
-
 def chosen_run(tmp_path, train_s=3000.0):
     """A run folder as the search step leaves it (arch.yaml, the search's config section) with a started plan."""
     from mobileseg.run.run_config import record_config
@@ -97,7 +89,7 @@ def chosen_run(tmp_path, train_s=3000.0):
 
     settings = budget_settings(tmp_path)
     settings.run_dir.mkdir()
-    (settings.run_dir / "arch.yaml").write_text(TINY_ARCH)
+    schema_io.dump(PINNED, settings.run_dir / "arch.yaml")  # a 2-cell network
     record_config(settings.run_dir, "search", {"input_size": [32, 32], "search_scale": 0.5})
     plan = TimePlan("pipeline", 3600.0, {"supernet_epochs": 1, "population": 4, "generations": 1,
                                          "train_epochs": 5, "qat_epochs": 1},
