@@ -170,7 +170,7 @@ def kept(previous: dict, settings: dict) -> dict:
     same = all(previous.get("settings", {}).get(key) == value for key, value in settings.items() if key not in WHERE)
     if not previous or not same:
         return {"earlier_commands": [], "rows": [], "float_stem": []}
-    return {"earlier_commands": [previous["command"], *previous.get("earlier_commands", [])],
+    return {"earlier_commands": [*previous.get("earlier_commands", []), previous["command"]],  # oldest first
             "rows": previous.get("rows", []), "float_stem": previous.get("float_stem", [])}
 
 
