@@ -13,7 +13,8 @@ again after an interruption, or with a larger ``--epochs`` to train on.
 With ``--teacher MODEL`` every network is distilled from that trained model (``mobileseg.train
 --teacher``, weight ``--distill_weight``) on top of the same recipe: issue 13's test of
 distillation compares such a run with the same network trained alone for the same epochs
-(give the distilled runs their own ``--work_dir`` and ``--out``).
+(give the distilled runs their own ``--work_dir`` and ``--out``). ``--class_weight enet`` adds ENet's
+class weights to the loss (``mobileseg.train --class_weight``), likewise with its own folder and file.
 
 Writes ``benchmarks/results/train_references_camvid.json`` (``--out``): per network the epochs, timing,
 best val mIoU, float and int8 test mIoU and per-class IoU, the commands, versions, machine
@@ -87,6 +88,8 @@ def main() -> int:
     parser.add_argument("--parallel", action="store_true", help="train the networks concurrently")
     parser.add_argument("--teacher", type=Path, help="distil every network from this trained .keras model")
     parser.add_argument("--distill_weight", type=float, default=1.0, help="weight of the distillation term")
+    parser.add_argument("--class_weight", choices=["none", "enet"], default="none",
+                        help="mobileseg.train --class_weight: enet weights each pixel's loss by ENet's class weights")
     args = parser.parse_args()
     from mobileseg.atomic_write import write_atomic
     from mobileseg.deploy.export_run import environment
@@ -96,6 +99,8 @@ def main() -> int:
         if not args.teacher.is_file():
             raise SystemExit(f"--teacher {args.teacher}: no such file")
         recipe = [*RECIPE, "--teacher", str(args.teacher), "--distill_weight", str(args.distill_weight)]
+    if args.class_weight != "none":
+        recipe = [*recipe, "--class_weight", args.class_weight]
     args.work_dir.mkdir(parents=True, exist_ok=True)
     load_before, started = os.getloadavg(), time.time()
     with ThreadPoolExecutor(max_workers=len(args.arch) if args.parallel else 1) as pool:

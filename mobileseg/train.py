@@ -2,7 +2,8 @@
 
 Trains the network a genotype file describes on a data set, into a run folder:
 AdamW with linear warm-up and poly (or cosine) decay, OHEM cross-entropy with the
-ignore index on the logits upsampled to every ``--loss_stride``-th pixel of the crop,
+ignore index on the logits upsampled to every ``--loss_stride``-th pixel of the crop
+(``--class_weight enet``: weighted by ENet's class weights of the training split),
 auxiliary heads where the genotype lists ``head.aux`` cells, optional distillation from
 a trained ``--teacher``, full-resolution validation mIoU and per-class IoU after every
 ``--val_every``-th epoch and the last, the decoded training images kept in memory, a
@@ -57,6 +58,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
+from mobileseg.data.class_balance import CLASS_WEIGHTS
 from mobileseg.run.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput
 from mobileseg.run.run_dir import RunDir
 from mobileseg.run.sizes import check_size, logits_stride
@@ -64,7 +66,7 @@ from mobileseg.run.sizes import check_size, logits_stride
 FLAG_NAMES = (
     "arch", "data", "run_dir", "epochs", "input_size", "batch_size", "lr", "weight_decay", "schedule",
     "poly_power", "warmup_epochs", "min_lr", "seed", "ohem", "ohem_thresh", "ohem_min_kept", "loss_stride",
-    "aux_weight", "init", "teacher", "distill_weight", "temperature", "scale_range", "val_split", "val_size",
+    "class_weight", "aux_weight", "init", "teacher", "distill_weight", "temperature", "scale_range", "val_split", "val_size",
     "val_batch_size", "val_every", "cache_images", "precision", "model_size", "distribute", "skip_bad",
     "jit_compile", "tensorboard", "verbose", "time_plan",
 )
@@ -103,6 +105,9 @@ def define_flags(flag_values=None) -> None:
                          "the crop).", lower_bound=0, flag_values=fv)
     flags.DEFINE_integer("loss_stride", 2, "The loss compares every N-th pixel of the crop in each direction "
                          "(logits resized to that grid); 1: every pixel.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_enum("class_weight", "none", list(CLASS_WEIGHTS), "Weight each pixel's loss by its class: none, or "
+                      "enet (1 / ln(1.02 + the class's pixel share in the training split); the weights go into "
+                      "config.yaml).", flag_values=fv)
     flags.DEFINE_float("aux_weight", 0.4, "Weight of each auxiliary head's loss.", flag_values=fv)
     flags.DEFINE_string("init", None, "Start from these weights instead of random ones (a resumed run goes on "
                         "from its own): " + INIT_HELP + ". The report: DIR/init_report.json.", flag_values=fv)
@@ -172,7 +177,8 @@ def train_config(flag_values):
             epochs=fv.epochs, batch_size=fv.batch_size, input_size=_size_flag(fv, "input_size"), lr=fv.lr,
             weight_decay=fv.weight_decay, schedule=fv.schedule, poly_power=fv.poly_power,
             warmup_epochs=fv.warmup_epochs, min_lr=fv.min_lr, ohem_thresh=fv.ohem_thresh if fv.ohem else None,
-            ohem_min_kept=fv.ohem_min_kept, loss_stride=fv.loss_stride, aux_weight=fv.aux_weight,
+            ohem_min_kept=fv.ohem_min_kept, loss_stride=fv.loss_stride, class_weight=fv.class_weight,
+            aux_weight=fv.aux_weight,
             distill_weight=fv.distill_weight, temperature=fv.temperature, seed=fv.seed,
             scale_range=_scale_range(fv.scale_range), val_split=fv.val_split, val_size=_size_flag(fv, "val_size"),
             val_batch_size=fv.val_batch_size, val_every=fv.val_every, cache_images=fv.cache_images,

@@ -63,10 +63,11 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def one_epoch(files):
-    """A run folder after one epoch, trained under MirroredStrategy with a teacher."""
+    """A run folder after one epoch, trained under MirroredStrategy with a teacher and ENet's class weights."""
     run_dir = files / "one_epoch"
     code = run_cli(*common(files / "tiny.yaml", run_dir, "--epochs", "1", "--distribute", "mirrored",
-                           "--teacher", str(files / "teacher.keras"), "--model_size", "48x64"))
+                           "--teacher", str(files / "teacher.keras"), "--model_size", "48x64",
+                           "--class_weight", "enet"))
     assert code == 0
     return run_dir
 
@@ -78,6 +79,8 @@ def test_one_epoch_writes_the_run_folder(one_epoch):
     assert config["input_size"] == [32, 48] and config["ohem_min_kept"] == 32 * 48 // 4
     assert (config["distribute"], config["replicas"], config["auxiliary_heads"]) == ("mirrored", 1, 1)
     assert config["arch_name"] == "tiny_aux" and config["num_classes"] == 8 and config["output_stride"] == 8
+    assert config["class_weight"] == "enet" and len(config["class_weights"]) == 8
+    assert all(1.0 < w <= 51.0 for w in config["class_weights"])  # ENet's range: 1/ln(1.02 + p) for p in [0, 1]
     state = json.loads((one_epoch / "train_state.json").read_text())
     assert (state["epoch"], state["optimizer_step"], state["status"]) == (1, 6, "finished")
     (entry,) = run_files.read_log(one_epoch)

@@ -39,10 +39,15 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
     return optimizer
 
 
-def make_loss(config: TrainConfig) -> SegmentationLoss:
-    """The `SegmentationLoss` a config asks for (distillation is used only with a teacher)."""
+def make_loss(config: TrainConfig, class_weights: Sequence[float] | None = None) -> SegmentationLoss:
+    """The `SegmentationLoss` a config asks for (distillation is used only with a teacher).
+
+    ``class_weights``: the per-class weights ``config.class_weight`` gave on the training split
+    (`mobileseg.data.class_balance.class_weights`), or None.
+    """
     return SegmentationLoss(
-        OhemCrossEntropy(threshold=config.ohem_thresh, min_kept=config.min_kept(), stride=config.loss_stride),
+        OhemCrossEntropy(threshold=config.ohem_thresh, min_kept=config.min_kept(), stride=config.loss_stride,
+                         class_weights=class_weights),
         aux_weight=config.aux_weight,
         distillation=DistillationKL(temperature=config.temperature),
         distill_weight=config.distill_weight,

@@ -7,6 +7,8 @@
   configs): the cross-entropy is averaged over the valid pixels whose probability of the
   true class is below ``threshold`` (0.7), and always over at least the ``min_kept``
   hardest pixels per image. ``threshold=None`` is the plain cross-entropy over valid pixels.
+  With ``class_weights`` (e.g. ENet's, `mobileseg.data.class_balance`) the mean is weighted by the
+  weight of each pixel's true class, as in PaddleSeg's and PyTorch's weighted cross-entropy.
 - `distillation_kl` / `DistillationKL`: Hinton et al.'s knowledge distillation
   ("Distilling the Knowledge in a Neural Network", 2015) per pixel: the KL divergence of
   the student's softened class distribution from the teacher's (the teacher's distribution
@@ -57,7 +59,7 @@ OHEM_BINS = 1024
 
 
 def ohem_cross_entropy(labels, logits, threshold: float | None = 0.7, min_kept: int = 0,
-                       ignore_index: int = IGNORE_INDEX):
+                       ignore_index: int = IGNORE_INDEX, class_weights=None):
     """Cross-entropy averaged over the hard pixels (see the module docstring).
 
     A valid pixel is kept when the probability of its true class is below ``threshold``
@@ -79,9 +81,11 @@ def ohem_cross_entropy(labels, logits, threshold: float | None = 0.7, min_kept: 
             pixel (plain cross-entropy).
         min_kept: pixels per image always kept (the hardest ones).
         ignore_index: the label of pixels that do not count.
+        class_weights: one weight per class, or None: the kept pixels' mean is weighted by their
+            true class's weight (the selection of hard pixels is not).
 
     Returns:
-        float32 scalar: the mean cross-entropy of the kept pixels (0 when none).
+        float32 scalar: the (weighted) mean cross-entropy of the kept pixels (0 when none).
 
     Example:
         >>> import numpy as np
@@ -93,6 +97,9 @@ def ohem_cross_entropy(labels, logits, threshold: float | None = 0.7, min_kept: 
         0.6931
         >>> round(float(ohem_cross_entropy(labels, logits, threshold=0.7, min_kept=2)), 4)  # and p=0.8
         0.4581
+        >>> weighted = ohem_cross_entropy(labels, logits, threshold=None, class_weights=[1.0, 3.0])
+        >>> round(float(weighted), 4)  # (-ln .9 - ln .5 - 3 ln .8) / 5
+        0.2936
     """
     num_classes = int(logits.shape[-1])
     batch = tf.shape(labels)[0]
@@ -116,6 +123,11 @@ def ohem_cross_entropy(labels, logits, threshold: float | None = 0.7, min_kept: 
             kth = tf.cast(kth_bin + 1, tf.float32) / OHEM_BINS
             keep = keep | (valid & (prob <= kth) & (wanted > 0))
     keep = tf.cast(keep, tf.float32)
+    if class_weights is not None:
+        if len(class_weights) != num_classes:
+            raise ValueError(f"{len(class_weights)} class weights for {num_classes} classes")
+        keep = keep * tf.gather(tf.constant(class_weights, tf.float32), tf.where(valid, labels, 0))
+        return tf.reduce_sum(pixel_loss * keep) / tf.maximum(tf.reduce_sum(keep), 1e-12)
     return tf.reduce_sum(pixel_loss * keep) / tf.maximum(tf.reduce_sum(keep), 1.0)
 
 
@@ -167,6 +179,7 @@ class OhemCrossEntropy(keras.losses.Loss):
             a quarter of the crop).
         ignore_index: the label that does not count.
         stride: compare every ``stride``-th pixel in each direction (1: every pixel).
+        class_weights: one loss weight per class (`ohem_cross_entropy`), or None.
         name, reduction, dtype: as `keras.losses.Loss` (the value is already a mean).
 
     Example:
@@ -182,8 +195,8 @@ class OhemCrossEntropy(keras.losses.Loss):
     """
 
     def __init__(self, threshold: float | None = 0.7, min_kept: int = 0, ignore_index: int = IGNORE_INDEX,
-                 stride: int = 1, name: str = "ohem_cross_entropy", reduction: str = "sum_over_batch_size",
-                 dtype=None):
+                 stride: int = 1, class_weights=None, name: str = "ohem_cross_entropy",
+                 reduction: str = "sum_over_batch_size", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         if threshold is not None and not 0.0 < threshold <= 1.0:
             raise ValueError(f"OHEM threshold must be in (0, 1] or None, got {threshold}")
@@ -195,17 +208,21 @@ class OhemCrossEntropy(keras.losses.Loss):
         self.min_kept = int(min_kept)
         self.ignore_index = int(ignore_index)
         self.stride = stride
+        self.class_weights = None if class_weights is None else tuple(float(w) for w in class_weights)
+        if self.class_weights is not None and not all(w >= 0 for w in self.class_weights):
+            raise ValueError(f"class weights must be >= 0, got {self.class_weights}")
 
     def call(self, y_true, y_pred):
         if self.stride > 1:
             y_true = y_true[:, self.stride // 2::self.stride, self.stride // 2::self.stride]
         logits = resize_logits(y_pred, _spatial_size(y_true))
         min_kept = self.min_kept // (self.stride * self.stride)
-        return ohem_cross_entropy(y_true, logits, self.threshold, min_kept, self.ignore_index)
+        return ohem_cross_entropy(y_true, logits, self.threshold, min_kept, self.ignore_index, self.class_weights)
 
     def get_config(self):
         return {**super().get_config(), "threshold": self.threshold, "min_kept": self.min_kept,
-                "ignore_index": self.ignore_index, "stride": self.stride}
+                "ignore_index": self.ignore_index, "stride": self.stride,
+                "class_weights": None if self.class_weights is None else list(self.class_weights)}
 
 
 @keras.saving.register_keras_serializable(package="mobileseg")

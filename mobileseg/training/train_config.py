@@ -12,6 +12,7 @@ import dataclasses
 
 import keras
 
+from mobileseg.data.class_balance import CLASS_WEIGHTS
 from mobileseg.data.pipeline import Augmentation
 from mobileseg.data.source import SegmentationSource
 from mobileseg.training.schedules import DECAYS
@@ -39,6 +40,8 @@ class TrainConfig:
         ohem_min_kept: pixels per image always in the loss; None: a quarter of the crop.
         loss_stride: the loss compares every ``loss_stride``-th pixel of the crop in each
             direction (`mobileseg.training.losses.OhemCrossEntropy`'s ``stride``); 1: every pixel.
+        class_weight: "none", or "enet": each pixel's loss weighted by its class's ENet weight
+            computed on the training split (`mobileseg.data.class_balance`).
         aux_weight: weight of each auxiliary head's loss.
         distill_weight: weight of the distillation term (with a teacher).
         temperature: distillation temperature.
@@ -83,6 +86,7 @@ class TrainConfig:
     ohem_thresh: float | None = 0.7
     ohem_min_kept: int | None = None
     loss_stride: int = 2
+    class_weight: str = "none"
     aux_weight: float = 0.4
     distill_weight: float = 1.0
     temperature: float = 1.0
@@ -109,6 +113,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive, got {value}")
         if self.cache_images not in CACHE_CHOICES:
             raise ValueError(f"cache_images must be one of {', '.join(CACHE_CHOICES)}, got {self.cache_images!r}")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise ValueError(f"class_weight must be one of {', '.join(CLASS_WEIGHTS)}, got {self.class_weight!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.schedule not in DECAYS:

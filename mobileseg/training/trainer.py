@@ -38,6 +38,7 @@ from absl import logging
 
 import mobileseg.arch.builder  # noqa: F401  (registers every mobileseg layer, to load last.keras)
 from mobileseg.data.checks import verified_pairs
+from mobileseg.data.class_balance import class_weights
 from mobileseg.run.run_config import read_config, record_config
 from mobileseg.run.run_dir import RunDir
 from mobileseg.data.source import SegmentationSource
@@ -117,7 +118,7 @@ class _Models:
 
 
 def _models(model, teacher, source: SegmentationSource, config: TrainConfig, steps_per_epoch: int,
-            resume_from: Path | None) -> _Models:
+            resume_from: Path | None, class_weights: tuple[float, ...] | None) -> _Models:
     """Build (or load) the student, its optimizer (with the saved state when resuming) and the wrapper."""
     if resume_from is not None:
         try:
@@ -139,7 +140,7 @@ def _models(model, teacher, source: SegmentationSource, config: TrainConfig, ste
     if teacher is not None:
         teacher = teacher if isinstance(teacher, keras.Model) else teacher()
         teacher = prepare_teacher(teacher, source.num_classes, config.input_size)
-    trainer = TrainingModel(student, make_loss(config), teacher)
+    trainer = TrainingModel(student, make_loss(config, class_weights), teacher)
     trainer.compile(optimizer=optimizer, jit_compile=config.jit_compile)
     student.compile(optimizer=optimizer)
     deploy = student if len(student.outputs) == 1 else keras.Model(student.inputs[0], student.outputs[0],
@@ -231,9 +232,11 @@ def fit(
     resuming = _check_run_dir(run_dir, fixed)
     saved = run_files.RunState.load(run_dir) if resuming else None
     agreed_start(strategy, saved.optimizer_step if saved else -int(resuming))  # -1: last.keras without a state
+    weights = class_weights(config.class_weight, source, train_pairs)
     keras.utils.set_random_seed(config.seed)
     with strategy.scope(), dtype_policy(config.precision):  # the network's layers take the policy when built
-        models = _models(model, teacher, source, config, steps_per_epoch, last_path if resuming else None)
+        models = _models(model, teacher, source, config, steps_per_epoch, last_path if resuming else None,
+                         weights)
     step = run_files.optimizer_step(models.optimizer)
     if step % steps_per_epoch:
         raise ResumeError(f"{last_path}: saved at optimizer step {step}, not a multiple of the {steps_per_epoch} "
@@ -244,8 +247,11 @@ def fit(
     run_dir.mkdir(parents=True, exist_ok=True)
     record = record if record is not None else dataclasses.asdict(config)
     left_out = {split: problems for split, problems in skipped.items() if problems}
-    record_config(run_dir, section, {**record, **({"skipped_pairs": left_out} if left_out else {})},
-                  error=TrainingError)
+    record_config(run_dir, section, {**record, **({"skipped_pairs": left_out} if left_out else {}),
+                                     **({"class_weights": list(weights)} if weights else {})}, error=TrainingError)
+    if weights:
+        logging.info("%s: class weights (%s) %s", run_dir, config.class_weight,
+                     ", ".join(f"{name} {w:.2f}" for name, w in zip(source.class_names, weights)))
     state = _start_state(run_dir, initial_epoch, step, config, steps_per_epoch, fixed)
     if resuming:
         logging.info("%s: resuming at epoch %d of %d (optimizer step %d)", run_dir, initial_epoch, config.epochs, step)

@@ -14,8 +14,9 @@ from mobileseg.training.losses import (
 )
 
 
-def numpy_ohem(labels, logits, threshold, min_kept, ignore=255):
-    """mmsegmentation's OHEMPixelSampler + CE, written out: keep p < threshold and the min_kept hardest."""
+def numpy_ohem(labels, logits, threshold, min_kept, ignore=255, weights=None):
+    """mmsegmentation's OHEMPixelSampler + CE, written out: keep p < threshold and the min_kept hardest;
+    with ``weights``, the kept pixels' mean weighted by their class's weight."""
     labels = labels.reshape(-1)
     logits = logits.reshape(-1, logits.shape[-1]).astype(np.float64)
     log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
@@ -26,6 +27,9 @@ def numpy_ohem(labels, logits, threshold, min_kept, ignore=255):
     if threshold is not None and min_kept:
         order = np.argsort(np.where(valid, prob, 2.0), kind="stable")[:min(min_kept, valid.sum())]
         keep[order] = True
+    if weights is not None:
+        pixel_weights = np.asarray(weights)[np.where(valid, labels, 0)][keep]
+        return (nll[keep] * pixel_weights).sum() / pixel_weights.sum()
     return nll[keep].mean() if keep.any() else 0.0
 
 
@@ -101,10 +105,27 @@ def test_loss_upsamples_low_resolution_logits_to_the_labels():
     assert float(loss(1 - labels, logits)) > 5.0
 
 
+@pytest.mark.parametrize("threshold, min_kept", [(None, 0), (0.7, 5)])
+def test_class_weights_weight_the_mean_of_the_kept_pixels(batch, threshold, min_kept):
+    labels, logits = batch
+    weights = [1.0, 4.0, 0.5, 30.0]
+    weighted = float(ohem_cross_entropy(labels, logits, threshold, min_kept, class_weights=weights))
+    assert weighted == pytest.approx(numpy_ohem(labels, logits, threshold, min_kept, weights=weights), rel=1e-5)
+    equal = float(ohem_cross_entropy(labels, logits, threshold, min_kept, class_weights=[2.0] * 4))
+    assert equal == pytest.approx(float(ohem_cross_entropy(labels, logits, threshold, min_kept)), rel=1e-5)
+    only_class_1 = float(ohem_cross_entropy(labels, logits, None, class_weights=[0.0, 1.0, 0.0, 0.0]))
+    assert only_class_1 == pytest.approx(numpy_ohem(np.where(labels == 1, 1, 255), logits, None, 0), rel=1e-5)
+    with pytest.raises(ValueError, match="3 class weights for 4 classes"):
+        ohem_cross_entropy(labels, logits, class_weights=[1.0] * 3)
+
+
 def test_ohem_loss_survives_a_keras_config_round_trip():
-    loss = OhemCrossEntropy(threshold=0.6, min_kept=123, stride=2)
+    loss = OhemCrossEntropy(threshold=0.6, min_kept=123, stride=2, class_weights=[1, 2.5])
     again = keras.losses.deserialize(keras.losses.serialize(loss))
     assert (again.threshold, again.min_kept, again.ignore_index, again.stride) == (0.6, 123, 255, 2)
+    assert again.class_weights == (1.0, 2.5)
+    with pytest.raises(ValueError, match="class weights must be >= 0"):
+        OhemCrossEntropy(class_weights=[1.0, -1.0])
     with pytest.raises(ValueError, match="threshold"):
         OhemCrossEntropy(threshold=1.5)
     with pytest.raises(ValueError, match="stride"):
