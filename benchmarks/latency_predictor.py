@@ -102,8 +102,11 @@ BY_SIZE_FIELDS = ("input_size", "seed", "samples", "within_10pct", "within_5pct"
 
 
 def by_size_row(result: dict, source: str) -> dict:
-    """One ``by_size`` row (issue 22) of a validation result: its size, seed and agreement figures."""
+    """One ``by_size`` row (issue 22) of a validation result: its size, seed and agreement figures, and how
+    well its timing rounds agree with each other (``rounds_spearman_rho``: the load's share of a low rho)."""
     import numpy as np
+
+    from mobileseg.latency.validation import rounds_spearman_rho
 
     errors = np.abs([row["error_pct"] for row in result["samples"]])
     summary = result["summary"]
@@ -113,6 +116,7 @@ def by_size_row(result: dict, source: str) -> dict:
             "samples": summary["samples"], "within_10pct": summary["within_10pct"],
             "within_5pct": round(float(np.mean(errors <= 5.0)), 3), "spearman_rho": summary["spearman_rho"],
             "mape_pct": summary["mape_pct"], "max_abs_error_pct": summary["max_abs_error_pct"],
+            "rounds_spearman_rho": rounds_spearman_rho([row.get("round_ms") or [] for row in result["samples"]]),
             "load_average": result["load_average"].get("start"), "result": source}
 
 

@@ -283,7 +283,7 @@ def calibrate() -> int:
 def validate() -> int:
     import numpy as np
 
-    from mobileseg.latency.validation import ANCHOR, TARGET, meets_target, scatter_png, summarize
+    from mobileseg.latency.validation import ANCHOR, TARGET, meets_target, rounds_spearman_rho, scatter_png, summarize
     from mobileseg.run.fingerprint import genotype_key
     from mobileseg.latency.validation_report import by_op, validation_rows, worst
 
@@ -320,7 +320,7 @@ def validate() -> int:
     predicted = [row["predicted_ms"] for row in rows]
     measured = [row["measured_ms"] for row in rows]
     summary = summarize(predicted, measured)
-    summary.update(target=TARGET, target_met=meets_target(summary), anchor=ANCHOR)
+    summary.update(rounds_spearman_rho=rounds_spearman_rho([row["round_ms"] or [] for row in rows]), target=TARGET, target_met=meets_target(summary), anchor=ANCHOR)
     timings.update(samples_build_convert_s=round(sum(r["build_convert_s"] for r in rows), 1),
                    samples_measure_s=round(sum(r["measure_s"] for r in rows), 1),
                    this_run_s=round(time.perf_counter() - started, 1))
@@ -352,6 +352,7 @@ def validate() -> int:
     scatter_png(out / "scatter.png", predicted, measured, title)
     _say(f"{len(rows)} networks: {summary['within_10pct']:.1%} within +-10%, Spearman rho "
          f"{summary['spearman_rho'] if summary['spearman_rho'] is not None else float('nan'):.3f}, "
+         f"(its timing rounds agree at rho {summary['rounds_spearman_rho'] or float('nan'):.3f}), "
          f"RMSE {summary['rmse_ms']:.3f} ms, MAPE {summary['mape_pct']:.2f}%, "
          f"mean error {summary['mean_error_pct']:+.2f}% (measured {np.min(measured):.1f}-"
          f"{np.max(measured):.1f} ms); wrote {out / 'validation.json'} and {out / 'scatter.png'}")

@@ -118,6 +118,25 @@ def summarize(predicted: Sequence[float], measured: Sequence[float], band: float
     }
 
 
+def rounds_spearman_rho(round_ms: Sequence[Sequence[float]]) -> float | None:
+    """How well the measurement repeats its own ranking: the lowest Spearman rho between two of its rounds.
+
+    ``round_ms`` holds, per network, its timing in each round. The prediction is ranked against
+    the median of the rounds, whose noise is smaller than one round's; still, when two rounds of the
+    same files rank them with rho 0.9, a predictor's rho of 0.96 says more about the machine's load
+    than about the predictor. None with fewer than two rounds or two networks.
+
+    Example:
+        >>> rounds_spearman_rho([[1.0, 1.1], [2.0, 1.9], [3.0, 3.2], [4.0, 2.9]])
+        0.8
+    """
+    rounds = min((len(r) for r in round_ms), default=0)
+    if rounds < 2 or len(round_ms) < 2:
+        return None
+    columns = np.asarray([list(r[:rounds]) for r in round_ms], np.float64).T
+    return min(spearman_rho(columns[i], columns[j]) for i in range(rounds) for j in range(i + 1, rounds))
+
+
 def meets_target(summary: dict) -> bool:
     """Whether a `summarize` result meets `TARGET`.
 

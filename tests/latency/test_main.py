@@ -58,6 +58,7 @@ def test_demo_space_build_rerun_and_validate(tmp_path):
     assert len(report["samples"]) == 3 and report["summary"]["samples"] == 3
     for name in ("within_10pct", "rmse_ms", "mape_pct", "spearman_rho", "target_met"):
         assert name in report["summary"]
+    assert -1.0 <= report["summary"]["rounds_spearman_rho"] <= 1.0 and "timing rounds agree at rho" in result.stdout
     sample = report["samples"][0]
     overhead = LatencyTable.load(table_path).overhead
     assert overhead is not None and report["overhead"] == overhead.to_dict()

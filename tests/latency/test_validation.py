@@ -1,9 +1,10 @@
 """The validation's networks: a damaged record is measured again, networks are all converted before they are
-timed in rounds (resuming after a kill), and a fresh process times them without TensorFlow."""
+timed in rounds (resuming after a kill), a fresh process times them without TensorFlow, and the rounds'
+agreement with each other."""
 
 import pytest
 
-from mobileseg.latency.validation import NetworkStore
+from mobileseg.latency.validation import NetworkStore, rounds_spearman_rho
 
 
 def test_a_damaged_record_counts_as_not_measured_and_is_rewritten(tmp_path):
@@ -90,3 +91,11 @@ def test_a_fresh_process_times_the_networks_without_the_tensorflow_that_converte
                                "t", ["a", "b"], progress=False, rounds=2, fresh_process=True)
     assert [len(r["round_ms"]) for r in records] == [2, 2]
     assert [r["measurement"]["fallback_ops"] for r in records] == [[], []]
+
+
+def test_rounds_spearman_rho_is_the_worst_pair_of_rounds():
+    same = [[1.0, 1.0, 1.0], [2.0, 2.0, 2.0], [3.0, 3.0, 3.0]]
+    assert rounds_spearman_rho(same) == 1.0
+    swapped_in_round_3 = [[1.0, 1.0, 2.0], [2.0, 2.0, 1.0], [3.0, 3.0, 3.0]]
+    assert rounds_spearman_rho(swapped_in_round_3) == 0.5  # rounds 1-2 agree (1.0); round 3 against either: 0.5
+    assert rounds_spearman_rho([[1.0], [2.0]]) is None and rounds_spearman_rho([[1.0, 2.0]]) is None
