@@ -14,7 +14,9 @@ With ``--teacher MODEL`` every network is distilled from that trained model (``m
 --teacher``, weight ``--distill_weight``) on top of the same recipe: issue 13's test of
 distillation compares such a run with the same network trained alone for the same epochs
 (give the distilled runs their own ``--work_dir`` and ``--out``). ``--class_weight enet`` adds ENet's
-class weights to the loss (``mobileseg.train --class_weight``), likewise with its own folder and file.
+class weights to the loss (``mobileseg.train --class_weight``), likewise with its own folder and file;
+``--train_split train,val`` trains on val too, once the recipe has been chosen on it (CamVid's protocol;
+the best validated epoch is then chosen on images it trained on).
 
 Writes ``benchmarks/results/train_references_camvid.json`` (``--out``): per network the epochs, timing,
 best val mIoU, float and int8 test mIoU and per-class IoU, the commands, versions, machine
@@ -90,6 +92,8 @@ def main() -> int:
     parser.add_argument("--distill_weight", type=float, default=1.0, help="weight of the distillation term")
     parser.add_argument("--class_weight", choices=["none", "enet"], default="none",
                         help="mobileseg.train --class_weight: enet weights each pixel's loss by ENet's class weights")
+    parser.add_argument("--train_split", default="train",
+                        help="mobileseg.train --train_split: train, or train,val once the recipe is chosen on val")
     args = parser.parse_args()
     from mobileseg.atomic_write import write_atomic
     from mobileseg.deploy.export_run import environment
@@ -101,6 +105,8 @@ def main() -> int:
         recipe = [*RECIPE, "--teacher", str(args.teacher), "--distill_weight", str(args.distill_weight)]
     if args.class_weight != "none":
         recipe = [*recipe, "--class_weight", args.class_weight]
+    if args.train_split != "train":
+        recipe = [*recipe, "--train_split", args.train_split]
     args.work_dir.mkdir(parents=True, exist_ok=True)
     load_before, started = os.getloadavg(), time.time()
     with ThreadPoolExecutor(max_workers=len(args.arch) if args.parallel else 1) as pool:

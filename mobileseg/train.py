@@ -64,10 +64,10 @@ from mobileseg.run.run_dir import RunDir
 from mobileseg.run.sizes import check_size, logits_stride
 
 FLAG_NAMES = (
-    "arch", "data", "run_dir", "epochs", "input_size", "batch_size", "lr", "weight_decay", "schedule",
-    "poly_power", "warmup_epochs", "min_lr", "seed", "ohem", "ohem_thresh", "ohem_min_kept", "loss_stride",
-    "class_weight", "aux_weight", "init", "teacher", "distill_weight", "temperature", "scale_range", "val_split", "val_size",
-    "val_batch_size", "val_every", "cache_images", "precision", "model_size", "distribute", "skip_bad",
+    "arch", "data", "run_dir", "epochs", "input_size", "batch_size", "lr", "weight_decay", "schedule", "poly_power",
+    "warmup_epochs", "min_lr", "seed", "ohem", "ohem_thresh", "ohem_min_kept", "loss_stride", "class_weight",
+    "aux_weight", "init", "teacher", "distill_weight", "temperature", "scale_range", "train_split", "val_split",
+    "val_size", "val_batch_size", "val_every", "cache_images", "precision", "model_size", "distribute", "skip_bad",
     "jit_compile", "tensorboard", "verbose", "time_plan",
 )
 """Every flag of the command, in the order config.yaml lists them."""
@@ -117,6 +117,8 @@ def define_flags(flag_values=None) -> None:
     flags.DEFINE_float("temperature", 1.0, "Distillation temperature.", flag_values=fv)
     flags.DEFINE_list("scale_range", ["0.5", "2.0"], "Random rescaling range of training images: LOW,HIGH.",
                       flag_values=fv)
+    flags.DEFINE_list("train_split", ["train"], "Splits trained on: train, or train,val once the recipe has been "
+                      "chosen on val (never test).", flag_values=fv)
     flags.DEFINE_string("val_split", "val", "Split validated on after every epoch.", flag_values=fv)
     flags.DEFINE_string("val_size", None, "Resize validation images to HEIGHTxWIDTH (default: full resolution).",
                         flag_values=fv)
@@ -178,10 +180,9 @@ def train_config(flag_values):
             weight_decay=fv.weight_decay, schedule=fv.schedule, poly_power=fv.poly_power,
             warmup_epochs=fv.warmup_epochs, min_lr=fv.min_lr, ohem_thresh=fv.ohem_thresh if fv.ohem else None,
             ohem_min_kept=fv.ohem_min_kept, loss_stride=fv.loss_stride, class_weight=fv.class_weight,
-            aux_weight=fv.aux_weight,
-            distill_weight=fv.distill_weight, temperature=fv.temperature, seed=fv.seed,
-            scale_range=_scale_range(fv.scale_range), val_split=fv.val_split, val_size=_size_flag(fv, "val_size"),
-            val_batch_size=fv.val_batch_size, val_every=fv.val_every, cache_images=fv.cache_images,
+            aux_weight=fv.aux_weight, distill_weight=fv.distill_weight, temperature=fv.temperature, seed=fv.seed,
+            scale_range=_scale_range(fv.scale_range), train_split=tuple(fv.train_split), val_split=fv.val_split,
+            val_size=_size_flag(fv, "val_size"), val_batch_size=fv.val_batch_size, val_every=fv.val_every, cache_images=fv.cache_images,
             precision=fv.precision, model_size=_size_flag(fv, "model_size"), skip_bad=fv.skip_bad, verbose=fv.verbose,
             jit_compile=fv.jit_compile, tensorboard=fv.tensorboard)
     except ValueError as error:

@@ -48,8 +48,9 @@ from mobileseg.training.errors import TrainingDiverged
 
 CHECKPOINT = "checkpoint.npz"
 STATE = "state.json"
-ASSUMED_FIXED = {"precision": "float32"}
-"""The fixed settings a stored run that does not record them had (runs before ``--precision`` trained in float32)."""
+ASSUMED_FIXED = {"precision": "float32", "train_split": ["train"]}
+"""The fixed settings a stored run that does not record them had (runs before ``--precision`` trained in float32,
+runs before ``--train_split`` on train)."""
 
 
 def fixed_conflicts(stored: dict, ours: dict, assumed: dict = ASSUMED_FIXED) -> list[tuple[str, object, object]]:

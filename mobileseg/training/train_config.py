@@ -46,6 +46,8 @@ class TrainConfig:
         distill_weight: weight of the distillation term (with a teacher).
         temperature: distillation temperature.
         seed: seeds weights, data order and augmentation.
+        train_split: the splits trained on: ("train",), or ("train", "val") once the recipe has been
+            chosen on val (CamVid's protocol allows it; test never).
         scale_range: random rescaling range of the training augmentation.
         val_split: the split validated on after every epoch.
         val_size: resize validation pairs to this (height, width); None: full resolution.
@@ -91,6 +93,7 @@ class TrainConfig:
     distill_weight: float = 1.0
     temperature: float = 1.0
     seed: int = 0
+    train_split: tuple[str, ...] = ("train",)
     scale_range: tuple[float, float] = (0.5, 2.0)
     val_split: str = "val"
     val_size: tuple[int, int] | None = None
@@ -113,6 +116,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive, got {value}")
         if self.cache_images not in CACHE_CHOICES:
             raise ValueError(f"cache_images must be one of {', '.join(CACHE_CHOICES)}, got {self.cache_images!r}")
+        if not self.train_split or len(set(self.train_split)) != len(self.train_split):
+            raise ValueError(f"train_split must name each split once, got {list(self.train_split)}")
         if self.class_weight not in CLASS_WEIGHTS:
             raise ValueError(f"class_weight must be one of {', '.join(CLASS_WEIGHTS)}, got {self.class_weight!r}")
         if self.precision not in PRECISIONS:
@@ -141,8 +146,8 @@ class TrainConfig:
     def fixed(self, source: SegmentationSource, train_pairs: int) -> dict:
         """The settings a resumed run must share with the run it continues."""
         return {"data": source.spec, "num_classes": source.num_classes, "input_size": list(self.input_size),
-                "batch_size": self.batch_size, "seed": self.seed, "train_pairs": train_pairs,
-                "precision": self.precision}
+                "batch_size": self.batch_size, "seed": self.seed, "train_split": list(self.train_split),
+                "train_pairs": train_pairs, "precision": self.precision}
 
 
 @contextlib.contextmanager

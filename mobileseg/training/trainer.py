@@ -215,14 +215,18 @@ def fit(
     if config.batch_size % strategy.num_replicas_in_sync:  # each replica's loss is its share's mean (TrainingModel)
         raise TrainingError(f"batch_size {config.batch_size} is not a multiple of the {strategy.num_replicas_in_sync} "
                             "replicas; each replica takes an equal share of every batch")
-    train_pairs, skipped_train = verified_pairs(source, "train", skip_bad=config.skip_bad)
+    checked = {split: verified_pairs(source, split, skip_bad=config.skip_bad) for split in config.train_split}
+    train_pairs = [pair for pairs, _ in checked.values() for pair in pairs]
     steps_per_epoch = len(train_pairs) // config.batch_size
     if steps_per_epoch < 1:
         raise TrainingError(f"batch_size {config.batch_size} is larger than the {len(train_pairs)} training pairs "
                             f"of {source.spec}")
     val_pairs, skipped_val = verified_pairs(source, config.val_split, skip_bad=config.skip_bad)
-    skipped = {"train": [str(problem) for problem in skipped_train],
+    skipped = {**{split: [str(problem) for problem in problems] for split, (_, problems) in checked.items()},
                config.val_split: [str(problem) for problem in skipped_val]}
+    if config.val_split in config.train_split:
+        logging.warning("%s: validating on %s, which it also trains on: model.keras is chosen on images it has "
+                        "seen (train on val only once the recipe is chosen on it)", source.spec, config.val_split)
     for split, problems in skipped.items():
         if problems:
             logging.warning("%s %s: left out %d bad pair(s) (--skip_bad):\n%s", source.spec, split, len(problems),

@@ -11,6 +11,8 @@ def test_config_values_are_checked():
                        (dict(ohem_thresh=0.0), "ohem_thresh"), (dict(scale_range=(2.0, 1.0)), "scale_range"),
                        (dict(loss_stride=0), "loss_stride"), (dict(val_every=0), "val_every"),
                        (dict(cache_images="maybe"), "cache_images"), (dict(precision="float16"), "precision"),
-                       (dict(class_weight="median"), "class_weight must be one of none, enet")]:
+                       (dict(class_weight="median"), "class_weight must be one of none, enet"),
+                       (dict(train_split=()), "train_split must name each split once"),
+                       (dict(train_split=("train", "train")), "train_split must name each split once")]:
         with pytest.raises(ValueError, match=match):
             TrainConfig(input_size=(8, 8), **bad)

@@ -161,3 +161,22 @@ def test_pairs_left_out_by_skip_bad_are_named_in_the_run_config(tmp_path, caplog
     skipped = read_config(tmp_path / "run")["train"]["skipped_pairs"]
     assert list(skipped) == ["train"] and len(skipped["train"]) == 1 and broken.name in skipped["train"][0]
     assert "left out 1 bad pair" in caplog.text and broken.name in caplog.text
+
+
+def test_training_on_train_and_val_counts_both_and_a_run_keeps_its_splits(tmp_path, caplog):
+    from mobileseg.data.camvid import CamVidSource
+    from tests.data.fake_layouts import make_camvid
+
+    data = CamVidSource(make_camvid(tmp_path / "camvid", counts={"train": 4, "val": 2}))
+
+    def build_camvid():
+        return builder.build_model(GENOTYPE, data.num_classes, SIZE, auxiliary=True)
+
+    run = tmp_path / "run"
+    trainer.fit(build_camvid, data, run, config(epochs=1, train_split=("train", "val")))
+    state = run_files.RunState.load(run)
+    assert (state.optimizer_step, state.fixed["train_split"]) == (3, ["train", "val"])  # (4 + 2) pairs / batch 2
+    assert "validating on val, which it also trains on" in caplog.text
+    with pytest.raises(ResumeError, match=r"train_split=\['train', 'val'\], but this run asks for "
+                                          r"train_split=\['train'\]"):
+        trainer.fit(build_camvid, data, run, config(epochs=2))
