@@ -9,14 +9,17 @@ checkout, such as a worktree of the commit the run started from), and the
 benchmark's own command, run again, resumes from it (``mobileseg.train`` from ``last.keras``,
 the search from its state files).
 
-Everything in the folder is kept except TensorBoard logs, lock files and files larger than
-``--max_mb`` (default 40: a run's ``last.keras`` of a mobile network is 5-45 MB). ``restore``
+Everything in the folder is kept except TensorBoard logs, lock files, files larger than
+``--max_mb`` (default 40: a run's ``last.keras`` of a mobile network is 5-45 MB) and files matching
+``--leave_out`` patterns (a finished benchmark run needs no ``last.keras`` or ``model_qat.keras``:
+its results, ``model.keras`` and exported files are what later steps read). ``restore``
 leaves a folder alone when it already holds a ``last.keras`` or a search state newer than
 the saved one (a run resumed in this checkout is never rolled back). Delete a carried folder
 with ``git rm -r`` once its run has finished and its result is committed.
 
 Usage:
     python benchmarks/carry.py save runs/train_references_camvid/mobilenetv3_small_lraspp
+    python benchmarks/carry.py save --leave_out last.keras,model_qat.keras runs/pareto_camvid/seaformer_tiny
     python benchmarks/carry.py restore [--into ../wt_long]
 """
 
@@ -27,6 +30,8 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Sequence
+from fnmatch import fnmatch
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,8 +40,9 @@ MANIFEST = "carry.json"
 LEFT_OUT = {"tensorboard", ".lock", "__pycache__"}
 
 
-def kept_files(folder: Path, max_bytes: int) -> tuple[list[Path], list[Path]]:
-    """The files of ``folder`` (recursively, relative to it) that ``save`` copies, and those too large.
+def kept_files(folder: Path, max_bytes: int, leave_out: Sequence[str] = ()) -> tuple[list[Path], list[Path]]:
+    """The files of ``folder`` (recursively, relative to it) that ``save`` copies, and those too large;
+    files whose name matches a ``leave_out`` pattern are neither.
 
     Example:
         >>> import tempfile
@@ -47,11 +53,13 @@ def kept_files(folder: Path, max_bytes: int) -> tuple[list[Path], list[Path]]:
         >>> kept, large = kept_files(run, max_bytes=10)
         >>> [str(p) for p in kept], [str(p) for p in large]
         (['last.keras'], ['export/big.tflite'])
+        >>> kept_files(run, max_bytes=10, leave_out=["last.*", "*.tflite"])
+        ([], [])
     """
     kept, large = [], []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
-        if not path.is_file() or LEFT_OUT & set(relative.parts):
+        if not path.is_file() or LEFT_OUT & set(relative.parts) or any(fnmatch(path.name, p) for p in leave_out):
             continue
         (large if path.stat().st_size > max_bytes else kept).append(relative)
     return kept, large
@@ -65,7 +73,7 @@ def checkout_of(folder: Path) -> Path:
     raise SystemExit(f"carry: {folder} is not inside a git checkout")
 
 
-def save(folder: Path, max_mb: float, root: Path = ROOT) -> Path:
+def save(folder: Path, max_mb: float, root: Path = ROOT, leave_out: Sequence[str] = ()) -> Path:
     """Copy ``folder`` to ``root``'s ``benchmarks/carry/<its path in its checkout>``, replacing an earlier copy.
 
     The folder may be in another checkout of the repository (a worktree that runs the benchmark).
@@ -74,7 +82,7 @@ def save(folder: Path, max_mb: float, root: Path = ROOT) -> Path:
     if not folder.is_dir():
         raise SystemExit(f"carry: {folder} is not a folder")
     relative = folder.relative_to(checkout_of(folder))
-    kept, large = kept_files(folder, int(max_mb * 2**20))
+    kept, large = kept_files(folder, int(max_mb * 2**20), leave_out)
     target = root / "benchmarks" / "carry" / relative
     staging = target.with_name(target.name + ".saving")
     shutil.rmtree(staging, ignore_errors=True)
@@ -124,12 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     save_command = commands.add_parser("save", help="copy run folders into benchmarks/carry")
     save_command.add_argument("folders", nargs="+", type=Path)
     save_command.add_argument("--max_mb", type=float, default=40.0, help="leave out larger files")
+    save_command.add_argument("--leave_out", default="", help="comma-separated file name patterns to leave out")
     restore_command = commands.add_parser("restore", help="copy every saved folder back to its place")
     restore_command.add_argument("--into", type=Path, default=ROOT, help="the checkout to restore into")
     args = parser.parse_args(argv)
     if args.command == "save":
         for folder in args.folders:
-            target = save(folder, args.max_mb)
+            target = save(folder, args.max_mb, leave_out=[p for p in args.leave_out.split(",") if p])
             manifest = json.loads((target / MANIFEST).read_text())
             size = sum((target / name).stat().st_size for name in manifest["files"]) / 2**20
             left = manifest["left_out_larger_than_max_mb"]
