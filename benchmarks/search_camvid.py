@@ -129,7 +129,8 @@ def main(argv: list[str]) -> int:
         "latency_source": pareto["latency_source"],
         "study": pareto["study"],
         "target_latency_ms": pareto["target_latency_ms"],
-        "chosen": {**pareto["chosen"], **keep(run_dir / "arch.yaml", "search_camvid", "chosen")},
+        "chosen": {**{key: value for key, value in pareto["chosen"].items() if key != "arch"},  # a run-folder name
+                   **keep(run_dir / "arch.yaml", "search_camvid", "chosen")},
         "front": [{**{key: entry.get(key) for key in ("trial", "generation", "latency_ms", "miou", "feasible", "params",
                                                       "macs")},
                    **keep(entry["genotype"], "search_camvid", f"trial{entry['trial']}")}
