@@ -182,9 +182,9 @@ def train_config(flag_values):
             ohem_min_kept=fv.ohem_min_kept, loss_stride=fv.loss_stride, class_weight=fv.class_weight,
             aux_weight=fv.aux_weight, distill_weight=fv.distill_weight, temperature=fv.temperature, seed=fv.seed,
             scale_range=_scale_range(fv.scale_range), train_split=tuple(fv.train_split), val_split=fv.val_split,
-            val_size=_size_flag(fv, "val_size"), val_batch_size=fv.val_batch_size, val_every=fv.val_every, cache_images=fv.cache_images,
-            precision=fv.precision, model_size=_size_flag(fv, "model_size"), skip_bad=fv.skip_bad, verbose=fv.verbose,
-            jit_compile=fv.jit_compile, tensorboard=fv.tensorboard)
+            val_size=_size_flag(fv, "val_size"), val_batch_size=fv.val_batch_size, val_every=fv.val_every,
+            cache_images=fv.cache_images, precision=fv.precision, model_size=_size_flag(fv, "model_size"),
+            skip_bad=fv.skip_bad, verbose=fv.verbose, jit_compile=fv.jit_compile, tensorboard=fv.tensorboard)
     except ValueError as error:
         if isinstance(error, BadInput):
             raise

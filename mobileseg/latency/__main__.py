@@ -283,7 +283,8 @@ def calibrate() -> int:
 def validate() -> int:
     import numpy as np
 
-    from mobileseg.latency.validation import ANCHOR, TARGET, meets_target, rounds_spearman_rho, scatter_png, summarize
+    from mobileseg.latency.validation import (ANCHOR, TARGET, meets_target, rounds_spearman_rho, scatter_png,
+                                              summarize)
     from mobileseg.run.fingerprint import genotype_key
     from mobileseg.latency.validation_report import by_op, validation_rows, worst
 
@@ -320,7 +321,8 @@ def validate() -> int:
     predicted = [row["predicted_ms"] for row in rows]
     measured = [row["measured_ms"] for row in rows]
     summary = summarize(predicted, measured)
-    summary.update(rounds_spearman_rho=rounds_spearman_rho([row["round_ms"] or [] for row in rows]), target=TARGET, target_met=meets_target(summary), anchor=ANCHOR)
+    summary.update(rounds_spearman_rho=rounds_spearman_rho([row["round_ms"] or [] for row in rows]), target=TARGET,
+                   target_met=meets_target(summary), anchor=ANCHOR)
     timings.update(samples_build_convert_s=round(sum(r["build_convert_s"] for r in rows), 1),
                    samples_measure_s=round(sum(r["measure_s"] for r in rows), 1),
                    this_run_s=round(time.perf_counter() - started, 1))
