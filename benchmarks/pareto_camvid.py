@@ -56,7 +56,8 @@ RECIPES = {"short": (RECIPE, "184x240"), "full": (FULL_RECIPE, FULL_SIZE)}
 
 def front_archs(pareto: Path, result: str = "pareto_camvid") -> list[Path]:
     """Each Pareto-front member of a search's ``pareto.json`` as a committed genotype file
-    (`result_genotypes.keep`: ``benchmarks/results/genotypes/RESULT/searched_trialN.yaml``)."""
+    (`result_genotypes.keep`: ``benchmarks/results/genotypes/RESULT/searched_trialN.yaml``, RESULT the
+    result file's name: ``pareto_camvid`` or ``camvid_full``)."""
     return [ROOT / keep(member["genotype"], result, f"searched_trial{member['trial']}")["genotype"]
             for member in json.loads(pareto.read_text())["front"]]
 
@@ -166,7 +167,7 @@ def main() -> int:
     args.size = args.size or default_size
     args.work_dir.mkdir(parents=True, exist_ok=True)
     archs = [arch_and_size(value, args.size) for value in args.arch]
-    archs += [(path, args.size) for pareto in args.front for path in front_archs(pareto)]
+    archs += [(path, args.size) for pareto in args.front for path in front_archs(pareto, args.out.stem)]
     load_before, started = os.getloadavg(), time.time()
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
         results = list(pool.map(lambda item: train_export_evaluate(*item, recipe, args.epochs, args.qat_epochs,
