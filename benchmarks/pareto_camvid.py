@@ -50,7 +50,8 @@ from train_references_camvid import RECIPE as FULL_RECIPE
 from train_references_camvid import SIZE as FULL_SIZE
 
 RECIPE = ["--batch_size", "8", "--lr", "2e-3", "--weight_decay", "0.01", "--schedule", "poly",
-          "--warmup_epochs", "1", "--scale_range", "0.25,1.0", "--seed", "0", "--verbose", "2"]
+          "--warmup_epochs", "1", "--scale_range", "0.25,1.0", "--seed", "0", "--verbose", "2",
+          "--class_weight", "none"]  # issue 8's recipe, from before class weights were the default
 RECIPES = {"short": (RECIPE, "184x240"), "full": (FULL_RECIPE, FULL_SIZE)}
 
 

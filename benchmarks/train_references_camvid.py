@@ -3,7 +3,8 @@
 For every ``--arch``, the steps of `camvid_runs.train_export_evaluate` with one recipe
 (`RECIPE`, on top of ``mobileseg.train``'s defaults): 360x480 crops (CamVid's own size)
 after random scaling 0.5-2.0, flips and colour jitter, AdamW 2e-3 with a 5-epoch warm-up
-and poly decay, OHEM, batch 8, ``--epochs`` epochs, validation on CamVid val every 5
+and poly decay, OHEM weighted by ENet's class weights (``--class_weight enet``, chosen on val: best val
+mIoU 61.1 against 58.7 without for mobilenetv3_small_lraspp at 120 epochs), batch 8, ``--epochs`` epochs, validation on CamVid val every 5
 epochs (``model.keras`` is the best validated epoch: chosen on val, never on test); then
 ``--qat_epochs`` of quantization-aware fine-tuning to a full-integer file, and both models
 evaluated on the 233 test images at 360x480. Networks train at the same time with
@@ -13,8 +14,8 @@ again after an interruption, or with a larger ``--epochs`` to train on.
 With ``--teacher MODEL`` every network is distilled from that trained model (``mobileseg.train
 --teacher``, weight ``--distill_weight``) on top of the same recipe: issue 13's test of
 distillation compares such a run with the same network trained alone for the same epochs
-(give the distilled runs their own ``--work_dir`` and ``--out``). ``--class_weight enet`` adds ENet's
-class weights to the loss (``mobileseg.train --class_weight``), likewise with its own folder and file;
+(give the distilled runs their own ``--work_dir`` and ``--out``). ``--class_weight none`` is the recipe
+as it was before (the committed 120- and 300-epoch results), likewise with its own folder and file;
 ``--train_split train,val`` trains on val too, once the recipe has been chosen on it (CamVid's protocol;
 the best validated epoch is then chosen on images it trained on).
 
@@ -47,7 +48,8 @@ from camvid_runs import CAMVID, ROOT, train_export_evaluate, versions
 
 SIZE = "360x480"
 RECIPE = ["--batch_size", "8", "--lr", "2e-3", "--weight_decay", "0.01", "--schedule", "poly",
-          "--warmup_epochs", "5", "--scale_range", "0.5,2.0", "--val_every", "5", "--seed", "0", "--verbose", "2"]
+          "--warmup_epochs", "5", "--scale_range", "0.5,2.0", "--val_every", "5", "--seed", "0", "--verbose", "2",
+          "--class_weight", "enet"]
 
 
 SAME_RUN = ("recipe", "size", "epochs", "qat_epochs")
@@ -90,21 +92,20 @@ def main() -> int:
     parser.add_argument("--parallel", action="store_true", help="train the networks concurrently")
     parser.add_argument("--teacher", type=Path, help="distil every network from this trained .keras model")
     parser.add_argument("--distill_weight", type=float, default=1.0, help="weight of the distillation term")
-    parser.add_argument("--class_weight", choices=["none", "enet"], default="none",
-                        help="mobileseg.train --class_weight: enet weights each pixel's loss by ENet's class weights")
+    parser.add_argument("--class_weight", choices=["none", "enet"], default="enet",
+                        help="mobileseg.train --class_weight (the recipe's enet; none: the recipe before it)")
     parser.add_argument("--train_split", default="train",
                         help="mobileseg.train --train_split: train, or train,val once the recipe is chosen on val")
     args = parser.parse_args()
     from mobileseg.atomic_write import write_atomic
     from mobileseg.deploy.export_run import environment
 
-    recipe = RECIPE
+    recipe = list(RECIPE)
+    recipe[recipe.index("--class_weight") + 1] = args.class_weight
     if args.teacher is not None:
         if not args.teacher.is_file():
             raise SystemExit(f"--teacher {args.teacher}: no such file")
-        recipe = [*RECIPE, "--teacher", str(args.teacher), "--distill_weight", str(args.distill_weight)]
-    if args.class_weight != "none":
-        recipe = [*recipe, "--class_weight", args.class_weight]
+        recipe += ["--teacher", str(args.teacher), "--distill_weight", str(args.distill_weight)]
     if args.train_split != "train":
         recipe = [*recipe, "--train_split", args.train_split]
     args.work_dir.mkdir(parents=True, exist_ok=True)

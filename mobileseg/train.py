@@ -105,9 +105,10 @@ def define_flags(flag_values=None) -> None:
                          "the crop).", lower_bound=0, flag_values=fv)
     flags.DEFINE_integer("loss_stride", 2, "The loss compares every N-th pixel of the crop in each direction "
                          "(logits resized to that grid); 1: every pixel.", lower_bound=1, flag_values=fv)
-    flags.DEFINE_enum("class_weight", "none", list(CLASS_WEIGHTS), "Weight each pixel's loss by its class: none, or "
-                      "enet (1 / ln(1.02 + the class's pixel share in the training split); the weights go into "
-                      "config.yaml).", flag_values=fv)
+    flags.DEFINE_enum("class_weight", "enet", list(CLASS_WEIGHTS), "Weight each pixel's loss by its class: enet "
+                      "(1 / ln(1.02 + the class's pixel share in the training split; the weights go into config.yaml) "
+                      "or none. On CamVid, enet raised mobilenetv3_small_lraspp's best val mIoU from 58.7 to 61.1 "
+                      "(README).", flag_values=fv)
     flags.DEFINE_float("aux_weight", 0.4, "Weight of each auxiliary head's loss.", flag_values=fv)
     flags.DEFINE_string("init", None, "Start from these weights instead of random ones (a resumed run goes on "
                         "from its own): " + INIT_HELP + ". The report: DIR/init_report.json.", flag_values=fv)
