@@ -167,8 +167,9 @@ def main() -> int:
     recipe, default_size = RECIPES[args.recipe]
     args.size = args.size or default_size
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    archs = [arch_and_size(value, args.size) for value in args.arch]
-    archs += [(path, args.size) for pareto in args.front for path in front_archs(pareto, args.out.stem)]
+    # the searched networks first (the point of the comparison), then the references in the order given
+    archs = [(path, args.size) for pareto in args.front for path in front_archs(pareto, args.out.stem)]
+    archs += [arch_and_size(value, args.size) for value in args.arch]
     load_before, started = os.getloadavg(), time.time()
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
         results = list(pool.map(lambda item: train_export_evaluate(*item, recipe, args.epochs, args.qat_epochs,
