@@ -82,6 +82,8 @@ def merged(out: Path, report: dict) -> dict:
 
 
 def main() -> int:
+    from mobileseg.data.class_balance import CLASS_WEIGHTS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", action="append", type=Path, required=True)
     parser.add_argument("--epochs", type=int, default=300)
@@ -92,7 +94,7 @@ def main() -> int:
     parser.add_argument("--parallel", action="store_true", help="train the networks concurrently")
     parser.add_argument("--teacher", type=Path, help="distil every network from this trained .keras model")
     parser.add_argument("--distill_weight", type=float, default=1.0, help="weight of the distillation term")
-    parser.add_argument("--class_weight", choices=["none", "enet"], default="enet",
+    parser.add_argument("--class_weight", choices=CLASS_WEIGHTS, default="enet",
                         help="mobileseg.train --class_weight (the recipe's enet; none: the recipe before it)")
     parser.add_argument("--train_split", default="train",
                         help="mobileseg.train --train_split: train, or train,val once the recipe is chosen on val")
