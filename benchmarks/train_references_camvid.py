@@ -16,6 +16,7 @@ With ``--teacher MODEL`` every network is distilled from that trained model (``m
 distillation compares such a run with the same network trained alone for the same epochs
 (give the distilled runs their own ``--work_dir`` and ``--out``). ``--class_weight none`` is the recipe
 as it was before (the committed 120- and 300-epoch results), likewise with its own folder and file;
+``--ema DECAY`` adds weight EMA (``mobileseg.train --ema``: validated and shipped weights are the average);
 ``--train_split train,val`` trains on val too, once the recipe has been chosen on it (CamVid's protocol;
 the best validated epoch is then chosen on images it trained on).
 
@@ -96,6 +97,8 @@ def main() -> int:
     parser.add_argument("--distill_weight", type=float, default=1.0, help="weight of the distillation term")
     parser.add_argument("--class_weight", choices=CLASS_WEIGHTS, default="enet",
                         help="mobileseg.train --class_weight (the recipe's enet; none: the recipe before it)")
+    parser.add_argument("--ema", type=float, default=0.0,
+                        help="mobileseg.train --ema: weight EMA decay per step (0: off, the recipe)")
     parser.add_argument("--train_split", default="train",
                         help="mobileseg.train --train_split: train, or train,val once the recipe is chosen on val")
     args = parser.parse_args()
@@ -108,6 +111,8 @@ def main() -> int:
         if not args.teacher.is_file():
             raise SystemExit(f"--teacher {args.teacher}: no such file")
         recipe += ["--teacher", str(args.teacher), "--distill_weight", str(args.distill_weight)]
+    if args.ema:
+        recipe += ["--ema", str(args.ema)]
     if args.train_split != "train":
         recipe = [*recipe, "--train_split", args.train_split]
     args.work_dir.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ Trains the network a genotype file describes on a data set, into a run folder:
 AdamW with linear warm-up and poly (or cosine) decay, OHEM cross-entropy with the
 ignore index on the logits upsampled to every ``--loss_stride``-th pixel of the crop
 (``--class_weight enet``: weighted by ENet's class weights of the training split),
+optional weight EMA (``--ema``: validation and ``model.keras`` use the weights' moving average),
 auxiliary heads where the genotype lists ``head.aux`` cells, optional distillation from
 a trained ``--teacher``, full-resolution validation mIoU and per-class IoU after every
 ``--val_every``-th epoch and the last, the decoded training images kept in memory, a
@@ -65,7 +66,7 @@ from mobileseg.run.sizes import check_size, logits_stride
 
 FLAG_NAMES = (
     "arch", "data", "run_dir", "epochs", "input_size", "batch_size", "lr", "weight_decay", "schedule", "poly_power",
-    "warmup_epochs", "min_lr", "seed", "ohem", "ohem_thresh", "ohem_min_kept", "loss_stride", "class_weight",
+    "warmup_epochs", "min_lr", "seed", "ohem", "ohem_thresh", "ohem_min_kept", "loss_stride", "class_weight", "ema",
     "aux_weight", "init", "teacher", "distill_weight", "temperature", "scale_range", "train_split", "val_split",
     "val_size", "val_batch_size", "val_every", "cache_images", "precision", "model_size", "distribute", "skip_bad",
     "jit_compile", "tensorboard", "verbose", "time_plan",
@@ -109,6 +110,9 @@ def define_flags(flag_values=None) -> None:
                       "(1 / ln(1.02 + the class's pixel share in the training split; the weights go into config.yaml) "
                       "or none. On CamVid, enet raised mobilenetv3_small_lraspp's best val mIoU from 58.7 to 61.1 "
                       "(README).", flag_values=fv)
+    flags.DEFINE_float("ema", 0.0, "Weight EMA: after every step an average of the weights moves by 1 - EMA "
+                       "towards them (e.g. 0.999); validation and model.keras use the average. 0: off.",
+                       lower_bound=0.0, upper_bound=0.9999, flag_values=fv)
     flags.DEFINE_float("aux_weight", 0.4, "Weight of each auxiliary head's loss.", flag_values=fv)
     flags.DEFINE_string("init", None, "Start from these weights instead of random ones (a resumed run goes on "
                         "from its own): " + INIT_HELP + ". The report: DIR/init_report.json.", flag_values=fv)
@@ -180,7 +184,7 @@ def train_config(flag_values):
             epochs=fv.epochs, batch_size=fv.batch_size, input_size=_size_flag(fv, "input_size"), lr=fv.lr,
             weight_decay=fv.weight_decay, schedule=fv.schedule, poly_power=fv.poly_power,
             warmup_epochs=fv.warmup_epochs, min_lr=fv.min_lr, ohem_thresh=fv.ohem_thresh if fv.ohem else None,
-            ohem_min_kept=fv.ohem_min_kept, loss_stride=fv.loss_stride, class_weight=fv.class_weight,
+            ohem_min_kept=fv.ohem_min_kept, loss_stride=fv.loss_stride, class_weight=fv.class_weight, ema=fv.ema,
             aux_weight=fv.aux_weight, distill_weight=fv.distill_weight, temperature=fv.temperature, seed=fv.seed,
             scale_range=_scale_range(fv.scale_range), train_split=tuple(fv.train_split), val_split=fv.val_split,
             val_size=_size_flag(fv, "val_size"), val_batch_size=fv.val_batch_size, val_every=fv.val_every,

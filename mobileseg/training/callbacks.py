@@ -19,6 +19,7 @@ Callbacks, in the order `fit` runs them:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -132,23 +133,27 @@ class Validation(keras.callbacks.Callback):
         monitor: the run's `TrainMonitor`.
         every: validate after epochs every, 2 * every, ... (1-based).
         last: the run's last epoch (1-based), always validated; None: none is special.
+        weights: returns a context manager that puts the weights to validate into the model for the
+            evaluation (`mobileseg.training.weight_average.averaged_weights`); None: the trained ones.
     """
 
     def __init__(self, evaluator, model: keras.Model, monitor: TrainMonitor, every: int = 1,
-                 last: int | None = None):
+                 last: int | None = None, weights=None):
         super().__init__()
         self.evaluator = evaluator
         self.eval_model = model
         self.monitor = monitor
         self.every = int(every)
         self.last = last
+        self.weights = weights or contextlib.nullcontext
         self.result: dict | None = None
 
     def on_epoch_end(self, epoch, logs=None):
         self.result = None
         if self.monitor.diverged is not None or ((epoch + 1) % self.every and epoch + 1 != self.last):
             return
-        self.result = self.evaluator(self.eval_model)
+        with self.weights():
+            self.result = self.evaluator(self.eval_model)
         if logs is not None:
             logs["val_miou"] = self.result["miou"]
             logs["val_pixel_accuracy"] = self.result["pixel_accuracy"]

@@ -18,12 +18,14 @@ from mobileseg.data.source import Pair, SegmentationSource
 from mobileseg.training.losses import DistillationKL, OhemCrossEntropy, SegmentationLoss
 from mobileseg.training.schedules import WarmupDecay
 from mobileseg.training.train_config import CACHE_BUDGET_BYTES, TrainConfig
+from mobileseg.training.weight_average import AveragingAdamW
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.AdamW:
     """AdamW with the warm-up + decay schedule over ``epochs * steps_per_epoch`` steps.
 
-    Weight decay skips BatchNorm / LayerNorm scales and offsets and biases.
+    Weight decay skips BatchNorm / LayerNorm scales and offsets and biases. With ``config.ema``, the optimizer
+    also keeps the weights' moving average (`mobileseg.training.weight_average`).
 
     Example:
         >>> opt = make_optimizer(TrainConfig(epochs=2, lr=0.01, warmup_epochs=0.5, input_size=(8, 8)), 10)
@@ -34,7 +36,11 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
     schedule = WarmupDecay(config.lr, total_steps=max(config.epochs * steps_per_epoch, 1),
                            warmup_steps=int(round(config.warmup_epochs * steps_per_epoch)),
                            decay=config.schedule, power=config.poly_power, end_lr=config.min_lr)
-    optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
+    if config.ema:
+        optimizer = AveragingAdamW(learning_rate=schedule, weight_decay=config.weight_decay, use_ema=True,
+                                   ema_momentum=config.ema)
+    else:
+        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
     optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
     return optimizer
 

@@ -48,9 +48,9 @@ from mobileseg.training.errors import TrainingDiverged
 
 CHECKPOINT = "checkpoint.npz"
 STATE = "state.json"
-ASSUMED_FIXED = {"precision": "float32", "train_split": ["train"]}
+ASSUMED_FIXED = {"precision": "float32", "train_split": ["train"], "ema": 0.0}
 """The fixed settings a stored run that does not record them had (runs before ``--precision`` trained in float32,
-runs before ``--train_split`` on train)."""
+runs before ``--train_split`` on train, runs before ``--ema`` without weight EMA)."""
 
 
 def fixed_conflicts(stored: dict, ours: dict, assumed: dict = ASSUMED_FIXED) -> list[tuple[str, object, object]]:

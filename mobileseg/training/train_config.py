@@ -42,6 +42,9 @@ class TrainConfig:
             direction (`mobileseg.training.losses.OhemCrossEntropy`'s ``stride``); 1: every pixel.
         class_weight: "none", or "enet": each pixel's loss weighted by its class's ENet weight
             computed on the training split (`mobileseg.data.class_balance`).
+        ema: weight EMA (`mobileseg.training.weight_average`): each optimizer step moves an average of
+            the weights by ``1 - ema`` towards them; validation and ``model.keras`` use the average.
+            0: off.
         aux_weight: weight of each auxiliary head's loss.
         distill_weight: weight of the distillation term (with a teacher).
         temperature: distillation temperature.
@@ -89,6 +92,7 @@ class TrainConfig:
     ohem_min_kept: int | None = None
     loss_stride: int = 2
     class_weight: str = "none"
+    ema: float = 0.0
     aux_weight: float = 0.4
     distill_weight: float = 1.0
     temperature: float = 1.0
@@ -133,6 +137,8 @@ class TrainConfig:
             raise ValueError(f"min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
         if self.ohem_thresh is not None and not 0 < self.ohem_thresh <= 1:
             raise ValueError(f"ohem_thresh must be in (0, 1], got {self.ohem_thresh}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if self.ohem_min_kept is not None and self.ohem_min_kept < 0:
             raise ValueError(f"ohem_min_kept must be >= 0, got {self.ohem_min_kept}")
         Augmentation(crop_size=tuple(self.input_size), scale_range=tuple(self.scale_range))  # validates both
@@ -147,7 +153,7 @@ class TrainConfig:
         """The settings a resumed run must share with the run it continues."""
         return {"data": source.spec, "num_classes": source.num_classes, "input_size": list(self.input_size),
                 "batch_size": self.batch_size, "seed": self.seed, "train_split": list(self.train_split),
-                "train_pairs": train_pairs, "precision": self.precision}
+                "train_pairs": train_pairs, "precision": self.precision, "ema": self.ema}
 
 
 @contextlib.contextmanager

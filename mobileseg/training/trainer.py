@@ -4,7 +4,8 @@
 whose ``compute_loss`` is the `mobileseg.training.losses.SegmentationLoss` (OHEM cross-entropy on
 the logits resized to the crop, auxiliary heads, optional distillation from a frozen teacher,
 `mobileseg.training.teacher`), optimised by AdamW with the warm-up + poly/cosine `WarmupDecay`
-schedule (`mobileseg.training.factories`), with the callbacks of `mobileseg.training.callbacks`
+schedule (`mobileseg.training.factories`; with ``ema``, validation and ``model.keras`` take the weights' moving
+average, `mobileseg.training.weight_average`), with the callbacks of `mobileseg.training.callbacks`
 (validation, checkpoints, state, NaN guard, TensorBoard, progress bar), one epoch at a time in
 the epoch loop the other trainings share (`mobileseg.training.loop.EpochLoop`). Its settings are a
 `mobileseg.training.train_config.TrainConfig`; it records them in the run folder's ``config.yaml``
@@ -48,11 +49,12 @@ from mobileseg.training.distribute import AverageMovingStatistics, agreed_go_on,
 from mobileseg.training.errors import ResumeError, TrainingDiverged, TrainingError
 from mobileseg.training.evaluation import Evaluator, input_size, output_stride, resized_copy
 from mobileseg.training.factories import cached_images, epoch_batches, make_loss, make_optimizer
-from mobileseg.training.loop import EpochLoop, fixed_conflicts
+from mobileseg.training.loop import ASSUMED_FIXED, EpochLoop, fixed_conflicts
 from mobileseg.training.teacher import num_classes_of, prepare_teacher
 from mobileseg.training.tensorboard_logger import TensorBoardLogger
 from mobileseg.training.train_config import TrainConfig, dtype_policy
 from mobileseg.training.training_model import TrainingModel
+from mobileseg.training.weight_average import averaged_weights
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,8 +98,9 @@ def _check_run_dir(run_dir: Path, fixed: dict) -> bool:
     if resuming:
         state = run_files.RunState.load(run_dir)
         stored = state.fixed if state is not None else {}
-        # only the settings the state records are compared (an older state may record fewer)
-        conflicts = fixed_conflicts(stored, {key: value for key, value in fixed.items() if key in stored})
+        # the settings the state records are compared, and those an older state that records fewer implies
+        conflicts = fixed_conflicts(stored, {key: value for key, value in fixed.items()
+                                             if key in stored or key in ASSUMED_FIXED})
         if conflicts:
             key, old, value = conflicts[0]
             raise ResumeError(f"{run_dir} holds a run with {key}={old}, but this run asks for {key}={value}; "
@@ -269,13 +272,17 @@ def fit(
     monitor = run_callbacks.TrainMonitor(config.batch_size)
     evaluator = Evaluator(source, config.val_split, pad_to_multiple=output_stride(deploy) if input_size(deploy) else 1,
                           batch_size=config.val_batch_size, size=config.val_size, pairs=val_pairs)
-    validation = run_callbacks.Validation(evaluator, deploy, monitor, every=config.val_every, last=config.epochs)
+    validation = run_callbacks.Validation(evaluator, deploy, monitor, every=config.val_every, last=config.epochs,
+                                          weights=lambda: averaged_weights(models.optimizer))
     model_size = tuple(config.model_size) if config.model_size else None
 
     def best_model():
         size = model_size if model_size and model_size != input_size(deploy) else None
         dtype = "float32" if config.precision != "float32" else None
-        return resized_copy(deploy, size, dtype) if size or dtype else deploy
+        if not (size or dtype or config.ema):
+            return deploy
+        with averaged_weights(models.optimizer):  # a copy holds them after the block
+            return resized_copy(deploy, size, dtype)
 
     checkpoint = run_callbacks.RunCheckpoint(
         run_dir, models.student, best_model, state, monitor, validation,
