@@ -25,7 +25,9 @@ rules of the TFLite int8 converter and kernels:
 - **concatenations**: the inputs and the output share one range (one quantizer,
   tracked on the output, applied to each input): the converter gives a CONCATENATION
   one scale, and when its inputs carry other ranges it either requantizes them or takes
-  one input's range for the output, which QAT could not model.
+  one input's range for the output, which QAT could not model. A concatenation whose inputs
+  all carry one scale already (an adaptive max pool's bins: maxima of slices of one map) keeps
+  that scale instead, as a reshape does.
 - **a MEAN feeding RESHAPE -> TRANSPOSE** (SeaFormer's squeezed values) keeps its
   input's range: that is what the converter gives it (measured on TF 2.21).
 - **batch normalization without a preceding convolution** (pre-activation blocks):
@@ -250,13 +252,14 @@ class _QuantizedGraph:
             self.quantizer_of[key] = None
             return
         concats = [user for user in self.consumers[key] if op_kind(user.operation) == "Concatenate"]
-        if kind == "Concatenate":
+        keeps_scale = kind in SAME_SCALE_OPS or self._joins_one_scale(node, kind)
+        if kind == "Concatenate" and not keeps_scale:
             quantizer = self._shared_quantizer(node)
             new = quantizer(new)
             if concats and concats[0] is not node:  # feeds another concatenation: requantized there
                 quantizer = self._shared_quantizer(concats[0])
                 new = quantizer(new, track=False)
-        elif concats and key not in self.output_ids and not (kind in SAME_SCALE_OPS and self._source_quantized(node)):
+        elif concats and key not in self.output_ids and not (keeps_scale and self._source_quantized(node)):
             # one scale for every input of a concatenation and its output (else the converter
             # picks one input's scale and requantizes, or refuses); tracked at the output.
             # An input that only reshapes or gathers a tensor quantized elsewhere keeps that
@@ -264,7 +267,7 @@ class _QuantizedGraph:
             # requantized by the concatenation.
             quantizer = self._shared_quantizer(concats[0])
             new = quantizer(new, track=False)
-        elif kind in SAME_SCALE_OPS:
+        elif keeps_scale:
             sources = [t for t in node.input_tensors if id(t) not in self.weight_only]
             quantizer = self.quantizer_of.get(id(sources[0])) if sources else None
         elif not self._needs_quantizer(old, kind):
@@ -327,6 +330,20 @@ class _QuantizedGraph:
                 chosen.add(shared)
         for quantizer in chosen:
             quantizer.symmetric = True
+
+    def _joins_one_scale(self, node, kind: str) -> bool:
+        """Whether ``node`` concatenates tensors that all carry one scale, not its own (an
+        adaptive max pool's bins: maxima of slices of one map).
+
+        Such a concatenation keeps that scale as a reshape does: TFLite's int8 CONCATENATION
+        then copies bytes. A range of its own would make the converter requantize inputs that
+        it may have merged (equal slices of one tensor, deduplicated, feeding concatenations of
+        other ranges), which it refuses ("same scale constraint", TF 2.21).
+        """
+        if kind != "Concatenate" or any(id(t) in self.weight_only for t in node.input_tensors):
+            return False
+        scales = {self.quantizer_of.get(id(t)) for t in node.input_tensors}
+        return len(scales) == 1 and None not in scales and self.shared.get(id(node)) not in scales
 
     def _source_quantized(self, node) -> bool:
         sources = [t for t in node.input_tensors if id(t) not in self.weight_only]

@@ -65,10 +65,6 @@ AGREEMENT_GAPS = {"all_ops": "the int8 file differs from the quantization-aware 
                              "(cause not found; the network holds SeaFormer, RTFormer and HyCTAS blocks)",
                   **{name: SEAFORMER_GAP for name in REFERENCES if name.startswith("seaformer_")}}
 """Issue 15, open: networks whose int8 file does not yet compute what the quantization-aware model does."""
-CONVERSION_REFUSED = {name: "the converter refuses RTFormer's quantization-aware ranges (same scale constraint at "
-                            "a STRIDED_SLICE or CONCATENATION), right after calibration too, as on main"
-                      for name in ("rtformer_base", "rtformer_slim")}
-"""Issue 15, open: networks whose quantization-aware model the converter refuses at 64x64 with random statistics."""
 
 
 @pytest.mark.slow
@@ -78,9 +74,8 @@ def test_quantization_aware_steps_stay_finite_and_the_int8_file_computes_what_th
     adds partitions) and every reference network, on synthetic street scenes (flat road and sky beside
     textures: widely spread layer-norm variances), leave every weight and range finite; the exported
     int8 file is one XNNPACK partition, takes every range from the model, and computes what the
-    quantization-aware model computes. The known failures (`AGREEMENT_GAPS`, `CONVERSION_REFUSED`)
-    are checked to still fail, then reported as expected failures: fixing one fails this test
-    until its entry goes."""
+    quantization-aware model computes. The known failures (`AGREEMENT_GAPS`) are checked to still
+    fail, then reported as expected failures: fixing one fails this test until its entry goes."""
     from ai_edge_litert.interpreter import Interpreter
 
     from mobileseg.deploy import packaging, report, tflite_convert
@@ -103,10 +98,6 @@ def test_quantization_aware_steps_stay_finite_and_the_int8_file_computes_what_th
     assert np.all(np.isfinite(ranges)) and np.all(ranges[:, 1] - ranges[:, 0] > 0)
     assert all(np.all(np.isfinite(w.numpy())) for w in qat.weights)
 
-    if network in CONVERSION_REFUSED:
-        with pytest.raises(Exception, match="same scale constraint"):
-            packaging.convert(qat, "int8")
-        pytest.xfail(CONVERSION_REFUSED[network])
     flatbuffer = packaging.convert(qat, "int8")
     interpreter = Interpreter(model_content=flatbuffer)
     interpreter.allocate_tensors()

@@ -124,6 +124,25 @@ def test_concatenation_inputs_and_output_share_one_quantizer():
     assert sorted(node.arguments.kwargs.get("track", True) for node in calls) == [False, False, True]
 
 
+def test_a_concatenation_of_one_scale_keeps_it_and_converts():
+    """Issue 15: an adaptive max pool of a 2x2 map to 12x12 concatenates maxima of slices of one map
+    (a tree of concatenations, `concatenate_tree`). It keeps the map's scale, without a range of its own: the
+    converter merges the equal slices and refused them feeding concatenations of other ranges."""
+    from mobileseg.blocks.gfa_attention import adaptive_max_pool
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((2, 2, 3), batch_size=1)
+    model = keras.Model(inputs, adaptive_max_pool(keras.layers.Conv2D(4, 1)(inputs / 255.0), 12))
+    qat = quantize_model(model)
+    assert not [q.name for q in quantizers(qat) if q.name.startswith("concatenate")]
+    x = np.random.default_rng(0).uniform(0, 255, (4, 2, 2, 3)).astype(np.float32)
+    calibrate(qat, [x])
+    flatbuffer = packaging.convert(qat, "int8")
+    assert report.qat_coverage(qat, flatbuffer)["calibrated_tensors"] == []
+    got = np.concatenate([tflite_convert.run(flatbuffer, [x[i:i + 1]])[0] for i in range(4)])
+    np.testing.assert_allclose(got, np.asarray(qat(x)), atol=1e-6)
+
+
 def test_a_layer_called_at_several_nodes_stays_one_layer():
     inputs = keras.Input((8, 8, 3))
     resize = keras.layers.Resizing(4, 4, name="shared_resize")
