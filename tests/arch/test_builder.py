@@ -10,6 +10,9 @@ from mobileseg.search.reference_choice import REFERENCES, reference_files
 
 SPACE_FILE = REFERENCES.parent / "default.yaml"
 INPUT = (64, 64)
+WIDER_SEAFORMERS = ("seaformer_base", "seaformer_large")
+"""Left out of the save-and-convert test to keep `make test` near 20 minutes (about 55 s of CPU): they are
+seaformer_tiny's and seaformer_small's blocks, wider, which those two keep in view (the zoo tests build them)."""
 
 
 def roundtrip_and_int8(genotype, tmp_path, num_classes=5):
@@ -36,7 +39,7 @@ def roundtrip_and_int8(genotype, tmp_path, num_classes=5):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", reference_files(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in reference_files() if p.stem not in WIDER_SEAFORMERS], ids=lambda p: p.stem)
 def test_every_reference_builds_saves_and_converts(path, tmp_path):
     roundtrip_and_int8(schema_io.load(path), tmp_path)
 
@@ -88,7 +91,7 @@ def mixed_policy(request):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", reference_files(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in reference_files() if p.stem not in WIDER_SEAFORMERS], ids=lambda p: p.stem)
 def test_every_reference_trains_a_step_under_mixed_precision(path, mixed_policy):
     import tensorflow as tf
 
