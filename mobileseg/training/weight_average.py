@@ -2,9 +2,14 @@
 
 Polyak averaging (Polyak & Juditsky, SIAM J. Control Optim. 1992) as modern classifiers and
 segmenters train with it (the "model EMA" of EfficientNet, Tan & Le, ICML 2019, and of timm): after
-every optimizer step ``average = decay * average + (1 - decay) * weight``; the average starts at the
-first step's weights. Keras' optimizers keep it (``use_ema=True``, ``ema_momentum=decay``), as
-optimizer variables, so ``last.keras`` stores it and a resumed run continues the same average.
+optimizer step ``t`` (from 0), ``average = d * average + (1 - d) * weight`` with
+``d = min(decay, (1 + t) / (10 + t))`` (TensorFlow's ``ExponentialMovingAverage`` with ``num_updates``);
+the average starts at the first step's weights. Without that warm-up a run of a few thousand steps
+validates an average still weighted by its first steps' near-random weights: measured on CamVid,
+mobilenetv3_small_lraspp's val mIoU at epoch 30 of 120 (1350 steps, decay 0.999, 26% of the average
+still the first step's weights) was 17% against 53% for the trained weights. The averages are
+optimizer variables (Keras' ``use_ema``), so ``last.keras`` stores them and a resumed run continues
+the same average.
 
 `averaged_weights` puts the averages into the model for a block (validation, saving ``model.keras``)
 and then puts the trained weights back bit for bit: the training goes on from its own weights, and a
@@ -19,26 +24,38 @@ from __future__ import annotations
 import contextlib
 
 import keras
+from keras import ops
 
 
 @keras.saving.register_keras_serializable("mobileseg")
 class AveragingAdamW(keras.optimizers.AdamW):
-    """AdamW keeping the weights' moving average (``use_ema``) without ever writing it into the weights.
+    """AdamW keeping the weights' moving average (``use_ema``, with the warm-up of the module docstring)
+    without ever writing it into the weights.
 
     Example:
         >>> import numpy as np
         >>> weight = keras.Variable(np.zeros(2, "float32"))
         >>> optimizer = AveragingAdamW(0.1, weight_decay=0.0, use_ema=True, ema_momentum=0.5)
         >>> optimizer.build([weight])
-        >>> optimizer.apply([np.ones(2, "float32")], [weight])
-        >>> optimizer.apply([np.ones(2, "float32")], [weight])
+        >>> for _ in range(3):  # weights -0.1, -0.2, -0.3; decays 0, 2/11, 3/12 (the warm-up, under 0.5)
+        ...     optimizer.apply([np.ones(2, "float32")], [weight])
+        >>> print(optimizer._model_variables_moving_average[0].numpy().round(4))  # -0.1, -0.1818, -0.2705
+        [-0.2705 -0.2705]
         >>> optimizer.finalize_variable_values([weight])  # Keras' fit calls it at its end
-        >>> print(weight.numpy().round(4))  # the trained weights, not their average (-0.15)
-        [-0.2 -0.2]
+        >>> print(weight.numpy().round(4))  # the trained weights, not their average
+        [-0.3 -0.3]
     """
 
     def finalize_variable_values(self, var_list):
         """Nothing: the trained weights stay; `averaged_weights` lends the averages where they are used."""
+
+    def _update_model_variables_moving_average(self, trainable_variables):
+        """One step of the average, after the step's update (Keras calls it before counting the step)."""
+        step = ops.cast(self.iterations, "float32")
+        decay = ops.minimum(self.ema_momentum, (1.0 + step) / (10.0 + step)) * ops.cast(step > 0, "float32")
+        for variable, average in zip(trainable_variables, self._model_variables_moving_average):
+            d = ops.cast(decay, variable.dtype)
+            average.assign(d * average + (1 - d) * variable)
 
 
 @contextlib.contextmanager
