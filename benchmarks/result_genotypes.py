@@ -14,11 +14,14 @@ ROOT = Path(__file__).resolve().parents[1]
 GENOTYPES = ROOT / "benchmarks" / "results" / "genotypes"
 
 
-def keep(genotype, benchmark: str, name: str) -> dict:
-    """Write ``genotype`` (a `Genotype`, a genotype dict or a genotype file) as ``BENCHMARK/NAME.yaml``.
+def keep(genotype, benchmark: str, name: str, folder: Path | None = None) -> dict:
+    """Write ``genotype`` (a `Genotype`, a genotype dict or a genotype file) as ``FOLDER/BENCHMARK/NAME.yaml``.
+
+    ``folder`` (default `GENOTYPES`) is another place, for a result written elsewhere (a smoke run's
+    ``--out`` outside the repository), so that it never overwrites the committed genotypes.
 
     Returns:
-        ``{"genotype": repository-relative path, "composition": ops per branch}``.
+        ``{"genotype": its path, relative to the repository when inside it, "composition": ops per branch}``.
     """
     from mobileseg.arch import schema_io
     from mobileseg.arch.composition import composition
@@ -28,7 +31,8 @@ def keep(genotype, benchmark: str, name: str) -> dict:
         genotype = schema_io.from_dict(genotype, source=f"{benchmark}/{name}")
     elif not isinstance(genotype, Genotype):
         genotype = schema_io.load(genotype)
-    path = GENOTYPES / benchmark / f"{name}.yaml"
+    path = Path(folder or GENOTYPES) / benchmark / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     schema_io.dump(genotype, path)
-    return {"genotype": str(path.relative_to(ROOT)), "composition": composition(genotype)}
+    return {"genotype": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
+            "composition": composition(genotype)}

@@ -12,24 +12,34 @@ targets spread over the space's range:
 2. **evolutionary** (the default strategy): the supernet trained once per seed
    (``--stage supernet``, ``--supernet_epochs``), copied into one folder per target, then
    ``--stage search --target_latency_ms T`` (NSGA-II, the default budget's population and
-   generations). Its ``search_seconds`` are the supernet's training plus the search stage: what
-   a user searching that one target pays.
+   generations unless ``--population`` / ``--generations``). Its ``search_seconds`` are the
+   supernet's training (the sum of its epochs, read from its checkpoint, so a supernet trained over
+   several sessions counts every epoch once) plus the search stage: what a user searching that one
+   target pays.
 3. **random** (``--strategy random``): the same population x generations of seeded random
    networks, scored by their predicted latency only; its ``arch.yaml`` is the slowest within the
    target. Its ``search_seconds`` are those of its run.
 4. **trained**: every chosen ``arch.yaml`` trained with the recipe of the proxy-ranking ground
    truth (``proxy_rank_camvid.RECIPE``, ``--epochs`` at 184x240), exported to int8 with QAT and
    evaluated on test (``camvid_runs.train_export_evaluate``); ``int8_ms`` is the export
-   report's LiteRT median of that int8 file (one thread).
+   report's LiteRT median of that int8 file (one thread, thread CPU clock, as the table). The
+   profile's file returns a uint8 class map, the table's blocks logits: ``int8_ms`` also counts
+   the argmax and the upsampling, for both strategies alike.
 
-Rows go to ``benchmarks/results/search_vs_random_camvid.json`` as each network finishes
-(``{"rows": [{"target_ms", "strategy", "seed", "predicted_ms", "int8_ms", "test_miou",
+Rows go to ``--out`` (default ``benchmarks/results/search_vs_random_camvid.json``) as each network
+finishes (``{"rows": [{"target_ms", "strategy", "seed", "predicted_ms", "int8_ms", "test_miou",
 "search_seconds"}], ...}``, ``test_miou`` the int8 file's, the float one beside it); a killed
-run resumes from it and from the run folders (every step skips what is done). Genotypes are
-committed under ``benchmarks/results/genotypes/search_vs_random_camvid/``.
+run resumes from it and from the run folders (every step skips what is done); a result written
+with other settings (space, data, epochs, search budget or ``--targets``) is refused, not mixed.
+Genotypes go next to it, ``genotypes/OUT_STEM/`` (committed for the default ``--out``), and are
+what is trained.
 
 Example (many hours on the 2-core CPU; run it over several sessions):
     python benchmarks/search_vs_random_camvid.py --seed 0
+A smoke run of every stage (minutes):
+    python benchmarks/search_vs_random_camvid.py --data synthetic:24,size=184x240 --space search_space/demo.yaml \
+        --targets 1.15,1.3 --supernet_epochs 1 --epochs 1 --qat_epochs 1 --population 4 --generations 2 \
+        --work_dir /tmp/svr_smoke/runs --out /tmp/svr_smoke/search_vs_random_camvid.json
 """
 
 from __future__ import annotations
@@ -55,7 +65,8 @@ def build_table(space: str, num_classes: int, work_dir: Path) -> Path:
     """The block table every search of the benchmark predicts with (measured once; resumable)."""
     table = work_dir / "latency_table.json"
     run([sys.executable, "-m", "mobileseg.latency", "build", "--space", space, "--input_size", SIZE,
-         "--num_classes", str(num_classes), "--threads", "1", "--clock", "thread_cpu", "--out", str(table)],
+         "--num_classes", str(num_classes), "--threads", "1", "--clock", "thread_cpu", "--out", str(table),
+         "--noprogress"],
         work_dir / "benchmark.log")
     return table
 
@@ -73,56 +84,125 @@ def default_targets(space: str, num_classes: int, table: Path, count: int = 300)
     model = latency_model_from_spec(f"table:{table}", lambda g: signatures_of(g, size, num_classes))
     rng = np.random.default_rng(0)
     loaded = SearchSpace.load(ROOT / space)
-    predicted = [float(model.latency_ms(loaded.sample(rng))) for _ in range(count)]
+    return percentile_targets([float(model.latency_ms(loaded.sample(rng))) for _ in range(count)])
+
+
+def percentile_targets(predicted: list[float]) -> list[float]:
+    """The `PERCENTILES` of ``predicted`` (ms), rounded to 0.01 ms.
+
+    Example:
+        >>> percentile_targets([float(ms) for ms in range(1, 102)])
+        [21.0, 51.0, 81.0]
+    """
+    import numpy as np
+
     return [round(float(np.percentile(predicted, p)), 2) for p in PERCENTILES]
 
 
+def supernet_seconds(run_dir: Path) -> float:
+    """The training time of the supernet in ``run_dir``: its epochs' seconds, from its checkpoint's log.
+
+    Not ``search_state.json``: each call of the command rewrites it, and the call for a later target (or a
+    resumed session) finds the supernet trained and records a few seconds.
+    """
+    import numpy as np
+
+    from mobileseg.state_files import META
+    from mobileseg.supernet.trainer import CHECKPOINT, FOLDER
+
+    with np.load(run_dir / FOLDER / CHECKPOINT, allow_pickle=False) as data:  # the header only, not the weights
+        log = json.loads(str(data[META]))["log"]
+    return sum(epoch["seconds"] for epoch in log)
+
+
 def search(strategy: str, target: float, seed: int, args, table: Path) -> tuple[Path, float]:
-    """Run one strategy at one target; its run folder and search seconds (supernet included)."""
+    """Run one strategy at one target; its run folder and search seconds (supernet included).
+
+    A finished search is not run again: a second call finds its study done and records a few seconds,
+    so its own seconds are kept in ``RUN/benchmark_search.json`` (a search killed midway counts only the
+    call that finished it).
+    """
+    from mobileseg.atomic_write import write_atomic
+
     base = args.work_dir / f"seed{seed}"
     run_dir = base / f"{strategy}_{target:g}ms"
-    flags = ["--space", args.space, "--data", args.data, "--input_size", SIZE, "--seed", str(seed),
-             "--budget", "default", "--references", "none", "--noprogress",
-             "--latency_backend", f"table:{table}", "--target_latency_ms", f"{target:g}"]
-    seconds = 0.0
-    if strategy == "evolutionary":
-        supernet_dir = base / "supernet_base"
-        supernet = [sys.executable, "-m", "mobileseg.search", *flags, "--run_dir", str(supernet_dir),
-                    "--stage", "supernet", "--supernet_epochs", str(args.supernet_epochs)]
-        run(supernet, base / "benchmark.log")
-        seconds += json.loads((supernet_dir / "search_state.json").read_text())["stages"]["supernet"]["seconds"]
-        if not (run_dir / "supernet").is_dir():
-            shutil.copytree(supernet_dir / "supernet", run_dir / "supernet")
-        flags += ["--stage", "search", "--supernet_epochs", str(args.supernet_epochs)]
-    else:
-        flags += ["--strategy", "random"]
-    run([sys.executable, "-m", "mobileseg.search", *flags, "--run_dir", str(run_dir)], base / "benchmark.log")
-    stages = json.loads((run_dir / "search_state.json").read_text())["stages"]
-    seconds += sum(stage["seconds"] for name, stage in stages.items() if name != "supernet")
-    return run_dir, seconds
+    supernet_dir = base / "supernet_base"
+    searched = run_dir / "benchmark_search.json"
+    if not searched.is_file():
+        base.mkdir(parents=True, exist_ok=True)  # for its benchmark.log
+        flags = ["--space", args.space, "--data", args.data, "--input_size", SIZE, "--seed", str(seed),
+                 "--budget", "default", "--references", "none", "--noprogress",
+                 "--latency_backend", f"table:{table}", "--target_latency_ms", f"{target:g}"]
+        flags += [f for name in ("population", "generations") if getattr(args, name) for f in
+                  (f"--{name}", str(getattr(args, name)))]
+        if strategy == "evolutionary":
+            run([sys.executable, "-m", "mobileseg.search", *flags, "--run_dir", str(supernet_dir),
+                 "--stage", "supernet", "--supernet_epochs", str(args.supernet_epochs)], base / "benchmark.log")
+            if not (run_dir / "supernet").is_dir():  # whole or not at all: a killed copy is made again
+                partial = run_dir / "supernet.partial"
+                shutil.rmtree(partial, ignore_errors=True)
+                shutil.copytree(supernet_dir / "supernet", partial)
+                partial.rename(run_dir / "supernet")
+            flags += ["--stage", "search", "--supernet_epochs", str(args.supernet_epochs)]
+        else:
+            flags += ["--strategy", "random"]
+        run([sys.executable, "-m", "mobileseg.search", *flags, "--run_dir", str(run_dir)], base / "benchmark.log")
+        stages = json.loads((run_dir / "search_state.json").read_text())["stages"]
+        write_atomic(searched, json.dumps({"seconds": sum(stage["seconds"] for stage in stages.values())}) + "\n")
+    seconds = json.loads(searched.read_text())["seconds"]
+    return run_dir, seconds + (supernet_seconds(supernet_dir) if strategy == "evolutionary" else 0.0)
 
 
 def measure(strategy: str, target: float, seed: int, args, table: Path) -> dict:
-    """One row: search, keep the genotype, train, export, test."""
+    """One row: search, keep the genotype next to ``--out``, train it, export, test."""
     run_dir, seconds = search(strategy, target, seed, args, table)
     chosen = json.loads((run_dir / "pareto.json").read_text())["chosen"]
-    name = f"{strategy}_{target:g}ms_seed{seed}"
-    from mobileseg.arch import schema_io
+    kept = keep(run_dir / "arch.yaml", args.out.stem, f"{strategy}_{target:g}ms_seed{seed}",
+                args.out.parent / "genotypes")
+    trained = train_export_evaluate(ROOT / kept["genotype"], SIZE, RECIPE, args.epochs, args.qat_epochs,
+                                    args.work_dir / "trained", args.data)
+    report = json.loads((Path(trained["int8_file"]).parent / "report.json").read_text())
+    int8 = next(f for f in report["files"] if Path(f["file"]).name == Path(trained["int8_file"]).name)
+    return result_row(strategy, target, seed, seconds, chosen, int8, trained, kept)
 
-    kept = keep(schema_io.load(run_dir / "arch.yaml"), "search_vs_random_camvid", name)
-    arch = args.work_dir / "networks" / f"{name}.yaml"
-    arch.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run_dir / "arch.yaml", arch)
-    trained = train_export_evaluate(arch, SIZE, RECIPE, args.epochs, args.qat_epochs, args.work_dir / "trained",
-                                    args.data)
-    report = json.loads((args.work_dir / "trained" / name / "export" / "report.json").read_text())
-    int8 = next(f for f in report["files"] if Path(f["file"]).name == "model_int8.tflite")
+
+def result_row(strategy: str, target: float, seed: int, seconds: float, chosen: dict, int8: dict, trained: dict,
+        kept: dict) -> dict:
+    """The result row of one network: ``chosen`` from its ``pareto.json``, ``int8`` its export report entry,
+    ``trained`` from `camvid_runs.train_export_evaluate`, ``kept`` from `result_genotypes.keep`."""
     return {"target_ms": target, "strategy": strategy, "seed": seed, "predicted_ms": chosen["latency_ms"],
             "int8_ms": int8["latency_ms"], "test_miou": trained["int8_test_miou"],
             "search_seconds": round(seconds, 1), "float_test_miou": trained["float_test_miou"],
             "best_val_miou": trained["best_val_miou"], "int8_method": trained["int8_method"],
-            "xnnpack_partitions": int8.get("xnnpack_partitions"), "composition": trained["composition"],
-            "proxy_miou": chosen.get("miou"), **kept, "commands": trained["commands"]}
+            "xnnpack_partitions": int8.get("xnnpack_partitions"), "proxy_miou": chosen.get("miou"), **kept,
+            "commands": trained["commands"]}
+
+
+def changes(previous: dict, settings: dict, targets: list[float] | None) -> list[str]:
+    """How a run with ``settings`` and ``targets`` (None: the stored ones) differs from the result ``previous``;
+    ``[]`` when it may add rows to it.
+
+    Example:
+        >>> changes({"epochs": 50, "targets_ms": [3.0]}, {"epochs": 1}, [3.0, 4.0])
+        ['epochs 50 -> 1', 'targets_ms [3.0] -> [3.0, 4.0]']
+    """
+    changed = [f"{key} {previous.get(key)!r} -> {value!r}" for key, value in settings.items()
+               if previous.get(key) != value]
+    if targets is not None and targets != previous["targets_ms"]:
+        changed.append(f"targets_ms {previous['targets_ms']} -> {targets}")
+    return changed
+
+
+def todo(results: dict, seeds: list[int]) -> list[tuple[int, float, str]]:
+    """(seed, target, strategy) of every row ``results`` lacks, in the order they run.
+
+    Example:
+        >>> todo({"targets_ms": [1.0, 2.0], "rows": [{"seed": 0, "target_ms": 1.0, "strategy": "evolutionary"}]}, [0])
+        [(0, 1.0, 'random'), (0, 2.0, 'evolutionary'), (0, 2.0, 'random')]
+    """
+    done = {(r["seed"], r["target_ms"], r["strategy"]) for r in results["rows"]}
+    return [(seed, target, strategy) for seed in seeds for target in results["targets_ms"] for strategy in STRATEGIES
+            if (seed, target, strategy) not in done]
 
 
 def main() -> int:
@@ -131,41 +211,47 @@ def main() -> int:
     parser.add_argument("--targets", help="comma-separated ms (default: percentiles of the space's range)")
     parser.add_argument("--space", default="search_space/default.yaml")
     parser.add_argument("--supernet_epochs", type=int, default=40)
+    parser.add_argument("--population", type=int, help="networks per generation, both strategies (default: the "
+                        "search's default budget's)")
+    parser.add_argument("--generations", type=int, help="generations, both strategies (default: the budget's)")
     parser.add_argument("--epochs", type=int, default=50, help="training epochs of every chosen network")
     parser.add_argument("--qat_epochs", type=int, default=3)
     parser.add_argument("--data", default=f"camvid:{CAMVID}")
     parser.add_argument("--work_dir", type=Path, default=ROOT / "runs" / "search_vs_random_camvid")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the result file (genotypes go next to it)")
     args = parser.parse_args()
     from mobileseg.atomic_write import write_atomic
     from mobileseg.data.sources import open_source
     from mobileseg.deploy.export_run import environment
 
+    args.work_dir, args.out = args.work_dir.resolve(), args.out.resolve()  # the steps run from the repository
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else None
+    settings = {"space": args.space, "data": args.data, "size": SIZE, "recipe": RECIPE, "epochs": args.epochs,
+                "qat_epochs": args.qat_epochs, "supernet_epochs": args.supernet_epochs,
+                "population": args.population, "generations": args.generations}
+    given = [float(t) for t in args.targets.split(",")] if args.targets else None
+    results = json.loads(args.out.read_text()) if args.out.is_file() else None
+    if results is not None and (changed := changes(results, settings, given)):
+        parser.error(f"--out {args.out}: written with other settings ({'; '.join(changed)}); its rows would not "
+                     "compare: use the same flags or another --out")
     num_classes = open_source(args.data).num_classes
     table = build_table(args.space, num_classes, args.work_dir)
     if results is None:
-        targets = ([float(t) for t in args.targets.split(",")] if args.targets
-                   else default_targets(args.space, num_classes, table))
-        results = {"rows": [], "targets_ms": targets, "space": args.space, "size": SIZE, "recipe": RECIPE,
-                   "epochs": args.epochs, "qat_epochs": args.qat_epochs, "supernet_epochs": args.supernet_epochs,
-                   "targets_rule": f"percentiles {PERCENTILES} of 300 seeded random networks' predicted ms"
-                   if not args.targets else "given", "latency": "LiteRT on this CPU, 1 thread, thread CPU clock",
+        results = {"rows": [], "targets_ms": given or default_targets(args.space, num_classes, table), **settings,
+                   "targets_rule": "given" if given else
+                   f"percentiles {PERCENTILES} of 300 seeded random networks' predicted ms",
+                   "latency": "LiteRT on this CPU, 1 thread, thread CPU clock",
                    "command": " ".join(["python", "benchmarks/search_vs_random_camvid.py", *sys.argv[1:]]),
                    "versions": versions(), "machine": environment()}
-    done = {(r["target_ms"], r["strategy"], r["seed"]) for r in results["rows"]}
-    for seed in args.seed or [0]:
-        for target in results["targets_ms"]:
-            for strategy in STRATEGIES:
-                if (target, strategy, seed) in done:
-                    continue
-                started = time.time()
-                row = measure(strategy, target, seed, args, table)
-                row["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
-                results["rows"].append(row)
-                write_atomic(RESULTS, json.dumps(results, indent=2) + "\n")
-                print(f"{strategy} {target:g} ms seed {seed}: int8 test mIoU {100 * row['test_miou']:.1f}, "
-                      f"{row['int8_ms']:.2f} ms ({time.time() - started:.0f} s)", flush=True)
+    for seed, target, strategy in todo(results, args.seed or [0]):
+        started = time.time()
+        row = measure(strategy, target, seed, args, table)
+        row["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+        results["rows"].append(row)
+        write_atomic(args.out, json.dumps(results, indent=2) + "\n")
+        print(f"{strategy} {target:g} ms seed {seed}: int8 test mIoU {100 * row['test_miou']:.1f}, "
+              f"{row['int8_ms']:.2f} ms ({time.time() - started:.0f} s)", flush=True)
+    print(f"{args.out}: {len(results['rows'])} rows")
     return 0
 
 
