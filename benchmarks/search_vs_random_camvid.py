@@ -169,10 +169,12 @@ def measure(strategy: str, target: float, seed: int, args, table: Path) -> dict:
 def result_row(strategy: str, target: float, seed: int, seconds: float, chosen: dict, int8: dict, trained: dict,
         kept: dict) -> dict:
     """The result row of one network: ``chosen`` from its ``pareto.json``, ``int8`` its export report entry,
-    ``trained`` from `camvid_runs.train_export_evaluate`, ``kept`` from `result_genotypes.keep`."""
+    ``trained`` from `camvid_runs.train_export_evaluate`, ``kept`` from `result_genotypes.keep`. A strategy that
+    found no network within the target chose one over it (the knee, or the fastest): ``within_target`` false."""
     return {"target_ms": target, "strategy": strategy, "seed": seed, "predicted_ms": chosen["latency_ms"],
             "int8_ms": int8["latency_ms"], "test_miou": trained["int8_test_miou"],
-            "search_seconds": round(seconds, 1), "float_test_miou": trained["float_test_miou"],
+            "search_seconds": round(seconds, 1), "within_target": chosen["latency_ms"] <= target,
+            "chosen_reason": chosen["reason"], "float_test_miou": trained["float_test_miou"],
             "best_val_miou": trained["best_val_miou"], "int8_method": trained["int8_method"],
             "xnnpack_partitions": int8.get("xnnpack_partitions"), "proxy_miou": chosen.get("miou"), **kept,
             "commands": trained["commands"]}

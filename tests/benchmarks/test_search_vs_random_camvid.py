@@ -27,7 +27,7 @@ def test_default_targets_are_the_20th_50th_and_80th_percentiles():
 
 
 def test_a_row_holds_the_figures_the_docstring_names():
-    chosen = {"latency_ms": 1.12, "miou": 0.06}
+    chosen = {"latency_ms": 1.12, "miou": 0.06, "reason": "the highest predicted latency within the 1.15 ms target"}
     int8 = {"file": "x/model_int8.tflite", "latency_ms": 1.5, "xnnpack_partitions": 1}
     trained = {"int8_test_miou": 0.3, "float_test_miou": 0.31, "best_val_miou": 0.32, "int8_method": "qat",
                "commands": ["train", "export"]}
@@ -39,6 +39,8 @@ def test_a_row_holds_the_figures_the_docstring_names():
         "target_ms": 1.15, "strategy": "random", "seed": 0, "predicted_ms": 1.12, "int8_ms": 1.5, "test_miou": 0.3,
         "search_seconds": 12.3}
     assert (row["float_test_miou"], row["proxy_miou"], row["genotype"]) == (0.31, 0.06, kept["genotype"])
+    assert row["within_target"] and not benchmark.result_row("random", 1.1, 0, 1.0, chosen, int8, trained,
+                                                             kept)["within_target"]
 
 
 def test_only_the_missing_rows_run_seed_by_seed():
