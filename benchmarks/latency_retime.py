@@ -10,9 +10,17 @@ validation's calibration networks only (Theil-Sen, as ``calibrate`` does: never 
 scores the samples. Writes ``benchmarks/results/NAME.json`` and ``.png`` and adds its row to ``by_size`` in
 ``latency_predictor.json``.
 
+``--statistic min`` keeps each network's fastest round instead of its median (for calibration and samples alike):
+interference from other tenants of the host only ever adds time. ``--rounds_from RESULT.json`` scores the rounds an
+earlier re-timing recorded (its ``round_ms``) instead of timing again, so both statistics are compared on the same
+timings.
+
 Usage:
     python benchmarks/latency_retime.py --validation runs/latency_184x240_v2/validation \\
         --table runs/latency_184x240_v2/latency_table.json --name latency_predictor_184x240_s2026_fresh_process
+    python benchmarks/latency_retime.py --validation runs/latency_360x480/validation \
+        --table runs/latency_360x480/latency_table.json --statistic min \
+        --rounds_from benchmarks/results/latency_predictor_360x480_s2028_quiet.json --name latency_predictor_360x480_s2028_quiet_min
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from absl import app, flags
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,6 +46,25 @@ def define_flags() -> None:
     flags.DEFINE_integer("rounds", 3, "Timings of each network (rounds over all of them); the median is kept.")
     flags.DEFINE_float("max_seconds", 10.0, "Longest timing of one network in one round.")
     flags.DEFINE_string("name", None, "Result file name (without .json).")
+    flags.DEFINE_enum("statistic", "median", sorted(STATISTICS), "Which of a network's rounds is its latency.")
+    flags.DEFINE_string("rounds_from", None, "An earlier re-timing's result: score its rounds, time nothing.")
+
+
+STATISTICS = {"median": lambda rounds: float(np.median(rounds)), "min": lambda rounds: float(np.min(rounds))}
+
+
+def earlier_rounds(result_path: Path, stems: list[str]) -> dict[str, list[float]]:
+    """The ``round_ms`` an earlier re-timing recorded for each of ``stems`` (its samples and calibration networks).
+
+    Raises:
+        ValueError: naming the file, if it does not time every one of ``stems``.
+    """
+    result = json.loads(result_path.read_text())
+    rounds = {row["stem"]: row["round_ms"] for row in [*result["samples"], *result["calibration_networks"]]}
+    missing = sorted(set(stems) - set(rounds))
+    if missing:
+        raise ValueError(f"{result_path}: no rounds for {len(missing)} of the validation's networks, e.g. {missing[0]}")
+    return {stem: rounds[stem] for stem in stems}
 
 
 def main(argv: list[str]) -> int:
@@ -55,20 +83,19 @@ def main(argv: list[str]) -> int:
         return 1
     load = {"start": [round(x, 2) for x in os.getloadavg()]}
     started = time.perf_counter()
-    import functools
-
-    from mobileseg.latency.validation import time_rounds
-    from mobileseg.litert_measure import measure_tflite
-
     tensorflow_loaded = "tensorflow" in sys.modules
-    measurer = functools.partial(measure_tflite, threads=1, clock=report["clock"], max_seconds=FLAGS.max_seconds)
-    records_by_file, _ = time_rounds(measurer, [str(path) for path in paths], FLAGS.rounds)
-    timed = {path.stem: [record.median_ms for record in rounds]
-             for path, rounds in zip(paths, records_by_file, strict=True)}
+    if FLAGS.rounds_from:
+        try:
+            timed = earlier_rounds(Path(FLAGS.rounds_from), list(records))
+        except (OSError, ValueError, KeyError) as error:
+            print(f"error: {FLAGS.rounds_from}: {error}", file=sys.stderr)
+            return 1
+        tensorflow_loaded = json.loads(Path(FLAGS.rounds_from).read_text())["tensorflow_loaded_while_timing"]
+    else:
+        timed = time_networks(paths, report["clock"])
     timing_s = time.perf_counter() - started
     load["end"] = [round(x, 2) for x in os.getloadavg()]
-
-    import numpy as np
+    statistic = STATISTICS[FLAGS.statistic]
 
     from latency_predictor import record_by_size
     from mobileseg.arch import schema_io
@@ -87,7 +114,7 @@ def main(argv: list[str]) -> int:
         genotype = schema_io.from_dict(record["genotype"])
         networks.append({"stem": stem, "name": names.get(genotype_key(genotype)),
                          "blocks_ms": model.blocks_ms(genotype), "round_ms": timed[stem],
-                         "measured_ms": float(np.median(timed[stem])),
+                         "measured_ms": statistic(timed[stem]),
                          "validate_measured_ms": record.get("measured_ms")})
     calibration = [n for n in networks if n["name"] is None]
     samples = sorted((n for n in networks if n["name"] is not None), key=lambda n: n["name"])
@@ -102,7 +129,8 @@ def main(argv: list[str]) -> int:
         "benchmark": "latency predictor, networks re-timed in a fresh process without TensorFlow",
         "command": "python benchmarks/latency_retime.py " + " ".join(sys.argv[1:]),
         "commands": {"validate": report["command"]}, "validation": str(folder), "table": FLAGS.table,
-        "tensorflow_loaded_while_timing": tensorflow_loaded, "rounds": FLAGS.rounds, "clock": report["clock"],
+        "tensorflow_loaded_while_timing": tensorflow_loaded, "rounds": len(next(iter(timed.values()))),
+        "statistic": FLAGS.statistic, "rounds_from": FLAGS.rounds_from, "clock": report["clock"],
         "timing_seconds": round(timing_s, 1), "load_average": load,
         "calibration": {"networks": len(calibration), "seed": (report.get("calibration") or {}).get("seed")},
         "overhead": overhead.to_dict(), "summary": summary,
@@ -113,13 +141,26 @@ def main(argv: list[str]) -> int:
     (RESULTS / f"{FLAGS.name}.json").write_text(json.dumps(result, indent=1) + "\n")
     record_by_size(result, f"{FLAGS.name}.json")
     scatter_png(RESULTS / f"{FLAGS.name}.png", predicted, measured,
-                f"{report['space']} at {size[0]}x{size[1]}, re-timed in a fresh process, {FLAGS.rounds} rounds, "
+                f"{report['space']} at {size[0]}x{size[1]}, re-timed in a fresh process, {result['rounds']} rounds' "
+                f"{FLAGS.statistic}, "
                 f"{len(samples)} networks\nwithin +-10%: {summary['within_10pct']:.0%}, Spearman rho "
                 f"{summary['spearman_rho']:.3f}")
     print(f"{len(samples)} networks: {summary['within_10pct']:.0%} within +-10%, {summary['within_5pct']:.0%} within "
           f"+-5%, rho {summary['spearman_rho']:.3f}, MAPE {summary['mape_pct']:.1f}%; fresh process / validate "
           f"process {ratio:.3f} -> {RESULTS / (FLAGS.name + '.json')}")
     return 0
+
+
+def time_networks(paths: list[Path], clock: str) -> dict[str, list[float]]:
+    """Each file's median invoke time (ms) in each of ``--rounds`` rounds, timed in this process."""
+    import functools
+
+    from mobileseg.latency.validation import time_rounds
+    from mobileseg.litert_measure import measure_tflite
+
+    measurer = functools.partial(measure_tflite, threads=1, clock=clock, max_seconds=FLAGS.max_seconds)
+    records_by_file, _ = time_rounds(measurer, [str(path) for path in paths], FLAGS.rounds)
+    return {path.stem: [record.median_ms for record in rounds] for path, rounds in zip(paths, records_by_file, strict=True)}
 
 
 if __name__ == "__main__":
