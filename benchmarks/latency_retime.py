@@ -12,14 +12,14 @@ scores the samples. Writes ``benchmarks/results/NAME.json`` and ``.png`` and add
 
 ``--statistic min`` keeps each network's fastest round instead of its median (for calibration and samples alike):
 interference from other tenants of the host only ever adds time. ``--rounds_from RESULT.json`` scores the rounds an
-earlier re-timing recorded (its ``round_ms``) instead of timing again, so both statistics are compared on the same
-timings.
+earlier re-timing recorded (its ``round_ms``, with its timing seconds and load) instead of timing again, so both
+statistics are compared on the same timings.
 
 Usage:
     python benchmarks/latency_retime.py --validation runs/latency_184x240_v2/validation \\
         --table runs/latency_184x240_v2/latency_table.json --name latency_predictor_184x240_s2026_fresh_process
-    python benchmarks/latency_retime.py --validation runs/latency_360x480/validation \
-        --table runs/latency_360x480/latency_table.json --statistic min \
+    python benchmarks/latency_retime.py --validation runs/latency_360x480/validation \\
+        --table runs/latency_360x480/latency_table.json --statistic min \\
         --rounds_from benchmarks/results/latency_predictor_360x480_s2028_quiet.json --name latency_predictor_360x480_s2028_quiet_min
 """
 
@@ -43,7 +43,7 @@ def define_flags() -> None:
     """Declare the flags (at start-up only)."""
     flags.DEFINE_string("validation", None, "Folder written by python -m mobileseg.latency validate.")
     flags.DEFINE_string("table", None, "Its latency table.")
-    flags.DEFINE_integer("rounds", 3, "Timings of each network (rounds over all of them); the median is kept.")
+    flags.DEFINE_integer("rounds", 3, "Timings of each network (rounds over all of them); --statistic picks one.")
     flags.DEFINE_float("max_seconds", 10.0, "Longest timing of one network in one round.")
     flags.DEFINE_string("name", None, "Result file name (without .json).")
     flags.DEFINE_enum("statistic", "median", sorted(STATISTICS), "Which of a network's rounds is its latency.")
@@ -81,8 +81,6 @@ def main(argv: list[str]) -> int:
         print(f"error: {folder}: networks without their TFLite file (measured before they were kept): "
               f"{', '.join(missing[:3])}", file=sys.stderr)
         return 1
-    load = {"start": [round(x, 2) for x in os.getloadavg()]}
-    started = time.perf_counter()
     tensorflow_loaded = "tensorflow" in sys.modules
     if FLAGS.rounds_from:
         try:
@@ -90,11 +88,15 @@ def main(argv: list[str]) -> int:
         except (OSError, ValueError, KeyError) as error:
             print(f"error: {FLAGS.rounds_from}: {error}", file=sys.stderr)
             return 1
-        tensorflow_loaded = json.loads(Path(FLAGS.rounds_from).read_text())["tensorflow_loaded_while_timing"]
+        earlier = json.loads(Path(FLAGS.rounds_from).read_text())
+        tensorflow_loaded, timing_s, load = (earlier["tensorflow_loaded_while_timing"], earlier["timing_seconds"],
+                                             earlier["load_average"])
     else:
+        load = {"start": [round(x, 2) for x in os.getloadavg()]}
+        started = time.perf_counter()
         timed = time_networks(paths, report["clock"])
-    timing_s = time.perf_counter() - started
-    load["end"] = [round(x, 2) for x in os.getloadavg()]
+        timing_s = time.perf_counter() - started
+        load["end"] = [round(x, 2) for x in os.getloadavg()]
     statistic = STATISTICS[FLAGS.statistic]
 
     from latency_predictor import record_by_size
