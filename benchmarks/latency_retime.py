@@ -12,8 +12,9 @@ scores the samples. Writes ``benchmarks/results/NAME.json`` and ``.png`` and add
 
 ``--statistic min`` keeps each network's fastest round instead of its median (for calibration and samples alike):
 interference from other tenants of the host only ever adds time. ``--rounds_from RESULT.json`` scores the rounds an
-earlier re-timing recorded (its ``round_ms``, with its timing seconds and load) instead of timing again, so both
-statistics are compared on the same timings.
+earlier re-timing recorded (its ``round_ms``, with its timing seconds and load) instead of timing again, and
+``--notime`` the rounds ``validate`` itself timed (in its network records), so both statistics are compared on the
+same timings.
 
 Usage:
     python benchmarks/latency_retime.py --validation runs/latency_184x240_v2/validation \\
@@ -48,6 +49,8 @@ def define_flags() -> None:
     flags.DEFINE_string("name", None, "Result file name (without .json).")
     flags.DEFINE_enum("statistic", "median", sorted(STATISTICS), "Which of a network's rounds is its latency.")
     flags.DEFINE_string("rounds_from", None, "An earlier re-timing's result: score its rounds, time nothing.")
+    flags.DEFINE_boolean("time", True, "--notime: score the rounds validate itself timed (its network records' "
+                         "round_ms), time nothing.")
 
 
 STATISTICS = {"median": lambda rounds: float(np.median(rounds)), "min": lambda rounds: float(np.min(rounds))}
@@ -67,6 +70,18 @@ def earlier_rounds(result_path: Path, stems: list[str]) -> dict[str, list[float]
     return {stem: rounds[stem] for stem in stems}
 
 
+def validate_rounds(folder: Path, records: dict[str, dict]) -> dict[str, list[float]]:
+    """The ``round_ms`` ``validate`` recorded in each network record of ``folder`` (keyed by file stem).
+
+    Raises:
+        ValueError: naming the folder and a record, if a network was converted but never timed.
+    """
+    untimed = [stem for stem, record in records.items() if not record.get("round_ms")]
+    if untimed:
+        raise ValueError(f"{folder}: {len(untimed)} network records without timing rounds, e.g. {untimed[0]}.json")
+    return {stem: record["round_ms"] for stem, record in records.items()}
+
+
 def main(argv: list[str]) -> int:
     del argv
     if not (FLAGS.validation and FLAGS.table and FLAGS.name):
@@ -82,7 +97,14 @@ def main(argv: list[str]) -> int:
               f"{', '.join(missing[:3])}", file=sys.stderr)
         return 1
     tensorflow_loaded = "tensorflow" in sys.modules
-    if FLAGS.rounds_from:
+    if not FLAGS.time:
+        try:
+            timed = validate_rounds(folder, records)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        tensorflow_loaded, timing_s, load = None, report["timings_s"].get("samples_measure_s"), report["load_average"]
+    elif FLAGS.rounds_from:
         try:
             timed = earlier_rounds(Path(FLAGS.rounds_from), list(records))
         except (OSError, ValueError, KeyError) as error:

@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from latency_retime import STATISTICS, earlier_rounds  # noqa: E402
+from latency_retime import STATISTICS, earlier_rounds, validate_rounds  # noqa: E402
 
 
 def _result(tmp_path: Path) -> Path:
@@ -38,3 +38,10 @@ def test_the_minimum_ignores_a_slow_round_the_median_keeps_only_when_most_rounds
     two_slow = [17.6, 21.1, 11.0]
     assert STATISTICS["median"](two_slow) == pytest.approx(17.6)
     assert STATISTICS["min"](two_slow) == pytest.approx(11.0)
+
+
+def test_validate_rounds_are_read_from_the_network_records_and_an_untimed_record_is_refused(tmp_path):
+    records = {"network_a": {"round_ms": [12.2, 13.9, 18.2]}, "network_c": {"round_ms": [9.0]}}
+    assert validate_rounds(tmp_path, records) == {"network_a": [12.2, 13.9, 18.2], "network_c": [9.0]}
+    with pytest.raises(ValueError, match=r"1 network records without timing rounds, e\.g\. network_b\.json"):
+        validate_rounds(tmp_path, {**records, "network_b": {"build_convert_s": 30.0}})
