@@ -103,7 +103,9 @@ BY_SIZE_FIELDS = ("input_size", "seed", "samples", "within_10pct", "within_5pct"
 
 def by_size_row(result: dict, source: str) -> dict:
     """One ``by_size`` row (issue 22) of a validation result: its size, seed and agreement figures, and how
-    well its timing rounds agree with each other (``rounds_spearman_rho``: the load's share of a low rho)."""
+    well its timing rounds agree with each other (``rounds_spearman_rho``: the load's share of a low rho).
+    ``within_5pct`` is the summary's (unrounded errors); summaries from before it had one are counted here from the
+    samples' rounded ``error_pct``."""
     import numpy as np
 
     from mobileseg.latency.validation import rounds_spearman_rho
@@ -114,7 +116,8 @@ def by_size_row(result: dict, source: str) -> dict:
     return {"input_size": validate[validate.index("--input_size") + 1],
             "seed": int(validate[validate.index("--seed") + 1]) if "--seed" in validate else 0,
             "samples": summary["samples"], "within_10pct": summary["within_10pct"],
-            "within_5pct": round(float(np.mean(errors <= 5.0)), 3), "spearman_rho": summary["spearman_rho"],
+            "within_5pct": summary.get("within_5pct", round(float(np.mean(errors <= 5.0)), 3)),
+            "spearman_rho": summary["spearman_rho"],
             "mape_pct": summary["mape_pct"], "max_abs_error_pct": summary["max_abs_error_pct"],
             "rounds_spearman_rho": rounds_spearman_rho([row.get("round_ms") or [] for row in result["samples"]]),
             "load_average": result["load_average"].get("start"), "result": source}
