@@ -56,18 +56,26 @@ def define_flags() -> None:
 STATISTICS = {"median": lambda rounds: float(np.median(rounds)), "min": lambda rounds: float(np.min(rounds))}
 
 
-def earlier_rounds(result_path: Path, stems: list[str]) -> dict[str, list[float]]:
-    """The ``round_ms`` an earlier re-timing recorded for each of ``stems`` (its samples and calibration networks).
+def earlier_rounds(result_path: Path, stems: list[str]) -> tuple[dict[str, list[float]], dict]:
+    """The ``round_ms`` an earlier re-timing recorded for each of ``stems`` (its samples and calibration networks),
+    and how those rounds were timed: ``{"tensorflow_loaded", "timing_seconds", "load_average"}``.
 
     Raises:
-        ValueError: naming the file, if it does not time every one of ``stems``.
+        ValueError: naming the file, if it is not a re-timing result or does not time every one of ``stems``.
     """
-    result = json.loads(result_path.read_text())
-    rounds = {row["stem"]: row["round_ms"] for row in [*result["samples"], *result["calibration_networks"]]}
+    try:
+        result = json.loads(result_path.read_text())
+        rounds = {row["stem"]: row["round_ms"] for row in [*result["samples"], *result["calibration_networks"]]}
+        timing = {"tensorflow_loaded": result["tensorflow_loaded_while_timing"],
+                  "timing_seconds": result["timing_seconds"], "load_average": result["load_average"]}
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{result_path}: cannot be read as JSON ({error})") from error
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{result_path}: not a latency_retime result (no {error})") from error
     missing = sorted(set(stems) - set(rounds))
     if missing:
         raise ValueError(f"{result_path}: no rounds for {len(missing)} of the validation's networks, e.g. {missing[0]}")
-    return {stem: rounds[stem] for stem in stems}
+    return {stem: rounds[stem] for stem in stems}, timing
 
 
 def validate_rounds(folder: Path, records: dict[str, dict]) -> dict[str, list[float]]:
@@ -87,8 +95,15 @@ def main(argv: list[str]) -> int:
     if not (FLAGS.validation and FLAGS.table and FLAGS.name):
         print("error: --validation, --table and --name are required", file=sys.stderr)
         return 2
+    if FLAGS.rounds_from and not FLAGS.time:
+        print("error: --rounds_from and --notime each choose the rounds to score: give one", file=sys.stderr)
+        return 2
     folder = Path(FLAGS.validation)
-    report = json.loads((folder / "validation.json").read_text())
+    try:
+        report = json.loads((folder / "validation.json").read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        print(f"error: {folder / 'validation.json'}: not a readable validation report ({error})", file=sys.stderr)
+        return 1
     records = {path.stem: json.loads(path.read_text()) for path in sorted((folder / "networks").glob("network_*.json"))}
     paths = [folder / "networks" / f"{stem}.tflite" for stem in records]
     missing = [str(path) for path in paths if not path.is_file()]
@@ -97,28 +112,23 @@ def main(argv: list[str]) -> int:
               f"{', '.join(missing[:3])}", file=sys.stderr)
         return 1
     tensorflow_loaded = "tensorflow" in sys.modules
-    if not FLAGS.time:
-        try:
+    try:
+        if not FLAGS.time:
             timed = validate_rounds(folder, records)
-        except ValueError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-        tensorflow_loaded, timing_s, load = None, report["timings_s"].get("samples_measure_s"), report["load_average"]
-    elif FLAGS.rounds_from:
-        try:
-            timed = earlier_rounds(Path(FLAGS.rounds_from), list(records))
-        except (OSError, ValueError, KeyError) as error:
-            print(f"error: {FLAGS.rounds_from}: {error}", file=sys.stderr)
-            return 1
-        earlier = json.loads(Path(FLAGS.rounds_from).read_text())
-        tensorflow_loaded, timing_s, load = (earlier["tensorflow_loaded_while_timing"], earlier["timing_seconds"],
-                                             earlier["load_average"])
-    else:
-        load = {"start": [round(x, 2) for x in os.getloadavg()]}
-        started = time.perf_counter()
-        timed = time_networks(paths, report["clock"])
-        timing_s = time.perf_counter() - started
-        load["end"] = [round(x, 2) for x in os.getloadavg()]
+            tensorflow_loaded, timing_s, load = None, report["timings_s"].get("samples_measure_s"), report["load_average"]
+        elif FLAGS.rounds_from:
+            timed, earlier = earlier_rounds(Path(FLAGS.rounds_from), list(records))
+            tensorflow_loaded, timing_s, load = (earlier["tensorflow_loaded"], earlier["timing_seconds"],
+                                                 earlier["load_average"])
+        else:
+            load = {"start": [round(x, 2) for x in os.getloadavg()]}
+            started = time.perf_counter()
+            timed = time_networks(paths, report["clock"])
+            timing_s = time.perf_counter() - started
+            load["end"] = [round(x, 2) for x in os.getloadavg()]
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     statistic = STATISTICS[FLAGS.statistic]
 
     from latency_predictor import record_by_size
