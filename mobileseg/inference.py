@@ -282,18 +282,16 @@ class KerasSegmenter(Segmenter):
     """A ``.keras`` model, run with ``predict_on_batch``; the first output if there are several.
 
     Args:
-        path: the ``.keras`` file (mobileseg's layers are registered before loading).
+        path: the ``.keras`` file, float or quantization-aware (`mobileseg.keras_file`).
     """
 
     backend = "keras"
 
     def __init__(self, path: Path):
-        import keras
-
-        import mobileseg.arch.builder  # noqa: F401  (registers every mobileseg layer for loading)
+        from mobileseg.keras_file import load_keras_model
 
         try:
-            self.model = keras.saving.load_model(path, compile=False)
+            self.model = load_keras_model(path)
         except Exception as error:  # Keras raises many types for a bad archive
             raise ModelError(f"{path}: cannot load the Keras model: {error}") from None
         if len(self.model.inputs) != 1:

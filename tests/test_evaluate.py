@@ -180,6 +180,25 @@ def test_cli_json_and_out_file(tmp_path, models, results):
     assert result["threads"] == 1
 
 
+def test_the_cli_evaluates_the_quantization_aware_model_export_saves(tmp_path, models, source):
+    """``model_qat.keras`` loads in a fresh process (its quantization layers registered) and scores what it did here."""
+    from mobileseg.quant.qat import quantize_model
+    from mobileseg.quant.qat_calibration import calibrate
+
+    qat = quantize_model(Segmenter.load(models["keras"]).model)
+    calibrate(qat, [image for (image,) in tiny_segmenters.representative_images(2)()])
+    path = tmp_path / "model_qat.keras"
+    qat.save(path)
+    expected = evaluate(Segmenter.load(path), source, "test", progress=False)
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
+               PYTHONPATH=REPO)
+    completed = subprocess.run(
+        [sys.executable, "-m", "mobileseg.evaluate", "--model", str(path), "--data", tiny_segmenters.DATA,
+         "--split", "test", "--json"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["confusion_matrix"] == expected["confusion_matrix"]
+
+
 def test_images_of_different_sizes_are_each_evaluated_at_their_own_size(tmp_path):
     root = make_folder(tmp_path / "plants", split=True, count=2)
     big = np.zeros((30, 20, 3), np.uint8)

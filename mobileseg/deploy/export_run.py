@@ -14,22 +14,17 @@ from pathlib import Path
 
 from mobileseg.deploy.export_settings import ExportError, ExportSettings
 
+
 def load_keras_model(path: Path):
     """Load a mobileseg ``.keras`` model (float or quantization-aware), without its training setup."""
-    import keras
-
-    import mobileseg.arch.builder  # noqa: F401  registers the blocks
-    import mobileseg.deploy.packaging  # noqa: F401  registers ClassMap
-    import mobileseg.quant.finetune  # noqa: F401  registers the loss
-    import mobileseg.quant.qat  # noqa: F401  registers the quantization layers
+    from mobileseg.keras_file import load_keras_model as load
 
     if not path.is_file():
         raise ExportError(f"no such model file: {path}")
     try:
-        return keras.saving.load_model(path, compile=False)
+        return load(path)
     except Exception as error:  # Keras raises many types for a bad archive
         raise ExportError(f"{path}: cannot load the Keras model: {error}") from None
-
 
 
 def environment() -> dict:
@@ -109,11 +104,13 @@ def export(settings: ExportSettings, log=print) -> dict:
         input_dtype = settings.input_dtype
         entry = {"file": str(path), "format": kind, "mode": mode, "method": method, "output": settings.output,
                  "input": input_dtype}
+        if settings.output == "mask":
+            entry["mask_upsample"] = settings.mask_upsample
         try:
             if kind == "onnx":
                 from mobileseg.deploy.onnx_export import onnx_parity, to_onnx
 
-                packaged = to_onnx(model, path, settings.output, input_dtype)
+                packaged = to_onnx(model, path, settings.output, input_dtype, settings.mask_upsample)
                 entry.update(report.describe_onnx(path))
                 samples = calibration.images[:2] if calibration.images else [
                     np.random.default_rng(settings.seed).uniform(0, 255, (1, *input_size, 3)).astype(np.float32)]
@@ -125,7 +122,8 @@ def export(settings: ExportSettings, log=print) -> dict:
                     from mobileseg.quant.ptq import representative_dataset
 
                     representative = representative_dataset(calibration())
-                flatbuffer = packaging.convert(source_model, mode, settings.output, input_dtype, representative)
+                flatbuffer = packaging.convert(source_model, mode, settings.output, input_dtype, representative,
+                                               settings.mask_upsample)
                 write_atomic(path, flatbuffer)
                 entry.update(report.describe_tflite(path))
                 if method == "qat":
@@ -288,7 +286,8 @@ def _time_files(entries: list[dict], model, settings: ExportSettings, log) -> tu
     if tflite and fp32_path is None and needs_fp32:
         log("converting an fp32 file to compare the int8 file with")
         try:
-            flatbuffer = packaging.convert(model, "fp32", settings.output, "uint8")
+            flatbuffer = packaging.convert(model, "fp32", settings.output, "uint8",
+                                           mask_upsample=settings.mask_upsample)
         except Exception as error:  # the int8 file is what was asked for: report the failure, go on
             reference_error = f"fp32 conversion failed: {type(error).__name__}: {str(error).strip()[:200]}"
             log(f"  {reference_error}")
