@@ -120,6 +120,7 @@ def test_a_bad_profile_is_a_clear_error(run_dir, tmp_path, capsys):
     (["--int8", "--ptq", "--data", "nope:x"], "unknown kind 'nope'"),
     (["--fp32", "--input_size", "32"], "--input_size: input size '32' is not HEIGHTxWIDTH"),
     (["--int8", "--qat_epochs", "1", "--batch_size", "1000"], "--batch_size 1000: synthetic:24"),
+    (["--fp32", "--mask_upsample", "2"], "--mask_upsample 2 is for --output mask; this export writes logits"),
 ])
 def test_bad_requests_exit_2_with_a_message(run_dir, tmp_path, capsys, argv, message):
     model = tmp_path / "model.keras"  # alone: no quantization-aware model next to it, no run config

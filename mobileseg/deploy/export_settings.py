@@ -33,6 +33,8 @@ class ExportSettings:
             (the model is rebuilt at that size with the same weights).
         run_dir: the run folder, whose ``config.yaml`` gets an ``export`` section.
         output: ``logits`` or ``mask``.
+        mask_upsample: for ``mask``: the logits' bilinear upsampling factor before the argmax
+            (`mobileseg.deploy.packaging.ClassMap`).
         input_dtype: pixel type of the files: ``uint8`` (any file), ``int8`` (int8 only),
             ``float32`` (float files only).
         profile: the target profile (`mobileseg.deploy.profiles.Profile`) or None.
@@ -61,6 +63,7 @@ class ExportSettings:
     input_size: tuple[int, int] | None = None
     run_dir: Path | None = None
     output: str = "logits"
+    mask_upsample: int = 1
     input_dtype: str = "uint8"
     profile: object = None
     data: str | None = None
@@ -177,6 +180,8 @@ def settings_from_flags(fv, argv: Sequence[str]) -> ExportSettings:
     if not formats:
         raise ExportError("nothing to export: give --int8, --fp16, --fp32, --onnx and/or --target PROFILE")
     output = fv.output or (profile.output if profile else "logits")
+    if fv.mask_upsample != 1 and output != "mask":
+        raise ExportError(f"--mask_upsample {fv.mask_upsample} is for --output mask; this export writes {output}")
     input_dtype = fv.input or (profile.input if profile else "uint8")
     float_files = [f for f in formats if f != "int8"]
     if input_dtype == "int8" and float_files:
@@ -185,7 +190,7 @@ def settings_from_flags(fv, argv: Sequence[str]) -> ExportSettings:
         raise ExportError("--input float32 is for float files only; an int8 file takes uint8 or int8 pixels")
     return ExportSettings(
         model_path=model_path, out_dir=out_dir, formats=tuple(f for f in FORMATS if f in formats), output=output,
-        input_size=input_size, run_dir=run_dir,
+        mask_upsample=fv.mask_upsample, input_size=input_size, run_dir=run_dir,
         input_dtype=input_dtype, profile=profile, data=fv.data or config.get("data"), split=fv.split,
         qat_epochs=fv.qat_epochs, ptq=fv.ptq, qat_model_path=qat_path, calibration_images=fv.calibration_images,
         batch_size=fv.batch_size, learning_rate=fv.learning_rate, steps_per_epoch=fv.steps_per_epoch, seed=fv.seed,

@@ -21,6 +21,7 @@ DEFAULT_OPSET = 17
 
 
 def to_onnx(model: keras.Model, path: str | Path, output: str = "logits", input_dtype: str = "uint8",
+            mask_upsample: int = 1,
             opset: int = DEFAULT_OPSET) -> keras.Model:
     """Write ``model`` (float) as an ONNX file, atomically; returns the packaged Keras model it was made from.
 
@@ -29,6 +30,7 @@ def to_onnx(model: keras.Model, path: str | Path, output: str = "logits", input_
         path: the ``.onnx`` file to write.
         output: ``logits`` or ``mask``.
         input_dtype: ``uint8`` or ``float32`` pixels.
+        mask_upsample: for ``mask``: see `mobileseg.deploy.packaging.package`.
         opset: the ONNX opset.
     """
     import tensorflow as tf
@@ -36,7 +38,7 @@ def to_onnx(model: keras.Model, path: str | Path, output: str = "logits", input_
 
     from mobileseg.deploy.packaging import package
 
-    packaged = package(model, "fp32", output, input_dtype)
+    packaged = package(model, "fp32", output, input_dtype, mask_upsample)
     tensor = packaged.inputs[0]
     spec = tf.TensorSpec((1, *tensor.shape[1:]), tf.dtypes.as_dtype(tensor.dtype), name="image")
     def serve(image):

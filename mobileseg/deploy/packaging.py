@@ -113,6 +113,11 @@ def _frozen_conv(conv: FoldedConv) -> FoldedConv:
 class ClassMap(keras.layers.Layer):
     """Logits -> uint8 class ids at ``(height, width)``: argmax first, then nearest upsampling.
 
+    With ``upsample`` k > 1 the logits are first resized bilinearly (half-pixel centres, as
+    `mobileseg.inference.Segmenter` resizes logits) to k times their size, capped at ``(height,
+    width)``; the argmax is taken there (RESIZE_BILINEAR runs in XNNPACK, ARG_MAX at k^2 times the
+    pixels outside it).
+
     TFLite: ARG_MAX, CAST, two GATHERs (columns, then rows), all builtin. Columns first:
     TFLite's GATHER copies one inner block per index, so gathering the 480 columns of
     the 45 source rows and then whole output rows copies 45 x 480 single bytes and 360
@@ -125,6 +130,7 @@ class ClassMap(keras.layers.Layer):
 
     Args:
         height, width: the output size (the model's input size).
+        upsample: bilinear upsampling factor of the logits before the argmax (1: none).
 
     Example:
         >>> import numpy as np
@@ -134,14 +140,20 @@ class ClassMap(keras.layers.Layer):
         [[0, 0, 2, 2], [0, 0, 2, 2], [1, 1, 0, 0], [1, 1, 0, 0]]
     """
 
-    def __init__(self, height: int, width: int, **kwargs):
+    def __init__(self, height: int, width: int, upsample: int = 1, **kwargs):
         super().__init__(**kwargs)
+        if int(upsample) < 1:
+            raise ValueError(f"upsample must be a factor >= 1, got {upsample}")
         self.height = int(height)
         self.width = int(width)
+        self.upsample = int(upsample)
 
     def call(self, logits):
         import tensorflow as tf
 
+        if self.upsample > 1:
+            size = (min(self.height, logits.shape[1] * self.upsample), min(self.width, logits.shape[2] * self.upsample))
+            logits = tf.image.resize(logits, size, method="bilinear")
         rows = nearest_indices(logits.shape[1], self.height)
         columns = nearest_indices(logits.shape[2], self.width)
         ids = tf.cast(tf.argmax(logits, axis=-1, output_type=tf.int32), tf.uint8)
@@ -152,7 +164,7 @@ class ClassMap(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(height=self.height, width=self.width)
+        config.update(height=self.height, width=self.width, upsample=self.upsample)
         return config
 
 
@@ -173,7 +185,7 @@ def nearest_indices(source: int, target: int) -> np.ndarray:
 
 
 def package(model: keras.Model, mode: str = "int8", output: str = "logits",
-            input_dtype: str = "uint8") -> keras.Model:
+            input_dtype: str = "uint8", mask_upsample: int = 1) -> keras.Model:
     """The model that `convert` turns into a TFLite file, for one mode and output.
 
     Args:
@@ -181,6 +193,7 @@ def package(model: keras.Model, mode: str = "int8", output: str = "logits",
         mode: ``fp32``, ``fp16`` or ``int8``.
         output: ``logits`` or ``mask`` (module docstring).
         input_dtype: ``uint8``, ``int8`` (int8 files only) or ``float32`` (float files only).
+        mask_upsample: for ``mask``: the logits' bilinear upsampling factor before the argmax (`ClassMap`).
 
     Returns:
         A batch-1 functional model taking float32 pixels in [0, 255] (int8 mode; the
@@ -207,12 +220,13 @@ def package(model: keras.Model, mode: str = "int8", output: str = "logits",
     if mode == "int8" and not quantized:
         x = ActivationQuantizer(fixed_range=IMAGE_RANGE, name="image.quant")(x)
     logits = base(x)
-    result = ClassMap(height, width, name="class_map")(logits) if output == "mask" else logits
+    result = ClassMap(height, width, mask_upsample, name="class_map")(logits) if output == "mask" else logits
     return keras.Model(image, result, name=f"{model.name}_{mode}_{output}")
 
 
 def convert(model: keras.Model, mode: str = "int8", output: str = "logits", input_dtype: str = "uint8",
-            representative: Callable[[], Iterable[Sequence[np.ndarray]]] | None = None) -> bytes:
+            representative: Callable[[], Iterable[Sequence[np.ndarray]]] | None = None,
+            mask_upsample: int = 1) -> bytes:
     """Package a model and convert it to a TFLite flatbuffer with builtin ops only.
 
     The conversion is `mobileseg.deploy.tflite_convert.convert`, the one the latency table
@@ -221,7 +235,7 @@ def convert(model: keras.Model, mode: str = "int8", output: str = "logits", inpu
 
     Args:
         model: a trained float model, or a quantization-aware model for ``int8``.
-        mode, output, input_dtype: see `package`.
+        mode, output, input_dtype, mask_upsample: see `package`.
         representative: for ``int8``: yields ``[image]`` float32 batches of one image in
             [0, 255] (`mobileseg.quant.ptq.representative_images`). Required for a float
             model; a quantization-aware model only uses it for tensors no quantizer covers.
@@ -229,7 +243,7 @@ def convert(model: keras.Model, mode: str = "int8", output: str = "logits", inpu
     Returns:
         The flatbuffer bytes.
     """
-    packaged = package(model, mode, output, input_dtype)
+    packaged = package(model, mode, output, input_dtype, mask_upsample)
     if mode == "int8" and representative is None:
         if not is_qat_model(logits_model(model)):
             raise ValueError("post-training int8 quantization needs a representative set of images")

@@ -90,6 +90,30 @@ def test_int8_mask_file_is_uint8_to_uint8_builtin_and_matches_the_qat_model(tiny
     assert gathers == [(1, 4, 48), (1, 32, 48)]  # columns of the 4 source rows first, then whole rows
 
 
+def test_class_map_can_upsample_the_logits_bilinearly_before_the_argmax():
+    logits = np.random.default_rng(1).normal(size=(1, 5, 7, 4)).astype(np.float32)
+    for factor, size in ((2, (10, 14)), (8, (37, 50))):  # 8x is capped at the output size
+        ids = np.argmax(tf.image.resize(logits, size, method="bilinear").numpy(), axis=-1)[..., None]
+        want = tf.image.resize(ids, (37, 50), method="nearest").numpy()[..., 0]
+        np.testing.assert_array_equal(np.asarray(packaging.ClassMap(37, 50, factor)(logits)), want)
+    assert not np.array_equal(np.asarray(packaging.ClassMap(37, 50, 2)(logits)),
+                              np.asarray(packaging.ClassMap(37, 50)(logits)))
+    with pytest.raises(ValueError, match="upsample must be a factor >= 1, got 0"):
+        packaging.ClassMap(37, 50, 0)
+
+
+def test_int8_mask_file_upsampling_its_logits_resizes_them_in_xnnpack_and_matches_the_qat_model(tiny_qat):
+    flatbuffer = packaging.convert(tiny_qat, "int8", "mask", "uint8", mask_upsample=2)
+    ops = report.tflite_ops(flatbuffer)
+    assert ops.index("RESIZE_BILINEAR") < ops.index("ARG_MAX")
+    x = np.round(images(3, (32, 48), seed=5))
+    want = np.asarray(packaging.package(tiny_qat, "int8", "mask", mask_upsample=2)(x))
+    got = np.concatenate([_run(flatbuffer, image[None]) for image in x])
+    assert (got == want).mean() > 0.97
+    record = measure_tflite(flatbuffer, max_runs=20)
+    assert record.xnnpack_partitions == 1 and record.fallback_ops == ["ARG_MAX", "GATHER", "GATHER", "CAST"]
+
+
 def test_int8_logits_file_matches_the_qat_model(tiny_qat):
     flatbuffer = packaging.convert(tiny_qat, "int8", "logits", "int8")
     x = np.round(images(2, (32, 48), seed=6))
