@@ -1,9 +1,10 @@
 """Loading a mobileseg ``.keras`` file, float or quantization-aware, with every custom object registered.
 
-A float model needs the block layers (`mobileseg.arch.builder`); a packaged one the class-map layer
-(`mobileseg.deploy.packaging`); the quantization-aware model export saves (``model_qat.keras``) the
-quantization layers (`mobileseg.quant.qat`) and the fine-tuning loss (`mobileseg.quant.finetune`). Every
-command that reads a ``.keras`` file for inference loads it here, so a file one command writes another reads.
+A float model needs the block layers (`mobileseg.arch.builder`); the quantization-aware model export saves
+(``model_qat.keras``) the quantization layers (`mobileseg.quant.qat`) and the fine-tuning loss
+(`mobileseg.quant.finetune`). Every command that reads a ``.keras`` file for inference loads it here, so a
+file one command writes another reads. (A packaged model's class-map layer lives in `mobileseg.deploy`, above
+this module: the export, which saves such models, imports it before loading.)
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ def load_keras_model(path: Path):
     import keras
 
     import mobileseg.arch.builder  # noqa: F401  registers the blocks
-    import mobileseg.deploy.packaging  # noqa: F401  registers ClassMap
     import mobileseg.quant.finetune  # noqa: F401  registers the loss
     import mobileseg.quant.qat  # noqa: F401  registers the quantization layers
 

@@ -17,6 +17,7 @@ from mobileseg.deploy.export_settings import ExportError, ExportSettings
 
 def load_keras_model(path: Path):
     """Load a mobileseg ``.keras`` model (float or quantization-aware), without its training setup."""
+    import mobileseg.deploy.packaging  # noqa: F401  registers ClassMap
     from mobileseg.keras_file import load_keras_model as load
 
     if not path.is_file():
