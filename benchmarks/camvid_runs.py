@@ -65,10 +65,10 @@ def train_float(arch: Path, size: str, recipe: list[str], epochs: int, run_dir: 
     return command
 
 
-def evaluate_command(model: Path, data: str, out: Path) -> list[str]:
-    """The command evaluating ``model`` (``.keras`` or ``.tflite``) on the test split into ``out`` (JSON)."""
+def evaluate_command(model: Path, data: str, out: Path, split: str = "test") -> list[str]:
+    """The command evaluating ``model`` (``.keras`` or ``.tflite``) on ``split`` into ``out`` (JSON)."""
     return [sys.executable, "-m", "mobileseg.evaluate", "--model", str(model), "--data", data,
-            "--split", "test", "--out", str(out), "--noprogress"]
+            "--split", split, "--out", str(out), "--noprogress"]
 
 
 def train_export_evaluate(arch: Path, size: str, recipe: list[str], epochs: int, qat_epochs: int, work_dir: Path,

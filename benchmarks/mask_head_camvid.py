@@ -32,26 +32,25 @@ import shutil
 import sys
 from pathlib import Path
 
-from camvid_runs import CAMVID, ROOT, repository_path, run, versions
+from camvid_runs import CAMVID, ROOT, evaluate_command, repository_path, run, versions
 
 SPLITS = ("val", "test")
 RUN_FILES = ("model.keras", "model_qat.keras", "config.yaml")
 
 
-def exports(run_dir: Path, factors: list[int], data: str) -> list[tuple[list[str], Path]]:
-    """The export commands, each with the folder it writes."""
+def exports(run_dir: Path, factors: list[int], data: str) -> list[tuple[list[str], Path, int | None]]:
+    """The export commands, each with the folder it writes and its ``--mask_upsample`` (None: logits out)."""
     base = [sys.executable, "-m", "mobileseg.export", "--run_dir", str(run_dir), "--data", data, "--int8", "--fp32",
             "--qat_epochs", "0", "--noevaluate", "--seed", "0"]
-    folders = [(["--output", "mask", "--mask_upsample", str(k)], run_dir / "mask_head" / f"up{k}") for k in factors]
-    folders.append((["--output", "logits"], run_dir / "mask_head" / "logits"))
-    return [([*base, *flags, "--out_dir", str(folder)], folder) for flags, folder in folders]
+    heads = [(["--output", "mask", "--mask_upsample", str(k)], run_dir / "mask_head" / f"up{k}", k) for k in factors]
+    heads.append((["--output", "logits"], run_dir / "mask_head" / "logits", None))
+    return [([*base, *flags, "--out_dir", str(folder)], folder, factor) for flags, folder, factor in heads]
 
 
 def miou(model: Path, split: str, data: str, log: Path, commands: list[str]) -> float:
     """``model``'s mIoU on ``split`` (evaluated once; the JSON beside the model is reused)."""
     out = model.parent / f"{model.stem}_{model.suffix[1:]}_{split}.json"
-    command = [sys.executable, "-m", "mobileseg.evaluate", "--model", str(model), "--data", data, "--split", split,
-               "--out", str(out), "--noprogress"]
+    command = evaluate_command(model, data, out, split)
     commands.append(" ".join(command))
     if not out.is_file():
         run(command, log)
@@ -88,11 +87,10 @@ def main() -> int:
         if not (work / name).is_file():
             shutil.copy2(args.run / name, work / name)
     log, commands, rows = work / "mask_head.log", [], []
-    for command, folder in exports(work, factors, args.data):
+    for command, folder, factor in exports(work, factors, args.data):
         commands.append(" ".join(command))
         if not (folder / "model_int8.tflite").is_file():
             run(command, log)
-        factor = int(folder.name[2:]) if folder.name.startswith("up") else None
         for mode in ("int8", "fp32"):
             path = folder / f"model_{mode}.tflite"
             rows.append({"file": str(path), "mode": mode, "output": "logits" if factor is None else "mask",

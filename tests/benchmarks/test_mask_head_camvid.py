@@ -13,9 +13,10 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "mask_head_camvid.
 
 def test_every_factor_and_the_logits_file_are_exported_from_the_run_s_own_qat_model(tmp_path):
     commands = exports(tmp_path, [1, 4], "synthetic:8")
-    assert [folder for _, folder in commands] == [tmp_path / "mask_head" / "up1", tmp_path / "mask_head" / "up4",
-                                                  tmp_path / "mask_head" / "logits"]
-    for command, folder in commands:
+    assert [folder for _, folder, _ in commands] == [tmp_path / "mask_head" / "up1", tmp_path / "mask_head" / "up4",
+                                                     tmp_path / "mask_head" / "logits"]
+    assert [factor for _, _, factor in commands] == [1, 4, None]
+    for command, folder, _ in commands:
         assert command[command.index("--qat_epochs") + 1] == "0"  # reuse model_qat.keras: the same int8 weights
         assert command[command.index("--out_dir") + 1] == str(folder)
         assert {"--int8", "--fp32"} <= set(command)
