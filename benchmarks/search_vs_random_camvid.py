@@ -19,6 +19,11 @@ targets spread over the space's range:
 3. **random** (``--strategy random``): the same population x generations of seeded random
    networks, scored by their predicted latency only; its ``arch.yaml`` is the slowest within the
    target. Its ``search_seconds`` are those of its run.
+   **random_supernet** (``--strategy random --random_score supernet``): random search with weight
+   sharing, the baseline at the evolutionary search's cost: a copy of the same supernet, then the same
+   population x generations of random networks within the target, each scored with NSGA-II's proxy;
+   its ``arch.yaml`` is the best proxy mIoU. Its ``search_seconds`` count the supernet as for
+   evolutionary.
 4. **trained**: every chosen ``arch.yaml`` trained with the recipe of the proxy-ranking ground
    truth (``proxy_rank_camvid.RECIPE``, ``--epochs`` at 184x240), exported to int8 with QAT and
    evaluated on test (``camvid_runs.train_export_evaluate``); ``int8_ms`` is the export
@@ -57,7 +62,9 @@ from proxy_rank_camvid import RECIPE, SIZE
 from result_genotypes import keep
 
 RESULTS = ROOT / "benchmarks" / "results" / "search_vs_random_camvid.json"
-STRATEGIES = ("evolutionary", "random")
+STRATEGIES = ("evolutionary", "random", "random_supernet")
+SUPERNET_STRATEGIES = ("evolutionary", "random_supernet")
+"""The strategies that train the supernet (once per seed, copied into each run folder) and count its seconds."""
 PERCENTILES = (20, 50, 80)
 
 
@@ -135,7 +142,7 @@ def search(strategy: str, target: float, seed: int, args, table: Path) -> tuple[
                  "--latency_backend", f"table:{table}", "--target_latency_ms", f"{target:g}"]
         flags += [f for name in ("population", "generations") if getattr(args, name) for f in
                   (f"--{name}", str(getattr(args, name)))]
-        if strategy == "evolutionary":
+        if strategy in SUPERNET_STRATEGIES:
             run([sys.executable, "-m", "mobileseg.search", *flags, "--run_dir", str(supernet_dir),
                  "--stage", "supernet", "--supernet_epochs", str(args.supernet_epochs)], base / "benchmark.log")
             if not (run_dir / "supernet").is_dir():  # whole or not at all: a killed copy is made again
@@ -144,13 +151,13 @@ def search(strategy: str, target: float, seed: int, args, table: Path) -> tuple[
                 shutil.copytree(supernet_dir / "supernet", partial)
                 partial.rename(run_dir / "supernet")
             flags += ["--stage", "search", "--supernet_epochs", str(args.supernet_epochs)]
-        else:
-            flags += ["--strategy", "random"]
+        if strategy != "evolutionary":
+            flags += ["--strategy", "random"] + (["--random_score", "supernet"] if strategy == "random_supernet" else [])
         run([sys.executable, "-m", "mobileseg.search", *flags, "--run_dir", str(run_dir)], base / "benchmark.log")
         stages = json.loads((run_dir / "search_state.json").read_text())["stages"]
         write_atomic(searched, json.dumps({"seconds": sum(stage["seconds"] for stage in stages.values())}) + "\n")
     seconds = json.loads(searched.read_text())["seconds"]
-    return run_dir, seconds + (supernet_seconds(supernet_dir) if strategy == "evolutionary" else 0.0)
+    return run_dir, seconds + (supernet_seconds(supernet_dir) if strategy in SUPERNET_STRATEGIES else 0.0)
 
 
 def measure(strategy: str, target: float, seed: int, args, table: Path) -> dict:
@@ -200,7 +207,7 @@ def todo(results: dict, seeds: list[int]) -> list[tuple[int, float, str]]:
 
     Example:
         >>> todo({"targets_ms": [1.0, 2.0], "rows": [{"seed": 0, "target_ms": 1.0, "strategy": "evolutionary"}]}, [0])
-        [(0, 1.0, 'random'), (0, 2.0, 'evolutionary'), (0, 2.0, 'random')]
+        [(0, 1.0, 'random'), (0, 1.0, 'random_supernet'), (0, 2.0, 'evolutionary'), (0, 2.0, 'random'), (0, 2.0, 'random_supernet')]
     """
     done = {(r["seed"], r["target_ms"], r["strategy"]) for r in results["rows"]}
     return [(seed, target, strategy) for seed in seeds for target in results["targets_ms"] for strategy in STRATEGIES

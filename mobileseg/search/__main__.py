@@ -49,6 +49,10 @@ that stage; ``--population``, ``--generations``, ``--storage`` and ``--study_nam
 ``--target_latency_ms``) replaces stages 2 and 3 by ``--population`` x ``--generations`` seeded
 random networks scored by their predicted latency only, and ``arch.yaml`` is the one within the
 target with the highest predicted latency; every ``--stage`` runs stage 1, that, and the outputs.
+With ``--random_score supernet`` it is random search with weight sharing, at the evolutionary
+search's cost: stage 2 as above (``--stage`` as for ``evolutionary``), then ``--population`` x
+``--generations`` random networks within the target, each scored with the proxy mIoU NSGA-II uses
+(kept in ``DIR/random_scores.json`` as they come: a killed run resumes), and ``arch.yaml`` the best.
 
 Sizes: networks are trained, scored and timed at ``--input_size`` (the search resolution,
 also the size the latency is predicted for). By default it is half of the data set's image
@@ -113,6 +117,8 @@ Example:
         --target_latency_ms 5 --run_dir runs/demo_differentiable
     python -m mobileseg.search --strategy random --space search_space/demo.yaml --data synthetic:64 \\
         --target_latency_ms 5 --run_dir runs/demo_random
+    python -m mobileseg.search --strategy random --random_score supernet --space search_space/demo.yaml \\
+        --data synthetic:64 --target_latency_ms 5 --run_dir runs/demo_random_supernet
     python -m mobileseg.search --space search_space/default.yaml --data camvid:../shared/datasets/camvid \\
         --target_latency_ms 30 --run_dir runs/camvid_search
     python -m mobileseg.search --space search_space/default.yaml --data camvid:../shared/datasets/camvid \\

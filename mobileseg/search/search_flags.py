@@ -9,11 +9,12 @@ from __future__ import annotations
 
 STAGES = ("supernet", "search", "all")
 STRATEGIES = ("evolutionary", "differentiable", "random")
+RANDOM_SCORES = ("latency", "supernet")
 FLAG_NAMES = (
     "space", "data", "run_dir", "input_size", "target_latency_ms", "latency_backend", "serial", "adb", "threads",
     "clock", "stage", "budget", "population", "generations", "seed", "storage", "study_name", "supernet_epochs",
     "steps_per_epoch", "batch_size", "search_scale", "val_images", "calib_batches", "references", "progress",
-    "strategy", "gcn", "latency_cache", "precision", "time_budget", "time_plan",
+    "strategy", "random_score", "gcn", "latency_cache", "precision", "time_budget", "time_plan",
 )
 """Every flag of the command, in the order config.yaml lists them."""
 BUDGET_FLAGS = ("supernet_epochs", "population", "generations", "calib_batches", "references")
@@ -58,7 +59,12 @@ def define_flags(flag_values=None) -> None:
                       "NSGA-II over it; differentiable: train the weights and per-cell architecture logits "
                       "together (GAS, FasterSeg's latency loss) for --supernet_epochs epochs, in DIR/differentiable; "
                       "random: population x generations seeded random networks, no accuracy score, arch.yaml the "
-                      "slowest within --target_latency_ms (the baseline).", flag_values=fv)
+                      "slowest within --target_latency_ms (the baseline; see --random_score).", flag_values=fv)
+    flags.DEFINE_enum("random_score", "latency", list(RANDOM_SCORES), "random: latency (no accuracy score, the "
+                      "slowest network within the target) or supernet (random search with weight sharing: the "
+                      "supernet trained as for evolutionary, population x generations random networks within the "
+                      "target scored with its proxy mIoU, the best chosen: the baseline at the search's cost).",
+                      flag_values=fv)
     flags.DEFINE_boolean("gcn", True, "differentiable: pass each cell's architecture logits through GAS's graph "
                          "convolution over neighbouring cells before the softmax (--nogcn: cells independent).",
                          flag_values=fv)

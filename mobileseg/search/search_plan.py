@@ -194,16 +194,24 @@ def check_inputs(fv) -> Plan:
         _check_differentiable_dir(plan)
         _open_latency_model(plan)
         return plan
+    if fv.random_score != "latency" and fv.strategy != "random":
+        raise BadInput(f"--random_score {fv.random_score}: only for --strategy random")
     if fv.strategy == "random":
         if fv.target_latency_ms is None:
-            raise BadInput("--strategy random: needs --target_latency_ms (it chooses by predicted latency alone)")
-        _check_same_search(plan)
-        _open_latency_model(plan)
-        return plan
+            raise BadInput("--strategy random: needs --target_latency_ms (it draws networks within it)")
+        if fv.random_score == "latency":
+            _check_same_search(plan)
+            _open_latency_model(plan)
+            return plan
     supernet_epoch = _check_run_dir(plan)
     if fv.stage != "supernet":
         _open_latency_model(plan)
-        _check_study(plan, supernet_epoch)
+        if fv.strategy == "random":
+            from mobileseg.search.random_search import SCORES_JSON, stored_scores
+
+            stored_scores(plan.run_dir / SCORES_JSON, plan.proxy(supernet_epoch))  # another proxy's: refused
+        else:
+            _check_study(plan, supernet_epoch)
     return plan
 
 

@@ -6,7 +6,8 @@
 4. outputs (`outputs_stage`): the references on the same axes, ``pareto.json``, ``pareto.png``, ``arch.yaml``.
 
 ``--strategy differentiable`` replaces 2 and 3 by `differentiable_stage`, ``--strategy random`` 2 to 4 by
-`random_stage`. Each stage records itself in ``search_state.json`` (`mobileseg.search.run_state.RunState`).
+`random_stage` (with ``--random_score supernet``, 3 and 4: its networks are scored by the supernet of 2).
+Each stage records itself in ``search_state.json`` (`mobileseg.search.run_state.RunState`).
 """
 
 from __future__ import annotations
@@ -123,18 +124,25 @@ def supernet_stage(plan: Plan, state: RunState):
     return supernet, result.epoch
 
 
+def _accuracy_model(plan: Plan, supernet):
+    """The proxy mIoU every network of the search is scored with (`SupernetAccuracyModel`)."""
+    from mobileseg.supernet.accuracy import SupernetAccuracyModel
+
+    f = plan.flags
+    return SupernetAccuracyModel(
+        supernet, plan.source, plan.source, calib_batches=f.calib_batches, batch_size=f.batch_size,
+        max_val_images=f.val_images, scale_range=plan.supernet_config().train_config(plan.input_size).scale_range,
+        seed=f.seed)
+
+
 def search_stage(plan: Plan, supernet, supernet_epoch: int, state: RunState):
     """Stage 3: NSGA-II scored by the supernet; returns the result and the accuracy model."""
     from mobileseg.search.nsga2 import SearchError
-    from mobileseg.supernet.accuracy import SupernetAccuracyModel
     from mobileseg.timebudget.time_plan import stage_deadline
 
     started = time.perf_counter()
     f = plan.flags
-    accuracy = SupernetAccuracyModel(
-        supernet, plan.source, plan.source, calib_batches=f.calib_batches, batch_size=f.batch_size,
-        max_val_images=f.val_images, scale_range=plan.supernet_config().train_config(plan.input_size).scale_range,
-        seed=f.seed)
+    accuracy = _accuracy_model(plan, supernet)
     search = evolutionary_search(plan, accuracy, plan.latency)
     study = search.study()
     stored, ours = study.user_attrs.get("proxy"), plan.proxy(supernet_epoch)
@@ -177,20 +185,29 @@ def differentiable_stage(plan: Plan, state: RunState):
     return done.result, done.accuracy
 
 
-def random_stage(plan: Plan, references: list[Path], state: RunState) -> str:
-    """Stages 2 to 4 of ``--strategy random``: draw, predict, write the outputs; the summary."""
+def random_stage(plan: Plan, references: list[Path], state: RunState, supernet=None, supernet_epoch: int = 0) -> str:
+    """Stages 3 and 4 of ``--strategy random`` (with ``--random_score latency``, no ``supernet``, also 2):
+    draw, predict, score with the supernet when given, write the outputs; the summary."""
     from mobileseg.search import random_search
     from mobileseg.search.objectives import evaluate_references
 
     started = time.perf_counter()
     f = plan.flags
     result = random_search.sample_networks(plan.space, plan.latency, f.target_latency_ms,
-                                           f.population * f.generations, f.seed, progress=say)
-    points = evaluate_references(references, plan.latency, None, plan.space)
+                                           f.population * f.generations, f.seed, progress=say,
+                                           within_target=supernet is not None)
+    accuracy = None
+    if supernet is not None:
+        accuracy = _accuracy_model(plan, supernet)
+        result = random_search.score_networks(result, accuracy, plan.run_dir / random_search.SCORES_JSON,
+                                              plan.proxy(supernet_epoch), progress=say)
+    points = evaluate_references(references, plan.latency, accuracy, plan.space)
     _, summary = random_search.write_outputs(plan.run_dir, result, points, _latency_source(plan))
     chosen = result.chosen()
     state.done("random", started, networks=len(result.networks), within_target=len(result.feasible()),
-               chosen_trial=chosen.trial, chosen_latency_ms=chosen.latency_ms)
+               scored=len(result.scored()), networks_scored=len(accuracy.seconds) if accuracy else 0,
+               chosen_trial=chosen.trial, chosen_latency_ms=chosen.latency_ms, chosen_miou=chosen.miou,
+               **({"supernet_epoch": supernet_epoch} if supernet is not None else {}))
     return summary
 
 
@@ -217,7 +234,7 @@ def execute(plan: Plan) -> None:
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     record_config(plan.run_dir, "search", plan.record, error=TrainingError)
     state = RunState(plan.run_dir, plan.flags.stage)
-    if plan.flags.strategy == "random":
+    if plan.flags.strategy == "random" and plan.flags.random_score == "latency":
         say(random_stage(plan, latency_stage(plan, state), state))
         state.finish()
         say(f"stages: {state.timings()}; {state.data['seconds']:.0f} s in all -> {plan.run_dir}")
@@ -231,7 +248,9 @@ def execute(plan: Plan) -> None:
         return
     references = latency_stage(plan, state) if plan.flags.stage != "supernet" else []
     supernet, epoch = supernet_stage(plan, state)
-    if plan.flags.stage != "supernet":
+    if plan.flags.stage != "supernet" and plan.flags.strategy == "random":
+        say(random_stage(plan, references, state, supernet, epoch))
+    elif plan.flags.stage != "supernet":
         result, accuracy = search_stage(plan, supernet, epoch, state)
         outputs = outputs_stage(plan, result, accuracy, references, state)
         say(outputs.summary)

@@ -46,9 +46,10 @@ def test_a_row_holds_the_figures_the_docstring_names():
 def test_only_the_missing_rows_run_seed_by_seed():
     results = {"targets_ms": [1.0, 2.0], "rows": [{"seed": 0, "target_ms": 1.0, "strategy": "evolutionary"},
                                                   {"seed": 0, "target_ms": 2.0, "strategy": "random"}]}
-    assert benchmark.todo(results, [0, 1]) == [(0, 1.0, "random"), (0, 2.0, "evolutionary"),
-                                               (1, 1.0, "evolutionary"), (1, 1.0, "random"),
-                                               (1, 2.0, "evolutionary"), (1, 2.0, "random")]
+    strategies = ("evolutionary", "random", "random_supernet")
+    assert benchmark.todo(results, [0, 1]) == [
+        (0, 1.0, "random"), (0, 1.0, "random_supernet"), (0, 2.0, "evolutionary"), (0, 2.0, "random_supernet"),
+        *[(1, target, strategy) for target in (1.0, 2.0) for strategy in strategies]]
 
 
 def test_a_result_is_resumed_only_with_its_own_settings_and_targets():
@@ -68,9 +69,11 @@ def test_a_finished_search_is_not_run_again(tmp_path, monkeypatch):
     assert benchmark.search("random", 1.0, 0, SimpleNamespace(work_dir=tmp_path), tmp_path / "t.json") == (run_dir, 7.5)
 
 
-def test_an_evolutionary_search_counts_every_supernet_epoch_once(tmp_path, monkeypatch):
+@pytest.mark.parametrize("strategy", ["evolutionary", "random_supernet"])
+def test_a_search_on_the_supernet_counts_every_supernet_epoch_once(tmp_path, monkeypatch, strategy):
     """The supernet's epochs from its checkpoint (its command, called again, records a few seconds), plus the
-    search's stages; the supernet is copied whole into the target's folder (a partial copy is made again)."""
+    search's stages; the supernet is copied whole into the target's folder (a partial copy is made again).
+    Random search with weight sharing is the random strategy scored by that supernet."""
     from mobileseg.state_files import write_checkpoint
 
     calls = []
@@ -78,6 +81,11 @@ def test_an_evolutionary_search_counts_every_supernet_epoch_once(tmp_path, monke
     def fake_run(command, log):
         run_dir = Path(command[command.index("--run_dir") + 1])
         calls.append(run_dir.name)
+        if run_dir.name.startswith("random_supernet"):
+            assert command[command.index("--strategy") + 1] == "random"
+            assert command[command.index("--random_score") + 1] == "supernet"
+        else:
+            assert "--strategy" not in command
         if command[command.index("--stage") + 1] == "supernet":
             write_checkpoint(run_dir / "supernet" / "checkpoint.npz", {"log": [{"seconds": 10.0}, {"seconds": 20.0}]},
                              {"w0": np.zeros(1)})
@@ -90,10 +98,10 @@ def test_an_evolutionary_search_counts_every_supernet_epoch_once(tmp_path, monke
     monkeypatch.setattr(benchmark, "run", fake_run)
     args = SimpleNamespace(work_dir=tmp_path, space="s.yaml", data="synthetic:24", population=4, generations=None,
                            supernet_epochs=2)
-    run_dir = tmp_path / "seed0" / "evolutionary_1ms"
+    run_dir = tmp_path / "seed0" / f"{strategy}_1ms"
     (run_dir / "supernet.partial").mkdir(parents=True)
-    assert benchmark.search("evolutionary", 1.0, 0, args, tmp_path / "t.json") == (run_dir, 35.0)
+    assert benchmark.search(strategy, 1.0, 0, args, tmp_path / "t.json") == (run_dir, 35.0)
     assert not (run_dir / "supernet.partial").exists()
-    assert benchmark.search("evolutionary", 1.0, 0, args, tmp_path / "t.json") == (run_dir, 35.0)
-    assert calls == ["supernet_base", "evolutionary_1ms"]
+    assert benchmark.search(strategy, 1.0, 0, args, tmp_path / "t.json") == (run_dir, 35.0)
+    assert calls == ["supernet_base", f"{strategy}_1ms"]
 

@@ -1,4 +1,5 @@
-"""``python -m mobileseg.search --strategy random``: latency stage, draws, outputs, no supernet, bad input."""
+"""``python -m mobileseg.search --strategy random``: latency stage, draws, outputs, no supernet; with
+``--random_score supernet`` the supernet scores them (and resumes); bad input."""
 
 import json
 
@@ -51,4 +52,43 @@ def test_random_needs_a_target(files):
     run_dir = files / "no_target"
     code, _, err = run_cli(*command(files, run_dir))
     assert code == 2 and "--strategy random: needs --target_latency_ms" in err
+    assert not run_dir.exists()
+
+
+def supernet_command(folder, run_dir, *extra):
+    return [*command(folder, run_dir, "--target_latency_ms", "2.2", "--random_score", "supernet", "--supernet_epochs",
+                     "1", "--steps_per_epoch", "2", "--batch_size", "2", "--calib_batches", "1", "--val_images", "2"),
+            *extra]
+
+
+def test_random_with_weight_sharing_scores_its_networks_with_the_supernet_and_resumes(files):
+    run_dir = files / "supernet_run"
+    code, out, err = run_cli(*supernet_command(files, run_dir))
+    assert code == 0, err
+    assert (run_dir / "supernet").is_dir() and not (run_dir / "study.db").exists()
+    assert list(state(run_dir)["stages"]) == ["latency", "supernet", "random"]
+    report = json.loads((run_dir / "pareto.json").read_text())
+    scores = json.loads((run_dir / "random_scores.json").read_text())
+    assert report["study"]["scored"] == len(report["front"]) == len(scores["scores"]) == 6  # population x generations
+    assert scores["proxy"]["supernet_epoch"] == 1
+    assert all(row["feasible"] and row["miou"] == scores["scores"][row["key"]] for row in report["front"])
+    assert report["chosen"]["miou"] == max(scores["scores"].values())
+    chosen = next(row for row in report["front"] if row["trial"] == report["chosen"]["trial"])
+    assert genotype_key(schema_io.load(run_dir / "arch.yaml")) == chosen["key"]
+    assert "best proxy mIoU of the 6 random networks" in out
+    code, _, err = run_cli(*supernet_command(files, run_dir, "--stage", "search"))  # scores are read, not redone
+    assert code == 0, err
+    assert state(run_dir)["stages"]["random"]["networks_scored"] == 0
+    assert json.loads((run_dir / "pareto.json").read_text())["chosen"] == report["chosen"]
+    before = snapshot(run_dir)
+    code, _, err = run_cli(*supernet_command(files, run_dir, "--stage", "search", "--val_images", "1"))
+    assert code == 2 and "random_scores.json: scores of another supernet or proxy (val_images 2 -> 1)" in err
+    assert snapshot(run_dir) == before
+
+
+def test_random_score_is_only_for_random(files):
+    run_dir = files / "not_random"
+    code, _, err = run_cli(*command(files, run_dir, "--target_latency_ms", "2.2", "--random_score", "supernet",
+                                    "--strategy", "evolutionary"))
+    assert code == 2 and "--random_score supernet: only for --strategy random" in err
     assert not run_dir.exists()

@@ -1,4 +1,5 @@
-"""The random-search baseline: distinct seeded draws, the choice rule, the outputs."""
+"""The random-search baseline: distinct seeded draws, the choice rule, supernet scores and their resume, the
+outputs."""
 
 import json
 
@@ -8,7 +9,8 @@ from mobileseg.arch import schema_io
 from mobileseg.arch.space import SearchSpace
 from mobileseg.run.fingerprint import genotype_key
 from mobileseg.search import random_search
-from mobileseg.search.testing import WidthLatencyModel
+from mobileseg.search.testing import CapacityAccuracyModel, WidthLatencyModel
+from mobileseg.state_files import StateFileError
 
 SPACE = SearchSpace.from_text("""
 name: widths
@@ -68,3 +70,50 @@ def test_progress_lines(trials):
     lines = []
     random_search.sample_networks(SPACE, WidthLatencyModel(), 0.6, trials=trials, seed=0, progress=lines.append)
     assert lines and lines[-1].startswith(f"random: {trials}/{trials} networks")
+
+
+class CountingAccuracy(CapacityAccuracyModel):
+    """`CapacityAccuracyModel` that counts the networks it scored."""
+
+    def __init__(self):
+        super().__init__()
+        self.scored = 0
+
+    def miou(self, genotypes):
+        self.scored += len(genotypes)
+        return super().miou(genotypes)
+
+
+def test_within_target_counts_only_the_networks_within_it():
+    result = random_search.sample_networks(SPACE, WidthLatencyModel(), 0.6, trials=6, seed=2, within_target=True)
+    assert len(result.feasible()) == 6 < len(result.networks)
+    assert result.networks[-1].latency_ms <= 0.6  # drawing stops at the sixth within the target
+    nothing = random_search.sample_networks(SPACE, WidthLatencyModel(), 0.01, trials=3, seed=2, within_target=True)
+    assert not nothing.feasible() and len(nothing.networks) > 3  # a target no network meets ends the draws
+
+
+def test_scores_choose_the_best_proxy_miou_and_resume_from_the_file(tmp_path):
+    path, proxy = tmp_path / random_search.SCORES_JSON, {"supernet_epoch": 3}
+    drawn = random_search.sample_networks(SPACE, WidthLatencyModel(), 0.6, trials=8, seed=5, within_target=True)
+    accuracy = CountingAccuracy()
+    scored = random_search.score_networks(drawn, accuracy, path, proxy)
+    assert accuracy.scored == 8 and len(scored.scored()) == 8
+    assert all(n.miou is None for n in scored.networks if n.latency_ms > 0.6)
+    best = max(scored.scored(), key=lambda n: n.miou)
+    assert scored.chosen() == best and "best proxy mIoU of the 8" in scored.reason()
+    assert best.miou == accuracy.miou([best.genotype])[0]
+    again = CountingAccuracy()
+    assert random_search.score_networks(drawn, again, path, proxy).chosen() == best and again.scored == 0
+    with pytest.raises(StateFileError, match=r"another supernet or proxy \(supernet_epoch 3 -> 4\)"):
+        random_search.score_networks(drawn, again, path, {"supernet_epoch": 4})
+
+
+def test_scored_outputs(tmp_path):
+    drawn = random_search.sample_networks(SPACE, WidthLatencyModel(), 0.6, trials=5, seed=1, within_target=True)
+    result = random_search.score_networks(drawn, CapacityAccuracyModel(), tmp_path / "scores.json", {})
+    _, summary = random_search.write_outputs(tmp_path, result, latency_source="test")
+    report = json.loads((tmp_path / "pareto.json").read_text())
+    assert report["study"]["scored"] == 5 and report["objectives"]["miou"].startswith("proxy mIoU")
+    assert report["chosen"]["miou"] == result.chosen().miou == max(row["miou"] for row in report["front"])
+    assert (tmp_path / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    assert f"proxy mIoU {100 * result.chosen().miou:.1f}" in summary
