@@ -18,12 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 CAMVID = ROOT.parent / "shared" / "datasets" / "camvid"
 
 
-def run(command: list[str], log: Path) -> None:
-    """Run a command, appending its output to ``log``; raise with the log's tail on failure."""
+def run(command: list[str], log: Path, cwd: Path = ROOT) -> None:
+    """Run a command in ``cwd`` (another checkout runs its own code), appending its output to ``log``; raise with
+    the log's tail on failure."""
     with log.open("a") as out:
         out.write(f"$ {' '.join(command)}\n")
         out.flush()
-        result = subprocess.run(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        result = subprocess.run(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
     if result.returncode:
         tail = log.read_text().splitlines()[-20:]
         raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n" + "\n".join(tail))

@@ -66,8 +66,8 @@ class CacheError(RuntimeError):
 
 
 CODE = ("blocks", "arch/builder.py", "arch/ops", "latency/blocks.py", "latency/block_model.py",
-        "latency/shipped.py", "quant/flatten.py", "quant/folded.py", "deploy/packaging.py",
-        "deploy/tflite_convert.py", "deploy/xnnpack_int8.py")
+        "latency/shipped.py", "quant/flatten.py", "quant/folded.py", "quant/wide_depthwise.py",
+        "deploy/packaging.py", "deploy/tflite_convert.py", "deploy/xnnpack_int8.py")
 """What a block's measured latency depends on in mobileseg itself (paths inside the package)."""
 
 
