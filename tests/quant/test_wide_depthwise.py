@@ -13,9 +13,11 @@ from mobileseg.quant.wide_depthwise import row_bands
 from tests.quant.networks import randomize_statistics
 
 
-def depthwise_model(kernel: int, strides: int, activation: str, size=(13, 18), channels: int = 16) -> keras.Model:
+def depthwise_model(kernel: int, strides: int, activation: str, size=(13, 18), channels: int = 16,
+                    dilation: int = 1) -> keras.Model:
     inputs = keras.Input((*size, channels), batch_size=1)
-    x = ConvBNAct(channels, kernel_size=kernel, strides=strides, depthwise=True, activation=activation)(inputs)
+    x = ConvBNAct(channels, kernel_size=kernel, strides=strides, depthwise=True, activation=activation,
+                  dilation_rate=dilation)(inputs)
     model = keras.Model(inputs, x)
     randomize_statistics(model)
     return model
@@ -25,10 +27,11 @@ def band_convs(flat: keras.Model) -> list:
     return [op for op in flat.operations if type(op).__name__ == "FoldedConv"]
 
 
-@pytest.mark.parametrize(("kernel", "strides", "activation", "size"), [
-    (7, 1, "relu", (13, 18)), (7, 2, "hard_swish", (13, 18)), (7, 2, "relu6", (12, 17)), (9, 1, "none", (11, 11))])
-def test_a_wide_depthwise_kernel_becomes_row_bands_with_equal_outputs(kernel, strides, activation, size):
-    model = depthwise_model(kernel, strides, activation, size)
+@pytest.mark.parametrize(("kernel", "strides", "activation", "size", "dilation"), [
+    (7, 1, "relu", (13, 18), 1), (7, 2, "hard_swish", (13, 18), 1), (7, 2, "relu6", (12, 17), 1),
+    (9, 1, "none", (11, 11), 1), (7, 1, "relu", (16, 19), 2)])
+def test_a_wide_depthwise_kernel_becomes_row_bands_with_equal_outputs(kernel, strides, activation, size, dilation):
+    model = depthwise_model(kernel, strides, activation, size, dilation=dilation)
     flat = flatten_model(model, strict=True)
     convs = band_convs(flat)
     assert [conv.kernel_size for conv in convs] == [(stop - start, kernel) for start, stop in row_bands(kernel, kernel)]
