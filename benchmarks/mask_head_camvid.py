@@ -57,6 +57,22 @@ def miou(model: Path, split: str, data: str, log: Path, commands: list[str]) -> 
     return json.loads(out.read_text())["miou"]
 
 
+def time_rows(rows: list[dict], rounds: int) -> None:
+    """Time every row's ``file`` in ``rounds`` interleaved rounds (LiteRT, 1 thread, thread CPU clock): each row
+    gains ``round_ms``, ``ms`` (its median round), ``xnnpack_partitions`` and ``fallback_ops``, and its ``file``
+    becomes relative to the repository."""
+    from mobileseg.latency.validation import time_rounds
+    from mobileseg.litert_measure import measure_tflite
+
+    measurer = lambda path: measure_tflite(path, threads=1, clock="thread_cpu", max_seconds=5)  # noqa: E731
+    timed, _ = time_rounds(measurer, [row["file"] for row in rows], rounds, "timing")
+    for row, records in zip(rows, timed, strict=True):
+        row["file"] = repository_path(Path(row["file"]))
+        row["round_ms"] = [record.median_ms for record in records]
+        row["ms"] = sorted(row["round_ms"])[(len(records) - 1) // 2]
+        row["xnnpack_partitions"], row["fallback_ops"] = records[0].xnnpack_partitions, records[0].fallback_ops
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True, help="a trained run folder with model_qat.keras")
@@ -77,8 +93,6 @@ def main() -> int:
 
     from mobileseg.atomic_write import write_atomic
     from mobileseg.deploy.export_run import environment
-    from mobileseg.latency.validation import time_rounds
-    from mobileseg.litert_measure import measure_tflite
 
     load_before = os.getloadavg()
     work = args.work_dir / args.run.resolve().name
@@ -97,13 +111,7 @@ def main() -> int:
                          "mask_upsample": factor, **{f"{split}_miou": miou(path, split, args.data, log, commands)
                                                      for split in SPLITS}})
     float_miou = {f"{split}_miou": miou(work / "model.keras", split, args.data, log, commands) for split in SPLITS}
-    measurer = lambda path: measure_tflite(path, threads=1, clock="thread_cpu", max_seconds=5)  # noqa: E731
-    timed, _ = time_rounds(measurer, [row["file"] for row in rows], args.rounds, "timing")
-    for row, records in zip(rows, timed, strict=True):
-        row["file"] = repository_path(Path(row["file"]))
-        row["round_ms"] = [record.median_ms for record in records]
-        row["ms"] = sorted(row["round_ms"])[(len(records) - 1) // 2]
-        row["xnnpack_partitions"], row["fallback_ops"] = records[0].xnnpack_partitions, records[0].fallback_ops
+    time_rows(rows, args.rounds)
     result = {"rows": rows, "float": float_miou, "run": repository_path(args.run),
               "command": "python benchmarks/mask_head_camvid.py " + " ".join(sys.argv[1:]), "commands": commands,
               "versions": versions(), "machine": environment(),

@@ -33,8 +33,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from camvid_runs import CAMVID, ROOT, evaluate_command, repository_path, run, versions
-from mask_head_camvid import miou
+from camvid_runs import CAMVID, ROOT, repository_path, run, versions
+from mask_head_camvid import miou, time_rows
 
 CODES = ("before", "now")
 RUN_FILES = ("model.keras", "config.yaml")
@@ -71,8 +71,6 @@ def main() -> int:
 
     from mobileseg.atomic_write import write_atomic
     from mobileseg.deploy.export_run import environment
-    from mobileseg.latency.validation import time_rounds
-    from mobileseg.litert_measure import measure_tflite
 
     load_before = os.getloadavg()
     work = args.work_dir.resolve() / args.run.resolve().name
@@ -92,13 +90,7 @@ def main() -> int:
             path = run_dir / "export" / f"model_{mode}.tflite"
             rows.append({"code": code, "mode": mode, "file": str(path), "depthwise_ops": depthwise_ops(path),
                          **{f"{split}_miou": miou(path, split, args.data, log, commands) for split in ("val", "test")}})
-    measurer = lambda path: measure_tflite(path, threads=1, clock="thread_cpu", max_seconds=5)  # noqa: E731
-    timed, _ = time_rounds(measurer, [row["file"] for row in rows], args.rounds, "timing")
-    for row, records in zip(rows, timed, strict=True):
-        row["file"] = repository_path(Path(row["file"]))
-        row["round_ms"] = [record.median_ms for record in records]
-        row["ms"] = sorted(row["round_ms"])[(len(records) - 1) // 2]
-        row["xnnpack_partitions"], row["fallback_ops"] = records[0].xnnpack_partitions, records[0].fallback_ops
+    time_rows(rows, args.rounds)
     before_commit = subprocess.run(["git", "-C", str(args.before), "rev-parse", "HEAD"], capture_output=True,
                                    text=True).stdout.strip()
     result = {"rows": rows, "run": repository_path(args.run), "before_commit": before_commit,

@@ -10,7 +10,7 @@ from mobileseg.quant.fake_quant import quantizers
 from mobileseg.quant.finetune import quantization_aware_training
 from mobileseg.quant.ptq import representative_images
 from mobileseg.quant.qat_calibration import uncalibrated
-from tests.quant.networks import all_ops_model, randomize_statistics
+from tests.quant.networks import all_ops_model, int8_file_gap, randomize_statistics
 
 TINY = """
 name: tiny
@@ -89,11 +89,6 @@ def test_quantization_aware_steps_stay_finite_and_the_int8_file_computes_what_th
     int8 file is one XNNPACK partition, takes every range from the model, and computes what the
     quantization-aware model computes. The known failures (`AGREEMENT_GAPS`) are checked to still
     fail, then reported as expected failures: fixing one fails this test until its entry goes."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    from mobileseg.deploy import packaging, report, tflite_convert
-    from mobileseg.litert_interpreter import delegate_report
-
     size = (32, 32) if network == "all_ops" else (64, 64)
     source = SyntheticSource(12, size=size)
     if network == "all_ops":
@@ -111,15 +106,7 @@ def test_quantization_aware_steps_stay_finite_and_the_int8_file_computes_what_th
     assert np.all(np.isfinite(ranges)) and np.all(ranges[:, 1] - ranges[:, 0] > 0)
     assert all(np.all(np.isfinite(w.numpy())) for w in qat.weights)
 
-    flatbuffer = packaging.convert(qat, "int8")
-    interpreter = Interpreter(model_content=flatbuffer)
-    interpreter.allocate_tensors()
-    assert delegate_report(interpreter) == (1, [])
-    assert report.qat_coverage(qat, flatbuffer)["calibrated_tensors"] == []
-    x = np.concatenate(representative_images(source, size, 2, split="val"))
-    want = np.asarray(qat(x))
-    got = np.concatenate([tflite_convert.run(flatbuffer, [image[None]])[0] for image in x])
-    gap = np.abs(got - want).mean() / want.std()
+    gap = int8_file_gap(qat, source, size)
     if network in AGREEMENT_GAPS:
         assert gap >= 0.1, f"{network} agrees now (gap {gap:.3f}): remove it from AGREEMENT_GAPS"
         pytest.xfail(AGREEMENT_GAPS[network])
