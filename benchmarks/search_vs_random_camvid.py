@@ -39,8 +39,12 @@ with other settings (space, data, epochs, search budget or ``--targets``) is ref
 Genotypes go next to it, ``genotypes/OUT_STEM/`` (committed for the default ``--out``), and are
 what is trained.
 
+``--retime ROUNDS`` (with the flags of the run) only times every row's int8 file again, all interleaved in
+one session (`retime`): each row's ``int8_ms`` came right after its own training, at that moment's load.
+
 Example (many hours on the 2-core CPU; run it over several sessions):
     python benchmarks/search_vs_random_camvid.py --seed 0
+    python benchmarks/search_vs_random_camvid.py --seed 0 --retime 5     # afterwards, on a quiet machine
 A smoke run of every stage (minutes):
     python benchmarks/search_vs_random_camvid.py --data synthetic:24,size=184x240 --space search_space/demo.yaml \
         --targets 1.15,1.3 --supernet_epochs 1 --epochs 1 --qat_epochs 1 --population 4 --generations 2 \
@@ -187,6 +191,28 @@ def result_row(strategy: str, target: float, seed: int, seconds: float, chosen: 
             "commands": trained["commands"]}
 
 
+def retime(results: dict, work_dir: Path, rounds: int) -> None:
+    """Time every row's int8 file again, all in one session, interleaved (`mask_head_camvid.time_rows`): each row
+    gains ``int8_ms_interleaved``, and ``results["retimed"]`` says when, in how many rounds, at which load.
+
+    Each row's ``int8_ms`` was measured right after its own training, at whatever load the machine had then, so
+    those figures do not compare across rows; these do. Run it on a quiet machine.
+    """
+    import datetime
+
+    from mask_head_camvid import time_rows
+
+    load = os.getloadavg()
+    timed = [{"file": str(work_dir / "trained" / Path(row["genotype"]).stem / "export" / "model_int8.tflite")}
+             for row in results["rows"]]
+    time_rows(timed, rounds)
+    for row, again in zip(results["rows"], timed, strict=True):
+        row["int8_ms_interleaved"] = again["ms"]
+    results["retimed"] = {"rounds": rounds, "time": datetime.datetime.now(datetime.timezone.utc).isoformat(
+        timespec="seconds"), "load_average": {"start": [round(v, 2) for v in load],
+                                              "end": [round(v, 2) for v in os.getloadavg()]}}
+
+
 def changes(previous: dict, settings: dict, targets: list[float] | None) -> list[str]:
     """How a run with ``settings`` and ``targets`` (None: the stored ones) differs from the result ``previous``;
     ``[]`` when it may add rows to it.
@@ -228,6 +254,8 @@ def main() -> int:
     parser.add_argument("--data", default=f"camvid:{CAMVID}")
     parser.add_argument("--work_dir", type=Path, default=ROOT / "runs" / "search_vs_random_camvid")
     parser.add_argument("--out", type=Path, default=RESULTS, help="the result file (genotypes go next to it)")
+    parser.add_argument("--retime", type=int, metavar="ROUNDS", help="only time every row's int8 file again, "
+                        "interleaved in ROUNDS rounds (on a quiet machine), into the rows' int8_ms_interleaved")
     args = parser.parse_args()
     from mobileseg.atomic_write import write_atomic
     from mobileseg.data.sources import open_source
@@ -243,6 +271,15 @@ def main() -> int:
     if results is not None and (changed := changes(results, settings, given)):
         parser.error(f"--out {args.out}: written with other settings ({'; '.join(changed)}); its rows would not "
                      "compare: use the same flags or another --out")
+    if args.retime:
+        if results is None:
+            parser.error(f"--retime: {args.out} holds no rows to time")
+        retime(results, args.work_dir, args.retime)
+        write_atomic(args.out, json.dumps(results, indent=2) + "\n")
+        for row in results["rows"]:
+            print(f"{row['strategy']} {row['target_ms']:g} ms seed {row['seed']}: {row['int8_ms_interleaved']:.2f} ms "
+                  f"(predicted {row['predicted_ms']:.2f})")
+        return 0
     num_classes = open_source(args.data).num_classes
     table = build_table(args.space, num_classes, args.work_dir)
     if results is None:

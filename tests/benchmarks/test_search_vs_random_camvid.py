@@ -105,3 +105,19 @@ def test_a_search_on_the_supernet_counts_every_supernet_epoch_once(tmp_path, mon
     assert benchmark.search(strategy, 1.0, 0, args, tmp_path / "t.json") == (run_dir, 35.0)
     assert calls == ["supernet_base", f"{strategy}_1ms"]
 
+
+
+def test_every_row_s_int8_file_is_timed_again_in_one_interleaved_session(tmp_path):
+    from mobileseg.latency.testing import tiny_tflite
+
+    rows = []
+    for name, channels in (("evolutionary_1ms_seed0", 8), ("random_1ms_seed0", 32)):
+        export = tmp_path / "trained" / name / "export"
+        export.mkdir(parents=True)
+        (export / "model_int8.tflite").write_bytes(tiny_tflite("conv", size=32, channels=channels))
+        rows.append({"genotype": f"benchmarks/results/genotypes/x/{name}.yaml", "int8_ms": 99.0})
+    results = {"rows": rows}
+    benchmark.retime(results, tmp_path, rounds=2)
+    timed = [row["int8_ms_interleaved"] for row in results["rows"]]
+    assert all(0 < ms < 99.0 for ms in timed) and timed[0] < timed[1]  # 8 channels run faster than 32
+    assert results["retimed"]["rounds"] == 2 and len(results["retimed"]["load_average"]["start"]) == 3
