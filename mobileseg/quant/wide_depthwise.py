@@ -80,8 +80,8 @@ def banded_depthwise(config: dict, weights: list, use_bias: bool, batch_norm: bo
         activation: the fused activation (``none``, ``relu``, ``relu6``), applied after the sum.
         name: the bands are ``NAME_rowsR0`` and so on.
 
-    The function raises ValueError on an input of unknown height or width (`needs_bands` callers keep
-    the plain convolution there).
+    The function takes an input of known height and width (for others, `mobileseg.quant.flatten` keeps the
+    plain convolution).
     """
     kernel_h, kernel_w = config["kernel_size"]
     strides, dilation = tuple(config["strides"]), tuple(config["dilation_rate"])
@@ -105,9 +105,6 @@ def banded_depthwise(config: dict, weights: list, use_bias: bool, batch_norm: bo
 
     def run(x):
         height, width = x.shape[1], x.shape[2]
-        if height is None or width is None:
-            raise ValueError(f"{name}: a {kernel_h}x{kernel_w} depthwise convolution needs a known input height "
-                             "and width to be split into row bands")
         if config["padding"] == "same":
             pad_h = same_padding(height, kernel_h, strides[0], dilation[0])
             pad_w = same_padding(width, kernel_w, strides[1], dilation[1])

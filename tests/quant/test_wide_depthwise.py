@@ -45,6 +45,13 @@ def test_a_depthwise_kernel_within_xnnpack_kernels_stays_one_convolution():
     assert [conv.kernel_size for conv in band_convs(flat)] == [(5, 5)]
 
 
+def test_an_input_of_unknown_size_keeps_the_plain_kernel():
+    """The bands' padding and slices need the size; a model of any size keeps its one 7x7 convolution."""
+    inputs = keras.Input((None, None, 16), batch_size=1)
+    model = keras.Model(inputs, ConvBNAct(16, kernel_size=7, depthwise=True)(inputs))
+    assert [conv.kernel_size for conv in band_convs(flatten_model(model, strict=True))] == [(7, 7)]
+
+
 def test_the_bands_convert_to_fast_depthwise_operators_in_one_partition():
     """XNNPACK's profile names the operators: depthwise, not the grouped IGEMM a 7x7 kernel falls back to
     (the same kernel converted without flattening)."""
