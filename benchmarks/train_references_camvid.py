@@ -82,6 +82,29 @@ def merged(out: Path, report: dict) -> dict:
             "earlier_commands": [c for c in dict.fromkeys(commands) if c != report["command"]]}
 
 
+def recipe_of(args: argparse.Namespace) -> list[str]:
+    """`RECIPE` with the flags' departures from it, as ``mobileseg.train`` arguments.
+
+    Example:
+        >>> args = argparse.Namespace(class_weight="none", teacher=None, distill_weight=1.0, ema=0.0,
+        ...                           train_split="train", loss_stride=1)
+        >>> recipe = recipe_of(args)
+        >>> recipe[recipe.index("--class_weight") + 1], recipe[-2:]
+        ('none', ['--loss_stride', '1'])
+    """
+    recipe = list(RECIPE)
+    recipe[recipe.index("--class_weight") + 1] = args.class_weight
+    if args.teacher is not None:
+        recipe += ["--teacher", str(args.teacher), "--distill_weight", str(args.distill_weight)]
+    if args.ema:
+        recipe += ["--ema", str(args.ema)]
+    if args.train_split != "train":
+        recipe += ["--train_split", args.train_split]
+    if args.loss_stride is not None:
+        recipe += ["--loss_stride", str(args.loss_stride)]
+    return recipe
+
+
 def main() -> int:
     from mobileseg.data.class_balance import CLASS_WEIGHTS
 
@@ -101,20 +124,15 @@ def main() -> int:
                         help="mobileseg.train --ema: weight EMA decay per step (0: off, the recipe)")
     parser.add_argument("--train_split", default="train",
                         help="mobileseg.train --train_split: train, or train,val once the recipe is chosen on val")
+    parser.add_argument("--loss_stride", type=int,
+                        help="mobileseg.train --loss_stride (default: its own, 2; 1: the loss on every pixel)")
     args = parser.parse_args()
     from mobileseg.atomic_write import write_atomic
     from mobileseg.deploy.export_run import environment
 
-    recipe = list(RECIPE)
-    recipe[recipe.index("--class_weight") + 1] = args.class_weight
-    if args.teacher is not None:
-        if not args.teacher.is_file():
-            raise SystemExit(f"--teacher {args.teacher}: no such file")
-        recipe += ["--teacher", str(args.teacher), "--distill_weight", str(args.distill_weight)]
-    if args.ema:
-        recipe += ["--ema", str(args.ema)]
-    if args.train_split != "train":
-        recipe = [*recipe, "--train_split", args.train_split]
+    if args.teacher is not None and not args.teacher.is_file():
+        raise SystemExit(f"--teacher {args.teacher}: no such file")
+    recipe = recipe_of(args)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     load_before, started = os.getloadavg(), time.time()
     with ThreadPoolExecutor(max_workers=len(args.arch) if args.parallel else 1) as pool:

@@ -4,8 +4,8 @@ XNNPACK (in ai-edge-litert 2.3.0, ``requirements.txt``) has depthwise-convolutio
 at most `MAX_TAPS` (25) kernel taps, i.e. up to 5x5. A 7x7 depthwise convolution (49 taps: the
 ``kernel: 7`` choice of MobileNetV3-style ``mbconv`` cells, as in MnasNet and once-for-all) falls
 back to a grouped IGEMM with one channel per group. Measured on this CPU (Intel Xeon, LiteRT 1
-thread, XNNPACK's per-operator profile; one 23x30x96 depthwise convolution + ReLU, 2026-12-06, 3
-trainings beside it): int8 28.6 ms for 7x7 against 0.21 ms for 5x5; fp32 3.4 ms against 0.13 ms. A
+thread, XNNPACK's per-operator profile; one 23x30x96 depthwise convolution + ReLU, 2026-12-06, a
+training and a search beside it): int8 28.6 ms for 7x7 against 0.21 ms for 5x5; fp32 3.4 ms against 0.13 ms. A
 CamVid network whose 7x7 cell the latency table priced at 8.5 ms ran at 27.6 ms int8, 2.8x slower
 than its fp32 file (`benchmarks/results/search_vs_random_camvid.json`, random at 10.56 ms).
 
