@@ -26,9 +26,9 @@ times the ``.tflite`` files written there. ``--tome_method grid`` merges on a fi
 instead (RATIO 0.75 or 0.9375; XNNPACK runs the files whole); its names carry
 ``_tome_grid{RATIO}``.
 
-``--output mask`` (a uint8 class map at the input size: argmax at the logits' 1/8, then
-nearest upsampling; ``--mask_upsample K`` resizes the logits bilinearly by K before the argmax,
-which buys back most of what the low-resolution argmax costs: `mobileseg.deploy.packaging`)
+``--output mask`` (a uint8 class map at the input size: the logits resized bilinearly by
+``--mask_upsample K``, 2 by default, the argmax there, then nearest upsampling; K 1 takes the
+argmax at the logits' 1/8, which costs about a mIoU point: `mobileseg.deploy.packaging`)
 or ``logits``; the input is uint8 pixels with the normalisation
 folded in (``--input``). ``--target NAME`` (``export/NAME.yaml``, or a path) sets the
 mode, output and input and adds its checks; an export that fails them exits 1 and says
@@ -78,10 +78,10 @@ def define_flags(flag_values=None) -> None:
     flags.DEFINE_string("target", None, "A profile: export/NAME.yaml or its NAME (cpu-int8, gpu-fp16, cpu-fp32). "
                         "Sets the mode, output and input, and the checks the file must pass.", flag_values=fv)
     flags.DEFINE_enum("output", None, ["logits", "mask"], "logits, or a uint8 class map at the input size "
-                      "(argmax at 1/8, nearest upsampling). Default: the profile's, else logits.", flag_values=fv)
-    flags.DEFINE_integer("mask_upsample", 1, "With --output mask: upsample the logits bilinearly by this factor "
-                         "(capped at the input size) before the argmax (1: argmax at 1/8).", lower_bound=1,
-                         flag_values=fv)
+                      "(see --mask_upsample). Default: the profile's, else logits.", flag_values=fv)
+    flags.DEFINE_integer("mask_upsample", None, "With --output mask: upsample the logits bilinearly by this factor "
+                         "(capped at the input size) before the argmax (1: argmax at 1/8). Default: 2 "
+                         "(mobileseg.deploy.packaging.MASK_UPSAMPLE).", lower_bound=1, flag_values=fv)
     flags.DEFINE_enum("input", None, ["uint8", "int8", "float32"], "Pixel type of the files (normalisation is "
                       "folded in). Default: the profile's, else uint8.", flag_values=fv)
     flags.DEFINE_integer("qat_epochs", 0, "Quantization-aware fine-tuning epochs before the int8 export "

@@ -74,6 +74,7 @@ def test_export_writes_qat_ptq_fp32_onnx_with_sidecars_and_a_report(run_dir, tmp
         assert sidecar["output"]["mode"] == "mask"
     qat = names["model_int8.tflite"]
     assert qat["method"] == "qat" and qat["builtin_only"] and qat["xnnpack_partitions"] == 1
+    assert qat["mask_upsample"] == packaging.MASK_UPSAMPLE  # the default head
     assert qat["qat"]["calibrated_tensors"] == [] and all(c["passed"] for c in qat["checks"])
     assert {"miou", "latency_ms", "speedup_vs_fp32", "gpu_compatible", "size_mb"} <= set(qat)
     assert names["model.onnx"]["parity"]["mask_agreement"] == 1.0
@@ -121,6 +122,7 @@ def test_a_bad_profile_is_a_clear_error(run_dir, tmp_path, capsys):
     (["--fp32", "--input_size", "32"], "--input_size: input size '32' is not HEIGHTxWIDTH"),
     (["--int8", "--qat_epochs", "1", "--batch_size", "1000"], "--batch_size 1000: synthetic:24"),
     (["--fp32", "--mask_upsample", "2"], "--mask_upsample 2 is for --output mask; this export writes logits"),
+    (["--fp32", "--mask_upsample", "1"], "--mask_upsample 1 is for --output mask; this export writes logits"),
 ])
 def test_bad_requests_exit_2_with_a_message(run_dir, tmp_path, capsys, argv, message):
     model = tmp_path / "model.keras"  # alone: no quantization-aware model next to it, no run config

@@ -7,6 +7,7 @@ sidecars and ``report.json`` into its ``out_dir`` (every file atomically) and re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import time
@@ -68,6 +69,8 @@ def export(settings: ExportSettings, log=print) -> dict:
     from mobileseg.inference import default_palette
 
     started = time.time()
+    if settings.mask_upsample is None:
+        settings = dataclasses.replace(settings, mask_upsample=packaging.MASK_UPSAMPLE)
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     model = packaging.logits_model(load_keras_model(settings.model_path))
     if settings.input_size and tuple(settings.input_size) != tuple(model.inputs[0].shape[1:3]):

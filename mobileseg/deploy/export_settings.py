@@ -34,7 +34,7 @@ class ExportSettings:
         run_dir: the run folder, whose ``config.yaml`` gets an ``export`` section.
         output: ``logits`` or ``mask``.
         mask_upsample: for ``mask``: the logits' bilinear upsampling factor before the argmax
-            (`mobileseg.deploy.packaging.ClassMap`).
+            (`mobileseg.deploy.packaging.ClassMap`); None: `mobileseg.deploy.packaging.MASK_UPSAMPLE`.
         input_dtype: pixel type of the files: ``uint8`` (any file), ``int8`` (int8 only),
             ``float32`` (float files only).
         profile: the target profile (`mobileseg.deploy.profiles.Profile`) or None.
@@ -63,7 +63,7 @@ class ExportSettings:
     input_size: tuple[int, int] | None = None
     run_dir: Path | None = None
     output: str = "logits"
-    mask_upsample: int = 1
+    mask_upsample: int | None = None
     input_dtype: str = "uint8"
     profile: object = None
     data: str | None = None
@@ -180,7 +180,7 @@ def settings_from_flags(fv, argv: Sequence[str]) -> ExportSettings:
     if not formats:
         raise ExportError("nothing to export: give --int8, --fp16, --fp32, --onnx and/or --target PROFILE")
     output = fv.output or (profile.output if profile else "logits")
-    if fv.mask_upsample != 1 and output != "mask":
+    if fv.mask_upsample is not None and output != "mask":
         raise ExportError(f"--mask_upsample {fv.mask_upsample} is for --output mask; this export writes {output}")
     input_dtype = fv.input or (profile.input if profile else "uint8")
     float_files = [f for f in formats if f != "int8"]

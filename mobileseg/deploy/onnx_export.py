@@ -15,13 +15,14 @@ import keras
 import numpy as np
 
 from mobileseg.atomic_write import atomic_path
+from mobileseg.deploy.packaging import MASK_UPSAMPLE, package
 from mobileseg.inference import ModelError, Segmenter
 
 DEFAULT_OPSET = 17
 
 
 def to_onnx(model: keras.Model, path: str | Path, output: str = "logits", input_dtype: str = "uint8",
-            mask_upsample: int = 1,
+            mask_upsample: int = MASK_UPSAMPLE,
             opset: int = DEFAULT_OPSET) -> keras.Model:
     """Write ``model`` (float) as an ONNX file, atomically; returns the packaged Keras model it was made from.
 
@@ -35,8 +36,6 @@ def to_onnx(model: keras.Model, path: str | Path, output: str = "logits", input_
     """
     import tensorflow as tf
     import tf2onnx
-
-    from mobileseg.deploy.packaging import package
 
     packaged = package(model, "fp32", output, input_dtype, mask_upsample)
     tensor = packaged.inputs[0]

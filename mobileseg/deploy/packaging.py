@@ -6,18 +6,18 @@ depthwise convolution, `mobileseg.quant.flatten`), and returns either
 
 - ``logits``: ``[1, h, w, classes]`` at the network's output stride (int8 in an int8
   file, with its scale and zero point), or
-- ``mask``: a ``[1, H, W]`` uint8 class map at the input size: the argmax taken at the
-  logits' resolution (1/8), then nearest upsampling by two GATHERs (`ClassMap`).
-  Argmax before upsampling is the cheap order: after it, the per-pixel work at full
-  size is copying one byte, where upsampling logits first moves ``classes`` values per
-  pixel and can cost more than the network. Its price in accuracy, measured on CamVid
-  (test split, fp32, against bilinear upsampling of the logits then argmax): 0.45 mIoU
-  point for SeaFormer-T; the head costs about 0.1 ms at 360x480 (ARG_MAX, GATHER, CAST
-  run outside XNNPACK, after its single partition). For MobileNetV3-Small trained 120
-  epochs it costs 1.0 point on val and 0.8 on test, in int8 and fp32 alike
-  (`benchmarks/results/mask_head_camvid.json`): ``mask_upsample`` 2 or 4 (the logits resized
-  bilinearly inside XNNPACK before the argmax) buys it back for 0-0.7 ms at 360x480; 8
-  (argmax at full size) gains little more for 2.5 ms.
+- ``mask``: a ``[1, H, W]`` uint8 class map at the input size: the logits resized
+  bilinearly by ``mask_upsample`` (`MASK_UPSAMPLE`, 2, by default: RESIZE_BILINEAR, inside
+  XNNPACK), the argmax taken there, then nearest upsampling to the input size by two
+  GATHERs (`ClassMap`). Argmax before the last upsampling is the cheap order: after it,
+  the per-pixel work at full size is copying one byte, where upsampling logits to full
+  size first moves ``classes`` values per pixel and can cost more than the network.
+  With ``mask_upsample`` 1 the argmax is at the logits' resolution (1/8); its price in
+  accuracy, measured on CamVid (against bilinear upsampling of the logits to the labels,
+  then argmax): 0.45 mIoU point for SeaFormer-T (test, fp32); for MobileNetV3-Small
+  trained 120 epochs 1.0 point on val and 0.8 on test, in int8 and fp32 alike
+  (`benchmarks/results/mask_head_camvid.json`). ARG_MAX, GATHER and CAST run outside
+  XNNPACK, after its single partition.
 
 Input types: an int8 file takes ``uint8`` pixels (scale 1, zero point 0: the raw camera
 bytes) or ``int8`` (pixel - 128); a float file takes ``uint8`` (a CAST inside) or
@@ -188,8 +188,20 @@ def nearest_indices(source: int, target: int) -> np.ndarray:
     return np.minimum(picked, source - 1).astype(np.int32)
 
 
+MASK_UPSAMPLE = 2
+"""The default ``mask_upsample`` of a ``mask`` output: the logits resized bilinearly by 2 before the argmax.
+
+Measured with `benchmarks/mask_head_camvid.py` (QAT int8 files, the same weights in every file, timed
+interleaved at 1 thread): against 1 (argmax at 1/8), 2 scored +0.8 val / +1.0 test mIoU for the 120-epoch
+MobileNetV3-Small at 360x480 at the same 5.92 ms (`mask_head_camvid.json`), +1.0 / +1.1 for its 300-epoch
+run for 0.21 ms more (6.80 -> 7.01 ms, `mask_head_camvid_300.json`), and +1.2 / +0.7 for a searched
+network at 184x240 for 0.12 ms more (2.86 -> 2.98 ms, `mask_head_camvid_searched_2ms.json`). 4 gains
+0.1-0.6 more for 8-11% more time; 8 (argmax at full size) little more for 20-30%.
+"""
+
+
 def package(model: keras.Model, mode: str = "int8", output: str = "logits",
-            input_dtype: str = "uint8", mask_upsample: int = 1) -> keras.Model:
+            input_dtype: str = "uint8", mask_upsample: int = MASK_UPSAMPLE) -> keras.Model:
     """The model that `convert` turns into a TFLite file, for one mode and output.
 
     Args:
@@ -230,7 +242,7 @@ def package(model: keras.Model, mode: str = "int8", output: str = "logits",
 
 def convert(model: keras.Model, mode: str = "int8", output: str = "logits", input_dtype: str = "uint8",
             representative: Callable[[], Iterable[Sequence[np.ndarray]]] | None = None,
-            mask_upsample: int = 1) -> bytes:
+            mask_upsample: int = MASK_UPSAMPLE) -> bytes:
     """Package a model and convert it to a TFLite flatbuffer with builtin ops only.
 
     The conversion is `mobileseg.deploy.tflite_convert.convert`, the one the latency table

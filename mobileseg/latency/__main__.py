@@ -86,8 +86,8 @@ def define_flags() -> None:
                          "of them after converting them all; each keeps its median.")
     flags.DEFINE_boolean("recalibrate", False, "validate: fit the overhead again even if the table has one.")
     flags.DEFINE_enum("output", "logits", ["logits", "mask"], "What the timed networks return, as "
-                      "export --output: int8 logits, or a uint8 class map at the input size (part of "
-                      "the overhead).")
+                      "export --output: int8 logits, or a uint8 class map at the input size with export's "
+                      "default --mask_upsample (part of the overhead).")
     flags.DEFINE_integer("conversions", 3, "Blocks with ops left to the built-in kernels (whose "
                          "XNNPACK delegation depends on the quantization parameters each "
                          "conversion happens to get) are converted and timed this many times; "
@@ -127,8 +127,11 @@ class Setting:
 
     def context(self) -> dict:
         """What a stored network measurement depends on besides its genotype."""
+        from mobileseg.deploy.packaging import MASK_UPSAMPLE
+
+        head = {"mask_upsample": MASK_UPSAMPLE} if FLAGS.output == "mask" else {}
         return {"input_size": list(self.input_size), "num_classes": self.num_classes,
-                "quantization": self.quantization, "output": FLAGS.output, "packaged": True}
+                "quantization": self.quantization, "output": FLAGS.output, **head, "packaged": True}
 
 
 def _setting() -> Setting:

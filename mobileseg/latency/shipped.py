@@ -50,7 +50,8 @@ def network_flatbuffer(genotype, input_size: tuple[int, int], num_classes: int, 
         input_size: (height, width) of the image.
         num_classes: classes of the head.
         quantization: ``int8``, ``fp16`` or ``fp32``.
-        output: ``logits``, or ``mask`` (a class map at the input size: export's ``--output mask``).
+        output: ``logits``, or ``mask`` (a class map at the input size: export's ``--output mask``, with its
+            default ``--mask_upsample``).
     """
     from mobileseg.arch import builder
 

@@ -70,7 +70,7 @@ def test_class_map_is_argmax_at_low_resolution_then_nearest_upsampling():
 
 
 def test_int8_mask_file_is_uint8_to_uint8_builtin_and_matches_the_qat_model(tiny_qat):
-    flatbuffer = packaging.convert(tiny_qat, "int8", "mask", "uint8")
+    flatbuffer = packaging.convert(tiny_qat, "int8", "mask", "uint8", mask_upsample=1)  # argmax at the logits
     ops = report.tflite_ops(flatbuffer)
     assert report.non_builtin(ops) == [] and {"ARG_MAX", "GATHER", "CAST"} <= set(ops)
     assert "RESIZE_BILINEAR" not in ops[ops.index("ARG_MAX"):]  # nothing resized after the argmax but ids
@@ -78,7 +78,7 @@ def test_int8_mask_file_is_uint8_to_uint8_builtin_and_matches_the_qat_model(tiny
     detail = runner.get_input_details()["image"]
     assert detail["dtype"] == np.uint8 and detail["quantization"] == (1.0, 0)
     x = np.round(images(3, (32, 48), seed=5))
-    want = np.asarray(packaging.package(tiny_qat, "int8", "mask")(x))
+    want = np.asarray(packaging.package(tiny_qat, "int8", "mask", mask_upsample=1)(x))
     got = np.concatenate([_run(flatbuffer, image[None]) for image in x])
     assert got.dtype == np.uint8 and got.shape == (3, 32, 48)
     assert (got == want).mean() > 0.97
@@ -103,9 +103,11 @@ def test_class_map_can_upsample_the_logits_bilinearly_before_the_argmax():
 
 
 def test_int8_mask_file_upsampling_its_logits_resizes_them_in_xnnpack_and_matches_the_qat_model(tiny_qat):
-    flatbuffer = packaging.convert(tiny_qat, "int8", "mask", "uint8", mask_upsample=2)
+    assert packaging.MASK_UPSAMPLE == 2  # the default mask head upsamples (its docstring has the measurements)
+    flatbuffer = packaging.convert(tiny_qat, "int8", "mask", "uint8")
     ops = report.tflite_ops(flatbuffer)
     assert ops.index("RESIZE_BILINEAR") < ops.index("ARG_MAX")
+    assert "RESIZE_BILINEAR" not in report.tflite_ops(packaging.convert(tiny_qat, "int8", "mask", mask_upsample=1))
     x = np.round(images(3, (32, 48), seed=5))
     want = np.asarray(packaging.package(tiny_qat, "int8", "mask", mask_upsample=2)(x))
     got = np.concatenate([_run(flatbuffer, image[None]) for image in x])
