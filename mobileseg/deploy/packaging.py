@@ -196,7 +196,7 @@ interleaved at 1 thread): against 1 (argmax at 1/8), 2 scored +0.8 val / +1.0 te
 MobileNetV3-Small at 360x480 at the same 5.92 ms (`mask_head_camvid.json`), +1.0 / +1.1 for its 300-epoch
 run for 0.21 ms more (6.80 -> 7.01 ms, `mask_head_camvid_300.json`), and +1.2 / +0.7 for a searched
 network at 184x240 for 0.12 ms more (2.86 -> 2.98 ms, `mask_head_camvid_searched_2ms.json`). 4 gains
-0.0-0.6 more for 6-11% more time; 8 (argmax at full size, two of the runs) 0.3-0.8 more for 22-42%.
+0.0-0.6 more for 6-11% more time; 8 (argmax at full size, two of the runs) 0.0-0.8 more for 22-42%.
 """
 
 
