@@ -188,7 +188,8 @@ def strategy(name: str, work: Path, table: Path, target: float) -> dict:
         "search": {"seconds": round(sum(stages[key]["seconds"] for key in stages), 1),
                    "stages": {key: stages[key]["seconds"] for key in stages},
                    "epochs": stages[searched[0]].get("epoch"),
-                   "study": pareto["study"], "chosen": pareto["chosen"],
+                   "study": pareto["study"],
+                   "chosen": {key: value for key, value in pareto["chosen"].items() if key != "arch"},  # a run-folder name
                    "load_average": state["load_average"]},
         **{("arch" if key == "genotype" else key): value
            for key, value in keep(folder / "search" / "arch.yaml", "search_strategies_camvid", name).items()},
