@@ -106,7 +106,6 @@ def test_a_search_on_the_supernet_counts_every_supernet_epoch_once(tmp_path, mon
     assert calls == ["supernet_base", f"{strategy}_1ms"]
 
 
-
 def test_every_row_s_int8_file_is_timed_again_in_one_interleaved_session(tmp_path):
     from mobileseg.latency.testing import tiny_tflite
 
