@@ -86,6 +86,7 @@ def main(argv: list[str]) -> int:
     from mobileseg.arch.builder import build_model
     from mobileseg.arch.space import SearchSpace
     from mobileseg.atomic_write import write_atomic
+    from mobileseg.provenance import machine
     from mobileseg.data.sources import open_source
     from mobileseg.run.fingerprint import genotype_key
     from mobileseg.supernet.accuracy import SupernetAccuracyModel
@@ -203,8 +204,7 @@ def main(argv: list[str]) -> int:
         "supernet_log": trained.log,
         "timings_s": {**timings, "total_this_call": round(time.perf_counter() - started_all, 1)},
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "system": platform.system()},
+        "machine": machine(),
         "load_average": load,
         "note": "Shared 2-core machine: other engineers' jobs may run at the same time (see load_average).",
     }

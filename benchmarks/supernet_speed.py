@@ -70,6 +70,7 @@ def main(argv: list[str]) -> int:
     import tensorflow as tf
 
     from mobileseg.arch.space import SearchSpace
+    from mobileseg.provenance import machine
     from mobileseg.data.pipeline import Augmentation, train_dataset
     from mobileseg.data.synthetic import SyntheticSource
     from mobileseg.supernet.model import Supernet
@@ -159,8 +160,7 @@ def main(argv: list[str]) -> int:
         "first_step_s": {"sandwich_trace_and_run": round(first_sandwich_s, 1),
                          "fixed_trace_and_run": round(first_fixed_s, 1)},
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "system": platform.system()},
+        "machine": machine(),
         "load_average": load,
         "note": "Shared 2-core machine: other engineers' jobs may run at the same time (see load_average).",
     }

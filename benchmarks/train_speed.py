@@ -184,16 +184,6 @@ def plain_fit(arch: Path, run_dir: Path, input_size: str, batch_size: int, epoch
     model.fit(data.repeat(), epochs=epochs, steps_per_epoch=steps, callbacks=[Log()], verbose=0)
 
 
-def machine() -> dict:
-    """CPU model, cores and memory of this machine."""
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    return {"cpu": model, "cores": os.cpu_count(), "memory_gb": round(memory_kb / 2**20, 1),
-            "bf16_flags": sorted(f for f in flags.split() if "bf16" in f or "amx" in f), "system": platform.system()}
-
-
 def versions() -> dict:
     """Versions of what the figures depend on."""
     from importlib.metadata import version
@@ -221,6 +211,7 @@ def main() -> int:
         plain_fit(args.plain, args.run_dir, args.input_size, args.batch_size, args.epochs)
         return 0
     from mobileseg.atomic_write import write_atomic
+    from mobileseg.provenance import machine
 
     args.runs = args.runs.resolve()
     variants = args.variant or list(VARIANTS)

@@ -70,10 +70,61 @@ def cpu_model(cpuinfo_path: str = "/proc/cpuinfo") -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+# The instruction-set extensions that change what int8 and bfloat16 kernels can do (x86 and ARM names).
+SIMD_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_int8",
+              "amx_bf16", "asimddp", "i8mm", "bf16", "sve", "sve2", "sme")
+# The cpuinfo fields that tell one microarchitecture from another (x86; ARM), whatever the model name says.
+CORE_FIELDS = (("vendor_id", "cpu family", "model", "stepping"),
+               ("cpu implementer", "cpu architecture", "cpu variant", "cpu part", "cpu revision"))
+
+
+def cpu_id(cpuinfo_path: str = "/proc/cpuinfo", cache_dir: str = "/sys/devices/system/cpu/cpu0/cache") -> str:
+    """The microarchitecture behind the model name: cpuinfo's vendor, family, model and stepping (x86)
+    or implementer, architecture, variant, part and revision (ARM), the first core's cache sizes and
+    its `SIMD_FLAGS`.
+
+    A virtual machine's model name can be generic ("Intel(R) Xeon(R) Processor" for several
+    generations of Xeon), and two hosts that share it can run the same int8 file at different
+    speeds; this string tells them apart. Fields that cannot be read are left out.
+
+    Example:
+        >>> isinstance(cpu_id(), str)
+        True
+    """
+    fields, flags = {}, set()
+    try:
+        with open(cpuinfo_path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                name, sep, value = line.partition(":")
+                name = name.strip().lower()
+                if sep and name in ("flags", "features"):
+                    flags.update(value.split())
+                elif sep:
+                    fields.setdefault(name, value.strip())
+    except OSError:
+        pass
+    core = next(([fields[name] if name == "vendor_id" else f"{name.removeprefix('cpu ')} {fields[name]}"
+                  for name in names if name in fields] for names in CORE_FIELDS
+                 if any(name in fields for name in names)), [])
+    caches = []
+    for index in sorted(Path(cache_dir).glob("index*")):
+        try:
+            level, kind, size = ((index / name).read_text().strip() for name in ("level", "type", "size"))
+        except OSError:
+            continue
+        caches.append(f"L{level}{'d' if kind == 'Data' else 'i' if kind == 'Instruction' else ''} {size}")
+    return "; ".join(part for part in (" ".join(core), " ".join(caches),
+                                       " ".join(flag for flag in SIMD_FLAGS if flag in flags)) if part)
+
+
 def machine() -> dict:
-    """The CPU model, core count, architecture and system of this machine."""
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
-            "system": platform.system()}
+    """The CPU model and identity (`cpu_id`), core count, memory, architecture and system of this machine."""
+    try:
+        memory_gb = round(int(Path("/proc/meminfo").read_text().split()[1]) / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        memory_gb = None
+    return {"cpu": cpu_model(), "cpu_id": cpu_id(), "cores": os.cpu_count(), "memory_gb": memory_gb,
+            "machine": platform.machine(), "system": platform.system()}
 
 
 def load_average() -> list[float]:

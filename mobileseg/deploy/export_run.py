@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 import time
 from pathlib import Path
 
 from mobileseg.deploy.export_settings import ExportError, ExportSettings
+from mobileseg.provenance import cpu_id, cpu_model
 
 
 def load_keras_model(path: Path):
@@ -37,18 +39,8 @@ def environment() -> dict:
 
     return {"tensorflow": tf.__version__, "keras": keras.__version__,
             "ai_edge_litert": getattr(ai_edge_litert, "__version__", "unknown"),
-            "python": platform.python_version(), "machine": platform.machine(), "processor": _cpu_name(),
-            "cpus": __import__("os").cpu_count()}
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+            "python": platform.python_version(), "machine": platform.machine(), "processor": cpu_model(),
+            "cpu_id": cpu_id(), "cpus": os.cpu_count()}
 
 
 def export(settings: ExportSettings, log=print) -> dict:

@@ -2,7 +2,9 @@
 
 Every block a `LatencyTable` measures is also stored in one SQLite file in the user's cache
 folder, keyed by the device's identity (the measurement fields of its fingerprint,
-`mobileseg.latency.device.MEASUREMENT_FIELDS` and ``PHONE_FIELDS``: CPU or phone model, cores,
+`mobileseg.latency.device.MEASUREMENT_FIELDS` and ``PHONE_FIELDS``: CPU or phone model, the CPU's
+family, model, stepping, caches and SIMD extensions (a virtual machine's generic model name can
+hide another host), cores,
 runtime and its version, converter version, threads, delegate, clock), the digest of the code
 that builds and converts a block (`code_digest`: the block layers, the builder, the flattening
 and freezing export applies, the converter and its XNNPACK rewrites) and the block's signature key
@@ -45,7 +47,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from mobileseg.latency.device import IMPLIED, MEASUREMENT_FIELDS, PHONE_FIELDS
+from mobileseg.latency.device import IMPLIED, MEASUREMENT_FIELDS, PHONE_FIELDS, UNKNOWN_BEFORE
 from mobileseg.latency.table_entry import TableEntry
 from mobileseg.run.fingerprint import json_digest, text_digest
 
@@ -94,7 +96,8 @@ def device_id(fingerprint: dict) -> str:
         >>> device_id(a) == device_id(dict(a, runtime_version="0.0"))
         False
     """
-    identity = {name: fingerprint.get(name, IMPLIED.get(name)) for name in MEASUREMENT_FIELDS + PHONE_FIELDS}
+    identity = {name: fingerprint.get(name, IMPLIED.get(name)) for name in MEASUREMENT_FIELDS + PHONE_FIELDS
+                if name not in UNKNOWN_BEFORE or name in fingerprint}  # a phone's key is as before cpu_id
     identity["mobileseg_code"] = code_digest()
     return json_digest(identity, length=16)
 

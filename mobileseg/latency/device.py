@@ -12,14 +12,17 @@ import importlib.metadata
 import os
 import platform
 
-from mobileseg.provenance import cpu_model
+from mobileseg.provenance import cpu_id, cpu_model
 
 # Fields that change what a measurement means: two fingerprints that differ in
 # one of them must not share a table that is still being filled.
-MEASUREMENT_FIELDS = ("cpu", "cores", "machine", "runtime", "runtime_version", "tensorflow",
+MEASUREMENT_FIELDS = ("cpu", "cpu_id", "cores", "machine", "runtime", "runtime_version", "tensorflow",
                       "threads", "delegate", "clock")
-# A fingerprint written before a field existed has that field's value implied.
+# A fingerprint written before a field existed has that field's value implied,
 IMPLIED = {"clock": "wall"}
+# or, for these, unknown: not compared when either fingerprint lacks it. ``cpu_id`` tells apart two
+# hosts whose model names agree (`mobileseg.provenance.cpu_id`); a table from before it keeps working.
+UNKNOWN_BEFORE = ("cpu_id",)
 # The same for a phone's fingerprint (`mobileseg.android.device_benchmark.AndroidDevice.prepare`,
 # absent from this machine's): model, SoC, ABI, Android build and the cores benchmark_model
 # is pinned to. Its serial is not among them, so another unit of the same phone may finish a table.
@@ -43,7 +46,7 @@ def local_fingerprint(threads: int | None = 1, delegate: str = "xnnpack", clock:
         clock: how invokes are timed, ``wall`` or ``thread_cpu`` (`mobileseg.litert_measure`).
 
     Returns:
-        A JSON-serialisable dict: ``cpu``, ``cores``, ``machine``, ``system``,
+        A JSON-serialisable dict: ``cpu``, ``cpu_id``, ``cores``, ``machine``, ``system``,
         ``runtime`` (``ai-edge-litert``), ``runtime_version``, ``tensorflow``
         (the converter), ``python``, ``delegate``, ``clock`` and ``threads``.
 
@@ -54,6 +57,7 @@ def local_fingerprint(threads: int | None = 1, delegate: str = "xnnpack", clock:
     """
     fingerprint = {
         "cpu": cpu_model(),
+        "cpu_id": cpu_id(),
         "cores": os.cpu_count() or 1,
         "machine": platform.machine(),
         "system": platform.system(),
@@ -80,9 +84,12 @@ def fingerprint_mismatch(expected: dict, actual: dict) -> list[str]:
         >>> a = local_fingerprint(threads=1)
         >>> fingerprint_mismatch(a, dict(a, threads=4, python="0"))
         ['threads: 1 != 4']
+        >>> fingerprint_mismatch({k: v for k, v in a.items() if k != "cpu_id"}, dict(a, cpu_id="other"))
+        []
     """
     def value(fingerprint: dict, name: str):
         return fingerprint.get(name, IMPLIED.get(name))
 
     return [f"{name}: {value(expected, name)!r} != {value(actual, name)!r}"
-            for name in MEASUREMENT_FIELDS + PHONE_FIELDS if value(expected, name) != value(actual, name)]
+            for name in MEASUREMENT_FIELDS + PHONE_FIELDS if value(expected, name) != value(actual, name)
+            and not (name in UNKNOWN_BEFORE and (name not in expected or name not in actual))]

@@ -39,3 +39,21 @@ def test_phone_fields_decide_a_mismatch():
     assert device.fingerprint_mismatch(pixel, dict(pixel, id="B")) == []
     assert device.fingerprint_mismatch(pixel, dict(pixel, model="Pixel 8")) == [
         "model: 'Pixel 7' != 'Pixel 8'"]
+
+
+def test_two_hosts_with_one_model_name_are_two_devices():
+    """A VM's model name ("Intel(R) Xeon(R) Processor") can hide another host: the CPU identity decides."""
+    here = device.local_fingerprint(threads=1)
+    assert here["cpu_id"]
+    other_host = dict(here, cpu_id="GenuineIntel family 6 model 106 stepping 6; L2 1280K; avx512f avx512_vnni")
+    assert device.fingerprint_mismatch(here, other_host) == [f"cpu_id: {here['cpu_id']!r} != {other_host['cpu_id']!r}"]
+    from mobileseg.latency.cache import device_id
+
+    assert device_id(here) != device_id(other_host)
+
+
+def test_a_table_from_before_the_cpu_identity_is_not_refused_for_it():
+    here = device.local_fingerprint(threads=1)
+    older = {k: v for k, v in here.items() if k != "cpu_id"}
+    assert device.fingerprint_mismatch(older, here) == [] == device.fingerprint_mismatch(here, older)
+    assert device.fingerprint_mismatch(older, dict(here, cpu="Other CPU")) == ["cpu: %r != 'Other CPU'" % here["cpu"]]
