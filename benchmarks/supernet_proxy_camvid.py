@@ -86,8 +86,8 @@ def main(argv: list[str]) -> int:
     from mobileseg.arch.builder import build_model
     from mobileseg.arch.space import SearchSpace
     from mobileseg.atomic_write import write_atomic
-    from mobileseg.provenance import machine
     from mobileseg.data.sources import open_source
+    from mobileseg.provenance import machine
     from mobileseg.run.fingerprint import genotype_key
     from mobileseg.supernet.accuracy import SupernetAccuracyModel
     from mobileseg.supernet.model import Supernet

@@ -70,9 +70,9 @@ def main(argv: list[str]) -> int:
     import tensorflow as tf
 
     from mobileseg.arch.space import SearchSpace
-    from mobileseg.provenance import machine
     from mobileseg.data.pipeline import Augmentation, train_dataset
     from mobileseg.data.synthetic import SyntheticSource
+    from mobileseg.provenance import machine
     from mobileseg.supernet.model import Supernet
     from mobileseg.supernet.train_config import SupernetTrainConfig
     from mobileseg.supernet.trainer import SupernetTrainer
