@@ -17,8 +17,14 @@ leaves a folder alone when it already holds a ``last.keras`` or a search state n
 the saved one (a run resumed in this checkout is never rolled back). Delete a carried folder
 with ``git rm -r`` once its run has finished and its result is committed.
 
+A session can end before its runs do, so ``save --every MINUTES`` saves again every so many
+minutes until it is stopped, each round expanding the folder patterns anew (quote them, so that
+a network folder a benchmark starts later is saved too); commit ``benchmarks/carry/`` before the
+session ends.
+
 Usage:
     python benchmarks/carry.py save runs/train_references_camvid/mobilenetv3_small_lraspp
+    python benchmarks/carry.py save --every 20 'runs/camvid_full/*' &
     python benchmarks/carry.py save --leave_out last.keras,model_qat.keras runs/pareto_camvid/seaformer_tiny
     python benchmarks/carry.py restore [--into ../wt_long]
 """
@@ -26,6 +32,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import shutil
 import sys
@@ -126,24 +133,40 @@ def restore(into: Path, root: Path = ROOT) -> list[str]:
     return lines
 
 
+def save_rounds(patterns: Sequence[str], max_mb: float, leave_out: Sequence[str], every_minutes: float,
+                rounds: int | None = None, root: Path = ROOT) -> None:
+    """Save the folders that ``patterns`` (paths or glob patterns) name, then, with ``every_minutes``,
+    again every so many minutes, ``rounds`` times in all (None: until stopped); a line per folder and round."""
+    done = 0
+    while True:
+        folders = sorted({Path(path) for pattern in patterns for path in (glob.glob(pattern) or [pattern])})
+        for folder in folders:
+            target = save(folder, max_mb, root=root, leave_out=leave_out)
+            manifest = json.loads((target / MANIFEST).read_text())
+            size = sum((target / name).stat().st_size for name in manifest["files"]) / 2**20
+            left = manifest["left_out_larger_than_max_mb"]
+            print(f"{manifest['saved']} {target.relative_to(root)}: {len(manifest['files'])} files, {size:.1f} MB"
+                  + (f"; left out (over --max_mb): {', '.join(left)}" if left else ""), flush=True)
+        done += 1
+        if not every_minutes or (rounds is not None and done >= rounds):
+            return
+        time.sleep(60 * every_minutes)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     save_command = commands.add_parser("save", help="copy run folders into benchmarks/carry")
-    save_command.add_argument("folders", nargs="+", type=Path)
+    save_command.add_argument("folders", nargs="+", help="run folders, or glob patterns of them")
     save_command.add_argument("--max_mb", type=float, default=40.0, help="leave out larger files")
     save_command.add_argument("--leave_out", default="", help="comma-separated file name patterns to leave out")
+    save_command.add_argument("--every", type=float, default=0.0,
+                              help="minutes: save again every so many minutes until stopped")
     restore_command = commands.add_parser("restore", help="copy every saved folder back to its place")
     restore_command.add_argument("--into", type=Path, default=ROOT, help="the checkout to restore into")
     args = parser.parse_args(argv)
     if args.command == "save":
-        for folder in args.folders:
-            target = save(folder, args.max_mb, leave_out=[p for p in args.leave_out.split(",") if p])
-            manifest = json.loads((target / MANIFEST).read_text())
-            size = sum((target / name).stat().st_size for name in manifest["files"]) / 2**20
-            left = manifest["left_out_larger_than_max_mb"]
-            print(f"{target.relative_to(ROOT)}: {len(manifest['files'])} files, {size:.1f} MB"
-                  + (f"; left out (over --max_mb): {', '.join(left)}" if left else ""))
+        save_rounds(args.folders, args.max_mb, [p for p in args.leave_out.split(",") if p], args.every)
     else:
         print("\n".join(restore(args.into.resolve())) or f"nothing saved under {CARRY.relative_to(ROOT)}")
     return 0

@@ -63,3 +63,28 @@ def test_save_refuses_a_folder_outside_any_checkout(tmp_path):
         assert "not inside a git checkout" in str(error)
     else:
         raise AssertionError("saved a folder outside any checkout")
+
+
+def test_save_every_round_expands_the_patterns_again(tmp_path, monkeypatch, capsys):
+    import carry
+
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    first = run_folder(repo)
+    later = repo / "runs" / "train" / "later"
+
+    def sleep(seconds):  # between the rounds a benchmark starts its next network
+        assert seconds == 60 * 0.5
+        later.mkdir()
+        (later / "train_state.json").write_text('{"epoch": 1}')
+
+    monkeypatch.setattr(carry.time, "sleep", sleep)
+    carry.save_rounds([str(repo / "runs" / "train" / "*")], max_mb=1, leave_out=["last.*"], every_minutes=0.5,
+                      rounds=2, root=repo)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" ", 1)[1].split(":")[0] for line in lines] == [
+        "benchmarks/carry/runs/train/net", "benchmarks/carry/runs/train/later", "benchmarks/carry/runs/train/net"]
+    saved = repo / "benchmarks" / "carry" / "runs" / "train"
+    assert json.loads((saved / "later" / MANIFEST).read_text())["files"] == ["train_state.json"]
+    assert json.loads((saved / first.name / MANIFEST).read_text())["files"] == [
+        "export/model_int8.tflite", "train_state.json"]  # last.keras left out
