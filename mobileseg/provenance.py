@@ -44,6 +44,20 @@ def versions() -> dict:
     return found
 
 
+def _cpuinfo(path: str) -> dict[str, str]:
+    """The first value of every field of cpuinfo at ``path``, by lower-case name (empty when unreadable)."""
+    fields = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                name, sep, value = line.partition(":")
+                if sep:
+                    fields.setdefault(name.strip().lower(), value.strip())
+    except OSError:
+        pass
+    return fields
+
+
 def cpu_model(cpuinfo_path: str = "/proc/cpuinfo") -> str:
     """The CPU model name: ``model name`` (x86) or ``Hardware``/``Processor`` (ARM) of cpuinfo.
 
@@ -54,15 +68,7 @@ def cpu_model(cpuinfo_path: str = "/proc/cpuinfo") -> str:
         >>> isinstance(cpu_model(), str) and len(cpu_model()) > 0
         True
     """
-    fields = {}
-    try:
-        with open(cpuinfo_path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                name, sep, value = line.partition(":")
-                if sep:
-                    fields.setdefault(name.strip().lower(), value.strip())
-    except OSError:
-        pass
+    fields = _cpuinfo(cpuinfo_path)
     for name in ("model name", "hardware", "processor", "cpu model"):
         value = fields.get(name, "")
         if value and not value.isdigit():  # ARM "processor : 0" is an index, not a name
@@ -91,18 +97,8 @@ def cpu_id(cpuinfo_path: str = "/proc/cpuinfo", cache_dir: str = "/sys/devices/s
         >>> isinstance(cpu_id(), str)
         True
     """
-    fields, flags = {}, set()
-    try:
-        with open(cpuinfo_path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                name, sep, value = line.partition(":")
-                name = name.strip().lower()
-                if sep and name in ("flags", "features"):
-                    flags.update(value.split())
-                elif sep:
-                    fields.setdefault(name, value.strip())
-    except OSError:
-        pass
+    fields = _cpuinfo(cpuinfo_path)
+    flags = set(fields.get("flags", fields.get("features", "")).split())  # the first core's, as the caches
     core = next(([fields[name] if name == "vendor_id" else f"{name.removeprefix('cpu ')} {fields[name]}"
                   for name in names if name in fields] for names in CORE_FIELDS
                  if any(name in fields for name in names)), [])
