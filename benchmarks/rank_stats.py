@@ -57,3 +57,35 @@ def permutation_p(x, y, rng, samples: int = 20000) -> float:
     else:
         pairings = [list(rng.permutation(y)) for _ in range(samples)]
     return sum(kendall_tau_b(x, p) >= observed - 1e-12 for p in pairings) / len(pairings)
+
+
+def noise_ceiling(spread_std: float, seed_std: float, n: int, seeds: int, rng, draws: int = 4000,
+                  target: float = 0.6) -> dict:
+    """The Kendall tau a perfect estimate would reach against a truth that is noisy itself.
+
+    Each of ``n`` networks has an expected test mIoU (spread with standard deviation
+    ``sqrt(spread_std**2 - seed_std**2)``: the spread one training shows, less its seed noise) and
+    is observed as the mean of ``seeds`` trainings, each off by seed noise of ``seed_std``. The
+    estimate that knows every expected value exactly is ranked against those observations in
+    ``draws`` simulated draws (normal noise), so no estimate can be expected to do better.
+
+    Example:
+        >>> import numpy as np
+        >>> noise_ceiling(0.02, 0.0, 12, 1, np.random.default_rng(0), draws=10)["expected_tau"]  # no noise
+        1.0
+        >>> noise_ceiling(0.01, 0.01, 12, 1, np.random.default_rng(0), draws=10)["expected_tau"] is None  # all noise
+        True
+    """
+    import numpy as np
+
+    signal_std = math.sqrt(max(spread_std ** 2 - seed_std ** 2, 0.0))
+    if signal_std == 0.0:
+        return {"seeds": seeds, "expected_tau": None, "probability_at_least_target": None, "target": target}
+    taus = []
+    for _ in range(draws):
+        expected = rng.normal(0.0, signal_std, n)
+        observed = expected + rng.normal(0.0, seed_std / math.sqrt(seeds), n)
+        taus.append(kendall_tau_b(expected, observed))
+    taus = np.array(taus)
+    return {"seeds": seeds, "expected_tau": round(float(taus.mean()), 3),
+            "probability_at_least_target": round(float(np.mean(taus >= target - 1e-12)), 3), "target": target}

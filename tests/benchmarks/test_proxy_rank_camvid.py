@@ -30,3 +30,7 @@ def test_repeatability_compares_each_seed_with_the_first_training():
     assert (row["seed"], row["n_networks"]) == (1, 3)
     assert row["test_miou_mean_abs_difference"] == pytest.approx((0.03 + 0.01 + 0.01) / 3)
     assert row["kendall_tau_between_seeds"] == pytest.approx(1 / 3)  # a swaps places with b
+    ceilings = row["noise_ceiling"]
+    assert [c["seeds"] for c in ceilings] == [1, 2, 3, 4]
+    taus = [c["expected_tau"] for c in ceilings]  # spread 0.02, seed noise 0.014: half the variance is noise
+    assert 0 < taus[0] < taus[-1] < 1
