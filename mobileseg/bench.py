@@ -4,7 +4,9 @@ Locally the models run in LiteRT (``ai_edge_litert``) on this CPU, timed
 *interleaved* (a round of each model in turn, until every median is stable) so
 machine noise hits all of them alike; several models give one comparison table
 with each model's median relative to the first. Every row carries the delegate
-report: XNNPACK partitions and the ops left to the built-in kernels.
+report: XNNPACK partitions and the ops left to the built-in kernels. ``--clock thread_cpu``
+(one thread) times the CPU time of the invoking thread instead of the wall clock: the
+latency on an idle core, on a machine other jobs are loading (`mobileseg.litert_measure`).
 
 With ``--adb`` the same models run on Android phones through
 `mobileseg.android.multi_device` (``--serial`` picks phones, ``--delegate``
@@ -97,17 +99,17 @@ def check_models(models: Sequence[str]) -> None:
 
 def bench_local(models: Sequence[str], threads: Sequence[int], *, delegate: str = "xnnpack",
                 warmup: int = 5, min_runs: int = 20, max_runs: int = 500,
-                stable_rel: float = 0.02) -> dict:
+                stable_rel: float = 0.02, clock: str = "wall") -> dict:
     """Time models on this CPU, interleaved, at each thread count.
 
     Args:
         models: ``.tflite`` paths.
         threads: thread counts; all models are timed together at each.
         delegate: ``xnnpack`` or ``none``.
-        warmup, min_runs, max_runs, stable_rel: see `mobileseg.litert_measure.measure_interleaved`.
+        warmup, min_runs, max_runs, stable_rel, clock: see `mobileseg.litert_measure.measure_interleaved`.
 
     Returns:
-        ``{"devices": [{"fingerprint": local fingerprint, "records": [record dicts]}]}``,
+        ``{"devices": [{"fingerprint": local fingerprint, "clock": clock, "records": [record dicts]}]}``,
         records ordered by thread count, then model.
 
     Example:
@@ -126,8 +128,8 @@ def bench_local(models: Sequence[str], threads: Sequence[int], *, delegate: str 
     for count in threads:
         records += [record.to_dict() for record in measure_interleaved(
             models, count, delegate=delegate, warmup=warmup, min_runs=min_runs,
-            max_runs=max_runs, stable_rel=stable_rel)]
-    return {"devices": [{"fingerprint": local_fingerprint(threads=None, delegate=delegate),
+            max_runs=max_runs, stable_rel=stable_rel, clock=clock)]
+    return {"devices": [{"fingerprint": local_fingerprint(threads=None, delegate=delegate), "clock": clock,
                          "records": records}]}
 
 
@@ -161,6 +163,7 @@ def format_table(result: dict) -> str:
             fingerprint.get("cpu") or fingerprint.get("model") or fingerprint.get("serial"),
             f"{fingerprint['cores']} cores" if "cores" in fingerprint else None,
             f"LiteRT {fingerprint['runtime_version']}" if fingerprint.get("runtime_version") else None,
+            "thread CPU clock" if device.get("clock") == "thread_cpu" else None,
         ) if part)
         first = {}
         rows = [header]
@@ -198,6 +201,8 @@ def _define_flags(flag_values) -> None:
     define("integer", "max_runs", 500, "Local: timed invokes after which a model stops.")
     define("float", "stable_rel", 0.02,
            "Local: stop once the median moves less than this (relative) between rounds.")
+    define("enum", "clock", "wall", "Local: wall (the latency as seen) or thread_cpu (the invoking thread's CPU "
+           "time: the idle-core latency on a loaded machine; --threads 1 only).", enum_values=["wall", "thread_cpu"])
     define("bool", "adb", False, "Run on Android phones through adb instead of this CPU.")
     define("string", "adb_path", "adb", "With --adb: the adb executable.")
     define("multi_string", "serial", None, "With --adb: device serial(s); default: the only connected phone.")
@@ -243,6 +248,9 @@ def run(flag_values, argv: Sequence[str]) -> int:
         models = split_models(flag_values.model)
         threads = parse_threads(flag_values.threads)
         check_models(models)
+        if flag_values.clock != "wall" and (flag_values.adb or flag_values.arm_emulated):
+            raise BenchInputError("--clock thread_cpu times this CPU: a phone's benchmark_model has the wall clock "
+                                  "only, and --arm_emulated does not time")
         agrees = True
         if flag_values.arm_emulated:
             from mobileseg.arm.parity import ArmRunError
@@ -270,9 +278,13 @@ def run(flag_values, argv: Sequence[str]) -> int:
                                       f"this CPU runs {' or '.join(LOCAL_DELEGATES)}")
             if flag_values.serial or flag_values.op_profile:
                 raise BenchInputError("--serial and --op_profile need --adb")
+            if flag_values.clock == "thread_cpu" and threads != [1]:
+                raise BenchInputError(f"--clock thread_cpu times the invoking thread only: it needs --threads 1, "
+                                      f"got {flag_values.threads}")
             result = bench_local(models, threads, delegate=flag_values.delegate,
                                  warmup=flag_values.warmup_runs, min_runs=flag_values.min_runs,
-                                 max_runs=flag_values.max_runs, stable_rel=flag_values.stable_rel)
+                                 max_runs=flag_values.max_runs, stable_rel=flag_values.stable_rel,
+                                 clock=flag_values.clock)
             text = format_table(result)
     except (BenchInputError, ValueError, FileNotFoundError) as error:
         print(f"mobileseg.bench: error: {error}", file=sys.stderr)

@@ -51,6 +51,15 @@ def test_json_comparison_of_two_models_at_two_thread_counts(models, tmp_path):
     assert [r["xnnpack_partitions"] for r in records[:2]] == [1, 2]
 
 
+def test_the_thread_cpu_clock_is_recorded_and_named(models):
+    result = run_bench("--model", models[0], "--clock", "thread_cpu", "--json", *FAST)
+    assert result.returncode == 0, result.stderr
+    (device,) = json.loads(result.stdout)["devices"]
+    assert device["clock"] == "thread_cpu" and device["records"][0]["median_ms"] > 0
+    table = run_bench("--model", models[0], "--clock", "thread_cpu", *FAST)
+    assert "thread CPU clock" in table.stdout.splitlines()[0]
+
+
 def test_table_output_with_repeated_model_flags(models):
     result = run_bench("--model", models[0], "--model", models[1], *FAST)
     assert result.returncode == 0, result.stderr
@@ -68,6 +77,8 @@ def test_table_output_with_repeated_model_flags(models):
     (["--model", "{conv}", "--delegate", "gpu"], "--delegate gpu needs a phone (--adb)"),
     (["--model", "{conv}", "--serial", "R58M"], "--serial and --op_profile need --adb"),
     (["--model", "{conv}", "extra_argument"], "unexpected arguments"),
+    (["--model", "{conv}", "--clock", "thread_cpu", "--threads", "1,2"], "it needs --threads 1, got 1,2"),
+    (["--model", "{conv}", "--clock", "thread_cpu", "--adb"], "a phone's benchmark_model has the wall clock only"),
 ])
 def test_bad_input_exits_2_with_a_message(models, args, message):
     result = run_bench(*[arg.format(conv=models[0]) for arg in args])
