@@ -102,8 +102,9 @@ BY_SIZE_FIELDS = ("input_size", "seed", "samples", "within_10pct", "within_5pct"
 
 
 def by_size_row(result: dict, source: str) -> dict:
-    """One ``by_size`` row (issue 22) of a validation result: its size, seed and agreement figures, and how
-    well its timing rounds agree with each other (``rounds_spearman_rho``: the load's share of a low rho).
+    """One ``by_size`` row (issue 22) of a validation result: its size, seed and agreement figures, how
+    well its timing rounds agree with each other (``rounds_spearman_rho``: the load's share of a low rho), and
+    the CPU that timed them (None for a result that scored rounds timed elsewhere).
     ``within_5pct`` is the summary's (unrounded errors); summaries from before it had one are counted here from the
     samples' rounded ``error_pct``."""
     import numpy as np
@@ -120,7 +121,8 @@ def by_size_row(result: dict, source: str) -> dict:
             "spearman_rho": summary["spearman_rho"],
             "mape_pct": summary["mape_pct"], "max_abs_error_pct": summary["max_abs_error_pct"],
             "rounds_spearman_rho": rounds_spearman_rho([row.get("round_ms") or [] for row in result["samples"]]),
-            "load_average": result["load_average"].get("start"), "result": source}
+            "load_average": result["load_average"].get("start"), "cpu": (result.get("machine") or {}).get("cpu"),
+            "result": source}
 
 
 def record_by_size(result: dict, source: str) -> None:

@@ -134,6 +134,7 @@ def main(argv: list[str]) -> int:
     from latency_predictor import record_by_size
     from mobileseg.arch import schema_io
     from mobileseg.latency.blocks import signatures_of
+    from mobileseg.latency.device import local_fingerprint
     from mobileseg.latency.overhead import fit_overhead
     from mobileseg.latency.predictor import TableLatencyModel
     from mobileseg.latency.table import LatencyTable
@@ -166,6 +167,7 @@ def main(argv: list[str]) -> int:
         "tensorflow_loaded_while_timing": tensorflow_loaded, "rounds": len(next(iter(timed.values()))),
         "statistic": FLAGS.statistic, "rounds_from": FLAGS.rounds_from, "clock": report["clock"],
         "timing_seconds": round(timing_s, 1), "load_average": load,
+        "machine": local_fingerprint(1, clock=report["clock"]) if FLAGS.time and not FLAGS.rounds_from else None,
         "calibration": {"networks": len(calibration), "seed": (report.get("calibration") or {}).get("seed")},
         "overhead": overhead.to_dict(), "summary": summary,
         "median_ratio_to_validate_process": round(float(ratio), 4),

@@ -19,6 +19,8 @@ def test_a_row_holds_the_issue_fields_and_the_rounds_agreement():
     assert set(BY_SIZE_FIELDS) <= set(row)
     assert (row["input_size"], row["seed"], row["within_5pct"], row["result"]) == ("184x240", 7, 0.333, "r.json")
     assert row["rounds_spearman_rho"] == 0.5  # round 3 swaps the last two networks: rho 0.5 against either other
+    assert row["cpu"] is None  # a result without a machine (a re-scoring of rounds timed elsewhere)
+    assert by_size_row({**result, "machine": {"cpu": "AMD EPYC", "cores": 2}}, "r.json")["cpu"] == "AMD EPYC"
 
 
 def test_a_row_keeps_the_summary_s_within_5pct_over_the_rounded_sample_errors():
