@@ -58,7 +58,8 @@ STATISTICS = {"median": lambda rounds: float(np.median(rounds)), "min": lambda r
 
 def earlier_rounds(result_path: Path, stems: list[str]) -> tuple[dict[str, list[float]], dict]:
     """The ``round_ms`` an earlier re-timing recorded for each of ``stems`` (its samples and calibration networks),
-    and how those rounds were timed: ``{"tensorflow_loaded", "timing_seconds", "load_average"}``.
+    and how and where those rounds were timed: ``{"tensorflow_loaded", "timing_seconds", "load_average", "machine"}``
+    (``machine`` None for a result from before it was recorded).
 
     Raises:
         ValueError: naming the file, if it is not a re-timing result or does not time every one of ``stems``.
@@ -67,7 +68,8 @@ def earlier_rounds(result_path: Path, stems: list[str]) -> tuple[dict[str, list[
         result = json.loads(result_path.read_text())
         rounds = {row["stem"]: row["round_ms"] for row in [*result["samples"], *result["calibration_networks"]]}
         timing = {"tensorflow_loaded": result["tensorflow_loaded_while_timing"],
-                  "timing_seconds": result["timing_seconds"], "load_average": result["load_average"]}
+                  "timing_seconds": result["timing_seconds"], "load_average": result["load_average"],
+                  "machine": result.get("machine")}
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"{result_path}: cannot be read as JSON ({error})") from error
     except (KeyError, TypeError) as error:
@@ -113,6 +115,7 @@ def main(argv: list[str]) -> int:
         return 1
     tensorflow_loaded = "tensorflow" in sys.modules
     try:
+        timed_on = None  # the machine whose rounds are scored, where known
         if not FLAGS.time:
             timed = validate_rounds(folder, records)
             tensorflow_loaded, timing_s, load = None, report["timings_s"].get("samples_measure_s"), report["load_average"]
@@ -120,8 +123,12 @@ def main(argv: list[str]) -> int:
             timed, earlier = earlier_rounds(Path(FLAGS.rounds_from), list(records))
             tensorflow_loaded, timing_s, load = (earlier["tensorflow_loaded"], earlier["timing_seconds"],
                                                  earlier["load_average"])
+            timed_on = earlier["machine"]
         else:
+            from mobileseg.latency.device import local_fingerprint
+
             load = {"start": [round(x, 2) for x in os.getloadavg()]}
+            timed_on = local_fingerprint(1, clock=report["clock"])
             started = time.perf_counter()
             timed = time_networks(paths, report["clock"])
             timing_s = time.perf_counter() - started
@@ -134,7 +141,6 @@ def main(argv: list[str]) -> int:
     from latency_predictor import record_by_size
     from mobileseg.arch import schema_io
     from mobileseg.latency.blocks import signatures_of
-    from mobileseg.latency.device import local_fingerprint
     from mobileseg.latency.overhead import fit_overhead
     from mobileseg.latency.predictor import TableLatencyModel
     from mobileseg.latency.table import LatencyTable
@@ -167,7 +173,7 @@ def main(argv: list[str]) -> int:
         "tensorflow_loaded_while_timing": tensorflow_loaded, "rounds": len(next(iter(timed.values()))),
         "statistic": FLAGS.statistic, "rounds_from": FLAGS.rounds_from, "clock": report["clock"],
         "timing_seconds": round(timing_s, 1), "load_average": load,
-        "machine": local_fingerprint(1, clock=report["clock"]) if FLAGS.time and not FLAGS.rounds_from else None,
+        "machine": timed_on,
         "calibration": {"networks": len(calibration), "seed": (report.get("calibration") or {}).get("seed")},
         "overhead": overhead.to_dict(), "summary": summary,
         "median_ratio_to_validate_process": round(float(ratio), 4),

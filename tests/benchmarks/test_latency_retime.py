@@ -27,7 +27,7 @@ def test_earlier_rounds_are_read_for_samples_and_calibration_networks_with_how_t
     rounds, timing = earlier_rounds(_result(tmp_path), ["network_c", "network_a"])
     assert rounds == {"network_c": [9.0, 9.2, 8.8], "network_a": [19.4, 12.5, 12.7]}
     assert timing == {"tensorflow_loaded": False, "timing_seconds": 1146.2,
-                      "load_average": {"start": [0.05, 0.4, 1.2], "end": [1.0, 1.0, 1.1]}}
+                      "load_average": {"start": [0.05, 0.4, 1.2], "end": [1.0, 1.0, 1.1]}, "machine": None}
 
 
 def test_a_file_that_is_not_a_retiming_result_is_refused_naming_it(tmp_path):
