@@ -154,13 +154,12 @@ def repeatability(report: dict) -> list[dict]:
         names = sorted(again)
         a = np.array([first[n]["trained_test_miou"] for n in names])
         b = np.array([again[n]["trained_test_miou"] for n in names])
+        seed_std, spread_std = float(np.std(a - b, ddof=1) / np.sqrt(2)), float(np.std(a, ddof=1))
         out.append({"seed": seed, "n_networks": len(names), "kendall_tau_between_seeds": kendall_tau_b(a, b),
                     "spearman_rho_between_seeds": spearman_rho(a, b),
                     "test_miou_mean_abs_difference": float(np.mean(np.abs(a - b))),
-                    "test_miou_seed_std": float(np.std(a - b, ddof=1) / np.sqrt(2)),
-                    "test_miou_spread_std": float(np.std(a, ddof=1)),
-                    "noise_ceiling": [noise_ceiling(float(np.std(a, ddof=1)), float(np.std(a - b, ddof=1) / np.sqrt(2)),
-                                                    len(names), seeds, np.random.default_rng(0))
+                    "test_miou_seed_std": seed_std, "test_miou_spread_std": spread_std,
+                    "noise_ceiling": [noise_ceiling(spread_std, seed_std, len(names), seeds, np.random.default_rng(0))
                                       for seeds in CEILING_SEEDS],
                     "networks": [{"name": n, "test_miou_seed_0": first[n]["trained_test_miou"],
                                   f"test_miou_seed_{seed}": again[n]["trained_test_miou"]} for n in names]})
